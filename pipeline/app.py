@@ -1,0 +1,128 @@
+"""The Faust application: topics from ``topics.yaml``, one agent per agent group.
+
+Workers that run the same set of agent groups share one consumer group
+(``{app_id}.{group+group}``), so an operator scales a group by starting more workers with
+the same ``--agents``. No Faust tables: authoritative state lives in Redis behind offset
+fences (LOCAL-STACK.md explains why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from pipeline.catalog import CatalogHandler
+from pipeline.keys import Keys
+from pipeline.settings import Settings
+from pipeline.store import Position, connect
+from pipeline.streaming import Handler, RawMessage, process_with_retry
+from pipeline.topics import AGENT_GROUPS, Topics, load_topics
+from pipeline.trending_agent import TrendingHandler
+
+
+def make_handler(group: str, settings: Settings, keys: Keys) -> Handler:
+    if group == "catalog":
+        return CatalogHandler(keys)
+    if group == "trending":
+        return TrendingHandler(settings, keys)
+    raise ValueError(f"unknown agent group {group!r}; known: {', '.join(sorted(AGENT_GROUPS))}")
+
+
+def parse_groups(value: str | Iterable[str]) -> list[str]:
+    groups = value.split(",") if isinstance(value, str) else list(value)
+    groups = sorted({g.strip() for g in groups if g.strip()})
+    unknown = set(groups) - AGENT_GROUPS
+    if unknown or not groups:
+        raise ValueError(
+            f"unknown agent groups {sorted(unknown)}; known: {', '.join(sorted(AGENT_GROUPS))}"
+        )
+    return groups
+
+
+def consumer_group_id(settings: Settings, groups: list[str]) -> str:
+    return f"{settings.app_id}.{'+'.join(groups)}"
+
+
+def create_app(settings: Settings, groups: list[str], topics: Topics | None = None) -> faust.App:
+    """A Faust app running ``groups``; nothing connects until a worker starts it."""
+    topics = topics or load_topics(settings.topics_file, settings.topic_prefix)
+    app_id = consumer_group_id(settings, groups)
+    # Faust wants a data directory even with in-memory stores; keep it out of the work tree.
+    datadir = Path(tempfile.gettempdir()) / "pipeline-faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=settings.faust_broker,
+        store="memory://",
+        datadir=datadir,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=settings.worker_web_port > 0,
+        web_port=settings.worker_web_port or 6066,
+        web_bind=settings.worker_web_host,
+        web_in_thread=False,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        producer_acks=-1,
+    )
+    keys = Keys(settings.key_prefix)
+    dead_letter = app.topic(topics.dead_letter.name, key_serializer="raw", value_serializer="raw")
+    for group in groups:
+        specs = topics.for_agent(group)
+        if not specs:
+            continue
+        _register_agent(
+            app,
+            settings,
+            keys,
+            make_handler(group, settings, keys),
+            [s.name for s in specs],
+            dead_letter,
+        )
+    return app
+
+
+def _register_agent(
+    app: faust.App,
+    settings: Settings,
+    keys: Keys,
+    handler: Handler,
+    topic_names: list[str],
+    dead_letter: Any,
+) -> None:
+    source = app.topic(*topic_names, key_serializer="raw", value_serializer="raw")
+
+    async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
+        pending = [await dead_letter.send(key=key, value=value) for key, value in records]
+        await asyncio.gather(*pending)
+
+    async def agent(stream: Any) -> None:
+        redis = connect(settings)
+        try:
+            async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000.0):
+                messages = [
+                    RawMessage(
+                        Position(
+                            event.message.topic, event.message.partition, event.message.offset
+                        ),
+                        event.message.key,
+                        event.message.value,
+                    )
+                    for event in events
+                ]
+                await process_with_retry(redis, keys, handler, messages, send_dead_letters)
+        finally:
+            await redis.aclose()
+
+    agent.__name__ = f"{handler.name}_agent"
+    agent.__qualname__ = agent.__name__
+    app.agent(source, name=handler.name, concurrency=1)(agent)

@@ -1,0 +1,164 @@
+"""Settings: one frozen object, built by :func:`load_settings`, never at import time.
+
+Every field can be set from the environment with the ``PIPELINE_`` prefix
+(``PIPELINE_REDIS_URL=redis://...``); mappings take JSON
+(``PIPELINE_TRENDING_WINDOWS='{"1h": 3600}'``). ``docker-compose.yml`` uses the same names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PIPELINE_"
+
+DEFAULT_WINDOWS = {"1h": 3600.0, "1d": 86400.0, "7d": 604800.0}
+DEFAULT_EVENT_WEIGHTS = {
+    "click": 1.0,
+    "basket": 2.0,
+    "consume": 3.0,
+    "buy": 4.0,
+    "rate": 2.0,
+    "impression": 0.0,
+    "blacklist": 0.0,
+    "login": 0.0,
+}
+# Which event types feed which trending kind. A ``rate`` counts only from 4 up (DESIGN.md).
+DEFAULT_TRENDING_KINDS = {
+    "clicks": ["click"],
+    "conversions": ["buy", "consume", "basket", "rate"],
+}
+
+
+class Settings(BaseSettings):
+    """Everything an operator can tune. Frozen: pass a new object instead of mutating."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # --- where things are -------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for all state.")
+    topics_file: Path = Field(Path("topics.yaml"), description="Topic declarations (topics.yaml).")
+    key_prefix: str = Field(
+        "rec", description="Namespace of every Redis key; lets several deployments share a Redis."
+    )
+    app_id: str = Field("pipeline", description="Prefix of Faust app ids and consumer groups.")
+    topic_prefix: str = Field(
+        "",
+        description="Prefix added to every topic name of topics.yaml (isolates tests and tenants).",
+    )
+
+    # --- HTTP services (loopback by default: expose deliberately) ----------------------
+    reader_host: str = Field("127.0.0.1", description="Reader bind address.")
+    reader_port: int = Field(8000, ge=0, le=65535, description="Reader port.")
+    collector_host: str = Field("127.0.0.1", description="Collector bind address.")
+    collector_port: int = Field(8001, ge=0, le=65535, description="Collector port.")
+    collector_max_events: int = Field(
+        500, ge=1, description="Most events one POST /v1/events may carry."
+    )
+    collector_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest accepted request body."
+    )
+    worker_web_port: int = Field(
+        0, ge=0, le=65535, description="Faust worker web port (0 disables it)."
+    )
+    worker_web_host: str = Field("127.0.0.1", description="Faust worker web bind address.")
+    redis_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        description="Redis connect/read timeout of the HTTP services; past it they answer 503.",
+    )
+
+    # --- agents ------------------------------------------------------------------------
+    batch_size: int = Field(
+        1000, ge=1, description="Most messages an agent folds into one Redis transaction."
+    )
+    batch_ms: int = Field(
+        100, ge=1, description="Longest an agent waits to fill a batch, in milliseconds."
+    )
+    broker_session_timeout_s: float = Field(
+        6.0,
+        gt=0,
+        description="Consumer session timeout (short: the local broker waits half the rebalance timeout on join).",
+    )
+    broker_rebalance_timeout_s: float = Field(6.0, gt=0, description="Consumer rebalance timeout.")
+    broker_heartbeat_interval_s: float = Field(
+        1.0, gt=0, description="Consumer heartbeat interval."
+    )
+    max_future_skew_s: float = Field(
+        300.0, ge=0, description="Events stamped further than this in the future are rejected."
+    )
+
+    # --- trending ----------------------------------------------------------------------
+    trending_windows: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_WINDOWS),
+        description="Window name -> half-life in seconds.",
+    )
+    trending_kinds: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_TRENDING_KINDS.items()},
+        description="Trending kind -> event types that feed it.",
+    )
+    trending_max_items: int = Field(
+        1000, ge=10, description="Items kept per trending sorted set (memory bound)."
+    )
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS),
+        description="Weight of one event of each type.",
+    )
+    positive_rating: float = Field(
+        4.0, description="Ratings from this value up count as positive feedback."
+    )
+
+    @field_validator("trending_windows")
+    @classmethod
+    def _windows_positive(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one trending window is needed")
+        for name, half_life in value.items():
+            if half_life <= 0:
+                raise ValueError(f"half-life of window {name!r} must be positive")
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_safe(cls, value: str) -> str:
+        if not value or any(ch in value for ch in " {}\n\t"):
+            raise ValueError("key_prefix must be non-empty without spaces or braces")
+        return value
+
+    def weight(self, event_type: str) -> float:
+        return self.event_weights.get(event_type, 0.0)
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{host}" for host in self.kafka_bootstrap.split(","))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; keyword overrides win over it."""
+    return Settings(**overrides)
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) of every setting, for docs and --help."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        rows.append((ENV_PREFIX + name.upper(), str(default), field.description or ""))
+    return rows
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that rebuilds ``settings`` in a child process."""
+    env = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        env[ENV_PREFIX + name.upper()] = text
+    return env

@@ -1,0 +1,148 @@
+"""The agent loop shared by every agent group: decode, call the domain, write, acknowledge.
+
+A handler (one per agent group) says how to decode one message and which writes a batch
+of decoded records needs. This module does the rest: micro-batching, the offset fence,
+dead letters, retries while Redis is unreachable, and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+from prometheus_client import Counter, Histogram
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from pipeline.events import Rejection
+from pipeline.keys import Keys
+from pipeline.store import FenceConflict, Position, QueueWrites, apply_fenced
+
+log = logging.getLogger(__name__)
+
+MESSAGES = Counter("pipeline_messages_total", "Kafka messages taken by agents", ["agent"])
+APPLIED = Counter("pipeline_records_applied_total", "Records applied to Redis", ["agent"])
+REJECTED = Counter(
+    "pipeline_records_rejected_total", "Records sent to the dead-letter topic", ["agent"]
+)
+REPLAYED = Counter(
+    "pipeline_messages_replayed_total", "Messages skipped by the offset fence", ["agent"]
+)
+BATCH_SECONDS = Histogram("pipeline_batch_seconds", "Time to apply one batch", ["agent"])
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    position: Position
+    key: bytes | None
+    value: bytes | None
+
+
+class Handler(Protocol):
+    """The part of an agent group that knows its domain."""
+
+    name: str
+
+    def decode(self, value: bytes | None) -> tuple[list[Any], list[Rejection]]:
+        """One message to its valid records and its rejections. Must not raise."""
+
+    async def plan(self, redis: aioredis.Redis, records: list[Any]) -> Callable[[Any], None]:
+        """Do the reads a batch needs and return a function that queues its writes."""
+
+
+def dead_letter_record(message: RawMessage, rejection: Rejection, agent: str) -> bytes:
+    """The dead-letter payload: the original bytes, where they came from, and why."""
+    record: dict[str, Any] = {
+        "reason": rejection.reason,
+        "index": rejection.index,
+        "agent": agent,
+        "topic": message.position.topic,
+        "partition": message.position.partition,
+        "offset": message.position.offset,
+        "rejected_at": int(time.time() * 1000),
+    }
+    if message.value is None:
+        record["value"] = None
+    else:
+        try:
+            record["value"] = message.value.decode("utf-8")
+        except UnicodeDecodeError:
+            record["value_base64"] = base64.b64encode(message.value).decode("ascii")
+    return orjson.dumps(record)
+
+
+SendDeadLetters = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
+
+
+async def process_batch(
+    redis: aioredis.Redis,
+    keys: Keys,
+    handler: Handler,
+    messages: Sequence[RawMessage],
+    send_dead_letters: SendDeadLetters,
+) -> int:
+    """Apply one batch exactly once; returns how many records were applied."""
+    applied = 0
+
+    async def prepare(fresh: list[int]) -> QueueWrites:
+        nonlocal applied
+        records: list[Any] = []
+        dead: list[tuple[bytes | None, bytes]] = []
+        for index in fresh:
+            message = messages[index]
+            decoded, rejections = handler.decode(message.value)
+            records.extend(decoded)
+            dead.extend(
+                (message.key, dead_letter_record(message, r, handler.name)) for r in rejections
+            )
+        if dead:
+            # Delivered before the fence moves: a crash in between re-sends, never loses.
+            await send_dead_letters(dead)
+            REJECTED.labels(handler.name).inc(len(dead))
+        queue = await handler.plan(redis, records) if records else None
+        applied = len(records)
+
+        def queue_writes(pipe: Any, _fresh: list[int]) -> None:
+            if queue is not None:
+                queue(pipe)
+
+        return queue_writes
+
+    positions = [message.position for message in messages]
+    fresh_count = await apply_fenced(redis, keys.fence(handler.name), positions, prepare)
+    MESSAGES.labels(handler.name).inc(len(messages))
+    REPLAYED.labels(handler.name).inc(len(messages) - fresh_count)
+    APPLIED.labels(handler.name).inc(applied)
+    return applied
+
+
+async def process_with_retry(
+    redis: aioredis.Redis,
+    keys: Keys,
+    handler: Handler,
+    messages: Sequence[RawMessage],
+    send_dead_letters: SendDeadLetters,
+    max_backoff_s: float = 5.0,
+) -> int:
+    """Like :func:`process_batch`, but waits out Redis outages instead of dropping the batch.
+
+    The batch is not acknowledged until it is applied, so nothing is lost meanwhile.
+    """
+    backoff = 0.1
+    while True:
+        try:
+            with BATCH_SECONDS.labels(handler.name).time():
+                return await process_batch(redis, keys, handler, messages, send_dead_letters)
+        except (RedisConnectionError, RedisTimeoutError, FenceConflict, OSError) as exc:
+            log.warning(
+                "agent %s: batch not applied (%s); retrying in %.1f s", handler.name, exc, backoff
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)

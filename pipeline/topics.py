@@ -1,0 +1,189 @@
+"""Topics as declared in ``topics.yaml``: load, validate, route, and apply to a broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.events import EVENT_TYPES
+
+AGENT_GROUPS = frozenset({"catalog", "trending"})
+_TOPIC_KEYS = {
+    "key",
+    "event_types",
+    "agents",
+    "partitions",
+    "replication",
+    "retention_ms",
+    "dead_letter",
+}
+
+
+class TopicsFileError(ValueError):
+    """``topics.yaml`` does not describe a usable set of topics."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    retention_ms: int
+    key: str
+    event_types: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    dead_letter: bool = False
+
+    @property
+    def configs(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms)}
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """All topics of one deployment (names already carry the prefix)."""
+
+    specs: tuple[TopicSpec, ...]
+    _route: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for spec in self.specs:
+            for event_type in spec.event_types:
+                self._route[event_type] = spec.name
+
+    def by_name(self, name: str) -> TopicSpec:
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def for_event_type(self, event_type: str) -> str:
+        """Topic that events of ``event_type`` are published to."""
+        return self._route[event_type]
+
+    def for_agent(self, agent: str) -> list[TopicSpec]:
+        return [spec for spec in self.specs if agent in spec.agents]
+
+    @property
+    def dead_letter(self) -> TopicSpec:
+        return next(spec for spec in self.specs if spec.dead_letter)
+
+    @property
+    def catalog(self) -> TopicSpec:
+        return next(spec for spec in self.specs if spec.key == "item_id")
+
+
+def parse_topics(document: Any, prefix: str = "") -> Topics:
+    """Validate a decoded ``topics.yaml``; raises :class:`TopicsFileError` with the reason."""
+    if not isinstance(document, dict) or not isinstance(document.get("topics"), dict):
+        raise TopicsFileError("topics.yaml needs a 'topics' mapping")
+    defaults = document.get("defaults") or {}
+    specs = []
+    for name, raw in document["topics"].items():
+        raw = raw or {}
+        unknown = set(raw) - _TOPIC_KEYS
+        if unknown:
+            raise TopicsFileError(f"topic {name}: unknown keys {sorted(unknown)}")
+        merged = {**defaults, **raw}
+        try:
+            spec = TopicSpec(
+                name=prefix + str(name),
+                partitions=int(merged.get("partitions", 1)),
+                replication=int(merged.get("replication", 1)),
+                retention_ms=int(merged.get("retention_ms", -1)),
+                key=str(merged.get("key", "user_id")),
+                event_types=tuple(merged.get("event_types") or ()),
+                agents=tuple(merged.get("agents") or ()),
+                dead_letter=bool(merged.get("dead_letter", False)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise TopicsFileError(f"topic {name}: {exc}") from None
+        if spec.partitions < 1 or spec.replication < 1:
+            raise TopicsFileError(f"topic {name}: partitions and replication must be >= 1")
+        bad_types = set(spec.event_types) - EVENT_TYPES
+        if bad_types:
+            raise TopicsFileError(f"topic {name}: unknown event types {sorted(bad_types)}")
+        bad_agents = set(spec.agents) - AGENT_GROUPS
+        if bad_agents:
+            raise TopicsFileError(f"topic {name}: unknown agent groups {sorted(bad_agents)}")
+        specs.append(spec)
+    routed = [t for spec in specs for t in spec.event_types]
+    duplicated = {t for t in routed if routed.count(t) > 1}
+    if duplicated:
+        raise TopicsFileError(f"event types routed to two topics: {sorted(duplicated)}")
+    missing = EVENT_TYPES - set(routed)
+    if missing:
+        raise TopicsFileError(f"event types routed nowhere: {sorted(missing)}")
+    if sum(spec.dead_letter for spec in specs) != 1:
+        raise TopicsFileError("exactly one topic must be marked dead_letter: true")
+    if sum(spec.key == "item_id" for spec in specs) != 1:
+        raise TopicsFileError("exactly one topic (the catalog) must have key: item_id")
+    event_partitions = {spec.partitions for spec in specs if spec.key == "user_id"}
+    if len(event_partitions) > 1:
+        # Co-partitioning: one worker must own all of a user's events across topics.
+        raise TopicsFileError("all topics keyed by user_id need the same number of partitions")
+    return Topics(tuple(specs))
+
+
+def load_topics(path: Path | str, prefix: str = "") -> Topics:
+    with open(path, encoding="utf-8") as handle:
+        return parse_topics(yaml.safe_load(handle), prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDifference:
+    topic: str
+    setting: str
+    declared: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.setting} is {self.actual} on the broker, {self.declared} in topics.yaml"
+
+
+async def apply_topics(
+    bootstrap: str, specs: Iterable[TopicSpec]
+) -> tuple[list[str], list[TopicDifference]]:
+    """Create the missing topics; return (created names, differences of existing ones).
+
+    Idempotent: a second run creates nothing. Existing topics are never altered; their
+    differences from the file are reported for the operator to act on.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        name=spec.name,
+                        num_partitions=spec.partitions,
+                        replication_factor=spec.replication,
+                        topic_configs=spec.configs,
+                    )
+                    for spec in missing
+                ]
+            )
+        differences: list[TopicDifference] = []
+        present = [spec for spec in specs if spec.name in existing]
+        if present:
+            described = await admin.describe_topics([spec.name for spec in present])
+            partitions_of = {entry["topic"]: len(entry["partitions"]) for entry in described}
+            for spec in present:
+                actual = partitions_of.get(spec.name)
+                if actual is not None and actual != spec.partitions:
+                    differences.append(
+                        TopicDifference(spec.name, "partitions", str(spec.partitions), str(actual))
+                    )
+        return [spec.name for spec in missing], differences
+    finally:
+        await admin.close()

@@ -1,0 +1,65 @@
+"""Agent group ``trending``: events to forward-decayed sorted sets (see trending.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from pipeline.catalog import categories_of
+from pipeline.events import Event, Rejection, parse_message
+from pipeline.keys import Keys
+from pipeline.settings import Settings
+from pipeline.trending import TrendingConfig, expire_at_s, fold
+
+# Adds many increments to one sorted set, trims it to the top N and sets its expiry, in
+# one command: one round trip per key instead of one per (key, item).
+ADD_AND_TRIM = """
+for i = 3, #ARGV, 2 do
+  redis.call('ZINCRBY', KEYS[1], ARGV[i + 1], ARGV[i])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
+return 0
+"""
+
+
+def trending_config(settings: Settings) -> TrendingConfig:
+    return TrendingConfig(
+        windows=settings.trending_windows,
+        kinds=settings.trending_kinds,
+        weights=settings.event_weights,
+        positive_rating=settings.positive_rating,
+    )
+
+
+class TrendingHandler:
+    name = "trending"
+
+    def __init__(self, settings: Settings, keys: Keys) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.config = trending_config(settings)
+        self.max_future_ms = int(settings.max_future_skew_s * 1000)
+
+    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
+        return parse_message(value, int(time.time() * 1000), self.max_future_ms)
+
+    async def plan(self, redis: aioredis.Redis, records: list[Event]) -> Any:
+        item_ids = sorted({event.item_id for event in records if event.item_id is not None})
+        categories = await categories_of(redis, self.keys, item_ids)
+        deltas = fold(records, self.config, categories)
+        max_items = self.settings.trending_max_items
+        windows = self.config.windows
+
+        def queue(pipe: Any) -> None:
+            for (kind, window, gen, category), increments in deltas.items():
+                key = self.keys.trending(kind, window, gen, category)
+                args: list[Any] = [max_items, expire_at_s(gen, windows[window])]
+                for item_id, amount in increments.items():
+                    args.append(item_id)
+                    args.append(repr(amount))
+                pipe.eval(ADD_AND_TRIM, 1, key, *args)
+
+        return queue
