@@ -30,6 +30,18 @@ def make_handler(group: str, settings: Settings, keys: Keys) -> Handler:
         return CatalogHandler(keys)
     if group == "trending":
         return TrendingHandler(settings, keys)
+    if group == "personal":
+        from pipeline.personal_agent import PersonalHandler
+
+        return PersonalHandler(settings, keys)
+    if group == "ranking":
+        from pipeline.ranking_agent import RankingHandler
+
+        return RankingHandler(settings, keys)
+    if group == "segments":
+        from pipeline.segments_agent import SegmentsHandler
+
+        return SegmentsHandler(settings, keys)
     raise ValueError(f"unknown agent group {group!r}; known: {', '.join(sorted(AGENT_GROUPS))}")
 
 
@@ -119,7 +131,9 @@ def _register_agent(
                     )
                     for event in events
                 ]
-                await process_with_retry(redis, keys, handler, messages, send_dead_letters)
+                await process_with_retry(
+                    redis, keys, handler, messages, send_dead_letters, settings.dedup_window_s * 1000
+                )
         finally:
             await redis.aclose()
 

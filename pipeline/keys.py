@@ -10,6 +10,16 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:trending:{kind}:{window}:{gen}:all`` | sorted set | forward-decayed scores of items (see trending.py) |
 | ``{p}:trending:{kind}:{window}:{gen}:cat:{category}`` | sorted set | the same within one category |
 | ``{p}:fence:{agent}`` | hash | ``{topic}:{partition}`` -> last applied Kafka offset |
+| ``{p}:seen:{agent}`` | sorted set | event ids applied recently (score: when), for de-duplication |
+| ``{p}:user:{user_id}:history`` | string | JSON: recent interactions, exclusions, blacklist (TTL: idle users expire) |
+| ``{p}:user:{user_id}:factors`` | string | base64 float32 latent vector of the user (TTL) |
+| ``{p}:foryou:{user_id}`` | string | JSON list of the user's current "for you" items with scores and sources (TTL) |
+| ``{p}:mf:items`` | hash | item_id -> JSON ``{"v": base64 float32 vector, "b": bias}`` |
+| ``{p}:related:{relation}:{item_id}`` | sorted set | partner item -> co-occurrence count (capped) |
+| ``{p}:popularity:{kind}`` | hash | item_id -> count of positive events (kind: click, conversion) |
+| ``{p}:rank:weights`` | hash | hashed feature index -> weight of the click model |
+| ``{p}:segment:item:{item_id}`` | sorted set | user_id -> affinity for one item (capped) |
+| ``{p}:segment:attr:{attribute}:{value}`` | sorted set | user_id -> affinity for an attribute value (capped) |
 """
 
 from __future__ import annotations
@@ -41,6 +51,36 @@ class Keys:
 
     def fence(self, agent: str) -> str:
         return f"{self.prefix}:fence:{check_id(agent, 'agent')}"
+
+    def seen(self, agent: str) -> str:
+        return f"{self.prefix}:seen:{check_id(agent, 'agent')}"
+
+    def user_history(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{check_id(user_id, 'user_id')}:history"
+
+    def user_factors(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{check_id(user_id, 'user_id')}:factors"
+
+    def foryou(self, user_id: str) -> str:
+        return f"{self.prefix}:foryou:{check_id(user_id, 'user_id')}"
+
+    def mf_items(self) -> str:
+        return f"{self.prefix}:mf:items"
+
+    def related(self, relation: str, item_id: str) -> str:
+        return f"{self.prefix}:related:{check_id(relation, 'relation')}:{check_id(item_id, 'item_id')}"
+
+    def popularity(self, kind: str) -> str:
+        return f"{self.prefix}:popularity:{check_id(kind, 'kind')}"
+
+    def rank_weights(self) -> str:
+        return f"{self.prefix}:rank:weights"
+
+    def item_segment(self, item_id: str) -> str:
+        return f"{self.prefix}:segment:item:{check_id(item_id, 'item_id')}"
+
+    def attribute_segment(self, attribute: str, value: str) -> str:
+        return f"{self.prefix}:segment:attr:{check_id(attribute, 'attribute')}:{check_id(value, 'value')}"
 
     def pattern(self) -> str:
         """Glob matching every key of this namespace (tests, cleanup)."""

@@ -115,6 +115,17 @@ class Settings(BaseSettings):
         4.0, description="Ratings from this value up count as positive feedback."
     )
 
+    # --- personal recommendations, related items --------------------------------------------
+    foryou_size: int = Field(100, ge=1, le=1000, description="Items kept in each user's precomputed 'for you' list.")
+    user_ttl_s: int = Field(90 * 86400, ge=60, description="Idle users' history, factors and lists expire after this many seconds.")
+    max_cached_users: int = Field(200_000, ge=100, description="Users a personal worker keeps in memory; others are reloaded from Redis.")
+    dedup_window_s: int = Field(3600, ge=0, description="Event ids seen within this many seconds are applied once (client retries); 0 disables.")
+    related_max_neighbours: int = Field(200, ge=10, description="Partners kept per item and relation.")
+    related_discount: float = Field(0.5, ge=0, le=2, description="Popularity discount exponent of related items: count / (popularity + 1) ** discount.")
+    mf_factors: int = Field(32, ge=2, le=512, description="Latent factors of the personal model.")
+    mf_learning_rate: float = Field(0.05, gt=0, le=1, description="SGD step of the personal model.")
+    neighbour_weight: float = Field(1.5, ge=0, description="Weight of 'neighbours of recent history' in the for-you blend.")
+
     @field_validator("trending_windows")
     @classmethod
     def _windows_positive(cls, value: dict[str, float]) -> dict[str, float]:

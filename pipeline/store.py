@@ -47,6 +47,43 @@ QueueWrites = Callable[[Pipeline, list[int]], None]
 Prepare = Callable[[list[int]], Awaitable[QueueWrites]]
 
 
+# Adds many increments to one sorted set, trims it to the ``keep`` highest once it holds more
+# than ``trim_above`` members, and sets its expiry (0: none), in one command: one round trip
+# per key instead of one per (key, member).
+_ZINCR_TRIM = """
+for i = 4, #ARGV, 2 do
+  redis.call('ZINCRBY', KEYS[1], ARGV[i + 1], ARGV[i])
+end
+if redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[2]) then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('EXPIREAT', KEYS[1], ARGV[3])
+end
+return 0
+"""
+
+
+def queue_zincr_trim(
+    pipe: Pipeline,
+    key: str,
+    increments: Mapping[str, float],
+    keep: int,
+    trim_above: int | None = None,
+    expire_at_s: int = 0,
+) -> None:
+    """Queue: add ``increments`` to sorted set ``key``, cap it at ``keep`` members.
+
+    ``trim_above`` (default ``keep``) lets the set grow past ``keep`` before trimming, which
+    amortises the trim. Members removed by a trim are the lowest scores, ties by member.
+    """
+    args: list[object] = [keep, trim_above if trim_above is not None else keep, expire_at_s]
+    for member, amount in increments.items():
+        args.append(member)
+        args.append(repr(float(amount)))
+    pipe.eval(_ZINCR_TRIM, 1, key, *args)
+
+
 class FenceConflict(RuntimeError):
     """Another writer advanced a fence this batch covers (e.g. during a rebalance)."""
 

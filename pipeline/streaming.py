@@ -54,7 +54,29 @@ class Handler(Protocol):
         """One message to its valid records and its rejections. Must not raise."""
 
     async def plan(self, redis: aioredis.Redis, records: list[Any]) -> Callable[[Any], None]:
-        """Do the reads a batch needs and return a function that queues its writes."""
+        """Do the reads a batch needs and return a function that queues its writes.
+
+        May be called again for the same records when the transaction has to retry; a
+        handler that keeps state in memory implements ``committed()`` / ``aborted()`` too.
+        """
+
+
+async def drop_seen_events(redis: aioredis.Redis, seen_key: str, records: list[Any]) -> list[Any]:
+    """Records whose ``event_id`` was not applied within the window (nor earlier in the batch)."""
+    ids = [getattr(record, "event_id", None) for record in records]
+    known = [i for i in ids if i is not None]
+    if not known:
+        return records
+    scores = await redis.zmscore(seen_key, known)
+    seen = {event_id for event_id, score in zip(known, scores, strict=True) if score is not None}
+    kept = []
+    for record, event_id in zip(records, ids, strict=True):
+        if event_id is None:
+            kept.append(record)
+        elif event_id not in seen:
+            seen.add(event_id)
+            kept.append(record)
+    return kept
 
 
 def dead_letter_record(message: RawMessage, rejection: Rejection, agent: str) -> bytes:
@@ -87,9 +109,16 @@ async def process_batch(
     handler: Handler,
     messages: Sequence[RawMessage],
     send_dead_letters: SendDeadLetters,
+    dedup_window_ms: int = 0,
 ) -> int:
-    """Apply one batch exactly once; returns how many records were applied."""
+    """Apply one batch exactly once; returns how many records were applied.
+
+    Replayed Kafka messages are skipped by the offset fence; with ``dedup_window_ms``, events
+    whose ``event_id`` was applied within that window are skipped too (a client that sent
+    the same event twice), as DESIGN.md asks of event ids.
+    """
     applied = 0
+    seen_key = keys.seen(handler.name)
 
     async def prepare(fresh: list[int]) -> QueueWrites:
         nonlocal applied
@@ -106,17 +135,33 @@ async def process_batch(
             # Delivered before the fence moves: a crash in between re-sends, never loses.
             await send_dead_letters(dead)
             REJECTED.labels(handler.name).inc(len(dead))
+        if dedup_window_ms and records:
+            records = await drop_seen_events(redis, seen_key, records)
         queue = await handler.plan(redis, records) if records else None
         applied = len(records)
+        now_ms = int(time.time() * 1000)
+        event_ids = {r.event_id: now_ms for r in records if getattr(r, "event_id", None)} if dedup_window_ms else {}
 
         def queue_writes(pipe: Any, _fresh: list[int]) -> None:
             if queue is not None:
                 queue(pipe)
+            if event_ids:
+                pipe.zadd(seen_key, event_ids)
+                pipe.zremrangebyscore(seen_key, "-inf", now_ms - dedup_window_ms)
 
         return queue_writes
 
     positions = [message.position for message in messages]
-    fresh_count = await apply_fenced(redis, keys.fence(handler.name), positions, prepare)
+    try:
+        fresh_count = await apply_fenced(redis, keys.fence(handler.name), positions, prepare)
+    except BaseException:
+        aborted = getattr(handler, "aborted", None)
+        if aborted is not None:
+            aborted()
+        raise
+    committed = getattr(handler, "committed", None)
+    if committed is not None:
+        committed()
     MESSAGES.labels(handler.name).inc(len(messages))
     REPLAYED.labels(handler.name).inc(len(messages) - fresh_count)
     APPLIED.labels(handler.name).inc(applied)
@@ -129,6 +174,7 @@ async def process_with_retry(
     handler: Handler,
     messages: Sequence[RawMessage],
     send_dead_letters: SendDeadLetters,
+    dedup_window_ms: int = 0,
     max_backoff_s: float = 5.0,
 ) -> int:
     """Like :func:`process_batch`, but waits out Redis outages instead of dropping the batch.
@@ -139,7 +185,7 @@ async def process_with_retry(
     while True:
         try:
             with BATCH_SECONDS.labels(handler.name).time():
-                return await process_batch(redis, keys, handler, messages, send_dead_letters)
+                return await process_batch(redis, keys, handler, messages, send_dead_letters, dedup_window_ms)
         except (RedisConnectionError, RedisTimeoutError, FenceConflict, OSError) as exc:
             log.warning(
                 "agent %s: batch not applied (%s); retrying in %.1f s", handler.name, exc, backoff

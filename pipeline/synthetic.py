@@ -79,6 +79,9 @@ class SyntheticConfig:
     impression_size: tuple[int, int] = (5, 20)  # min/max items shown, inclusive
     session_steps: float = 3.0  # mean impressions + searches per session (geometric)
     search_prob: float = 0.2  # chance a session step is a direct (search) click
+    # Chance a session step is a conversion with no click on that item first (a link from a
+    # newsletter, a repeat order, autoplay): the conversions a recommender must foresee.
+    direct_prob: float = 0.1
     position_decay: float = 0.7  # click bias (1 + position) ** -decay
     relevance_slope: float = 1.0  # relevance = sigmoid(slope * (preference - offset))
     relevance_offset: float = 2.0  # preference at which relevance is 0.5
@@ -107,7 +110,7 @@ class SyntheticConfig:
         if self.seed < 0 or self.n_trending < 0:
             raise ValueError("seed and n_trending must be >= 0")
         fractions = ("anonymous_fraction", "login_prob", "popularity_mix", "search_prob",
-                     "click_scale", "conversion_scale", "checkout_prob", "rate_prob",
+                     "click_scale", "direct_prob", "conversion_scale", "checkout_prob", "rate_prob",
                      "blacklist_prob", "second_category_prob", "unavailable_fraction",
                      "drift_reversion", "trend_decay")
         for name in fractions:
@@ -319,7 +322,10 @@ class _Stream:
         out: list[dict] = []
         basket: list[int] = []
         for step in range(steps):
-            if u() < cfg.search_prob:
+            draw = u()
+            if draw < cfg.direct_prob:
+                self._direct(out, uid, sid, bisect_right(taste[0], u() * taste[1]), rel)
+            elif draw < cfg.direct_prob + cfg.search_prob:
                 item = bisect_right(taste[0], u() * taste[1])
                 out.append({"event_id": "", "type": "click", "timestamp": 0, "user_id": uid,
                             "item_id": w._item_ids[item], "session_id": sid,
@@ -401,6 +407,19 @@ class _Stream:
             out.append({"event_id": "", "type": "basket", "timestamp": 0, "user_id": uid,
                         "item_id": item_id, "session_id": sid})
             basket.append(item)
+
+    def _direct(self, out: list[dict], uid: str, sid: str, item: int, rel: list[float]) -> None:
+        """A conversion that no click on the item preceded."""
+        item_id = self.w._item_ids[item]
+        if self.w._is_media[item]:
+            out.append({"event_id": "", "type": "consume", "timestamp": 0, "user_id": uid,
+                        "item_id": item_id, "value": round(min(1.0, rel[item] + 0.2), 3),
+                        "session_id": sid})
+        else:
+            out.append({"event_id": "", "type": "buy", "timestamp": 0, "user_id": uid,
+                        "item_id": item_id, "value": 1, "price": self.w._prices[item],
+                        "session_id": sid})
+        self._maybe_rate(out, uid, sid, item, rel[item])
 
     def _maybe_rate(self, out: list[dict], uid: str, sid: str, item: int, rel: float) -> None:
         if self.uniform() < self.cfg.rate_prob:

@@ -11,7 +11,7 @@ import yaml
 
 from pipeline.events import EVENT_TYPES
 
-AGENT_GROUPS = frozenset({"catalog", "trending"})
+AGENT_GROUPS = frozenset({"catalog", "trending", "personal", "ranking", "segments"})
 _TOPIC_KEYS = {
     "key",
     "event_types",

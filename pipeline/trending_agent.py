@@ -11,18 +11,8 @@ from pipeline.catalog import categories_of
 from pipeline.events import Event, Rejection, parse_message
 from pipeline.keys import Keys
 from pipeline.settings import Settings
+from pipeline.store import queue_zincr_trim
 from pipeline.trending import TrendingConfig, expire_at_s, fold
-
-# Adds many increments to one sorted set, trims it to the top N and sets its expiry, in
-# one command: one round trip per key instead of one per (key, item).
-ADD_AND_TRIM = """
-for i = 3, #ARGV, 2 do
-  redis.call('ZINCRBY', KEYS[1], ARGV[i + 1], ARGV[i])
-end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
-redis.call('EXPIREAT', KEYS[1], ARGV[2])
-return 0
-"""
 
 
 def trending_config(settings: Settings) -> TrendingConfig:
@@ -56,10 +46,6 @@ class TrendingHandler:
         def queue(pipe: Any) -> None:
             for (kind, window, gen, category), increments in deltas.items():
                 key = self.keys.trending(kind, window, gen, category)
-                args: list[Any] = [max_items, expire_at_s(gen, windows[window])]
-                for item_id, amount in increments.items():
-                    args.append(item_id)
-                    args.append(repr(amount))
-                pipe.eval(ADD_AND_TRIM, 1, key, *args)
+                queue_zincr_trim(pipe, key, increments, max_items, expire_at_s=expire_at_s(gen, windows[window]))
 
         return queue

@@ -1,0 +1,309 @@
+"""The learning engine: every personal recommender's domain code in one place, per event.
+
+The personal agent and ``pipeline evaluate`` run this same class: the agent loads state
+from Redis into it, calls :meth:`Engine.learn` for each fresh event, and writes what
+:meth:`Engine.drain_changes` reports; the evaluation replays a log through it in memory,
+asking for recommendations before each event is learned (predict, then learn).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipeline.events import Event
+from pipeline.history import UserHistory, is_conversion
+from pipeline.personal import ImplicitMF
+from pipeline.settings import DEFAULT_EVENT_WEIGHTS, Settings
+from pipeline.related import (
+    RELATIONS,
+    CoOccurrence,
+    Pair,
+    RelatedConfig,
+    blend_related,
+    co_occurrences,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Blend and learning knobs; defaults are what ships (tuned on synthetic data, see README)."""
+
+    n_factors: int = 32
+    learning_rate: float = 0.05
+    l2: float = 0.002
+    n_negatives: int = 4
+    impression_negative_weight: float = 0.1
+    type_weights: tuple[tuple[str, float], ...] = tuple(DEFAULT_EVENT_WEIGHTS.items())
+    recent_weight: float = 0.0
+    recent_window_ms: int = 3_600_000
+    neighbour_weight: float = 1.5
+    neighbour_items: int = 10
+    neighbour_partners: int = 50
+    cold_start_interactions: int = 3
+    trending_weight: float = 0.5
+    trending_half_life_ms: float = 86_400_000.0
+    positive_rating: float = 4.0
+    history_len: int = 50
+    seed: int = 42
+    related: RelatedConfig = field(default_factory=RelatedConfig)
+
+    def weight(self, event_type: str) -> float:
+        return dict(self.type_weights).get(event_type, 0.0)
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """The engine as an operator configured it (the agent and ``evaluate`` both use this)."""
+    return EngineConfig(
+        n_factors=settings.mf_factors,
+        learning_rate=settings.mf_learning_rate,
+        type_weights=tuple(settings.event_weights.items()),
+        neighbour_weight=settings.neighbour_weight,
+        positive_rating=settings.positive_rating,
+        related=RelatedConfig(
+            max_neighbours=settings.related_max_neighbours, discount=settings.related_discount
+        ),
+    )
+
+
+@dataclass
+class Changes:
+    """What learning touched since the last drain: the agent writes exactly this."""
+
+    users: set[str] = field(default_factory=set)
+    items: set[str] = field(default_factory=set)
+    removed_users: set[str] = field(default_factory=set)
+    pairs: list[Pair] = field(default_factory=list)
+    popularity: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    trending: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    item_id: str
+    score: float
+    source: dict
+
+
+class DecayedPopularity:
+    """Forward-decayed item counts in memory (the trending fallback of cold users)."""
+
+    def __init__(self, half_life_ms: float) -> None:
+        self.half_life_ms = half_life_ms
+        self.landmark_ms: float | None = None
+        self.scores: dict[str, float] = defaultdict(float)
+
+    def add(self, item_id: str, weight: float, timestamp_ms: int) -> float:
+        if self.landmark_ms is None:
+            self.landmark_ms = float(timestamp_ms)
+        exponent = (timestamp_ms - self.landmark_ms) / self.half_life_ms
+        if exponent > 60:
+            # Move the landmark: rescale once instead of letting scores overflow.
+            factor = 2.0**-exponent
+            for key in self.scores:
+                self.scores[key] *= factor
+            self.landmark_ms = float(timestamp_ms)
+            exponent = 0.0
+        amount = weight * 2.0**exponent
+        self.scores[item_id] += amount
+        return amount
+
+    def top(self, n: int) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
+
+
+class Engine:
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        c = self.config
+        self.model = ImplicitMF(
+            n_factors=c.n_factors,
+            learning_rate=c.learning_rate,
+            l2=c.l2,
+            n_negatives=c.n_negatives,
+            seed=c.seed,
+        )
+        self.histories: dict[str, UserHistory] = {}
+        self.cooc = CoOccurrence(c.related)
+        self.trending = DecayedPopularity(c.trending_half_life_ms)
+        self.changes = Changes()
+
+    # --- learning ----------------------------------------------------------------------------
+    def history(self, user_id: str) -> UserHistory:
+        history = self.histories.get(user_id)
+        if history is None:
+            history = self.histories[user_id] = UserHistory(max_len=self.config.history_len)
+        return history
+
+    def learn(self, event: Event) -> None:
+        """Fold one event into every model. Call :meth:`recommend` before it to evaluate."""
+        kind = event.event_type
+        user = event.user_id
+        changes = self.changes
+        if kind == "login":
+            self._merge_user(event.previous_user_id, user)  # type: ignore[arg-type]
+            return
+        if kind == "impression":
+            weight = self.config.impression_negative_weight
+            if weight > 0 and event.items:
+                self.model.learn_many(
+                    user, event.items, [0.0] * len(event.items), [weight] * len(event.items)
+                )
+                changes.users.add(user)
+                changes.items.update(event.items)
+            return
+        item = event.item_id
+        if item is None:
+            return
+        history = self.history(user)
+        changes.users.add(user)
+        changes.items.add(item)
+        if kind == "blacklist":
+            self.model.learn_one(user, item, 0.0, 1.0)
+            history.add(event)
+            return
+        conversion = is_conversion(event, self.config.positive_rating)
+        pairs = self.cooc_pairs(history, event, conversion)
+        if pairs:
+            self.cooc.apply(pairs)
+            changes.pairs.extend(pairs)
+        positive = kind == "click" or conversion
+        if positive:
+            popularity_kind = "conversion" if conversion else "click"
+            self.cooc.count_popularity(item, popularity_kind)
+            changes.popularity[(popularity_kind, item)] += 1.0
+            weight = self.config.weight(kind)
+            changes.trending[item] += self.trending.add(item, weight, event.timestamp_ms)
+            self.model.learn_one(user, item, 1.0, weight)
+        else:
+            # A low rating is explicit negative feedback.
+            self.model.learn_one(user, item, 0.0, 1.0)
+        history.add(event)
+
+    def cooc_pairs(self, history: UserHistory, event: Event, conversion: bool) -> list[Pair]:
+        return co_occurrences(history, event, conversion, self.config.related)
+
+    def _merge_user(self, anonymous: str, user: str) -> None:
+        if anonymous == user:
+            return
+        old = self.histories.pop(anonymous, None)
+        if old is not None:
+            self.history(user).merge_from(old)
+            self.changes.users.add(user)
+        old_vector = self.model.user_factors.pop(anonymous, None)
+        if old_vector is not None:
+            current = self.model.user_factors.get(user)
+            self.model.user_factors[user] = (
+                old_vector if current is None else (current + old_vector) / 2
+            )
+            self.changes.users.add(user)
+        self.changes.removed_users.add(anonymous)
+
+    def drain_changes(self) -> Changes:
+        changes, self.changes = self.changes, Changes()
+        changes.items |= self.model.drain_touched()
+        return changes
+
+    # --- recommending ------------------------------------------------------------------------
+    def recommend(
+        self, user_id: str, n: int, exclude: set[str] | None = None
+    ) -> list[Recommendation]:
+        """Top ``n`` items for a user: factors + neighbours of recent history (+ trending when cold).
+
+        ``exclude`` defaults to what the user bought, consumed or blacklisted.
+        """
+        c = self.config
+        model = self.model
+        item_count = len(model.item_ids)
+        if item_count == 0:
+            return []
+        history = self.histories.get(user_id)
+        if exclude is None:
+            exclude = set(history.excluded) if history else set()
+        scores = model.score_all(user_id).astype(np.float64)
+        neighbours: dict[str, list[str]] = {}
+        if history and history.recent and c.neighbour_weight > 0:
+            boost = np.zeros(item_count)
+            recent = history.items_since(0)[: c.neighbour_items]
+            for rank, anchor in enumerate(recent):
+                anchor_weight = 1.0 / (1.0 + rank)
+                for relation in RELATIONS:
+                    partners = self.cooc.related(anchor, relation, c.neighbour_partners)
+                    if not partners:
+                        continue
+                    top = partners[0][1]
+                    for partner, score in partners:
+                        index = model.item_index.get(partner)
+                        if index is not None:
+                            boost[index] += anchor_weight * score / top
+                            if (
+                                len(neighbours.setdefault(partner, [])) < 3
+                                and anchor not in neighbours[partner]
+                            ):
+                                neighbours[partner].append(anchor)
+            scores += c.neighbour_weight * boost
+        if history and history.recent and c.recent_weight > 0:
+            # Recently viewed, not yet converted: the strongest intent signal there is.
+            newest = history.recent[-1][2]
+            viewed = history.items_since(newest - c.recent_window_ms, frozenset({"click"}))
+            for rank, item_id in enumerate(viewed[: c.neighbour_items]):
+                index = model.item_index.get(item_id)
+                if index is not None:
+                    scores[index] += c.recent_weight / (1.0 + rank)
+        cold = history is None or history.interactions < c.cold_start_interactions
+        if cold and c.trending_weight > 0 and self.trending.scores:
+            top_trending = self.trending.top(200)
+            if top_trending:
+                best = top_trending[0][1]
+                for item_id, value in top_trending:
+                    index = model.item_index.get(item_id)
+                    if index is not None:
+                        scores[index] += c.trending_weight * 4.0 * value / best
+        return self._top(scores, n, exclude, neighbours, cold)
+
+    def _top(
+        self,
+        scores: np.ndarray,
+        n: int,
+        exclude: set[str],
+        neighbours: dict[str, list[str]],
+        cold: bool,
+    ) -> list[Recommendation]:
+        ids = self.model.item_ids
+        for item_id in exclude:
+            index = self.model.item_index.get(item_id)
+            if index is not None:
+                scores[index] = -math.inf
+        take = min(n, len(ids))
+        if take <= 0:
+            return []
+        top = np.argpartition(-scores, take - 1)[:take]
+        top = top[np.lexsort((top, -scores[top]))]
+        out = []
+        for index in top:
+            if not math.isfinite(scores[index]):
+                break
+            item_id = ids[index]
+            source: dict = {"model": "for_you", "stage": "cold_start" if cold else "personal"}
+            if item_id in neighbours:
+                source["source_items"] = neighbours[item_id]
+            out.append(Recommendation(item_id, float(scores[index]), source))
+        return out
+
+    def related(
+        self, item_id: str, n: int, relation: str | None = None, exclude: set[str] | None = None
+    ) -> list[Recommendation]:
+        """Related items of one relation, or of all relations blended (``relation=None``)."""
+        exclude = (exclude or set()) | {item_id}
+        relations = [relation] if relation else list(RELATIONS)
+        depth = max(n, self.config.neighbour_partners)
+        lists = {name: self.cooc.related(item_id, name, depth, exclude) for name in relations}
+        return [
+            Recommendation(
+                partner, score, {"model": "related", "relation": label, "source_items": [item_id]}
+            )
+            for partner, score, label in blend_related(lists, n)
+        ]

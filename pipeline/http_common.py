@@ -1,0 +1,162 @@
+"""HTTP pieces shared by the reader and the collector: JSON responses, errors, metrics,
+and bounded Redis calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipeline.events import InvalidEvent, check_id
+from pipeline.keys import Keys
+
+# redis-py retries a failed command up to 10 times with backoff; each attempt is bounded by
+# the socket timeout, so only an overall deadline keeps "Redis down" answers fast.
+DEADLINE_FACTOR = 2.0
+
+# OSError covers the builtin TimeoutError raised by the overall deadline.
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class OrjsonResponse(JSONResponse):
+    """JSON via orjson (FastAPI's own ORJSONResponse is deprecated)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ErrorBody(BaseModel):
+    """Body of every 4xx/5xx answer except readiness: a stable code and a readable message."""
+
+    error: str
+    detail: str
+
+
+def error_response(status: int, error: str, detail: str) -> OrjsonResponse:
+    return OrjsonResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's error list as one sentence: ``query n: Input should be ...``."""
+    parts = []
+    for error in exc.errors():
+        where = " ".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+class _MetricsMiddleware:
+    """Counts requests and observes latency, labelled by route template (bounded labels)."""
+
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an unhandled exception
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            # The router stores the matched route in the scope; raw paths would let any
+            # client create label values without bound.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.requests.labels(route, scope["method"], str(status)).inc()
+            self.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def install_metrics(app: FastAPI, registry: CollectorRegistry, service: str) -> None:
+    """``GET /metrics`` serving ``{service}_requests_total``, ``{service}_request_duration_seconds``
+    and process metrics.
+
+    A registry per app keeps apps built in one process (tests) from clashing.
+    """
+    requests = Counter(
+        f"{service}_requests_total",
+        "HTTP requests by route, method and status.",
+        ["route", "method", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        f"{service}_request_duration_seconds",
+        "HTTP request latency by route.",
+        ["route"],
+        registry=registry,
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    app.add_middleware(_MetricsMiddleware, requests=requests, latency=latency)
+
+    @app.get("/metrics", summary="Prometheus metrics", description="Prometheus text format.")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class RedisUnavailable(Exception):
+    """Redis did not answer in time; mapped to 503."""
+
+
+@contextlib.asynccontextmanager
+async def redis_call(deadline_s: float) -> AsyncIterator[None]:
+    """Bound a group of Redis calls; connection trouble becomes :class:`RedisUnavailable`."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            yield
+    except REDIS_ERRORS as exc:
+        reason = str(exc) or type(exc).__name__
+        raise RedisUnavailable(f"Redis unavailable (deadline {deadline_s:g} s): {reason}") from exc
+
+
+async def unavailable_items(redis: aioredis.Redis, keys: Keys, item_ids: list[str]) -> set[str]:
+    """Ids whose catalog hash says ``available`` = 0, in one pipelined round trip.
+
+    Items missing from the catalog are kept: trending may see events before the catalog.
+    """
+    if not item_ids:
+        return set()
+    async with redis.pipeline(transaction=False) as pipe:
+        for item_id in item_ids:
+            pipe.hget(keys.item(item_id), "available")
+        flags = await pipe.execute()
+    return {item_id for item_id, flag in zip(item_ids, flags, strict=True) if flag == b"0"}
+
+
+def member_id(member: bytes) -> str | None:
+    """A sorted-set member as an item id, or None when it breaks the id contract."""
+    try:
+        return check_id(member.decode(), "item_id")
+    except (InvalidEvent, UnicodeDecodeError):
+        return None

@@ -1,0 +1,187 @@
+"""Agent group ``personal``: history, related items and the for-you model, per event.
+
+The worker keeps an :class:`~pipeline.engine.Engine` in memory as a cache of Redis: item
+state (factors, co-occurrence, popularity) is loaded once at start, a user's state when
+the user first appears in a batch. Each batch is learned by the engine and everything it
+touched is written back in the batch's fenced transaction, including the fresh "for you"
+list of every user in the batch, so a user's list reflects an event within the same flush.
+
+If a transaction does not commit, the in-memory engine may hold learning that Redis does
+not: the handler then drops the engine and reloads it from Redis before the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from pipeline.engine import Engine, engine_config
+from pipeline.events import Event, Rejection, parse_message
+from pipeline.history import UserHistory
+from pipeline.keys import Keys
+from pipeline.related import RELATIONS
+from pipeline.settings import Settings
+from pipeline.store import queue_zincr_trim
+
+log = logging.getLogger(__name__)
+
+_SCAN_CHUNK = 500
+
+
+def foryou_payload(engine: Engine, user_id: str, n: int) -> bytes:
+    """The stored "for you" list: what the reader serves, with each item's source."""
+    return orjson.dumps(
+        [
+            {"item_id": r.item_id, "score": round(r.score, 6), "source": r.source}
+            for r in engine.recommend(user_id, n)
+        ]
+    )
+
+
+class PersonalHandler:
+    name = "personal"
+
+    def __init__(self, settings: Settings, keys: Keys) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.max_future_ms = int(settings.max_future_skew_s * 1000)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.engine = Engine(engine_config(self.settings))
+        self.items_loaded = False
+        self.users_loaded: dict[str, None] = {}
+        self.uncommitted = False
+
+    # --- Handler protocol --------------------------------------------------------------------
+    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
+        return parse_message(value, int(time.time() * 1000), self.max_future_ms)
+
+    def committed(self) -> None:
+        self.uncommitted = False
+
+    def aborted(self) -> None:
+        log.warning("personal: batch not committed; reloading state from Redis")
+        self._reset()
+
+    async def plan(self, redis: aioredis.Redis, records: list[Event]) -> Any:
+        if self.uncommitted:
+            # A retry of a batch this engine already learned: start again from Redis.
+            self._reset()
+        if not self.items_loaded:
+            await self._load_items(redis)
+        await self._load_users(redis, records)
+        self.uncommitted = True
+        engine = self.engine
+        for event in sorted(records, key=lambda e: e.timestamp_ms):
+            engine.learn(event)
+        changes = engine.drain_changes()
+        keys, settings = self.keys, self.settings
+        ttl = settings.user_ttl_s
+        users = {}
+        for user_id in changes.users - changes.removed_users:
+            history = engine.histories.get(user_id)
+            users[user_id] = (
+                orjson.dumps(history.to_state()) if history else None,
+                engine.model.user_state(user_id),
+                foryou_payload(engine, user_id, settings.foryou_size),
+            )
+        items = {
+            item: orjson.dumps(engine.model.item_state(item))
+            for item in changes.items
+            if item in engine.model.item_index
+        }
+        related: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for relation, a, b, amount in changes.pairs:
+            related[(relation, a)][b] += amount
+        cap = engine.config.related.max_neighbours
+
+        def queue(pipe: Any) -> None:
+            for user_id, (history, factors, foryou) in users.items():
+                if history is not None:
+                    pipe.set(keys.user_history(user_id), history, ex=ttl)
+                if factors is not None:
+                    pipe.set(keys.user_factors(user_id), factors, ex=ttl)
+                pipe.set(keys.foryou(user_id), foryou, ex=ttl)
+            for user_id in changes.removed_users:
+                pipe.delete(
+                    keys.user_history(user_id), keys.user_factors(user_id), keys.foryou(user_id)
+                )
+            if items:
+                pipe.hset(keys.mf_items(), mapping=items)
+            for (relation, item_id), increments in related.items():
+                queue_zincr_trim(pipe, keys.related(relation, item_id), increments, cap, 2 * cap)
+            for (kind, item_id), amount in changes.popularity.items():
+                pipe.hincrbyfloat(keys.popularity(kind), item_id, amount)
+
+        return queue
+
+    # --- loading state from Redis ------------------------------------------------------------
+    async def _load_items(self, redis: aioredis.Redis) -> None:
+        engine, keys = self.engine, self.keys
+        for item_id, state in (await redis.hgetall(keys.mf_items())).items():
+            engine.model.set_item_state(item_id.decode(), orjson.loads(state))
+        for kind in ("click", "conversion"):
+            for item_id, count in (await redis.hgetall(keys.popularity(kind))).items():
+                engine.cooc.popularity[kind][item_id.decode()] = float(count)
+        for relation in RELATIONS:
+            prefix = keys.related(relation, "x")[:-1]
+            batch: list[bytes] = []
+            async for key in redis.scan_iter(match=prefix + "*", count=_SCAN_CHUNK):
+                batch.append(key)
+                if len(batch) >= _SCAN_CHUNK:
+                    await self._load_related(redis, relation, prefix, batch)
+                    batch = []
+            await self._load_related(redis, relation, prefix, batch)
+        self.items_loaded = True
+        log.info("personal: loaded %d items from Redis", len(engine.model.item_ids))
+
+    async def _load_related(
+        self, redis: aioredis.Redis, relation: str, prefix: str, keys: list[bytes]
+    ) -> None:
+        if not keys:
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrange(key, 0, -1, withscores=True)
+            results = await pipe.execute()
+        counts = self.engine.cooc.counts[relation]
+        for key, members in zip(keys, results, strict=True):
+            counts[key.decode()[len(prefix) :]] = {
+                member.decode(): score for member, score in members
+            }
+
+    async def _load_users(self, redis: aioredis.Redis, records: list[Event]) -> None:
+        wanted = {e.user_id for e in records} | {
+            e.previous_user_id for e in records if e.previous_user_id
+        }
+        missing = [user for user in wanted if user not in self.users_loaded]
+        if missing:
+            async with redis.pipeline(transaction=False) as pipe:
+                for user_id in missing:
+                    pipe.get(self.keys.user_history(user_id))
+                    pipe.get(self.keys.user_factors(user_id))
+                values = await pipe.execute()
+            engine = self.engine
+            for index, user_id in enumerate(missing):
+                history, factors = values[2 * index], values[2 * index + 1]
+                if history is not None:
+                    engine.histories[user_id] = UserHistory.from_state(
+                        orjson.loads(history), max_len=engine.config.history_len
+                    )
+                if factors is not None:
+                    engine.model.set_user_state(user_id, factors)
+                self.users_loaded[user_id] = None
+        # Bounded memory: forget the users loaded longest ago; Redis still has them.
+        excess = len(self.users_loaded) - self.settings.max_cached_users
+        if excess > 0:
+            for user_id in list(self.users_loaded)[:excess]:
+                if user_id not in wanted:
+                    del self.users_loaded[user_id]
+                    self.engine.histories.pop(user_id, None)
+                    self.engine.model.user_factors.pop(user_id, None)

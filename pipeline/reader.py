@@ -1,0 +1,226 @@
+"""Reader HTTP service: serves recommendations from Redis (DESIGN.md, "Recommenders").
+
+Build it with :func:`create_reader_app`; nothing is created at import time. Endpoints:
+
+- ``GET /v1/trending?kind=&window=&category=&n=``: forward-decayed trending items, best
+  first. 200 ``{"kind", "window", "category", "generated_at", "items": [{"item_id", "score",
+  "source": {"model": "trending", "kind", "window", "category"}}]}``; 422 ``{"error",
+  "detail"}`` for a bad parameter (the detail names the allowed values); 503 when Redis is
+  down or slow.
+- ``GET /healthz``: 200 ``{"status": "ok"}`` while the process runs (no Redis call).
+- ``GET /readyz``: 200 ``{"status": "ready"}`` or 503 ``{"status": "unavailable", "reason"}``.
+- ``GET /metrics``: Prometheus text; requests and latency per route, method and status.
+
+Every Redis-touching request ends within ``2 * settings.redis_timeout_s``: the socket
+timeouts bound each round trip and an overall deadline bounds redis-py's retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import (
+    CollectorRegistry,
+)
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+
+from pipeline.events import InvalidEvent, check_id
+from pipeline.http_common import (
+    DEADLINE_FACTOR,
+    ErrorBody,
+    OrjsonResponse,
+    RedisUnavailable,
+    error_response,
+    install_metrics,
+    member_id,
+    redis_call,
+    unavailable_items,
+    validation_message,
+)
+from pipeline.keys import Keys
+from pipeline.personal_read import personal_router
+from pipeline.settings import Settings
+from pipeline.store import connect
+from pipeline.trending import decayed, generation
+
+MAX_N = 500
+# Extra candidates fetched per page so that unavailable items rarely leave the list short.
+MAX_PAGES = 3
+
+
+
+# --- reader ---------------------------------------------------------------------------------
+
+
+class ItemSource(BaseModel):
+    model: str
+    kind: str
+    window: str
+    category: str | None
+
+
+class TrendingItem(BaseModel):
+    item_id: str
+    score: float
+    source: ItemSource
+
+
+class TrendingResponse(BaseModel):
+    kind: str
+    window: str
+    category: str | None
+    generated_at: int
+    items: list[TrendingItem]
+
+
+async def read_trending(
+    redis: aioredis.Redis,
+    keys: Keys,
+    kind: str,
+    window: str,
+    half_life_s: float,
+    category: str | None,
+    n: int,
+    now_ms: int,
+) -> list[dict[str, Any]]:
+    """Top ``n`` available items of one trending set, scores decayed to ``now_ms``.
+
+    Reads the generation current at ``now_ms`` (the agent writes each event into its own
+    generation and the next, so the current one is complete). Fetches ``2n + 20`` candidates
+    per page and at most ``MAX_PAGES`` pages, so the list is short only when nearly all
+    candidates are unavailable.
+    """
+    gen = generation(now_ms, half_life_s)
+    key = keys.trending(kind, window, gen, category)
+    source = {"model": "trending", "kind": kind, "window": window, "category": category}
+    page = n * 2 + 20
+    items: list[dict[str, Any]] = []
+    for start in range(0, page * MAX_PAGES, page):
+        rows = await redis.zrevrange(key, start, start + page - 1, withscores=True)
+        # Ids outside the id contract cannot name a catalog key; never serve them.
+        candidates = [(member_id(member), score) for member, score in rows]
+        candidates = [(item_id, score) for item_id, score in candidates if item_id is not None]
+        hidden = await unavailable_items(redis, keys, [item_id for item_id, _ in candidates])
+        for item_id, stored in candidates:
+            if item_id in hidden:
+                continue
+            score = decayed(stored, gen, half_life_s, now_ms)
+            items.append({"item_id": item_id, "score": score, "source": source})
+            if len(items) == n:
+                return items
+        if len(rows) < page:
+            break
+    return items
+
+
+def _choice(value: str, allowed: dict[str, Any], name: str) -> None:
+    if value not in allowed:
+        raise InvalidEvent(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def create_reader_app(settings: Settings) -> FastAPI:
+    """The reader app. The Redis client lives from lifespan start to shutdown."""
+    keys = Keys(settings.key_prefix)
+    deadline_s = settings.redis_timeout_s * DEADLINE_FACTOR
+    kinds = settings.trending_kinds
+    windows = settings.trending_windows
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # connect() is lazy: the reader starts even while Redis is down (readyz says 503).
+        app.state.redis = connect(settings, timeout_s=settings.redis_timeout_s)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+
+    app = FastAPI(
+        title="Recommendation reader",
+        version="0.1.0",
+        description=(
+            "Serves recommendations computed by the pipeline's agents from Redis. Every item "
+            "says where it came from (`source`). Redis trouble answers 503 quickly."
+        ),
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+    )
+    registry = CollectorRegistry()
+    install_metrics(app, registry, "reader")
+
+    @app.exception_handler(RedisUnavailable)
+    async def _on_redis_unavailable(request: Request, exc: RedisUnavailable) -> Response:
+        return error_response(503, "redis_unavailable", str(exc))
+
+    @app.exception_handler(InvalidEvent)
+    async def _on_invalid(request: Request, exc: InvalidEvent) -> Response:
+        return error_response(422, "invalid_parameter", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(422, "invalid_parameter", validation_message(exc))
+
+    @app.get(
+        "/v1/trending",
+        response_model=TrendingResponse,
+        responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        summary="Trending items",
+        description=(
+            "Items with the highest forward-decayed count of events of one kind, within a "
+            "half-life window, optionally within one category. Items marked unavailable in "
+            "the catalog are left out; items unknown to the catalog are kept. `score` is the "
+            "decayed weighted event count at `generated_at` (epoch milliseconds)."
+        ),
+    )
+    async def trending(
+        request: Request,
+        kind: str = Query(
+            next(iter(kinds)),
+            description=f"Event kind, one of: {', '.join(kinds)}.",
+            json_schema_extra={"enum": list(kinds)},
+        ),
+        window: str = Query(
+            next(iter(windows)),
+            description=f"Half-life window, one of: {', '.join(windows)}.",
+            json_schema_extra={"enum": list(windows)},
+        ),
+        category: str = Query("", description="Category id; empty for all items."),
+        n: int = Query(10, ge=1, le=MAX_N, description=f"Number of items, 1-{MAX_N}."),
+    ) -> Response:
+        _choice(kind, kinds, "kind")
+        _choice(window, windows, "window")
+        chosen = check_id(category, "category") if category else None
+        now_ms = int(time.time() * 1000)
+        async with redis_call(deadline_s):
+            items = await read_trending(
+                request.app.state.redis, keys, kind, window, windows[window], chosen, n, now_ms
+            )
+        body = {"kind": kind, "window": window, "category": chosen, "generated_at": now_ms}
+        return OrjsonResponse({**body, "items": items})
+
+    app.include_router(personal_router(settings))
+
+    @app.get("/healthz", summary="Liveness", description="200 while the process runs.")
+    async def healthz() -> Response:
+        return OrjsonResponse({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        summary="Readiness",
+        description="PINGs Redis: 200 `ready`, or 503 `unavailable` with a reason.",
+    )
+    async def readyz(request: Request) -> Response:
+        try:
+            async with redis_call(deadline_s):
+                await request.app.state.redis.ping()
+        except (RedisUnavailable, RedisError) as exc:  # RedisError: e.g. NOAUTH, LOADING
+            return OrjsonResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        return OrjsonResponse({"status": "ready"})
+    return app
