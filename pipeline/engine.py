@@ -17,7 +17,6 @@ import numpy as np
 from pipeline.events import Event
 from pipeline.history import UserHistory, is_conversion
 from pipeline.personal import ImplicitMF
-from pipeline.settings import DEFAULT_EVENT_WEIGHTS, Settings
 from pipeline.related import (
     RELATIONS,
     CoOccurrence,
@@ -26,6 +25,7 @@ from pipeline.related import (
     blend_related,
     co_occurrences,
 )
+from pipeline.settings import DEFAULT_EVENT_WEIGHTS, Settings
 
 
 @dataclass(frozen=True, slots=True)
