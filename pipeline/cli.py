@@ -251,6 +251,15 @@ def dev(no_traffic: bool, rate: float, log_dir: Path) -> None:
     sys.exit(run_dev(_settings(), traffic_rate=None if no_traffic else rate, log_dir=log_dir))
 
 
+def _register_evaluate() -> None:
+    from pipeline.evaluate_cli import evaluate_command
+
+    cli.add_command(evaluate_command, "evaluate")
+
+
+_register_evaluate()
+
+
 def main() -> None:
     cli(prog_name="pipeline")
 

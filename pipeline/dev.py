@@ -27,6 +27,9 @@ from pipeline.local import (
 from pipeline.settings import Settings, to_env
 from pipeline.topics import apply_topics, load_topics
 
+# Every agent group in one worker process: enough for one machine.
+DEV_AGENTS = "catalog,trending,personal,ranking,segments"
+
 
 def _host_port(bootstrap: str) -> tuple[str, int]:
     first = bootstrap.split(",")[0]
@@ -95,7 +98,7 @@ def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> in
         started.append(
             spawn(
                 "worker",
-                [*python, "worker", "--agents", "catalog,trending"],
+                [*python, "worker", "--agents", DEV_AGENTS],
                 log_dir / "worker.log",
                 env,
             )

@@ -130,6 +130,7 @@ class Engine:
         self.cooc = CoOccurrence(c.related)
         self.trending = DecayedPopularity(c.trending_half_life_ms)
         self.changes = Changes()
+        self._neighbour_cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, set[str]] | None] = {}
 
     # --- learning ----------------------------------------------------------------------------
     def history(self, user_id: str) -> UserHistory:
@@ -170,6 +171,8 @@ class Engine:
         if pairs:
             self.cooc.apply(pairs)
             changes.pairs.extend(pairs)
+            for relation, anchor, _, _ in pairs:
+                self._neighbour_cache.pop((relation, anchor), None)
         positive = kind == "click" or conversion
         if positive:
             popularity_kind = "conversion" if conversion else "click"
@@ -224,27 +227,16 @@ class Engine:
         if exclude is None:
             exclude = set(history.excluded) if history else set()
         scores = model.score_all(user_id).astype(np.float64)
-        neighbours: dict[str, list[str]] = {}
+        anchors: list[str] = []
         if history and history.recent and c.neighbour_weight > 0:
-            boost = np.zeros(item_count)
-            recent = history.items_since(0)[: c.neighbour_items]
-            for rank, anchor in enumerate(recent):
-                anchor_weight = 1.0 / (1.0 + rank)
+            anchors = history.items_since(0)[: c.neighbour_items]
+            for rank, anchor in enumerate(anchors):
+                anchor_weight = c.neighbour_weight / (1.0 + rank)
                 for relation in RELATIONS:
-                    partners = self.cooc.related(anchor, relation, c.neighbour_partners)
-                    if not partners:
-                        continue
-                    top = partners[0][1]
-                    for partner, score in partners:
-                        index = model.item_index.get(partner)
-                        if index is not None:
-                            boost[index] += anchor_weight * score / top
-                            if (
-                                len(neighbours.setdefault(partner, [])) < 3
-                                and anchor not in neighbours[partner]
-                            ):
-                                neighbours[partner].append(anchor)
-            scores += c.neighbour_weight * boost
+                    entry = self._neighbour_vector(anchor, relation)
+                    if entry is not None:
+                        # Indexes within one entry are distinct, so fancy-index += is exact.
+                        scores[entry[0]] += anchor_weight * entry[1]
         if history and history.recent and c.recent_weight > 0:
             # Recently viewed, not yet converted: the strongest intent signal there is.
             newest = history.recent[-1][2]
@@ -262,14 +254,37 @@ class Engine:
                     index = model.item_index.get(item_id)
                     if index is not None:
                         scores[index] += c.trending_weight * 4.0 * value / best
-        return self._top(scores, n, exclude, neighbours, cold)
+        return self._top(scores, n, exclude, anchors, cold)
+
+    def _neighbour_vector(self, anchor: str, relation: str) -> tuple[np.ndarray, np.ndarray, set[str]] | None:
+        """(item indexes, scores scaled to the best, partner ids) of one anchor's partners.
+
+        Cached until the anchor's co-occurrences change; partners' popularity moving in the
+        meantime shifts the discount a little, which the cache ignores until then.
+        """
+        key = (relation, anchor)
+        if key in self._neighbour_cache:
+            return self._neighbour_cache[key]
+        partners = self.cooc.related(anchor, relation, self.config.neighbour_partners)
+        index_of = self.model.item_index
+        known = [(index_of[p], score) for p, score in partners if p in index_of]
+        entry = None
+        if known:
+            top = known[0][1] if known[0][1] > 0 else 1.0
+            entry = (
+                np.fromiter((i for i, _ in known), dtype=np.int64, count=len(known)),
+                np.fromiter((score / top for _, score in known), dtype=np.float64, count=len(known)),
+                {p for p, _ in partners},
+            )
+        self._neighbour_cache[key] = entry
+        return entry
 
     def _top(
         self,
         scores: np.ndarray,
         n: int,
         exclude: set[str],
-        neighbours: dict[str, list[str]],
+        anchors: list[str],
         cold: bool,
     ) -> list[Recommendation]:
         ids = self.model.item_ids
@@ -288,10 +303,19 @@ class Engine:
                 break
             item_id = ids[index]
             source: dict = {"model": "for_you", "stage": "cold_start" if cold else "personal"}
-            if item_id in neighbours:
-                source["source_items"] = neighbours[item_id]
+            # Attribution for the few items served: which recent items led here (at most 3).
+            sources = [a for a in anchors if self._is_partner(a, item_id)][:3]
+            if sources:
+                source["source_items"] = sources
             out.append(Recommendation(item_id, float(scores[index]), source))
         return out
+
+    def _is_partner(self, anchor: str, item_id: str) -> bool:
+        for relation in RELATIONS:
+            entry = self._neighbour_cache.get((relation, anchor))
+            if entry is not None and item_id in entry[2]:
+                return True
+        return False
 
     def related(
         self, item_id: str, n: int, relation: str | None = None, exclude: set[str] | None = None

@@ -145,11 +145,10 @@ class Event:
     context: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
     extra: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
 
-    @property
-    def is_positive(self) -> bool:
-        """Conversions and clicks always; ratings from 4 up (DESIGN.md, positive feedback)."""
+    def is_positive(self, positive_rating: float = 4.0) -> bool:
+        """Conversions and clicks always; ratings from ``positive_rating`` up (DESIGN.md)."""
         if self.event_type == "rate":
-            return self.value is not None and self.value >= 4
+            return self.value is not None and self.value >= positive_rating
         return self.event_type in CONVERSION_TYPES or self.event_type == "click"
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,7 +189,7 @@ def event_from_dict(
     if event_id is None:
         raise InvalidEvent("event_id is required")
     event_type = raw.get("type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         if event_type is None:
             raise InvalidEvent("type is required")
         raise InvalidEvent(f"type must be one of {', '.join(sorted(EVENT_TYPES))}")
@@ -355,7 +354,8 @@ def item_from_dict(raw: object) -> Item:
     categories = raw.get("categories", [])
     if not isinstance(categories, list) or len(categories) > 32:
         raise InvalidEvent("categories must be a list of at most 32 category ids")
-    categories = tuple(check_id(entry, "categories[]") for entry in categories)
+    # Duplicates would count an event twice in one category's trending set.
+    categories = tuple(dict.fromkeys(check_id(entry, "categories[]") for entry in categories))
     attributes = raw.get("attributes", {})
     if not isinstance(attributes, dict) or len(attributes) > 64:
         raise InvalidEvent("attributes must be an object of at most 64 entries")

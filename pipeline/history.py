@@ -49,9 +49,10 @@ class UserHistory:
     def _exclude(self, item_id: str, timestamp_ms: int) -> None:
         self.excluded[item_id] = timestamp_ms
         if len(self.excluded) > self.max_excluded:
-            oldest = min(self.excluded, key=self.excluded.__getitem__)
-            if oldest not in self.blacklisted:
-                del self.excluded[oldest]
+            # Blacklists are for good; the oldest purchase makes room.
+            evictable = [k for k in self.excluded if k not in self.blacklisted]
+            if evictable:
+                del self.excluded[min(evictable, key=self.excluded.__getitem__)]
 
     def _trim(self, now_ms: int) -> None:
         while len(self.recent) > self.max_len:

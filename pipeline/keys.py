@@ -18,15 +18,15 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:related:{relation}:{item_id}`` | sorted set | partner item -> co-occurrence count (capped) |
 | ``{p}:popularity:{kind}`` | hash | item_id -> count of positive events (kind: click, conversion) |
 | ``{p}:rank:weights`` | hash | hashed feature index -> weight of the click model |
-| ``{p}:segment:item:{item_id}`` | sorted set | user_id -> affinity for one item (capped) |
-| ``{p}:segment:attr:{attribute}:{value}`` | sorted set | user_id -> affinity for an attribute value (capped) |
+| ``{p}:segment:item:{item_id}:{gen}`` | sorted set | user_id -> forward-decayed affinity for one item (capped; ``-inf`` marks a blacklist) |
+| ``{p}:segment:attr:{attribute}:{value}:{gen}`` | sorted set | the same for an attribute value (``attribute`` has no ``:``; ``category`` = catalog categories) |
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.events import check_id
+from pipeline.events import InvalidEvent, check_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +76,14 @@ class Keys:
     def rank_weights(self) -> str:
         return f"{self.prefix}:rank:weights"
 
-    def item_segment(self, item_id: str) -> str:
-        return f"{self.prefix}:segment:item:{check_id(item_id, 'item_id')}"
+    def item_segment(self, item_id: str, generation: int) -> str:
+        return f"{self.prefix}:segment:item:{check_id(item_id, 'item_id')}:{int(generation)}"
 
-    def attribute_segment(self, attribute: str, value: str) -> str:
-        return f"{self.prefix}:segment:attr:{check_id(attribute, 'attribute')}:{check_id(value, 'value')}"
+    def attribute_segment(self, attribute: str, value: str, generation: int) -> str:
+        # A ':' in the attribute name would make "a:b"+"c" and "a"+"b:c" the same key.
+        if ":" in check_id(attribute, "attribute"):
+            raise InvalidEvent("attribute names may not contain ':'")
+        return f"{self.prefix}:segment:attr:{attribute}:{check_id(value, 'value')}:{int(generation)}"
 
     def pattern(self) -> str:
         """Glob matching every key of this namespace (tests, cleanup)."""

@@ -47,6 +47,8 @@ from pipeline.http_common import (
 )
 from pipeline.keys import Keys
 from pipeline.personal_read import personal_router
+from pipeline.ranking_read import ranking_router
+from pipeline.segments_read import segments_router
 from pipeline.settings import Settings
 from pipeline.store import connect
 from pipeline.trending import decayed, generation
@@ -206,6 +208,8 @@ def create_reader_app(settings: Settings) -> FastAPI:
         return OrjsonResponse({**body, "items": items})
 
     app.include_router(personal_router(settings))
+    app.include_router(ranking_router(settings))
+    app.include_router(segments_router(settings))
 
     @app.get("/healthz", summary="Liveness", description="200 while the process runs.")
     async def healthz() -> Response:

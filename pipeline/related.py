@@ -107,7 +107,7 @@ def blend_related(
         return [(partner, score, name) for partner, score in ranked[:n]]
     blended: dict[str, float] = defaultdict(float)
     for ranked in present.values():
-        top = ranked[0][1]
+        top = ranked[0][1] if ranked[0][1] > 0 else 1.0
         for partner, score in ranked:
             blended[partner] += score / top
     ordered = sorted(blended.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
@@ -160,5 +160,7 @@ def trim(partners: Mapping[str, float], cap: int) -> dict[str, float]:
     Ties are broken as Redis's ZREMRANGEBYRANK breaks them (the lexicographically smaller
     member goes first), so the agent's Redis copy and this one keep the same partners.
     """
+    if cap <= 0:
+        return {}
     kept = sorted(partners.items(), key=lambda pair: (pair[1], pair[0]))[-cap:]
     return dict(kept)

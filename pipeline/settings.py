@@ -8,6 +8,7 @@ Every field can be set from the environment with the ``PIPELINE_`` prefix
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -126,21 +127,41 @@ class Settings(BaseSettings):
     mf_learning_rate: float = Field(0.05, gt=0, le=1, description="SGD step of the personal model.")
     neighbour_weight: float = Field(1.5, ge=0, description="Weight of 'neighbours of recent history' in the for-you blend.")
 
+    # --- personalised ranking (click model) ---------------------------------------------------
+    ranking_n_bits: int = Field(20, ge=10, le=26, description="Hashed feature space of the click model is 2**n_bits (changing it invalidates stored weights).")
+    ranking_learning_rate: float = Field(0.05, gt=0, le=1, description="SGD step of the click model.")
+    ranking_l2: float = Field(1e-6, ge=0, description="L2 penalty of the click model.")
+    ranking_seed: int = Field(42, description="Hash salt of the click model's features (changing it invalidates stored weights).")
+    ranking_impression_weight: float = Field(0.3, ge=0, description="Weight of a shown-not-yet-clicked item as a negative.")
+    ranking_click_weight: float = Field(1.0, ge=0, description="Weight of a click as a positive.")
+
+    # --- user segments -----------------------------------------------------------------------
+    segments_half_life_s: float = Field(30 * 86400.0, gt=0, description="Half-life of user affinities for items and attribute values.")
+    segments_max_users: int = Field(10_000, ge=10, description="Users kept per segment (highest affinity).")
+
     @field_validator("trending_windows")
     @classmethod
     def _windows_positive(cls, value: dict[str, float]) -> dict[str, float]:
         if not value:
             raise ValueError("at least one trending window is needed")
         for name, half_life in value.items():
-            if half_life <= 0:
-                raise ValueError(f"half-life of window {name!r} must be positive")
+            if not math.isfinite(half_life) or half_life <= 0:
+                raise ValueError(f"half-life of window {name!r} must be a positive finite number")
+        return value
+
+    @field_validator("event_weights")
+    @classmethod
+    def _weights_finite(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"weight of {name!r} must be a finite number >= 0")
         return value
 
     @field_validator("key_prefix")
     @classmethod
     def _prefix_safe(cls, value: str) -> str:
-        if not value or any(ch in value for ch in " {}\n\t"):
-            raise ValueError("key_prefix must be non-empty without spaces or braces")
+        if not value or any(ch in value for ch in " {}*?[]\n\t"):
+            raise ValueError("key_prefix must be non-empty without spaces, braces or glob characters")
         return value
 
     def weight(self, event_type: str) -> float:

@@ -82,9 +82,18 @@ def parse_topics(document: Any, prefix: str = "") -> Topics:
     if not isinstance(document, dict) or not isinstance(document.get("topics"), dict):
         raise TopicsFileError("topics.yaml needs a 'topics' mapping")
     defaults = document.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise TopicsFileError("'defaults' must be a mapping")
+    unknown_defaults = set(defaults) - _TOPIC_KEYS
+    if unknown_defaults:
+        raise TopicsFileError(f"defaults: unknown keys {sorted(unknown_defaults)}")
     specs = []
     for name, raw in document["topics"].items():
         raw = raw or {}
+        if not isinstance(raw, dict):
+            raise TopicsFileError(f"topic {name}: must be a mapping of settings")
+        if not isinstance(raw.get("dead_letter", False), bool):
+            raise TopicsFileError(f"topic {name}: dead_letter must be true or false")
         unknown = set(raw) - _TOPIC_KEYS
         if unknown:
             raise TopicsFileError(f"topic {name}: unknown keys {sorted(unknown)}")

@@ -95,7 +95,8 @@ def fold(
         kinds = config.kinds_of(event)
         if not kinds:
             continue
-        item_categories = categories.get(event.item_id, ())
+        # Duplicates would count the event twice in one category.
+        item_categories = dict.fromkeys(categories.get(event.item_id, ()))
         for window, half_life in config.windows.items():
             gen = generation(event.timestamp_ms, half_life)
             for target in (gen, gen + 1):

@@ -65,8 +65,10 @@ async def test_clicks_show_up_in_trending_with_expected_ranking(isolated: Settin
         click(n, f"u{n % 5}", item, now)
         for n, item in enumerate(["item-2"] * 30 + ["item-0"] * 20 + ["item-1"] * 10)
     ]
+    # A client retry sends the first five clicks again: same event ids, new offsets.
+    resent = events + events[:5]
     await produce(
-        isolated, topics.for_event_type("click"), [(e["user_id"].encode(), e) for e in events]
+        isolated, topics.for_event_type("click"), [(e["user_id"].encode(), e) for e in resent]
     )
 
     worker = pipeline_process(
@@ -99,7 +101,8 @@ async def test_clicks_show_up_in_trending_with_expected_ranking(isolated: Settin
                 print(log_tail(tmp_path / "worker.log"))
                 raise
             assert [item["item_id"] for item in items] == ["item-2", "item-0", "item-1"]
-            # Scores are decayed counts: fresh clicks of weight 1 read back as their number.
+            # Scores are decayed counts: fresh clicks of weight 1 read back as their number,
+            # and the resent duplicates count once.
             assert [round(item["score"]) for item in items] == [30, 20, 10]
 
             # Per category: shoes holds item-0 and item-1 only (needs the catalog first).
@@ -160,7 +163,8 @@ async def test_bad_messages_go_to_dead_letter_and_change_nothing(
         assert "timestamp" in by_offset[3]["reason"]
         assert by_offset[4]["index"] == 0 and "type" in by_offset[4]["reason"]
 
-        # The one good event is applied; the bad ones touched no key but the fence.
+        # The one good event is applied; the bad ones touched no key but the fence (and
+        # the good event's id joined the de-duplication window).
         # All messages share a key, hence one partition: its fence ends at the good one.
         fences = await wait_for(
             lambda: redis.hgetall(keys.fence("trending")),
@@ -171,7 +175,8 @@ async def test_bad_messages_go_to_dead_letter_and_change_nothing(
         assert [k.decode().rsplit(":", 1)[0] for k in fences] == [clicks]
         written = sorted([k.decode() async for k in redis.scan_iter(match=keys.pattern())])
         expected = await trending_scores(redis, keys, [event_from_dict(good)], isolated)
-        assert written == sorted([*expected, keys.fence("trending")])
+        assert written == sorted([*expected, keys.fence("trending"), keys.seen("trending")])
+        assert [m.decode() for m in await redis.zrange(keys.seen("trending"), 0, -1)] == ["e1"]
         assert all(set(members) == {"book"} for members in expected.values())
     finally:
         await consumer.stop()

@@ -159,8 +159,9 @@ def test_event_mix(log: list[dict]) -> None:
     share = {kind: count / len(log) for kind, count in Counter(e["type"] for e in log).items()}
     assert 0.45 <= share["impression"] <= 0.55
     assert 0.25 <= share["click"] <= 0.35
-    assert 0.07 <= sum(share[kind] for kind in CONVERSIONS) <= 0.16
-    assert 0.01 <= share["rate"] <= 0.05
+    # Direct conversions (no click first, SyntheticConfig.direct_prob) add to those after clicks.
+    assert 0.07 <= sum(share[kind] for kind in CONVERSIONS) <= 0.22
+    assert 0.01 <= share["rate"] <= 0.08
     assert 0 < share["blacklist"] + share["login"] < 0.01
 
 

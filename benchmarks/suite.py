@@ -1,0 +1,198 @@
+"""The benchmarks. Each returns events per second of our path and of a baseline, measured
+on the same events in the same process, so the ratio means something on a noisy machine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from pipeline.engine import Engine, engine_config
+from pipeline.events import Event, event_from_dict, parse_message
+from pipeline.keys import Keys
+from pipeline.local import free_port, start_redis
+from pipeline.settings import load_settings
+from pipeline.store import queue_zincr_trim
+from pipeline.synthetic import SyntheticConfig, SyntheticWorld
+from pipeline.trending import expire_at_s, fold
+from pipeline.trending_agent import trending_config
+
+
+def synthetic_events(n: int, seed: int = 3) -> list[Event]:
+    return [event_from_dict(raw) for raw in SyntheticWorld(SyntheticConfig(seed=seed)).events(n)]
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def _timed(function: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def bench_parse(events: list[Event]) -> dict[str, Any]:
+    """Batch envelopes of 100 events vs one message per event (both fully validated)."""
+    singles = [event.to_json() for event in events]
+    envelopes = [b"[" + b",".join(singles[i : i + 100]) + b"]" for i in range(0, len(singles), 100)]
+    ours = _timed(lambda: [parse_message(raw) for raw in envelopes])
+    baseline = _timed(lambda: [parse_message(raw) for raw in singles])
+    return {
+        "name": "parse (envelopes of 100)",
+        "ours": _rate(len(events), ours),
+        "baseline": _rate(len(events), baseline),
+        "baseline_name": "one event per message",
+    }
+
+
+def bench_learn(events: list[Event]) -> dict[str, Any]:
+    """The whole engine (factors, co-occurrence, history) vs River's FunkMF doing only the
+    factor updates of the same events: the positive, its sampled negatives, and each shown
+    item of an impression as a weak negative."""
+    from river import optim, reco
+
+    settings = load_settings()
+    engine = Engine(engine_config(settings))
+    ours = _timed(lambda: [engine.learn(event) for event in events])
+    negatives = engine.config.n_negatives
+    item_ids = sorted({e.item_id for e in events if e.item_id})
+    observations: list[tuple[str, str, float]] = []
+    for index, event in enumerate(events):
+        if event.event_type == "impression":
+            observations += [(event.user_id, item, 0.0) for item in event.items]
+        elif event.item_id and event.event_type not in {"login", "blacklist"}:
+            observations.append((event.user_id, event.item_id, 1.0))
+            observations += [
+                (event.user_id, item_ids[(index * 7 + j) % len(item_ids)], 0.0)
+                for j in range(negatives)
+            ]
+    river = reco.FunkMF(
+        n_factors=settings.mf_factors, optimizer=optim.SGD(settings.mf_learning_rate), seed=1
+    )
+    baseline = _timed(lambda: [river.learn_one(user, item, y) for user, item, y in observations])
+    return {
+        "name": "learn (all personal models)",
+        "ours": _rate(len(events), ours),
+        "baseline": _rate(len(events), baseline),
+        "baseline_name": "river FunkMF, the same factor updates only",
+    }
+
+
+async def bench_redis_writes(events: list[Event], redis_url: str) -> dict[str, Any]:
+    """Trending: a batch folded into per-key deltas and written in one transaction, vs one
+    awaited ZINCRBY per event and key (the naive agent)."""
+    settings = load_settings(redis_url=redis_url, key_prefix="bench")
+    config = trending_config(settings)
+    keys = Keys("bench")
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(events), 1000):
+            deltas = fold(events[start : start + 1000], config, {})
+            async with redis.pipeline(transaction=True) as pipe:
+                for (kind, window, gen, category), increments in deltas.items():
+                    queue_zincr_trim(
+                        pipe,
+                        keys.trending(kind, window, gen, category),
+                        increments,
+                        settings.trending_max_items,
+                        expire_at_s=expire_at_s(gen, config.windows[window]),
+                    )
+                await pipe.execute()
+        ours = time.perf_counter() - started
+        naive = events[: max(1, len(events) // 10)]
+        started = time.perf_counter()
+        for event in naive:
+            for (kind, window, gen, category), increments in fold([event], config, {}).items():
+                for item_id, amount in increments.items():
+                    await redis.zincrby(
+                        keys.trending(kind, window, gen, category) + ":naive", amount, item_id
+                    )
+        baseline = time.perf_counter() - started
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+    return {
+        "name": "trending writes to Redis",
+        "ours": _rate(len(events), ours),
+        "baseline": _rate(len(naive), baseline),
+        "baseline_name": "one awaited ZINCRBY per update",
+    }
+
+
+def bench_parse_json_only(events: list[Event]) -> dict[str, Any]:
+    """orjson vs the standard library json on the same messages (decode only)."""
+    import json
+
+    singles = [event.to_json() for event in events]
+    ours = _timed(lambda: [orjson.loads(raw) for raw in singles])
+    baseline = _timed(lambda: [json.loads(raw) for raw in singles])
+    return {
+        "name": "decode JSON",
+        "ours": _rate(len(events), ours),
+        "baseline": _rate(len(events), baseline),
+        "baseline_name": "stdlib json.loads",
+    }
+
+
+async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str, Any]:
+    """The personal agent's batch path (fence, dedup, learn, for-you lists, one transaction)
+    with batches of 1000 vs batches of 1 (a per-message agent), on the same events."""
+    from pipeline.personal_agent import PersonalHandler
+    from pipeline.store import Position
+    from pipeline.streaming import RawMessage, process_batch
+
+    async def run(prefix: str, chosen: list[Event], batch: int) -> float:
+        settings = load_settings(redis_url=redis_url, key_prefix=prefix)
+        keys = Keys(prefix)
+        handler = PersonalHandler(settings, keys)
+        messages = [
+            RawMessage(Position("bench", 0, i), None, e.to_json()) for i, e in enumerate(chosen)
+        ]
+        redis = aioredis.Redis.from_url(redis_url)
+
+        async def no_dead_letters(_: list) -> None:
+            raise AssertionError("benchmark events are valid")
+
+        try:
+            started = time.perf_counter()
+            for start in range(0, len(messages), batch):
+                await process_batch(
+                    redis,
+                    keys,
+                    handler,
+                    messages[start : start + batch],
+                    no_dead_letters,
+                    settings.dedup_window_s * 1000,
+                )
+            return time.perf_counter() - started
+        finally:
+            await redis.aclose()
+
+    ours = await run("bench-personal", events, 1000)
+    few = events[: max(1, len(events) // 10)]
+    baseline = await run("bench-personal-1", few, 1)
+    return {
+        "name": "personal agent batches",
+        "ours": _rate(len(events), ours),
+        "baseline": _rate(len(few), baseline),
+        "baseline_name": "batches of one message",
+    }
+
+
+async def run_all(n: int, redis_url: str | None = None) -> list[dict[str, Any]]:
+    events = synthetic_events(n)
+    rows = [bench_parse_json_only(events), bench_parse(events), bench_learn(events)]
+    server = start_redis(free_port()) if redis_url is None else None
+    url = server.url if server is not None else redis_url
+    try:
+        rows.append(await bench_redis_writes(events, url))
+        rows.append(await bench_personal_agent(events, url))
+    finally:
+        if server is not None:
+            server.stop()
+    return rows
