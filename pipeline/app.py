@@ -132,7 +132,12 @@ def _register_agent(
                     for event in events
                 ]
                 await process_with_retry(
-                    redis, keys, handler, messages, send_dead_letters, settings.dedup_window_s * 1000
+                    redis,
+                    keys,
+                    handler,
+                    messages,
+                    send_dead_letters,
+                    settings.dedup_window_s * 1000,
                 )
         finally:
             await redis.aclose()

@@ -18,6 +18,7 @@ from pipeline.events import Event
 from pipeline.history import UserHistory, is_conversion
 from pipeline.personal import ImplicitMF
 from pipeline.related import (
+    DISCOUNT_BY,
     RELATIONS,
     CoOccurrence,
     Pair,
@@ -26,6 +27,7 @@ from pipeline.related import (
     co_occurrences,
 )
 from pipeline.settings import DEFAULT_EVENT_WEIGHTS, Settings
+from pipeline.trending import forward_weight, generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,8 @@ class Changes:
     removed_users: set[str] = field(default_factory=set)
     pairs: list[Pair] = field(default_factory=list)
     popularity: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
-    trending: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # (generation, item_id) -> forward-decayed increment of the cold-start trending counts.
+    trending: dict[tuple[int, str], float] = field(default_factory=lambda: defaultdict(float))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,27 +92,44 @@ class Recommendation:
 
 
 class DecayedPopularity:
-    """Forward-decayed item counts in memory (the trending fallback of cold users)."""
+    """Forward-decayed item counts (the trending fallback of cold users).
+
+    Uses trending.py's generations: each add lands in its generation and the next, so the
+    state is two plain dicts that the agent mirrors into Redis with HINCRBYFLOAT and a
+    restarted worker reloads exactly. Ranking within one generation needs no decay step.
+    """
 
     def __init__(self, half_life_ms: float) -> None:
-        self.half_life_ms = half_life_ms
-        self.landmark_ms: float | None = None
-        self.scores: dict[str, float] = defaultdict(float)
+        self.half_life_s = half_life_ms / 1000.0
+        self.current: int | None = None
+        self.generations: dict[int, dict[str, float]] = {}
 
-    def add(self, item_id: str, weight: float, timestamp_ms: int) -> float:
-        if self.landmark_ms is None:
-            self.landmark_ms = float(timestamp_ms)
-        exponent = (timestamp_ms - self.landmark_ms) / self.half_life_ms
-        if exponent > 60:
-            # Move the landmark: rescale once instead of letting scores overflow.
-            factor = 2.0**-exponent
-            for key in self.scores:
-                self.scores[key] *= factor
-            self.landmark_ms = float(timestamp_ms)
-            exponent = 0.0
-        amount = weight * 2.0**exponent
-        self.scores[item_id] += amount
-        return amount
+    def add(self, item_id: str, weight: float, timestamp_ms: int) -> list[tuple[int, float]]:
+        """Returns the (generation, amount) increments made, for persistence."""
+        gen = generation(timestamp_ms, self.half_life_s)
+        if self.current is None or gen > self.current:
+            self.current = gen
+            self.generations = {g: v for g, v in self.generations.items() if g >= gen}
+        made = []
+        for target in (gen, gen + 1):
+            if target < self.current:
+                continue  # a late event for a generation nobody reads any more
+            amount = forward_weight(weight, timestamp_ms, target, self.half_life_s)
+            scores = self.generations.setdefault(target, defaultdict(float))
+            scores[item_id] += amount
+            made.append((target, amount))
+        return made
+
+    def load(self, generations: dict[int, dict[str, float]]) -> None:
+        """Replace the state with stored generations (the current one and the next)."""
+        self.generations = {g: defaultdict(float, v) for g, v in generations.items() if v}
+        self.current = min(self.generations) if self.generations else None
+
+    @property
+    def scores(self) -> dict[str, float]:
+        if self.current is None:
+            return {}
+        return self.generations.get(self.current, {})
 
     def top(self, n: int) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
@@ -130,7 +150,10 @@ class Engine:
         self.cooc = CoOccurrence(c.related)
         self.trending = DecayedPopularity(c.trending_half_life_ms)
         self.changes = Changes()
-        self._neighbour_cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, set[str]] | None] = {}
+        self._neighbour_cache: dict[
+            tuple[str, str], tuple[np.ndarray, np.ndarray, set[str]] | None
+        ] = {}
+        self._popularity: dict[str, np.ndarray] = {"click": np.zeros(0), "conversion": np.zeros(0)}
 
     # --- learning ----------------------------------------------------------------------------
     def history(self, user_id: str) -> UserHistory:
@@ -144,6 +167,8 @@ class Engine:
         kind = event.event_type
         user = event.user_id
         changes = self.changes
+        # An id merged away by a login may act again later (another tab): it lives on.
+        changes.removed_users.discard(user)
         if kind == "login":
             self._merge_user(event.previous_user_id, user)  # type: ignore[arg-type]
             return
@@ -163,7 +188,7 @@ class Engine:
         changes.users.add(user)
         changes.items.add(item)
         if kind == "blacklist":
-            self.model.learn_one(user, item, 0.0, 1.0)
+            self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
             history.add(event)
             return
         conversion = is_conversion(event, self.config.positive_rating)
@@ -176,14 +201,15 @@ class Engine:
         positive = kind == "click" or conversion
         if positive:
             popularity_kind = "conversion" if conversion else "click"
-            self.cooc.count_popularity(item, popularity_kind)
+            self.count_popularity(item, popularity_kind)
             changes.popularity[(popularity_kind, item)] += 1.0
             weight = self.config.weight(kind)
-            changes.trending[item] += self.trending.add(item, weight, event.timestamp_ms)
-            self.model.learn_one(user, item, 1.0, weight)
+            for gen, amount in self.trending.add(item, weight, event.timestamp_ms):
+                changes.trending[(gen, item)] += amount
+            self.model.learn_one(user, item, 1.0, weight, key=event.event_id)
         else:
             # A low rating is explicit negative feedback.
-            self.model.learn_one(user, item, 0.0, 1.0)
+            self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
         history.add(event)
 
     def cooc_pairs(self, history: UserHistory, event: Event, conversion: bool) -> list[Pair]:
@@ -233,7 +259,7 @@ class Engine:
             for rank, anchor in enumerate(anchors):
                 anchor_weight = c.neighbour_weight / (1.0 + rank)
                 for relation in RELATIONS:
-                    entry = self._neighbour_vector(anchor, relation)
+                    entry = self._neighbour_scores(anchor, relation)
                     if entry is not None:
                         # Indexes within one entry are distinct, so fancy-index += is exact.
                         scores[entry[0]] += anchor_weight * entry[1]
@@ -256,28 +282,72 @@ class Engine:
                         scores[index] += c.trending_weight * 4.0 * value / best
         return self._top(scores, n, exclude, anchors, cold)
 
-    def _neighbour_vector(self, anchor: str, relation: str) -> tuple[np.ndarray, np.ndarray, set[str]] | None:
-        """(item indexes, scores scaled to the best, partner ids) of one anchor's partners.
+    def _partner_counts(
+        self, anchor: str, relation: str
+    ) -> tuple[np.ndarray, np.ndarray, set[str]] | None:
+        """(item indexes, co-occurrence counts, partner ids) of one anchor, sorted by index.
 
-        Cached until the anchor's co-occurrences change; partners' popularity moving in the
-        meantime shifts the discount a little, which the cache ignores until then.
+        Cached until the anchor's co-occurrences change. The popularity discount is applied
+        at use time (:meth:`_neighbour_scores`), so the cache never holds a stale discount.
         """
         key = (relation, anchor)
         if key in self._neighbour_cache:
             return self._neighbour_cache[key]
-        partners = self.cooc.related(anchor, relation, self.config.neighbour_partners)
-        index_of = self.model.item_index
-        known = [(index_of[p], score) for p, score in partners if p in index_of]
+        partners = self.cooc.counts[relation].get(anchor)
         entry = None
-        if known:
-            top = known[0][1] if known[0][1] > 0 else 1.0
-            entry = (
-                np.fromiter((i for i, _ in known), dtype=np.int64, count=len(known)),
-                np.fromiter((score / top for _, score in known), dtype=np.float64, count=len(known)),
-                {p for p, _ in partners},
-            )
+        if partners:
+            index_of = self.model.item_index
+            known = sorted((index_of[p], count) for p, count in partners.items() if p in index_of)
+            if known:
+                entry = (
+                    np.fromiter((i for i, _ in known), dtype=np.int64, count=len(known)),
+                    np.fromiter((c for _, c in known), dtype=np.float64, count=len(known)),
+                    set(partners),
+                )
         self._neighbour_cache[key] = entry
         return entry
+
+    def _neighbour_scores(self, anchor: str, relation: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The anchor's best ``neighbour_partners`` partners: (indexes, discounted scores
+        scaled to the best), ranked as :func:`~pipeline.related.rank_related` ranks them."""
+        entry = self._partner_counts(anchor, relation)
+        if entry is None:
+            return None
+        indexes, counts, _ = entry
+        popularity = self._popularity_vector(DISCOUNT_BY[relation])
+        discounted = counts / (popularity[indexes] + 1.0) ** self.config.related.discount
+        keep = self.config.neighbour_partners
+        if len(discounted) > keep:
+            # Ties at the cut go to the smaller index: stable and the same after a restart.
+            chosen = np.lexsort((indexes, -discounted))[:keep]
+            indexes, discounted = indexes[chosen], discounted[chosen]
+        best = discounted.max()
+        return indexes, discounted / (best if best > 0 else 1.0)
+
+    def _popularity_vector(self, kind: str) -> np.ndarray:
+        """Popularity counts aligned with the model's item indexes (grown on demand)."""
+        vector = self._popularity[kind]
+        count = len(self.model.item_ids)
+        if len(vector) < count:
+            grown = np.zeros(max(count, 2 * len(vector)))
+            grown[: len(vector)] = vector
+            source = self.cooc.popularity[kind]
+            for index in range(len(vector), count):
+                grown[index] = source.get(self.model.item_ids[index], 0.0)
+            vector = self._popularity[kind] = grown
+        return vector
+
+    def count_popularity(self, item_id: str, kind: str, amount: float = 1.0) -> None:
+        """One positive event of ``kind`` for ``item_id`` (dict and aligned vector)."""
+        self.cooc.count_popularity(item_id, kind, amount)
+        index = self.model.item_index.get(item_id)
+        vector = self._popularity[kind]
+        if index is not None and index < len(vector):
+            vector[index] += amount
+
+    def load_popularity(self, kind: str, counts: dict[str, float]) -> None:
+        self.cooc.popularity[kind].update(counts)
+        self._popularity[kind] = np.zeros(0)
 
     def _top(
         self,

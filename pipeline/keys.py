@@ -15,6 +15,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:user:{user_id}:factors`` | string | base64 float32 latent vector of the user (TTL) |
 | ``{p}:foryou:{user_id}`` | string | JSON list of the user's current "for you" items with scores and sources (TTL) |
 | ``{p}:mf:items`` | hash | item_id -> JSON ``{"v": base64 float32 vector, "b": bias}`` |
+| ``{p}:personal:trending:{gen}`` | hash | item_id -> forward-decayed count (1-day half-life) behind cold users' lists |
 | ``{p}:related:{relation}:{item_id}`` | sorted set | partner item -> co-occurrence count (capped) |
 | ``{p}:popularity:{kind}`` | hash | item_id -> count of positive events (kind: click, conversion) |
 | ``{p}:rank:weights`` | hash | hashed feature index -> weight of the click model |
@@ -67,8 +68,13 @@ class Keys:
     def mf_items(self) -> str:
         return f"{self.prefix}:mf:items"
 
+    def cold_trending(self, generation: int) -> str:
+        return f"{self.prefix}:personal:trending:{int(generation)}"
+
     def related(self, relation: str, item_id: str) -> str:
-        return f"{self.prefix}:related:{check_id(relation, 'relation')}:{check_id(item_id, 'item_id')}"
+        return (
+            f"{self.prefix}:related:{check_id(relation, 'relation')}:{check_id(item_id, 'item_id')}"
+        )
 
     def popularity(self, kind: str) -> str:
         return f"{self.prefix}:popularity:{check_id(kind, 'kind')}"
@@ -83,7 +89,9 @@ class Keys:
         # A ':' in the attribute name would make "a:b"+"c" and "a"+"b:c" the same key.
         if ":" in check_id(attribute, "attribute"):
             raise InvalidEvent("attribute names may not contain ':'")
-        return f"{self.prefix}:segment:attr:{attribute}:{check_id(value, 'value')}:{int(generation)}"
+        return (
+            f"{self.prefix}:segment:attr:{attribute}:{check_id(value, 'value')}:{int(generation)}"
+        )
 
     def pattern(self) -> str:
         """Glob matching every key of this namespace (tests, cleanup)."""

@@ -83,10 +83,16 @@ class ImplicitMF:
     def clone(self) -> ImplicitMF:
         return ImplicitMF(**self._get_params())
 
-    def learn_one(self, user: str, item: str, y: float = 1.0, weight: float = 1.0) -> None:
-        """One observation: ``y`` 1 for positive, 0 for negative feedback."""
+    def learn_one(
+        self, user: str, item: str, y: float = 1.0, weight: float = 1.0, key: str | None = None
+    ) -> None:
+        """One observation: ``y`` 1 for positive, 0 for negative feedback.
+
+        ``key`` (the event id) makes the sampled negatives a function of the event, so a
+        replay after a restart samples exactly what the first run sampled.
+        """
         if y > 0 and self.n_negatives and len(self.item_ids) > 1:
-            negatives = self.sample_negatives(item, self.n_negatives)
+            negatives = self.sample_negatives(item, self.n_negatives, key)
             items = [item, *negatives]
             labels = [1.0] + [0.0] * len(negatives)
             weights = [weight] + [self.negative_weight * weight] * len(negatives)
@@ -128,8 +134,15 @@ class ImplicitMF:
             return np.zeros(self.n_factors, dtype=np.float32)
         return vector
 
-    def sample_negatives(self, positive: str, n: int) -> list[str]:
-        picks = self._rng.integers(0, len(self.item_ids), n)
+    def sample_negatives(self, positive: str, n: int, key: str | None = None) -> list[str]:
+        """Up to ``n`` uniformly drawn items other than ``positive``."""
+        count = len(self.item_ids)
+        if key is None:
+            picks = self._rng.integers(0, count, n).tolist()
+        else:
+            # Multiplicative hashing of (seed, key, j): cheap, uniform enough, reproducible.
+            base = zlib.crc32(key.encode(), self.seed)
+            picks = [((base + 1) * (2 * j + 1) * 2654435761 >> 7) % count for j in range(n)]
         return [self.item_ids[i] for i in picks if self.item_ids[i] != positive]
 
     def learn_many(

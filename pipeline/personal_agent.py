@@ -27,6 +27,7 @@ from pipeline.keys import Keys
 from pipeline.related import RELATIONS
 from pipeline.settings import Settings
 from pipeline.store import queue_zincr_trim
+from pipeline.trending import expire_at_s, generation
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class PersonalHandler:
         for relation, a, b, amount in changes.pairs:
             related[(relation, a)][b] += amount
         cap = engine.config.related.max_neighbours
+        half_life_s = engine.trending.half_life_s
 
         def queue(pipe: Any) -> None:
             for user_id, (history, factors, foryou) in users.items():
@@ -118,6 +120,10 @@ class PersonalHandler:
                 queue_zincr_trim(pipe, keys.related(relation, item_id), increments, cap, 2 * cap)
             for (kind, item_id), amount in changes.popularity.items():
                 pipe.hincrbyfloat(keys.popularity(kind), item_id, amount)
+            for (gen, item_id), amount in changes.trending.items():
+                pipe.hincrbyfloat(keys.cold_trending(gen), item_id, amount)
+            for gen in {gen for gen, _ in changes.trending}:
+                pipe.expireat(keys.cold_trending(gen), expire_at_s(gen, half_life_s))
 
         return queue
 
@@ -127,8 +133,16 @@ class PersonalHandler:
         for item_id, state in (await redis.hgetall(keys.mf_items())).items():
             engine.model.set_item_state(item_id.decode(), orjson.loads(state))
         for kind in ("click", "conversion"):
-            for item_id, count in (await redis.hgetall(keys.popularity(kind))).items():
-                engine.cooc.popularity[kind][item_id.decode()] = float(count)
+            counts = await redis.hgetall(keys.popularity(kind))
+            engine.load_popularity(
+                kind, {item_id.decode(): float(count) for item_id, count in counts.items()}
+            )
+        now_gen = generation(int(time.time() * 1000), engine.trending.half_life_s)
+        stored = {}
+        for gen in (now_gen, now_gen + 1):
+            values = await redis.hgetall(keys.cold_trending(gen))
+            stored[gen] = {item_id.decode(): float(value) for item_id, value in values.items()}
+        engine.trending.load(stored)
         for relation in RELATIONS:
             prefix = keys.related(relation, "x")[:-1]
             batch: list[bytes] = []

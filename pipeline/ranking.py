@@ -213,7 +213,10 @@ class RankingConfig:
 def ranking_config(settings: Any) -> RankingConfig:
     """The config from ``settings`` (its ``ranking_{field}`` fields)."""
     return RankingConfig(
-        **{name: getattr(settings, f"ranking_{name}") for name in RankingConfig.__dataclass_fields__}
+        **{
+            name: getattr(settings, f"ranking_{name}")
+            for name in RankingConfig.__dataclass_fields__
+        }
     )
 
 

@@ -58,7 +58,6 @@ MAX_N = 500
 MAX_PAGES = 3
 
 
-
 # --- reader ---------------------------------------------------------------------------------
 
 
@@ -227,4 +226,5 @@ def create_reader_app(settings: Settings) -> FastAPI:
         except (RedisUnavailable, RedisError) as exc:  # RedisError: e.g. NOAUTH, LOADING
             return OrjsonResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
         return OrjsonResponse({"status": "ready"})
+
     return app

@@ -117,27 +117,68 @@ class Settings(BaseSettings):
     )
 
     # --- personal recommendations, related items --------------------------------------------
-    foryou_size: int = Field(100, ge=1, le=1000, description="Items kept in each user's precomputed 'for you' list.")
-    user_ttl_s: int = Field(90 * 86400, ge=60, description="Idle users' history, factors and lists expire after this many seconds.")
-    max_cached_users: int = Field(200_000, ge=100, description="Users a personal worker keeps in memory; others are reloaded from Redis.")
-    dedup_window_s: int = Field(3600, ge=0, description="Event ids seen within this many seconds are applied once (client retries); 0 disables.")
-    related_max_neighbours: int = Field(200, ge=10, description="Partners kept per item and relation.")
-    related_discount: float = Field(0.5, ge=0, le=2, description="Popularity discount exponent of related items: count / (popularity + 1) ** discount.")
+    foryou_size: int = Field(
+        100, ge=1, le=1000, description="Items kept in each user's precomputed 'for you' list."
+    )
+    user_ttl_s: int = Field(
+        90 * 86400,
+        ge=60,
+        description="Idle users' history, factors and lists expire after this many seconds.",
+    )
+    max_cached_users: int = Field(
+        200_000,
+        ge=100,
+        description="Users a personal worker keeps in memory; others are reloaded from Redis.",
+    )
+    dedup_window_s: int = Field(
+        3600,
+        ge=0,
+        description="Event ids seen within this many seconds are applied once (client retries); 0 disables.",
+    )
+    related_max_neighbours: int = Field(
+        200, ge=10, description="Partners kept per item and relation."
+    )
+    related_discount: float = Field(
+        0.5,
+        ge=0,
+        le=2,
+        description="Popularity discount exponent of related items: count / (popularity + 1) ** discount.",
+    )
     mf_factors: int = Field(32, ge=2, le=512, description="Latent factors of the personal model.")
     mf_learning_rate: float = Field(0.05, gt=0, le=1, description="SGD step of the personal model.")
-    neighbour_weight: float = Field(1.5, ge=0, description="Weight of 'neighbours of recent history' in the for-you blend.")
+    neighbour_weight: float = Field(
+        1.5, ge=0, description="Weight of 'neighbours of recent history' in the for-you blend."
+    )
 
     # --- personalised ranking (click model) ---------------------------------------------------
-    ranking_n_bits: int = Field(20, ge=10, le=26, description="Hashed feature space of the click model is 2**n_bits (changing it invalidates stored weights).")
-    ranking_learning_rate: float = Field(0.05, gt=0, le=1, description="SGD step of the click model.")
+    ranking_n_bits: int = Field(
+        20,
+        ge=10,
+        le=26,
+        description="Hashed feature space of the click model is 2**n_bits (changing it invalidates stored weights).",
+    )
+    ranking_learning_rate: float = Field(
+        0.05, gt=0, le=1, description="SGD step of the click model."
+    )
     ranking_l2: float = Field(1e-6, ge=0, description="L2 penalty of the click model.")
-    ranking_seed: int = Field(42, description="Hash salt of the click model's features (changing it invalidates stored weights).")
-    ranking_impression_weight: float = Field(0.3, ge=0, description="Weight of a shown-not-yet-clicked item as a negative.")
+    ranking_seed: int = Field(
+        42,
+        description="Hash salt of the click model's features (changing it invalidates stored weights).",
+    )
+    ranking_impression_weight: float = Field(
+        0.3, ge=0, description="Weight of a shown-not-yet-clicked item as a negative."
+    )
     ranking_click_weight: float = Field(1.0, ge=0, description="Weight of a click as a positive.")
 
     # --- user segments -----------------------------------------------------------------------
-    segments_half_life_s: float = Field(30 * 86400.0, gt=0, description="Half-life of user affinities for items and attribute values.")
-    segments_max_users: int = Field(10_000, ge=10, description="Users kept per segment (highest affinity).")
+    segments_half_life_s: float = Field(
+        30 * 86400.0,
+        gt=0,
+        description="Half-life of user affinities for items and attribute values.",
+    )
+    segments_max_users: int = Field(
+        10_000, ge=10, description="Users kept per segment (highest affinity)."
+    )
 
     @field_validator("trending_windows")
     @classmethod
@@ -161,7 +202,9 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix_safe(cls, value: str) -> str:
         if not value or any(ch in value for ch in " {}*?[]\n\t"):
-            raise ValueError("key_prefix must be non-empty without spaces, braces or glob characters")
+            raise ValueError(
+                "key_prefix must be non-empty without spaces, braces or glob characters"
+            )
         return value
 
     def weight(self, event_type: str) -> float:

@@ -140,7 +140,11 @@ async def process_batch(
         queue = await handler.plan(redis, records) if records else None
         applied = len(records)
         now_ms = int(time.time() * 1000)
-        event_ids = {r.event_id: now_ms for r in records if getattr(r, "event_id", None)} if dedup_window_ms else {}
+        event_ids = (
+            {r.event_id: now_ms for r in records if getattr(r, "event_id", None)}
+            if dedup_window_ms
+            else {}
+        )
 
         def queue_writes(pipe: Any, _fresh: list[int]) -> None:
             if queue is not None:
@@ -185,7 +189,9 @@ async def process_with_retry(
     while True:
         try:
             with BATCH_SECONDS.labels(handler.name).time():
-                return await process_batch(redis, keys, handler, messages, send_dead_letters, dedup_window_ms)
+                return await process_batch(
+                    redis, keys, handler, messages, send_dead_letters, dedup_window_ms
+                )
         except (RedisConnectionError, RedisTimeoutError, FenceConflict, OSError) as exc:
             log.warning(
                 "agent %s: batch not applied (%s); retrying in %.1f s", handler.name, exc, backoff

@@ -45,9 +45,26 @@ ID_PATTERN = r"^[\w.:@/+=-]{1,128}$"
 
 # Ordered so that index % 5 == 4 are media categories (consumed, not bought).
 _CATEGORIES = (
-    "electronics", "fashion", "home", "garden", "music", "toys", "sports", "beauty",
-    "grocery", "movies", "auto", "health", "office", "pets", "games", "baby", "outdoor",
-    "kitchen", "jewelry", "books",
+    "electronics",
+    "fashion",
+    "home",
+    "garden",
+    "music",
+    "toys",
+    "sports",
+    "beauty",
+    "grocery",
+    "movies",
+    "auto",
+    "health",
+    "office",
+    "pets",
+    "games",
+    "baby",
+    "outdoor",
+    "kitchen",
+    "jewelry",
+    "books",
 )
 _COLORS = ("black", "white", "red", "blue", "green", "grey", "yellow", "pink", "brown", "beige")
 _DEVICES = ("mobile", "desktop", "tablet")
@@ -103,16 +120,37 @@ class SyntheticConfig:
     concurrent_sessions: int = 100  # interleaved sessions; in-session gap ~ this / rate
 
     def __post_init__(self) -> None:
-        for name in ("n_users", "n_items", "n_categories", "n_clusters", "latent_dim",
-                     "drift_every", "trend_phase", "concurrent_sessions", "max_clicks"):
+        for name in (
+            "n_users",
+            "n_items",
+            "n_categories",
+            "n_clusters",
+            "latent_dim",
+            "drift_every",
+            "trend_phase",
+            "concurrent_sessions",
+            "max_clicks",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.seed < 0 or self.n_trending < 0:
             raise ValueError("seed and n_trending must be >= 0")
-        fractions = ("anonymous_fraction", "login_prob", "popularity_mix", "search_prob",
-                     "click_scale", "direct_prob", "conversion_scale", "checkout_prob", "rate_prob",
-                     "blacklist_prob", "second_category_prob", "unavailable_fraction",
-                     "drift_reversion", "trend_decay")
+        fractions = (
+            "anonymous_fraction",
+            "login_prob",
+            "popularity_mix",
+            "search_prob",
+            "click_scale",
+            "direct_prob",
+            "conversion_scale",
+            "checkout_prob",
+            "rate_prob",
+            "blacklist_prob",
+            "second_category_prob",
+            "unavailable_fraction",
+            "drift_reversion",
+            "trend_decay",
+        )
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1]")
@@ -131,8 +169,13 @@ class SyntheticWorld:
     def __init__(self, config: SyntheticConfig) -> None:
         self.config = cfg = config
         rng = np.random.default_rng(cfg.seed)
-        n_cl, n_cat, n_it, n_us, dim = (cfg.n_clusters, cfg.n_categories, cfg.n_items,
-                                        cfg.n_users, cfg.latent_dim)
+        n_cl, n_cat, n_it, n_us, dim = (
+            cfg.n_clusters,
+            cfg.n_categories,
+            cfg.n_items,
+            cfg.n_users,
+            cfg.latent_dim,
+        )
         # Unit centroids scaled so same-cluster dot products (~scale^2) stand out.
         self._scale = scale = 2.0
         centroids = rng.normal(size=(n_cl, dim))
@@ -150,7 +193,8 @@ class SyntheticWorld:
         has_second = (rng.random(n_it) < cfg.second_category_prob) & (second != primary)
         # Per (cluster, item) category affinity; the second category counts half.
         self._item_cat_aff = cat_logaff[:, primary] + np.where(
-            has_second, 0.5 * cat_logaff[:, second], 0.0)
+            has_second, 0.5 * cat_logaff[:, second], 0.0
+        )
         self._cluster_pref = centroids @ self._item_latent.T / scale + self._item_cat_aff
 
         self._user_cluster = user_cl = rng.integers(n_cl, size=n_us)
@@ -169,8 +213,9 @@ class SyntheticWorld:
         bands = np.searchsorted(np.quantile(prices, [1 / 3, 2 / 3]), prices, side="right")
         # Brands and tags are cluster-flavoured so content features carry signal too.
         own_brand = rng.random(n_it) < 0.7
-        brands = np.where(own_brand, item_cl * 3 + rng.integers(3, size=n_it),
-                          rng.integers(n_cl * 3, size=n_it))
+        brands = np.where(
+            own_brand, item_cl * 3 + rng.integers(3, size=n_it), rng.integers(n_cl * 3, size=n_it)
+        )
         tags = item_cl[:, None] * 4 + rng.integers(4, size=(n_it, 2))
         colors = rng.integers(len(_COLORS), size=n_it)
         created = cfg.start_ms - rng.integers(86_400_000, 365 * 86_400_000, size=n_it)
@@ -186,13 +231,23 @@ class SyntheticWorld:
         for i in range(n_it):
             cats = [names[primary[i]]] + ([names[second[i]]] if has_second[i] else [])
             brand, color = f"brand-{int(brands[i]):03d}", _COLORS[colors[i]]
-            attributes = {"brand": brand, "color": color,
-                          "price_band": ("low", "mid", "high")[int(bands[i])],
-                          "tags": sorted({f"tag-{int(t)}" for t in tags[i]})}
-            self._catalog.append({
-                "item_id": self._item_ids[i], "categories": cats, "attributes": attributes,
-                "created_at": int(created[i]), "available": bool(available[i]),
-                "price": self._prices[i], "title": f"{brand} {color} {cats[0]} {i}"})
+            attributes = {
+                "brand": brand,
+                "color": color,
+                "price_band": ("low", "mid", "high")[int(bands[i])],
+                "tags": sorted({f"tag-{int(t)}" for t in tags[i]}),
+            }
+            self._catalog.append(
+                {
+                    "item_id": self._item_ids[i],
+                    "categories": cats,
+                    "attributes": attributes,
+                    "created_at": int(created[i]),
+                    "available": bool(available[i]),
+                    "price": self._prices[i],
+                    "title": f"{brand} {color} {cats[0]} {i}",
+                }
+            )
 
     def catalog(self) -> list[dict]:
         """One item record per item (fresh copies), in item index order."""
@@ -264,8 +319,9 @@ class _Stream:
         self._refreshes = 0
         self._n_avail = int(world._available.sum())
         self._bias = [(1.0 + p) ** -self.cfg.position_decay for p in range(100)]
-        self._log_stay = math.log(1.0 - 1.0 / self.cfg.session_steps) if (
-            self.cfg.session_steps > 1) else None
+        self._log_stay = (
+            math.log(1.0 - 1.0 / self.cfg.session_steps) if (self.cfg.session_steps > 1) else None
+        )
         self.sessions = self.recs = self.anons = 0
         self._rebuild()
 
@@ -327,30 +383,62 @@ class _Stream:
                 self._direct(out, uid, sid, bisect_right(taste[0], u() * taste[1]), rel)
             elif draw < cfg.direct_prob + cfg.search_prob:
                 item = bisect_right(taste[0], u() * taste[1])
-                out.append({"event_id": "", "type": "click", "timestamp": 0, "user_id": uid,
-                            "item_id": w._item_ids[item], "session_id": sid,
-                            "context": {"device": device, "page": "search"}})
+                out.append(
+                    {
+                        "event_id": "",
+                        "type": "click",
+                        "timestamp": 0,
+                        "user_id": uid,
+                        "item_id": w._item_ids[item],
+                        "session_id": sid,
+                        "context": {"device": device, "page": "search"},
+                    }
+                )
                 self._convert(out, uid, sid, item, rel[item], basket)
             else:
                 self._impression(out, uid, sid, device, taste, rel, basket)
             if step == login_at:  # after >= 1 anonymous event, so the anon id exists
-                out.append({"event_id": "", "type": "login", "timestamp": 0, "user_id": known,
-                            "previous_user_id": uid, "session_id": sid,
-                            "context": {"device": device}})
+                out.append(
+                    {
+                        "event_id": "",
+                        "type": "login",
+                        "timestamp": 0,
+                        "user_id": known,
+                        "previous_user_id": uid,
+                        "session_id": sid,
+                        "context": {"device": device},
+                    }
+                )
                 uid = known
         if basket and u() < cfg.checkout_prob:
             for item in basket:  # bought together: one taste, so "also bought" is learnable
                 qty = 1 + int(u() < 0.2) + int(u() < 0.05)
-                out.append({"event_id": "", "type": "buy", "timestamp": 0, "user_id": uid,
-                            "item_id": w._item_ids[item], "value": qty,
-                            "price": w._prices[item], "session_id": sid})
+                out.append(
+                    {
+                        "event_id": "",
+                        "type": "buy",
+                        "timestamp": 0,
+                        "user_id": uid,
+                        "item_id": w._item_ids[item],
+                        "value": qty,
+                        "price": w._prices[item],
+                        "session_id": sid,
+                    }
+                )
                 self._maybe_rate(out, uid, sid, item, rel[item])
         out.reverse()
         return out
 
-    def _impression(self, out: list[dict], uid: str, sid: str, device: str,
-                    taste: tuple[list[float], float], rel: list[float],
-                    basket: list[int]) -> None:
+    def _impression(
+        self,
+        out: list[dict],
+        uid: str,
+        sid: str,
+        device: str,
+        taste: tuple[list[float], float],
+        rel: list[float],
+        basket: list[int],
+    ) -> None:
         w, cfg, u = self.w, self.cfg, self.uniform
         low, high = cfg.impression_size
         size = min(low + int(u() * (high - low + 1)), self._n_avail)
@@ -374,58 +462,128 @@ class _Stream:
         x = u()
         page = _PAGES[sum(x >= c for c in _PAGE_CDF[:-1])]
         ids = w._item_ids
-        out.append({"event_id": "", "type": "impression", "timestamp": 0, "user_id": uid,
-                    "items": [ids[i] for i in shown], "session_id": sid,
-                    "recommendation_id": rid, "context": {"device": device, "page": page}})
+        out.append(
+            {
+                "event_id": "",
+                "type": "impression",
+                "timestamp": 0,
+                "user_id": uid,
+                "items": [ids[i] for i in shown],
+                "session_id": sid,
+                "recommendation_id": rid,
+                "context": {"device": device, "page": page},
+            }
+        )
         clicks, bias, scale = 0, self._bias, cfg.click_scale
         for pos, item in enumerate(shown):
             if u() < scale * bias[pos] * rel[item]:
-                out.append({"event_id": "", "type": "click", "timestamp": 0, "user_id": uid,
-                            "item_id": ids[item], "session_id": sid, "recommendation_id": rid,
-                            "context": {"device": device, "page": page, "position": pos}})
+                out.append(
+                    {
+                        "event_id": "",
+                        "type": "click",
+                        "timestamp": 0,
+                        "user_id": uid,
+                        "item_id": ids[item],
+                        "session_id": sid,
+                        "recommendation_id": rid,
+                        "context": {"device": device, "page": page, "position": pos},
+                    }
+                )
                 self._convert(out, uid, sid, item, rel[item], basket)
                 clicks += 1
                 if clicks == cfg.max_clicks:
                     break
         if u() < cfg.blacklist_prob:
             worst = min(shown, key=rel.__getitem__)
-            out.append({"event_id": "", "type": "blacklist", "timestamp": 0, "user_id": uid,
-                        "item_id": ids[worst], "session_id": sid})
+            out.append(
+                {
+                    "event_id": "",
+                    "type": "blacklist",
+                    "timestamp": 0,
+                    "user_id": uid,
+                    "item_id": ids[worst],
+                    "session_id": sid,
+                }
+            )
 
-    def _convert(self, out: list[dict], uid: str, sid: str, item: int, rel: float,
-                 basket: list[int]) -> None:
+    def _convert(
+        self, out: list[dict], uid: str, sid: str, item: int, rel: float, basket: list[int]
+    ) -> None:
         """After a click: media is consumed, products go to the basket (bought at checkout)."""
         if self.uniform() >= self.cfg.conversion_scale * rel:
             return
         item_id = self.w._item_ids[item]
         if self.w._is_media[item]:
             fraction = round(min(1.0, max(0.0, rel + 0.2 * self.normal())), 3)
-            out.append({"event_id": "", "type": "consume", "timestamp": 0, "user_id": uid,
-                        "item_id": item_id, "value": fraction, "session_id": sid})
+            out.append(
+                {
+                    "event_id": "",
+                    "type": "consume",
+                    "timestamp": 0,
+                    "user_id": uid,
+                    "item_id": item_id,
+                    "value": fraction,
+                    "session_id": sid,
+                }
+            )
             self._maybe_rate(out, uid, sid, item, rel)
         elif item not in basket:
-            out.append({"event_id": "", "type": "basket", "timestamp": 0, "user_id": uid,
-                        "item_id": item_id, "session_id": sid})
+            out.append(
+                {
+                    "event_id": "",
+                    "type": "basket",
+                    "timestamp": 0,
+                    "user_id": uid,
+                    "item_id": item_id,
+                    "session_id": sid,
+                }
+            )
             basket.append(item)
 
     def _direct(self, out: list[dict], uid: str, sid: str, item: int, rel: list[float]) -> None:
         """A conversion that no click on the item preceded."""
         item_id = self.w._item_ids[item]
         if self.w._is_media[item]:
-            out.append({"event_id": "", "type": "consume", "timestamp": 0, "user_id": uid,
-                        "item_id": item_id, "value": round(min(1.0, rel[item] + 0.2), 3),
-                        "session_id": sid})
+            out.append(
+                {
+                    "event_id": "",
+                    "type": "consume",
+                    "timestamp": 0,
+                    "user_id": uid,
+                    "item_id": item_id,
+                    "value": round(min(1.0, rel[item] + 0.2), 3),
+                    "session_id": sid,
+                }
+            )
         else:
-            out.append({"event_id": "", "type": "buy", "timestamp": 0, "user_id": uid,
-                        "item_id": item_id, "value": 1, "price": self.w._prices[item],
-                        "session_id": sid})
+            out.append(
+                {
+                    "event_id": "",
+                    "type": "buy",
+                    "timestamp": 0,
+                    "user_id": uid,
+                    "item_id": item_id,
+                    "value": 1,
+                    "price": self.w._prices[item],
+                    "session_id": sid,
+                }
+            )
         self._maybe_rate(out, uid, sid, item, rel[item])
 
     def _maybe_rate(self, out: list[dict], uid: str, sid: str, item: int, rel: float) -> None:
         if self.uniform() < self.cfg.rate_prob:
             stars = min(5, max(1, round(1.0 + 4.0 * rel + 0.7 * self.normal())))
-            out.append({"event_id": "", "type": "rate", "timestamp": 0, "user_id": uid,
-                        "item_id": self.w._item_ids[item], "value": stars, "session_id": sid})
+            out.append(
+                {
+                    "event_id": "",
+                    "type": "rate",
+                    "timestamp": 0,
+                    "user_id": uid,
+                    "item_id": self.w._item_ids[item],
+                    "value": stars,
+                    "session_id": sid,
+                }
+            )
 
 
 def write_jsonl(records: Iterable[dict], path_or_file: str | os.PathLike | IO[Any]) -> int:

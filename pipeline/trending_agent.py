@@ -46,6 +46,8 @@ class TrendingHandler:
         def queue(pipe: Any) -> None:
             for (kind, window, gen, category), increments in deltas.items():
                 key = self.keys.trending(kind, window, gen, category)
-                queue_zincr_trim(pipe, key, increments, max_items, expire_at_s=expire_at_s(gen, windows[window]))
+                queue_zincr_trim(
+                    pipe, key, increments, max_items, expire_at_s=expire_at_s(gen, windows[window])
+                )
 
         return queue

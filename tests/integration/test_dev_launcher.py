@@ -34,7 +34,11 @@ def dev_env(ports: dict[str, int]) -> dict[str, str]:
 def start_dev(ports: dict[str, int], log_dir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline", "dev", "--log-dir", str(log_dir), *args],
-        env=dev_env(ports), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dev_env(ports),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 

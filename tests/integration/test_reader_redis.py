@@ -105,7 +105,10 @@ async def test_ranking_and_decayed_scores(reader, redis, settings) -> None:
     scores = [item["score"] for item in body["items"]]
     assert scores == pytest.approx([3.0, 1.0, 0.5], rel=1e-3)
     assert body["items"][0]["source"] == {
-        "model": "trending", "kind": "clicks", "window": "1h", "category": None,
+        "model": "trending",
+        "kind": "clicks",
+        "window": "1h",
+        "category": None,
     }
 
     limited = (await reader.get("/v1/trending", params={"n": 2})).json()

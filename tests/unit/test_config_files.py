@@ -124,7 +124,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
     assert starts, "deploy/Dockerfile has no FROM"
-    return instructions[starts[-1]:]
+    return instructions[starts[-1] :]
 
 
 def env_assignments(arguments: str) -> dict[str, str]:

@@ -29,8 +29,20 @@ def is_number(value: object) -> bool:
 
 def check_event(event: dict) -> None:
     """The event contract, independent of pipeline.events."""
-    allowed = {"event_id", "type", "user_id", "item_id", "items", "timestamp", "value", "price",
-               "session_id", "recommendation_id", "previous_user_id", "context"}
+    allowed = {
+        "event_id",
+        "type",
+        "user_id",
+        "item_id",
+        "items",
+        "timestamp",
+        "value",
+        "price",
+        "session_id",
+        "recommendation_id",
+        "previous_user_id",
+        "context",
+    }
     assert set(event) <= allowed, event
     assert isinstance(event["event_id"], str) and 1 <= len(event["event_id"]) <= 128
     kind = event["type"]
@@ -121,8 +133,11 @@ def test_every_event_meets_the_contract(log: list[dict]) -> None:
 
 
 def test_rate_and_start_are_configurable() -> None:
-    events = list(SyntheticWorld(SyntheticConfig(start_ms=1_000_000_000_000,
-                                                 events_per_second=3.0)).events(301))
+    events = list(
+        SyntheticWorld(SyntheticConfig(start_ms=1_000_000_000_000, events_per_second=3.0)).events(
+            301
+        )
+    )
     assert events[0]["timestamp"] == 1_000_000_000_000
     assert events[-1]["timestamp"] == 1_000_000_000_000 + 100_000
 
@@ -170,8 +185,9 @@ def test_conversions_concentrate_on_the_users_cluster(
 ) -> None:
     conversions = [e for e in log if e["type"] in CONVERSIONS]
     assert len(conversions) > 1000
-    own = sum(world.user_cluster(e["user_id"]) == world.item_cluster(e["item_id"])
-              for e in conversions) / len(conversions)
+    own = sum(
+        world.user_cluster(e["user_id"]) == world.item_cluster(e["item_id"]) for e in conversions
+    ) / len(conversions)
     assert own > 4 / world.config.n_clusters
 
 
@@ -267,9 +283,15 @@ def test_write_jsonl_to_path_binary_and_text(tmp_path, world: SyntheticWorld) ->
 
 @pytest.mark.parametrize(
     "bad",
-    [{"n_items": 0}, {"events_per_second": 0.0}, {"anonymous_fraction": 1.5},
-     {"impression_size": (0, 5)}, {"impression_size": (10, 5)}, {"seed": -1},
-     {"session_steps": 0.5}],
+    [
+        {"n_items": 0},
+        {"events_per_second": 0.0},
+        {"anonymous_fraction": 1.5},
+        {"impression_size": (0, 5)},
+        {"impression_size": (10, 5)},
+        {"seed": -1},
+        {"session_steps": 0.5},
+    ],
 )
 def test_invalid_config_is_rejected(bad: dict) -> None:
     with pytest.raises(ValueError):
@@ -277,8 +299,15 @@ def test_invalid_config_is_rejected(bad: dict) -> None:
 
 
 def test_tiny_worlds_still_work() -> None:
-    config = SyntheticConfig(n_users=3, n_items=4, n_categories=2, n_clusters=2,
-                             concurrent_sessions=1, anonymous_fraction=1.0, login_prob=1.0)
+    config = SyntheticConfig(
+        n_users=3,
+        n_items=4,
+        n_categories=2,
+        n_clusters=2,
+        concurrent_sessions=1,
+        anonymous_fraction=1.0,
+        login_prob=1.0,
+    )
     events = list(SyntheticWorld(config).events(2000))
     for event in events:
         check_event(event)
