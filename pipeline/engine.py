@@ -153,6 +153,7 @@ class Engine:
         self._neighbour_cache: dict[
             tuple[str, str], tuple[np.ndarray, np.ndarray, set[str]] | None
         ] = {}
+        self._anchor_partners: dict[str, set[str]] = {}
         self._popularity: dict[str, np.ndarray] = {"click": np.zeros(0), "conversion": np.zeros(0)}
 
     # --- learning ----------------------------------------------------------------------------
@@ -198,6 +199,7 @@ class Engine:
             changes.pairs.extend(pairs)
             for relation, anchor, _, _ in pairs:
                 self._neighbour_cache.pop((relation, anchor), None)
+                self._anchor_partners.pop(anchor, None)
         positive = kind == "click" or conversion
         if positive:
             popularity_kind = "conversion" if conversion else "click"
@@ -365,27 +367,34 @@ class Engine:
         take = min(n, len(ids))
         if take <= 0:
             return []
+        anchor_partners = [(anchor, self._partners_of(anchor)) for anchor in anchors]
         top = np.argpartition(-scores, take - 1)[:take]
         top = top[np.lexsort((top, -scores[top]))]
+        stage = "cold_start" if cold else "personal"
         out = []
-        for index in top:
-            if not math.isfinite(scores[index]):
+        for index, score in zip(top.tolist(), scores[top].tolist(), strict=True):
+            if score == -math.inf:
                 break
             item_id = ids[index]
-            source: dict = {"model": "for_you", "stage": "cold_start" if cold else "personal"}
-            # Attribution for the few items served: which recent items led here (at most 3).
-            sources = [a for a in anchors if self._is_partner(a, item_id)][:3]
+            source: dict = {"model": "for_you", "stage": stage}
+            # Attribution for the items served: which recent items led here (at most 3).
+            sources = [anchor for anchor, partners in anchor_partners if item_id in partners][:3]
             if sources:
                 source["source_items"] = sources
-            out.append(Recommendation(item_id, float(scores[index]), source))
+            out.append(Recommendation(item_id, score, source))
         return out
 
-    def _is_partner(self, anchor: str, item_id: str) -> bool:
-        for relation in RELATIONS:
-            entry = self._neighbour_cache.get((relation, anchor))
-            if entry is not None and item_id in entry[2]:
-                return True
-        return False
+    def _partners_of(self, anchor: str) -> set[str]:
+        """Every partner of ``anchor`` in any relation (cached like the counts)."""
+        partners = self._anchor_partners.get(anchor)
+        if partners is None:
+            partners = set()
+            for relation in RELATIONS:
+                entry = self._partner_counts(anchor, relation)
+                if entry is not None:
+                    partners |= entry[2]
+            self._anchor_partners[anchor] = partners
+        return partners
 
     def related(
         self, item_id: str, n: int, relation: str | None = None, exclude: set[str] | None = None

@@ -31,6 +31,7 @@ from pipeline.http_common import (
 from pipeline.keys import Keys
 from pipeline.related import DISCOUNT_BY, RELATIONS, blend_related, rank_related
 from pipeline.settings import Settings
+from pipeline.trending_read import read_trending
 
 MAX_N = 500
 _ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
@@ -119,8 +120,6 @@ def personal_router(settings: Settings) -> APIRouter:
         user_id: str,
         n: int = Query(10, ge=1, le=MAX_N, description=f"Number of items, 1-{MAX_N}."),
     ) -> Response:
-        from pipeline.reader import read_trending
-
         check_id(user_id, "user_id")
         now_ms = int(time.time() * 1000)
         redis = request.app.state.redis
