@@ -31,7 +31,10 @@ TOPICS = ROOT / "topics.yaml"
 
 DOCKERFILE_REF = "deploy/Dockerfile"
 INFRA_SERVICES = {"kafka", "redis"}
-APP_SERVICES = {"topics", "worker-trending", "worker-catalog", "reader", "collector"}
+APP_SERVICES = {
+    "topics", "worker-trending", "worker-catalog", "worker-personal", "worker-ranking",
+    "worker-segments", "reader", "collector",
+}
 SUBCOMMANDS = {"worker", "reader", "collector", "topics", "generate"}
 # HTTP services: (service, host setting, port setting).
 HTTP_SERVICES = [
