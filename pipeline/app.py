@@ -74,10 +74,9 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
         datadir=datadir,
         key_serializer="raw",
         value_serializer="raw",
-        web_enabled=settings.worker_web_port > 0,
-        web_port=settings.worker_web_port or 6066,
-        web_bind=settings.worker_web_host,
-        web_in_thread=False,
+        # Faust's own web server is not used (metrics: PIPELINE_WORKER_METRICS_PORT).
+        web_enabled=False,
+        web_bind="127.0.0.1",
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,

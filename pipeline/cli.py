@@ -62,8 +62,15 @@ def worker(agents: str, loglevel: str) -> None:
         groups = parse_groups(agents)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--agents") from None
-    if settings.worker_web_port:
-        _check_port(settings.worker_web_host, settings.worker_web_port, "PIPELINE_WORKER_WEB_PORT")
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        _check_port(
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+            "PIPELINE_WORKER_METRICS_PORT",
+        )
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     app = create_app(settings, groups)
     Worker(app, loglevel=loglevel).execute_from_commandline()
 

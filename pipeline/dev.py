@@ -47,9 +47,13 @@ def planned_ports(settings: Settings) -> list[tuple[str, int, str]]:
         (settings.reader_host, settings.reader_port, "PIPELINE_READER_PORT"),
         (settings.collector_host, settings.collector_port, "PIPELINE_COLLECTOR_PORT"),
     ]
-    if settings.worker_web_port:
+    if settings.worker_metrics_port:
         ports.append(
-            (settings.worker_web_host, settings.worker_web_port, "PIPELINE_WORKER_WEB_PORT")
+            (
+                settings.worker_metrics_host,
+                settings.worker_metrics_port,
+                "PIPELINE_WORKER_METRICS_PORT",
+            )
         )
     return ports
 

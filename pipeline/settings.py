@@ -66,10 +66,15 @@ class Settings(BaseSettings):
     collector_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body."
     )
-    worker_web_port: int = Field(
-        0, ge=0, le=65535, description="Faust worker web port (0 disables it)."
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of a worker's Prometheus /metrics (0: off; one port per worker process).",
     )
-    worker_web_host: str = Field("127.0.0.1", description="Faust worker web bind address.")
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Bind address of the worker's metrics server."
+    )
     redis_timeout_s: float = Field(
         0.5,
         gt=0,

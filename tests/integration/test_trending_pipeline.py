@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 
 from pipeline.events import Event, event_from_dict
 from pipeline.keys import Keys
+from pipeline.local import free_port
 from pipeline.reader import create_reader_app
 from pipeline.settings import Settings
 from pipeline.topics import apply_topics, load_topics
@@ -117,6 +118,8 @@ async def test_clicks_show_up_in_trending_with_expected_ranking(isolated: Settin
 async def test_bad_messages_go_to_dead_letter_and_change_nothing(
     isolated: Settings, tmp_path: Path
 ):
+    metrics_port = free_port()
+    isolated = isolated.model_copy(update={"worker_metrics_port": metrics_port})
     topics = await setup_topics(isolated)
     now = int(time.time() * 1000)
     good = click(1, "alice", "book", now)
@@ -178,6 +181,12 @@ async def test_bad_messages_go_to_dead_letter_and_change_nothing(
         assert written == sorted([*expected, keys.fence("trending"), keys.seen("trending")])
         assert [m.decode() for m in await redis.zrange(keys.seen("trending"), 0, -1)] == ["e1"]
         assert all(set(members) == {"book"} for members in expected.values())
+
+        # The worker counts what it rejected and applied on its Prometheus endpoint.
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert 'pipeline_records_rejected_total{agent="trending"} 5.0' in text
+        assert 'pipeline_records_applied_total{agent="trending"} 1.0' in text
     finally:
         await consumer.stop()
         await redis.aclose()
