@@ -78,6 +78,8 @@ class Changes:
     users: set[str] = field(default_factory=set)
     items: set[str] = field(default_factory=set)
     removed_users: set[str] = field(default_factory=set)
+    # anonymous id -> user id, from logins in this batch.
+    aliases: dict[str, str] = field(default_factory=dict)
     pairs: list[Pair] = field(default_factory=list)
     popularity: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     # (generation, item_id) -> forward-decayed increment of the cold-start trending counts.
@@ -147,6 +149,8 @@ class Engine:
             seed=c.seed,
         )
         self.histories: dict[str, UserHistory] = {}
+        # Anonymous ids that logged in -> the user they became.
+        self.aliases: dict[str, str] = {}
         self.cooc = CoOccurrence(c.related)
         self.trending = DecayedPopularity(c.trending_half_life_ms)
         self.changes = Changes()
@@ -166,10 +170,10 @@ class Engine:
     def learn(self, event: Event) -> None:
         """Fold one event into every model. Call :meth:`recommend` before it to evaluate."""
         kind = event.event_type
-        user = event.user_id
+        # Events of an anonymous id that logged in belong to the user, also when they arrive
+        # after the login (a user's events span topics, which Kafka does not order).
+        user = self.aliases.get(event.user_id, event.user_id)
         changes = self.changes
-        # An id merged away by a login may act again later (another tab): it lives on.
-        changes.removed_users.discard(user)
         if kind == "login":
             self._merge_user(event.previous_user_id, user)  # type: ignore[arg-type]
             return
@@ -218,8 +222,12 @@ class Engine:
         return co_occurrences(history, event, conversion, self.config.related)
 
     def _merge_user(self, anonymous: str, user: str) -> None:
-        if anonymous == user:
+        if anonymous == user or self.aliases.get(user) == anonymous:
             return
+        self.aliases[anonymous] = user
+        self.changes.aliases[anonymous] = user
+        # The user now has a list even before any event of theirs arrives.
+        self.changes.users.add(user)
         old = self.histories.pop(anonymous, None)
         if old is not None:
             self.history(user).merge_from(old)

@@ -109,7 +109,7 @@ def _optional_string(raw: dict[str, Any], name: str) -> str | None:
     return check_id(value, name)
 
 
-def _context(value: object) -> dict[str, str | float | int]:
+def check_context(value: object) -> dict[str, str | float | int]:
     if not isinstance(value, dict):
         raise InvalidEvent("context must be an object")
     if len(value) > MAX_CONTEXT_ENTRIES:
@@ -238,7 +238,7 @@ def event_from_dict(
         raise InvalidEvent("previous_user_id is required for login")
 
     context = raw.get("context")
-    context = {} if context is None else _context(context)
+    context = {} if context is None else check_context(context)
 
     extra = {key: entry for key, entry in raw.items() if key not in _KNOWN_FIELDS}
     return Event(

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -64,6 +64,23 @@ def validation_message(exc: RequestValidationError) -> str:
         where = " ".join(str(part) for part in error.get("loc", ()))
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the exceptions routes raise to ``{"error", "detail"}`` answers: bad input 422,
+    Redis trouble 503. Routes raise; they do not build error responses themselves."""
+
+    @app.exception_handler(RedisUnavailable)
+    async def _on_redis_unavailable(request: Request, exc: RedisUnavailable) -> Response:
+        return error_response(503, "redis_unavailable", str(exc))
+
+    @app.exception_handler(InvalidEvent)
+    async def _on_invalid(request: Request, exc: InvalidEvent) -> Response:
+        return error_response(422, "invalid_parameter", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(422, "invalid_parameter", validation_message(exc))
 
 
 class _MetricsMiddleware:

@@ -12,6 +12,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:fence:{agent}`` | hash | ``{topic}:{partition}`` -> last applied Kafka offset |
 | ``{p}:seen:{agent}`` | sorted set | event ids applied recently (score: when), for de-duplication |
 | ``{p}:user:{user_id}:history`` | string | JSON: recent interactions, exclusions, blacklist (TTL: idle users expire) |
+| ``{p}:user:{user_id}:alias`` | string | the user id an anonymous id became at login (TTL) |
 | ``{p}:user:{user_id}:factors`` | string | base64 float32 latent vector of the user (TTL) |
 | ``{p}:foryou:{user_id}`` | string | JSON list of the user's current "for you" items with scores and sources (TTL) |
 | ``{p}:mf:items`` | hash | item_id -> JSON ``{"v": base64 float32 vector, "b": bias}`` |
@@ -58,6 +59,9 @@ class Keys:
 
     def user_history(self, user_id: str) -> str:
         return f"{self.prefix}:user:{check_id(user_id, 'user_id')}:history"
+
+    def user_alias(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{check_id(user_id, 'user_id')}:alias"
 
     def user_factors(self, user_id: str) -> str:
         return f"{self.prefix}:user:{check_id(user_id, 'user_id')}:factors"

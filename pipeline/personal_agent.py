@@ -114,6 +114,8 @@ class PersonalHandler:
                 pipe.delete(
                     keys.user_history(user_id), keys.user_factors(user_id), keys.foryou(user_id)
                 )
+            for anonymous, user_id in changes.aliases.items():
+                pipe.set(keys.user_alias(anonymous), user_id, ex=ttl)
             if items:
                 pipe.hset(keys.mf_items(), mapping=items)
             for (relation, item_id), increments in related.items():
@@ -175,22 +177,9 @@ class PersonalHandler:
             e.previous_user_id for e in records if e.previous_user_id
         }
         missing = [user for user in wanted if user not in self.users_loaded]
-        if missing:
-            async with redis.pipeline(transaction=False) as pipe:
-                for user_id in missing:
-                    pipe.get(self.keys.user_history(user_id))
-                    pipe.get(self.keys.user_factors(user_id))
-                values = await pipe.execute()
-            engine = self.engine
-            for index, user_id in enumerate(missing):
-                history, factors = values[2 * index], values[2 * index + 1]
-                if history is not None:
-                    engine.histories[user_id] = UserHistory.from_state(
-                        orjson.loads(history), max_len=engine.config.history_len
-                    )
-                if factors is not None:
-                    engine.model.set_user_state(user_id, factors)
-                self.users_loaded[user_id] = None
+        aliased = await self._load(redis, missing)
+        # Events of an aliased id go to the user it became: that user must be loaded too.
+        await self._load(redis, [user for user in aliased if user not in self.users_loaded])
         # Bounded memory: forget the users loaded longest ago; Redis still has them.
         excess = len(self.users_loaded) - self.settings.max_cached_users
         if excess > 0:
@@ -198,4 +187,31 @@ class PersonalHandler:
                 if user_id not in wanted:
                     del self.users_loaded[user_id]
                     self.engine.histories.pop(user_id, None)
+                    self.engine.aliases.pop(user_id, None)
                     self.engine.model.user_factors.pop(user_id, None)
+
+    async def _load(self, redis: aioredis.Redis, user_ids: list[str]) -> set[str]:
+        """Load users' history, factors and alias; returns the users they are aliases of."""
+        if not user_ids:
+            return set()
+        async with redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.get(self.keys.user_history(user_id))
+                pipe.get(self.keys.user_factors(user_id))
+                pipe.get(self.keys.user_alias(user_id))
+            values = await pipe.execute()
+        engine = self.engine
+        targets = set()
+        for index, user_id in enumerate(user_ids):
+            history, factors, alias = values[3 * index : 3 * index + 3]
+            if history is not None:
+                engine.histories[user_id] = UserHistory.from_state(
+                    orjson.loads(history), max_len=engine.config.history_len
+                )
+            if factors is not None:
+                engine.model.set_user_state(user_id, factors)
+            if alias is not None:
+                engine.aliases[user_id] = alias.decode()
+                targets.add(alias.decode())
+            self.users_loaded[user_id] = None
+        return targets

@@ -16,31 +16,23 @@ the items' features need from ``{p}:rank:weights``. Imports no agent code.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.catalog import categories_of
-from pipeline.events import InvalidEvent, _context, check_id
+from pipeline.events import check_context, check_id
+from pipeline.http_common import DEADLINE_FACTOR, ErrorBody, OrjsonResponse, redis_call
 from pipeline.keys import Keys
 from pipeline.ranking import RankingConfig, features, ranking_config
 from pipeline.settings import Settings
 
 MAX_RANK_ITEMS = 500
-# Same bound as the reader's other routes: socket timeouts bound each round trip, this the
-# whole request (redis-py retries a failed command several times).
-DEADLINE_FACTOR = 2.0
 SOURCE = {"model": "ranking"}
-# OSError covers asyncio's TimeoutError from the deadline.
-_REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
 
 
 async def rank_items(
@@ -107,7 +99,7 @@ class RankRequest(BaseModel):
     @field_validator("context")
     @classmethod
     def _context_rules(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _context(value)
+        return check_context(value)
 
 
 class RankSource(BaseModel):
@@ -125,20 +117,11 @@ class RankResponse(BaseModel):
     items: list[RankedItem]
 
 
-class RankError(BaseModel):
-    error: str
-    detail: str
-
-
-def _json(content: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
-
-
 def ranking_router(settings: Settings) -> APIRouter:
     """``POST /v1/users/{user_id}/rank``; reads ``request.app.state.redis``.
 
-    Body validation errors are ``RequestValidationError``: the reader app turns them into
-    422 ``{"error": "invalid_parameter", "detail"}``; other apps answer FastAPI's default 422.
+    Errors (bad ids or body: 422, Redis: 503) are raised and mapped by the app's handlers
+    (:func:`pipeline.http_common.install_error_handlers`).
     """
     keys = Keys(settings.key_prefix)
     config = ranking_config(settings)
@@ -148,7 +131,7 @@ def ranking_router(settings: Settings) -> APIRouter:
     @router.post(
         "/v1/users/{user_id}/rank",
         response_model=RankResponse,
-        responses={422: {"model": RankError}, 503: {"model": RankError}},
+        responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
         summary="Personalised ranking of a list of items",
         description=(
             "Orders the given items for the user by the click model learned from impressions "
@@ -157,19 +140,11 @@ def ranking_router(settings: Settings) -> APIRouter:
         ),
     )
     async def rank(request: Request, user_id: str, body: RankRequest) -> Response:
-        try:
-            check_id(user_id, "user_id")
-        except InvalidEvent as exc:
-            return _json({"error": "invalid_parameter", "detail": str(exc)}, 422)
-        try:
-            async with asyncio.timeout(deadline_s):
-                items = await rank_items(
-                    request.app.state.redis, keys, user_id, body.items, body.context, config
-                )
-        except _REDIS_ERRORS as exc:
-            reason = str(exc) or type(exc).__name__
-            detail = f"Redis unavailable (deadline {deadline_s:g} s): {reason}"
-            return _json({"error": "redis_unavailable", "detail": detail}, 503)
-        return _json({"user_id": user_id, "items": items})
+        check_id(user_id, "user_id")
+        async with redis_call(deadline_s):
+            items = await rank_items(
+                request.app.state.redis, keys, user_id, body.items, body.context, config
+            )
+        return OrjsonResponse({"user_id": user_id, "items": items})
 
     return router

@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import (
     CollectorRegistry,
@@ -37,10 +36,9 @@ from pipeline.http_common import (
     ErrorBody,
     OrjsonResponse,
     RedisUnavailable,
-    error_response,
+    install_error_handlers,
     install_metrics,
     redis_call,
-    validation_message,
 )
 from pipeline.keys import Keys
 from pipeline.personal_read import personal_router
@@ -111,17 +109,7 @@ def create_reader_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
     install_metrics(app, registry, "reader")
 
-    @app.exception_handler(RedisUnavailable)
-    async def _on_redis_unavailable(request: Request, exc: RedisUnavailable) -> Response:
-        return error_response(503, "redis_unavailable", str(exc))
-
-    @app.exception_handler(InvalidEvent)
-    async def _on_invalid(request: Request, exc: InvalidEvent) -> Response:
-        return error_response(422, "invalid_parameter", str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def _on_validation(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(422, "invalid_parameter", validation_message(exc))
+    install_error_handlers(app)
 
     @app.get(
         "/v1/trending",

@@ -24,13 +24,11 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from pipeline.events import InvalidEvent, check_id, valid_id
+from pipeline.events import check_id, valid_id
 from pipeline.http_common import (
     DEADLINE_FACTOR,
     ErrorBody,
     OrjsonResponse,
-    RedisUnavailable,
-    error_response,
     redis_call,
 )
 from pipeline.keys import Keys
@@ -200,24 +198,18 @@ def segments_router(settings: Settings) -> APIRouter:
         ),
     )
     async def item_users(request: Request, item_id: str, n: int = n_query) -> Response:
-        try:
-            check_id(item_id, "item_id")
-        except InvalidEvent as exc:
-            return error_response(422, "invalid_parameter", str(exc))
+        check_id(item_id, "item_id")
         now_ms = int(time.time() * 1000)
-        try:
-            async with redis_call(deadline_s):
-                users = await users_for_item(
-                    request.app.state.redis,
-                    keys,
-                    item_id,
-                    n,
-                    now_ms,
-                    half_life_s=config.half_life_s,
-                    max_attribute_segments=config.max_attribute_segments,
-                )
-        except RedisUnavailable as exc:
-            return error_response(503, "redis_unavailable", str(exc))
+        async with redis_call(deadline_s):
+            users = await users_for_item(
+                request.app.state.redis,
+                keys,
+                item_id,
+                n,
+                now_ms,
+                half_life_s=config.half_life_s,
+                max_attribute_segments=config.max_attribute_segments,
+            )
         return OrjsonResponse({"item_id": item_id, "generated_at": now_ms, "users": users})
 
     @router.get(
@@ -237,25 +229,19 @@ def segments_router(settings: Settings) -> APIRouter:
         value: str = Query(..., description="Attribute value (numbers as text, e.g. 42)."),
         n: int = n_query,
     ) -> Response:
-        try:
-            check_id(attribute, "attribute")
-            check_id(value, "value")
-        except InvalidEvent as exc:
-            return error_response(422, "invalid_parameter", str(exc))
+        check_id(attribute, "attribute")
+        check_id(value, "value")
         now_ms = int(time.time() * 1000)
-        try:
-            async with redis_call(deadline_s):
-                users = await users_for_attribute(
-                    request.app.state.redis,
-                    keys,
-                    attribute,
-                    value,
-                    n,
-                    now_ms,
-                    half_life_s=config.half_life_s,
-                )
-        except RedisUnavailable as exc:
-            return error_response(503, "redis_unavailable", str(exc))
+        async with redis_call(deadline_s):
+            users = await users_for_attribute(
+                request.app.state.redis,
+                keys,
+                attribute,
+                value,
+                n,
+                now_ms,
+                half_life_s=config.half_life_s,
+            )
         body = {"attribute": attribute, "value": value, "generated_at": now_ms}
         return OrjsonResponse({**body, "users": users})
 

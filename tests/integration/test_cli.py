@@ -18,8 +18,17 @@ from pipeline.settings import Settings, to_env
 from pipeline.topics import load_topics
 
 COMMANDS = [
-    [], ["dev"], ["worker"], ["reader"], ["collector"], ["topics"], ["topics", "apply"],
-    ["produce"], ["generate"], ["evaluate"], ["settings"],
+    [],
+    ["dev"],
+    ["worker"],
+    ["reader"],
+    ["collector"],
+    ["topics"],
+    ["topics", "apply"],
+    ["produce"],
+    ["generate"],
+    ["evaluate"],
+    ["settings"],
 ]
 
 
@@ -34,8 +43,20 @@ def test_generate_is_reproducible_from_the_seed(tmp_path: Path):
     runner = CliRunner()
     paths = [tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"]
     for path, seed in zip(paths, (7, 7, 8), strict=True):
-        result = runner.invoke(cli, ["generate", "--seed", str(seed), "--events", "500",
-                                     "--start", "1767225600000", "--output", str(path)])
+        result = runner.invoke(
+            cli,
+            [
+                "generate",
+                "--seed",
+                str(seed),
+                "--events",
+                "500",
+                "--start",
+                "1767225600000",
+                "--output",
+                str(path),
+            ],
+        )
         assert result.exit_code == 0, result.output
     assert paths[0].read_bytes() == paths[1].read_bytes()
     assert paths[0].read_bytes() != paths[2].read_bytes()
@@ -44,12 +65,19 @@ def test_generate_is_reproducible_from_the_seed(tmp_path: Path):
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **to_env(settings)}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.integration
-def test_topics_apply_and_produce_route_valid_lines_and_report_bad_ones(isolated: Settings, tmp_path: Path):
+def test_topics_apply_and_produce_route_valid_lines_and_report_bad_ones(
+    isolated: Settings, tmp_path: Path
+):
     first = run_cli(isolated, "topics", "apply")
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("created ") == 6
@@ -57,13 +85,36 @@ def test_topics_apply_and_produce_route_valid_lines_and_report_bad_ones(isolated
     assert again.returncode == 0 and "created" not in again.stdout and "as declared" in again.stdout
 
     lines = [
-        orjson.dumps({"event_id": "a", "type": "click", "user_id": "u1", "item_id": "i1",
-                      "timestamp": "2026-11-23T10:00:00+00:00"}),
+        orjson.dumps(
+            {
+                "event_id": "a",
+                "type": "click",
+                "user_id": "u1",
+                "item_id": "i1",
+                "timestamp": "2026-11-23T10:00:00+00:00",
+            }
+        ),
         b"{broken",
-        orjson.dumps({"event_id": "b", "type": "buy", "user_id": "u2", "item_id": "i2",
-                      "timestamp": 1795430000000, "value": 2}),
-        orjson.dumps({"event_id": "c", "type": "rate", "user_id": "u2", "item_id": "i2",
-                      "timestamp": 1795430000000, "value": 9}),
+        orjson.dumps(
+            {
+                "event_id": "b",
+                "type": "buy",
+                "user_id": "u2",
+                "item_id": "i2",
+                "timestamp": 1795430000000,
+                "value": 2,
+            }
+        ),
+        orjson.dumps(
+            {
+                "event_id": "c",
+                "type": "rate",
+                "user_id": "u2",
+                "item_id": "i2",
+                "timestamp": 1795430000000,
+                "value": 9,
+            }
+        ),
     ]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -76,8 +127,12 @@ def test_topics_apply_and_produce_route_valid_lines_and_report_bad_ones(isolated
 
     async def read_all() -> dict[str, list[tuple[bytes, dict]]]:
         names = [topics.for_event_type("click"), topics.for_event_type("buy")]
-        consumer = AIOKafkaConsumer(*names, bootstrap_servers=isolated.kafka_bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            *names,
+            bootstrap_servers=isolated.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         await consumer.start()
         found: dict[str, list] = {name: [] for name in names}
         try:

@@ -16,7 +16,6 @@ from pipeline.events import Item
 from pipeline.keys import Keys
 from pipeline.local import free_port
 from pipeline.ranking import ranking_config
-from pipeline.ranking_read import ranking_router
 from pipeline.reader import create_reader_app
 from pipeline.settings import Settings
 from pipeline.topics import apply_topics, load_topics
@@ -32,7 +31,6 @@ CATEGORIES = {item: ["shoes" if k < 3 else "hats"] for k, item in enumerate(ITEM
 @asynccontextmanager
 async def reader(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_reader_app(settings)
-    app.include_router(ranking_router(settings))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reader") as c,

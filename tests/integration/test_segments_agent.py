@@ -12,7 +12,6 @@ import redis.asyncio as aioredis
 from pipeline.keys import Keys
 from pipeline.local import free_port
 from pipeline.reader import create_reader_app
-from pipeline.segments_read import segments_router
 from pipeline.settings import Settings, load_settings
 from pipeline.topics import apply_topics, load_topics
 from tests.integration.helpers import log_tail, pipeline_process, produce, wait_for
@@ -33,7 +32,6 @@ def event(n: int, kind: str, user: str, item: str, ts: int) -> dict:
 
 def reader_app(settings: Settings):
     app = create_reader_app(settings)
-    app.include_router(segments_router(settings))
     return app
 
 

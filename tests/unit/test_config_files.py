@@ -32,8 +32,14 @@ TOPICS = ROOT / "topics.yaml"
 DOCKERFILE_REF = "deploy/Dockerfile"
 INFRA_SERVICES = {"kafka", "redis"}
 APP_SERVICES = {
-    "topics", "worker-trending", "worker-catalog", "worker-personal", "worker-ranking",
-    "worker-segments", "reader", "collector",
+    "topics",
+    "worker-trending",
+    "worker-catalog",
+    "worker-personal",
+    "worker-ranking",
+    "worker-segments",
+    "reader",
+    "collector",
 }
 SUBCOMMANDS = {"worker", "reader", "collector", "topics", "generate"}
 # HTTP services: (service, host setting, port setting).

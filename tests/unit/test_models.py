@@ -260,6 +260,20 @@ def test_login_merges_the_anonymous_history():
     assert engine.histories[known].interactions == 2
 
 
+def test_events_of_the_anonymous_id_arriving_after_the_login_go_to_the_user():
+    # Kafka orders neither topics nor keys against each other: the login (keyed by the
+    # user) may be learned before the anonymous purchase it follows.
+    engine = warm_engine()
+    anonymous, known = "anon-7", "user-late"
+    engine.learn(make_event("login", known, t=100_000, previous_user_id=anonymous))
+    assert known in engine.drain_changes().users
+    engine.learn(make_event("buy", anonymous, ITEMS[3], 99_000, value=1))
+    changes = engine.drain_changes()
+    assert known in changes.users and anonymous not in engine.histories
+    assert ITEMS[3] in engine.histories[known].excluded
+    assert ITEMS[3] not in {r.item_id for r in engine.recommend(known, len(ITEMS))}
+
+
 def event_sequences() -> st.SearchStrategy[list[Event]]:
     """Small random but valid event sequences over few users and items."""
     users = [*USERS[:3], "anon-0", "anon-1"]
@@ -356,7 +370,9 @@ def test_drain_changes_lists_everything_touched(events):
             if histories_before.get(user) != state:
                 assert user in changes.users, (event, user)
         if event.item_id is not None:
-            assert event.item_id in changes.items and event.user_id in changes.users
+            # An anonymous id that logged in acts as the user it became.
+            owner = engine.aliases.get(event.user_id, event.user_id)
+            assert event.item_id in changes.items and owner in changes.users
         positive = event.event_type == "click" or is_conversion(event)
         if positive and event.item_id is not None:
             assert changes.popularity
