@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 # apt needs root; use sudo when we are not root and it exists.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 PYTEST_ARGS ?=
+BENCH_EVENTS ?= 30000
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run test test-unit lint format bench clean
@@ -41,7 +42,7 @@ format: setup ## Format with ruff
 	$(BIN)/ruff format pipeline tests benchmarks
 
 bench: setup ## Run the benchmarks (numbers printed, compared with a baseline in the same run)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --events $(BENCH_EVENTS)
 
 clean: ## Remove the virtualenv, caches and local logs
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .run

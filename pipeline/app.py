@@ -3,7 +3,7 @@
 Workers that run the same set of agent groups share one consumer group
 (``{app_id}.{group+group}``), so an operator scales a group by starting more workers with
 the same ``--agents``. No Faust tables: authoritative state lives in Redis behind offset
-fences (LOCAL-STACK.md explains why).
+fences (the embedded broker loses Faust table updates on recovery).
 """
 
 from __future__ import annotations

@@ -19,6 +19,16 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid settings: {exc}") from None
 
 
+def _topics(settings: Settings):  # type: ignore[no-untyped-def]
+    """The declared topics, or a clean error naming the file."""
+    from pipeline.topics import TopicsFileError, load_topics
+
+    try:
+        return load_topics(settings.topics_file, settings.topic_prefix)
+    except TopicsFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _check_port(host: str, port: int, setting: str) -> None:
     from pipeline.local import port_in_use
 
@@ -71,14 +81,14 @@ def worker(agents: str, loglevel: str) -> None:
             "PIPELINE_WORKER_METRICS_PORT",
         )
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
-    app = create_app(settings, groups)
+    app = create_app(settings, groups, _topics(settings))
     Worker(app, loglevel=loglevel).execute_from_commandline()
 
 
 @cli.command()
 @click.option("--log-level", default="warning", show_default=True)
 def reader(log_level: str) -> None:
-    """Serve recommendations over HTTP (GET /v1/trending, /healthz, /readyz)."""
+    """Serve recommendations over HTTP: trending, for-you, related, rank, segments (see /docs)."""
     import uvicorn
 
     from pipeline.reader import create_reader_app
@@ -102,6 +112,7 @@ def collector(log_level: str) -> None:
     from pipeline.collector import create_collector_app
 
     settings = _settings()
+    _topics(settings)
     _check_port(settings.collector_host, settings.collector_port, "PIPELINE_COLLECTOR_PORT")
     uvicorn.run(
         create_collector_app(settings),
@@ -126,13 +137,12 @@ def topics() -> None:
 )
 def topics_apply(path: Path | None) -> None:
     """Create missing topics (idempotent) and report differences with the broker."""
-    from pipeline.topics import TopicsFileError, apply_topics, load_topics
+    from pipeline.topics import apply_topics
 
     settings = _settings()
-    try:
-        declared = load_topics(path or settings.topics_file, settings.topic_prefix)
-    except (OSError, TopicsFileError) as exc:
-        raise click.ClickException(str(exc)) from None
+    if path is not None:
+        settings = settings.model_copy(update={"topics_file": path})
+    declared = _topics(settings)
     created, differences = asyncio.run(apply_topics(settings.kafka_bootstrap, declared.specs))
     for name in created:
         click.echo(f"created {name}")
@@ -154,6 +164,7 @@ def produce(path, catalog: bool) -> None:  # type: ignore[no-untyped-def]
     from pipeline.publish import publish_lines
 
     settings = _settings()
+    _topics(settings)
     sent, errors = asyncio.run(publish_lines(settings, path, catalog=catalog))
     for line_number, reason in errors[:50]:
         click.echo(f"line {line_number}: {reason}", err=True)
@@ -225,6 +236,7 @@ def generate(
     if kafka:
         from pipeline.publish import publish_synthetic
 
+        _topics(_settings())
         sent = asyncio.run(publish_synthetic(_settings(), world, count, rate))
         click.echo(f"published {sent} events", err=True)
         return
@@ -255,7 +267,9 @@ def dev(no_traffic: bool, rate: float, log_dir: Path) -> None:
     """
     from pipeline.dev import run_dev
 
-    sys.exit(run_dev(_settings(), traffic_rate=None if no_traffic else rate, log_dir=log_dir))
+    settings = _settings()
+    _topics(settings)
+    sys.exit(run_dev(settings, traffic_rate=None if no_traffic else rate, log_dir=log_dir))
 
 
 def _register_evaluate() -> None:

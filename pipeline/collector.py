@@ -35,7 +35,13 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 
 from pipeline.events import InvalidEvent, decode_json, event_from_dict
-from pipeline.http_common import ErrorBody, OrjsonResponse, error_response, install_metrics
+from pipeline.http_common import (
+    ErrorBody,
+    OrjsonResponse,
+    error_response,
+    install_error_handlers,
+    install_metrics,
+)
 from pipeline.settings import Settings
 from pipeline.topics import Topics, load_topics
 
@@ -174,6 +180,7 @@ def create_collector_app(settings: Settings, producer: Any = None) -> FastAPI:
     )
     registry = CollectorRegistry()
     install_metrics(app, registry, "collector")
+    install_error_handlers(app)
     events_total = Counter(
         "collector_events_total",
         "Events received, by outcome (accepted, rejected, failed: Kafka did not acknowledge).",

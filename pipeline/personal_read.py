@@ -125,8 +125,10 @@ def personal_router(settings: Settings) -> APIRouter:
         redis = request.app.state.redis
         async with redis_call(deadline_s):
             items = await read_foryou(redis, keys, user_id, n)
-            stage = "personal"
-            if items is None:
+            if items is not None:
+                # The list's stage: "personal", or "cold_start" for a user with little history.
+                stage = items[0]["source"].get("stage", "personal") if items else "personal"
+            else:
                 stage = "fallback"
                 items = await read_trending(
                     redis,

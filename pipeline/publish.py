@@ -21,7 +21,7 @@ _FLUSH_EVERY = 5000
 
 @asynccontextmanager
 async def kafka_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    # No idempotence: the local broker cannot hand out producer ids (LOCAL-STACK.md);
+    # No idempotence: the embedded broker (Tansu) cannot hand out producer ids;
     # replays are harmless because agents fence offsets and events carry unique ids.
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,

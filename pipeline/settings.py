@@ -230,7 +230,9 @@ def describe_settings() -> list[tuple[str, str, str]]:
     rows = []
     for name, field in Settings.model_fields.items():
         default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
-        rows.append((ENV_PREFIX + name.upper(), str(default), field.description or ""))
+        # Mappings print as JSON: the form the environment variable takes.
+        text = json.dumps(default) if isinstance(default, dict | list) else str(default)
+        rows.append((ENV_PREFIX + name.upper(), text, field.description or ""))
     return rows
 
 

@@ -139,8 +139,16 @@ def parse_topics(document: Any, prefix: str = "") -> Topics:
 
 
 def load_topics(path: Path | str, prefix: str = "") -> Topics:
-    with open(path, encoding="utf-8") as handle:
-        return parse_topics(yaml.safe_load(handle), prefix)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise TopicsFileError(
+            f"topics file {path} not found: run from the repository root or set PIPELINE_TOPICS_FILE"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise TopicsFileError(f"{path} is not valid YAML: {exc}") from None
+    return parse_topics(document, prefix)
 
 
 @dataclass(frozen=True, slots=True)
