@@ -25,6 +25,7 @@ from pipeline.keys import Keys
 from pipeline.local import free_port, spawn, start_broker, start_redis
 from pipeline.publish import kafka_producer
 from pipeline.settings import Settings, load_settings, to_env
+from pipeline.store import applied_offsets
 from pipeline.synthetic import SyntheticConfig, SyntheticWorld
 from pipeline.topics import apply_topics, load_topics
 
@@ -87,12 +88,12 @@ async def run_worker(settings: Settings, agent: str, messages: int, log: Path) -
         "worker", [sys.executable, "-m", "pipeline", "worker", "--agents", agent], log, env
     )
     redis = aioredis.Redis.from_url(settings.redis_url)
-    fence = Keys(settings.key_prefix).fence(agent)
+    keys = Keys(settings.key_prefix)
     try:
         first: tuple[float, int] | None = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            done = sum(int(v) + 1 for v in (await redis.hgetall(fence)).values())
+            done = sum(o + 1 for o in (await applied_offsets(redis, keys, agent)).values())
             if done and first is None:
                 first = (time.perf_counter(), done)
             if done >= messages and first is not None:

@@ -9,6 +9,7 @@ fences (the embedded broker loses Faust table updates on recovery).
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,8 @@ from pipeline.store import Position, connect
 from pipeline.streaming import Handler, RawMessage, process_with_retry
 from pipeline.topics import AGENT_GROUPS, Topics, load_topics
 from pipeline.trending_agent import TrendingHandler
+
+log = logging.getLogger(__name__)
 
 
 def make_handler(group: str, settings: Settings, keys: Keys) -> Handler:
@@ -87,18 +90,24 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
     )
     keys = Keys(settings.key_prefix)
     dead_letter = app.topic(topics.dead_letter.name, key_serializer="raw", value_serializer="raw")
+    handlers = []
     for group in groups:
         specs = topics.for_agent(group)
         if not specs:
             continue
-        _register_agent(
-            app,
-            settings,
-            keys,
-            make_handler(group, settings, keys),
-            [s.name for s in specs],
-            dead_letter,
-        )
+        handler = make_handler(group, settings, keys)
+        handlers.append(handler)
+        _register_agent(app, settings, keys, handler, [s.name for s in specs], dead_letter)
+
+    @app.on_partitions_revoked.connect
+    async def _forget_cached_state(sender: Any, revoked: Any, **_: Any) -> None:
+        # Users of revoked partitions may be updated by another worker from now on: handlers
+        # that cache state drop it and reload from Redis when they next need it.
+        for handler in handlers:
+            reset = getattr(handler, "reset", None)
+            if reset is not None:
+                reset()
+
     return app
 
 

@@ -216,7 +216,7 @@ class Engine:
         else:
             # A low rating is explicit negative feedback.
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
-        history.add(event)
+        history.add(event, None if positive or kind != "rate" else "rate_low")
 
     def cooc_pairs(self, history: UserHistory, event: Event, conversion: bool) -> list[Pair]:
         return co_occurrences(history, event, conversion, self.config.related)
@@ -242,6 +242,9 @@ class Engine:
         self.changes.removed_users.add(anonymous)
 
     def drain_changes(self) -> Changes:
+        # Trim co-occurrence lists once per drain, as the agent's Redis script trims once per
+        # batch: both keep exactly the same partners.
+        self.cooc.trim_touched()
         changes, self.changes = self.changes, Changes()
         changes.items |= self.model.drain_touched()
         return changes

@@ -73,9 +73,16 @@ def check_id(value: object, name: str) -> str:
     return value
 
 
+# orjson refuses integers beyond 64 bits; pydantic bodies in the reader do not, and 10**400
+# would not even convert to float. Hold both paths to the same limit.
+MAX_INT = 2**64
+
+
 def _number(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidEvent(f"{name} must be a number")
+    if isinstance(value, int) and abs(value) >= MAX_INT:
+        raise InvalidEvent(f"{name} is too large")
     number = float(value)
     if not math.isfinite(number):
         raise InvalidEvent(f"{name} must be finite")
@@ -122,8 +129,8 @@ def check_context(value: object) -> dict[str, str | float | int]:
                 raise InvalidEvent(f"context[{key!r}] longer than {MAX_CONTEXT_STRING}")
         elif isinstance(entry, bool) or not isinstance(entry, int | float):
             raise InvalidEvent(f"context[{key!r}] must be a string or a number")
-        elif not math.isfinite(entry):
-            raise InvalidEvent(f"context[{key!r}] must be finite")
+        else:
+            _number(entry, f"context[{key!r}]")
     return value
 
 
@@ -341,7 +348,8 @@ def _attribute_value(value: object, name: str) -> str | float | int | bool:
         return value
     if isinstance(value, bool):
         return value
-    return _number(value, f"attributes[{name!r}]") if not isinstance(value, int) else value
+    _number(value, f"attributes[{name!r}]")
+    return value  # type: ignore[return-value]
 
 
 def item_from_dict(raw: object) -> Item:

@@ -32,7 +32,9 @@ class UserHistory:
     blacklisted: set[str] = field(default_factory=set)
     interactions: int = 0
 
-    def add(self, event: Event) -> None:
+    def add(self, event: Event, kind: str | None = None) -> None:
+        """Record an event. ``kind`` overrides the type stored (``"rate_low"`` for a rating
+        below the positive threshold, so it never counts as a conversion later)."""
         if event.item_id is None:
             return
         if event.event_type == "blacklist":
@@ -42,9 +44,19 @@ class UserHistory:
             return
         if event.event_type in EXCLUDING_TYPES:
             self._exclude(event.item_id, event.timestamp_ms)
-        self.recent.append((event.item_id, event.event_type, event.timestamp_ms))
+        entry = (event.item_id, kind or event.event_type, event.timestamp_ms)
+        recent = self.recent
+        if not recent or recent[-1][2] <= entry[2]:
+            recent.append(entry)
+        else:
+            # A late event (topics are not ordered against each other): keep time order,
+            # which items_since and the age trim rely on. Late events land near the end.
+            position = len(recent)
+            while position > 0 and recent[position - 1][2] > entry[2]:
+                position -= 1
+            recent.insert(position, entry)
         self.interactions += 1
-        self._trim(event.timestamp_ms)
+        self._trim(recent[-1][2])
 
     def _exclude(self, item_id: str, timestamp_ms: int) -> None:
         self.excluded[item_id] = timestamp_ms

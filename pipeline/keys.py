@@ -9,7 +9,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:items`` | sorted set | every catalog item id, scored by ``created_at`` (epoch ms) |
 | ``{p}:trending:{kind}:{window}:{gen}:all`` | sorted set | forward-decayed scores of items (see trending.py) |
 | ``{p}:trending:{kind}:{window}:{gen}:cat:{category}`` | sorted set | the same within one category |
-| ``{p}:fence:{agent}`` | hash | ``{topic}:{partition}`` -> last applied Kafka offset |
+| ``{p}:fence:{agent}:{topic}:{partition}`` | string | last Kafka offset the agent group applied from that partition |
 | ``{p}:seen:{agent}`` | sorted set | event ids applied recently (score: when), for de-duplication |
 | ``{p}:user:{user_id}:history`` | string | JSON: recent interactions, exclusions, blacklist (TTL: idle users expire) |
 | ``{p}:user:{user_id}:alias`` | string | the user id an anonymous id became at login (TTL) |
@@ -18,6 +18,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:mf:items`` | hash | item_id -> JSON ``{"v": base64 float32 vector, "b": bias}`` |
 | ``{p}:personal:trending:{gen}`` | hash | item_id -> forward-decayed count (1-day half-life) behind cold users' lists |
 | ``{p}:related:{relation}:{item_id}`` | sorted set | partner item -> co-occurrence count (capped) |
+| ``{p}:related:anchors`` | set | items that have related lists (loaded by a starting personal worker) |
 | ``{p}:popularity:{kind}`` | hash | item_id -> count of positive events (kind: click, conversion) |
 | ``{p}:rank:weights`` | hash | hashed feature index -> weight of the click model |
 | ``{p}:segment:item:{item_id}:{gen}`` | sorted set | user_id -> forward-decayed affinity for one item (capped; ``-inf`` marks a blacklist) |
@@ -51,8 +52,13 @@ class Keys:
             return f"{base}:all"
         return f"{base}:cat:{check_id(category, 'category')}"
 
-    def fence(self, agent: str) -> str:
-        return f"{self.prefix}:fence:{check_id(agent, 'agent')}"
+    def fence(self, agent: str, topic: str, partition: int) -> str:
+        # One key per partition: a worker WATCHes only the partitions it owns, so workers of
+        # one group never abort each other's transactions.
+        return f"{self.fence_prefix(agent)}{check_id(topic, 'topic')}:{int(partition)}"
+
+    def fence_prefix(self, agent: str) -> str:
+        return f"{self.prefix}:fence:{check_id(agent, 'agent')}:"
 
     def seen(self, agent: str) -> str:
         return f"{self.prefix}:seen:{check_id(agent, 'agent')}"
@@ -80,6 +86,9 @@ class Keys:
             f"{self.prefix}:related:{check_id(relation, 'relation')}:{check_id(item_id, 'item_id')}"
         )
 
+    def related_anchors(self) -> str:
+        return f"{self.prefix}:related:anchors"
+
     def popularity(self, kind: str) -> str:
         return f"{self.prefix}:popularity:{check_id(kind, 'kind')}"
 
@@ -100,7 +109,3 @@ class Keys:
     def pattern(self) -> str:
         """Glob matching every key of this namespace (tests, cleanup)."""
         return f"{self.prefix}:*"
-
-
-def fence_field(topic: str, partition: int) -> str:
-    return f"{topic}:{partition}"

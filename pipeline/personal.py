@@ -9,7 +9,8 @@ identical, and it offers ``learn_one``, ``predict_one`` and ``rank``.
 Learning is logistic SGD on implicit feedback: a positive event pulls the user towards the
 item; each positive also draws ``n_negatives`` uniformly sampled items as negatives, and
 impressions without a click are weak negatives. A new user's vector starts at zero, so its
-scores are the item biases: popularity, the natural cold-start answer.
+scores are the item biases: popularity, the natural cold-start answer. (Learning starts a
+user from a small random vector seeded by the id, so two users' first updates differ.)
 """
 
 from __future__ import annotations
@@ -183,17 +184,34 @@ class ImplicitMF:
 
     # --- plain state (no pickles) ------------------------------------------------------------
     def item_state(self, item: str) -> dict[str, Any]:
+        """Plain state of one item; ``i`` is its index, so a restore keeps the item order
+        that negative sampling and tie-breaks depend on."""
         index = self.item_index[item]
-        return {"v": encode_vector(self.item_factors[index]), "b": float(self.item_bias[index])}
+        return {
+            "v": encode_vector(self.item_factors[index]),
+            "b": float(self.item_bias[index]),
+            "i": index,
+        }
 
     def set_item_state(self, item: str, state: dict[str, Any]) -> None:
+        """Restore one item; call in ascending ``i`` order to rebuild the original order."""
+        vector = self._checked(decode_vector(state["v"]))
         index = self.add_item(item)
-        self.item_factors[index] = decode_vector(state["v"])
+        self.item_factors[index] = vector
         self.item_bias[index] = state["b"]
+
+    def _checked(self, vector: np.ndarray) -> np.ndarray:
+        if len(vector) != self.n_factors:
+            raise ValueError(
+                f"stored vectors have {len(vector)} factors but the model has {self.n_factors} "
+                "(PIPELINE_MF_FACTORS changed?): use another PIPELINE_KEY_PREFIX or delete the "
+                "personal keys"
+            )
+        return vector
 
     def user_state(self, user: str) -> str | None:
         vector = self.user_factors.get(user)
         return None if vector is None else encode_vector(vector)
 
     def set_user_state(self, user: str, state: str | bytes) -> None:
-        self.user_factors[user] = decode_vector(state)
+        self.user_factors[user] = self._checked(decode_vector(state))

@@ -51,9 +51,10 @@ class PersonalHandler:
         self.settings = settings
         self.keys = keys
         self.max_future_ms = int(settings.max_future_skew_s * 1000)
-        self._reset()
+        self.reset()
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
+        """Forget everything cached; the next batch reloads from Redis."""
         self.engine = Engine(engine_config(self.settings))
         self.items_loaded = False
         self.users_loaded: dict[str, None] = {}
@@ -68,12 +69,12 @@ class PersonalHandler:
 
     def aborted(self) -> None:
         log.warning("personal: batch not committed; reloading state from Redis")
-        self._reset()
+        self.reset()
 
     async def plan(self, redis: aioredis.Redis, records: list[Event]) -> Any:
         if self.uncommitted:
             # A retry of a batch this engine already learned: start again from Redis.
-            self._reset()
+            self.reset()
         if not self.items_loaded:
             await self._load_items(redis)
         await self._load_users(redis, records)
@@ -120,6 +121,8 @@ class PersonalHandler:
                 pipe.hset(keys.mf_items(), mapping=items)
             for (relation, item_id), increments in related.items():
                 queue_zincr_trim(pipe, keys.related(relation, item_id), increments, cap, 2 * cap)
+            if related:
+                pipe.sadd(keys.related_anchors(), *{item_id for _, item_id in related})
             for (kind, item_id), amount in changes.popularity.items():
                 pipe.hincrbyfloat(keys.popularity(kind), item_id, amount)
             for (gen, item_id), amount in changes.trending.items():
@@ -132,8 +135,13 @@ class PersonalHandler:
     # --- loading state from Redis ------------------------------------------------------------
     async def _load_items(self, redis: aioredis.Redis) -> None:
         engine, keys = self.engine, self.keys
-        for item_id, state in (await redis.hgetall(keys.mf_items())).items():
-            engine.model.set_item_state(item_id.decode(), orjson.loads(state))
+        stored = [
+            (item_id.decode(), orjson.loads(state))
+            for item_id, state in (await redis.hgetall(keys.mf_items())).items()
+        ]
+        # In the original index order (HGETALL's order is arbitrary).
+        for item_id, state in sorted(stored, key=lambda pair: (pair[1].get("i", 1 << 62), pair[0])):
+            engine.model.set_item_state(item_id, state)
         for kind in ("click", "conversion"):
             counts = await redis.hgetall(keys.popularity(kind))
             engine.load_popularity(
@@ -145,32 +153,25 @@ class PersonalHandler:
             values = await redis.hgetall(keys.cold_trending(gen))
             stored[gen] = {item_id.decode(): float(value) for item_id, value in values.items()}
         engine.trending.load(stored)
-        for relation in RELATIONS:
-            prefix = keys.related(relation, "x")[:-1]
-            batch: list[bytes] = []
-            async for key in redis.scan_iter(match=prefix + "*", count=_SCAN_CHUNK):
-                batch.append(key)
-                if len(batch) >= _SCAN_CHUNK:
-                    await self._load_related(redis, relation, prefix, batch)
-                    batch = []
-            await self._load_related(redis, relation, prefix, batch)
+        # Items with related lists are indexed in one set: no keyspace scan at start.
+        anchors = sorted(member.decode() for member in await redis.smembers(keys.related_anchors()))
+        for start in range(0, len(anchors), _SCAN_CHUNK):
+            await self._load_related(redis, anchors[start : start + _SCAN_CHUNK])
         self.items_loaded = True
         log.info("personal: loaded %d items from Redis", len(engine.model.item_ids))
 
-    async def _load_related(
-        self, redis: aioredis.Redis, relation: str, prefix: str, keys: list[bytes]
-    ) -> None:
-        if not keys:
-            return
+    async def _load_related(self, redis: aioredis.Redis, anchors: list[str]) -> None:
         async with redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zrange(key, 0, -1, withscores=True)
-            results = await pipe.execute()
-        counts = self.engine.cooc.counts[relation]
-        for key, members in zip(keys, results, strict=True):
-            counts[key.decode()[len(prefix) :]] = {
-                member.decode(): score for member, score in members
-            }
+            for anchor in anchors:
+                for relation in RELATIONS:
+                    pipe.zrange(self.keys.related(relation, anchor), 0, -1, withscores=True)
+            results = iter(await pipe.execute())
+        counts = self.engine.cooc.counts
+        for anchor in anchors:
+            for relation in RELATIONS:
+                members = next(results)
+                if members:
+                    counts[relation][anchor] = {m.decode(): score for m, score in members}
 
     async def _load_users(self, redis: aioredis.Redis, records: list[Event]) -> None:
         wanted = {e.user_id for e in records} | {
@@ -178,8 +179,10 @@ class PersonalHandler:
         }
         missing = [user for user in wanted if user not in self.users_loaded]
         aliased = await self._load(redis, missing)
-        # Events of an aliased id go to the user it became: that user must be loaded too.
+        # Events of an aliased id go to the user it became: that user must be loaded too,
+        # and must not be evicted below.
         await self._load(redis, [user for user in aliased if user not in self.users_loaded])
+        wanted |= {self.engine.aliases[user] for user in wanted if user in self.engine.aliases}
         # Bounded memory: forget the users loaded longest ago; Redis still has them.
         excess = len(self.users_loaded) - self.settings.max_cached_users
         if excess > 0:

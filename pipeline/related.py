@@ -126,15 +126,27 @@ class CoOccurrence:
             "click": defaultdict(float),
             "conversion": defaultdict(float),
         }
+        self._touched: set[tuple[str, str]] = set()
 
     def apply(self, pairs: Iterable[Pair]) -> None:
-        cap = self.config.max_neighbours
+        """Add pair counts; trimming waits for :meth:`trim_touched`."""
         for relation, a, b, amount in pairs:
             partners = self.counts[relation][a]
             partners[b] = partners.get(b, 0.0) + amount
-            # Trim in bulk (amortised) rather than on every insert.
+            self._touched.add((relation, a))
+
+    def trim_touched(self) -> None:
+        """Cap lists that grew past twice ``max_neighbours`` back to ``max_neighbours``.
+
+        The bulk trim amortises the sort; the Redis copy trims with the same rule once per
+        batch (``queue_zincr_trim(keep=cap, trim_above=2 * cap)``).
+        """
+        cap = self.config.max_neighbours
+        for relation, a in self._touched:
+            partners = self.counts[relation][a]
             if len(partners) > 2 * cap:
                 self.counts[relation][a] = trim(partners, cap)
+        self._touched.clear()
 
     def count_popularity(self, item_id: str, kind: str, amount: float = 1.0) -> None:
         self.popularity[kind][item_id] += amount

@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.events import EVENT_TYPES, valid_id
+
 ENV_PREFIX = "PIPELINE_"
 
 DEFAULT_WINDOWS = {"1h": 3600.0, "1d": 86400.0, "7d": 604800.0}
@@ -191,6 +193,9 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one trending window is needed")
         for name, half_life in value.items():
+            # Window names become parts of Redis keys and query values.
+            if not valid_id(name) or ":" in name:
+                raise ValueError(f"window name {name!r} must be an id without ':'")
             if not math.isfinite(half_life) or half_life <= 0:
                 raise ValueError(f"half-life of window {name!r} must be a positive finite number")
         return value
@@ -199,8 +204,21 @@ class Settings(BaseSettings):
     @classmethod
     def _weights_finite(cls, value: dict[str, float]) -> dict[str, float]:
         for name, weight in value.items():
+            if name not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {name!r} in event_weights")
             if not math.isfinite(weight) or weight < 0:
                 raise ValueError(f"weight of {name!r} must be a finite number >= 0")
+        return value
+
+    @field_validator("trending_kinds")
+    @classmethod
+    def _kinds_valid(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for kind, types in value.items():
+            if not valid_id(kind) or ":" in kind:
+                raise ValueError(f"trending kind name {kind!r} must be an id without ':'")
+            unknown = set(types) - EVENT_TYPES
+            if unknown:
+                raise ValueError(f"trending kind {kind!r}: unknown event types {sorted(unknown)}")
         return value
 
     @field_validator("key_prefix")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from pipeline.keys import fence_field
+from pipeline.keys import Keys
 from pipeline.settings import Settings
 
 
@@ -35,14 +35,10 @@ class Position:
     partition: int
     offset: int
 
-    @property
-    def field(self) -> str:
-        return fence_field(self.topic, self.partition)
-
 
 Pipeline = aioredis.client.Pipeline
-# Called with the transaction pipeline (already in MULTI) and the fresh positions' indexes.
-QueueWrites = Callable[[Pipeline, list[int]], None]
+# Called with the transaction pipeline (already in MULTI): queues the batch's writes.
+QueueWrites = Callable[[Pipeline], None]
 # Called with the indexes of fresh messages before the transaction; reads, sends dead letters.
 Prepare = Callable[[list[int]], Awaitable[QueueWrites]]
 
@@ -88,67 +84,96 @@ class FenceConflict(RuntimeError):
     """Another writer advanced a fence this batch covers (e.g. during a rebalance)."""
 
 
-async def read_fences(
-    redis: aioredis.Redis, fence_key: str, fields: Sequence[str]
-) -> dict[str, int]:
-    values = await redis.hmget(fence_key, list(fields))
-    return {
-        name: int(value) if value is not None else -1
-        for name, value in zip(fields, values, strict=True)
-    }
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Outcome of :func:`apply_fenced`.
+
+    ``fresh``: messages past their fence. ``planned``: ``prepare`` ran at least once.
+    ``executed``: the last plan's writes were committed. ``planned and not executed`` means
+    a handler may hold in-memory effects that Redis does not have.
+    """
+
+    fresh: int
+    planned: bool
+    executed: bool
 
 
-def fresh_indexes(positions: Sequence[Position], fences: Mapping[str, int]) -> list[int]:
-    """Indexes of messages past their partition's fence (not yet applied)."""
-    return [i for i, pos in enumerate(positions) if pos.offset > fences.get(pos.field, -1)]
-
-
-def batch_high_marks(positions: Sequence[Position]) -> dict[str, int]:
-    marks: dict[str, int] = {}
+def batch_high_marks(positions: Sequence[Position]) -> dict[tuple[str, int], int]:
+    """The highest offset of each (topic, partition) in a batch."""
+    marks: dict[tuple[str, int], int] = {}
     for pos in positions:
-        if pos.offset > marks.get(pos.field, -1):
-            marks[pos.field] = pos.offset
+        key = (pos.topic, pos.partition)
+        if pos.offset > marks.get(key, -1):
+            marks[key] = pos.offset
     return marks
+
+
+def fresh_indexes(
+    positions: Sequence[Position], fences: Mapping[tuple[str, int], int]
+) -> list[int]:
+    """Indexes of messages past their partition's fence (not yet applied)."""
+    return [
+        i
+        for i, pos in enumerate(positions)
+        if pos.offset > fences.get((pos.topic, pos.partition), -1)
+    ]
 
 
 async def apply_fenced(
     redis: aioredis.Redis,
-    fence_key: str,
+    keys: Keys,
+    agent: str,
     positions: Sequence[Position],
     prepare: Prepare,
     attempts: int = 5,
-) -> int:
+) -> Applied:
     """Apply a batch once: skip messages at or below their fence, write the rest atomically.
 
     ``prepare`` receives the indexes of fresh messages, may do reads and side effects that
     tolerate repetition (dead letters), and returns a function that queues the writes into
-    the transaction. The fence update is queued in the same MULTI/EXEC, guarded by WATCH on
-    the fence key. Returns the number of fresh messages applied (0 on a full replay).
+    the transaction. The fence updates are queued in the same MULTI/EXEC, guarded by WATCH
+    on the fence keys of the batch's partitions only.
     """
     if not positions:
-        return 0
+        return Applied(0, False, False)
     marks = batch_high_marks(positions)
-    fields = sorted(marks)
+    partitions = sorted(marks)
+    fence_keys = [keys.fence(agent, topic, partition) for topic, partition in partitions]
+    planned = False
     for _ in range(attempts):
         async with redis.pipeline(transaction=True) as pipe:
             try:
-                await pipe.watch(fence_key)
-                values = await pipe.hmget(fence_key, fields)
+                await pipe.watch(*fence_keys)
+                values = await pipe.mget(fence_keys)
                 fences = {
-                    name: int(value) if value is not None else -1
-                    for name, value in zip(fields, values, strict=True)
+                    tp: int(value) if value is not None else -1
+                    for tp, value in zip(partitions, values, strict=True)
                 }
                 fresh = fresh_indexes(positions, fences)
                 if not fresh:
                     await pipe.unwatch()
-                    return 0
+                    return Applied(0, planned, False)
                 queue_writes = await prepare(fresh)
+                planned = True
                 pipe.multi()
-                queue_writes(pipe, fresh)
-                advanced = {name: mark for name, mark in marks.items() if mark > fences[name]}
-                pipe.hset(fence_key, mapping=advanced)
+                queue_writes(pipe)
+                for tp, key in zip(partitions, fence_keys, strict=True):
+                    if marks[tp] > fences[tp]:
+                        pipe.set(key, marks[tp])
                 await pipe.execute()
-                return len(fresh)
+                return Applied(len(fresh), True, True)
             except WatchError:
                 continue
-    raise FenceConflict(f"fence {fence_key} kept moving during {attempts} attempts")
+    raise FenceConflict(f"fences {fence_keys} kept moving during {attempts} attempts")
+
+
+async def applied_offsets(redis: aioredis.Redis, keys: Keys, agent: str) -> dict[str, int]:
+    """``{topic}:{partition}`` -> last applied offset of an agent group (operations, tests)."""
+    prefix = keys.fence_prefix(agent)
+    found = [key async for key in redis.scan_iter(match=prefix + "*", count=1000)]
+    values = await redis.mget(found) if found else []
+    return {
+        key.decode()[len(prefix) :]: int(value)
+        for key, value in zip(found, values, strict=True)
+        if value is not None
+    }

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -26,6 +27,18 @@ from pipeline.keys import Keys
 from pipeline.store import FenceConflict, Position, QueueWrites, apply_fenced
 
 log = logging.getLogger(__name__)
+
+# Redis errors that waiting cures: outages, failovers (READONLY), loading, memory pressure.
+TRANSIENT_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    OutOfMemoryError,
+    TryAgainError,
+    FenceConflict,
+    OSError,
+)
 
 MESSAGES = Counter("pipeline_messages_total", "Kafka messages taken by agents", ["agent"])
 APPLIED = Counter("pipeline_records_applied_total", "Records applied to Redis", ["agent"])
@@ -146,7 +159,7 @@ async def process_batch(
             else {}
         )
 
-        def queue_writes(pipe: Any, _fresh: list[int]) -> None:
+        def queue_writes(pipe: Any) -> None:
             if queue is not None:
                 queue(pipe)
             if event_ids:
@@ -156,18 +169,25 @@ async def process_batch(
         return queue_writes
 
     positions = [message.position for message in messages]
+    aborted = getattr(handler, "aborted", None)
     try:
-        fresh_count = await apply_fenced(redis, keys.fence(handler.name), positions, prepare)
+        outcome = await apply_fenced(redis, keys, handler.name, positions, prepare)
     except BaseException:
-        aborted = getattr(handler, "aborted", None)
         if aborted is not None:
             aborted()
         raise
-    committed = getattr(handler, "committed", None)
-    if committed is not None:
-        committed()
+    if outcome.planned and not outcome.executed:
+        # Planned, then another writer applied the batch first: our in-memory effects are
+        # not in Redis, so the handler must forget them.
+        if aborted is not None:
+            aborted()
+        applied = 0
+    elif outcome.executed:
+        committed = getattr(handler, "committed", None)
+        if committed is not None:
+            committed()
     MESSAGES.labels(handler.name).inc(len(messages))
-    REPLAYED.labels(handler.name).inc(len(messages) - fresh_count)
+    REPLAYED.labels(handler.name).inc(len(messages) - outcome.fresh)
     APPLIED.labels(handler.name).inc(applied)
     return applied
 
@@ -183,7 +203,9 @@ async def process_with_retry(
 ) -> int:
     """Like :func:`process_batch`, but waits out Redis outages instead of dropping the batch.
 
-    The batch is not acknowledged until it is applied, so nothing is lost meanwhile.
+    The batch is not acknowledged until it is applied, so nothing is lost meanwhile. Errors
+    that waiting cannot cure propagate: the agent then stops the worker process (app.py),
+    so that the unacknowledged batch is delivered again after a restart.
     """
     backoff = 0.1
     while True:
@@ -192,7 +214,7 @@ async def process_with_retry(
                 return await process_batch(
                     redis, keys, handler, messages, send_dead_letters, dedup_window_ms
                 )
-        except (RedisConnectionError, RedisTimeoutError, FenceConflict, OSError) as exc:
+        except TRANSIENT_ERRORS as exc:
             log.warning(
                 "agent %s: batch not applied (%s); retrying in %.1f s", handler.name, exc, backoff
             )

@@ -18,6 +18,7 @@ from pipeline.local import free_port
 from pipeline.ranking import ranking_config
 from pipeline.reader import create_reader_app
 from pipeline.settings import Settings
+from pipeline.store import applied_offsets
 from pipeline.topics import apply_topics, load_topics
 from tests.integration.helpers import log_tail, pipeline_process, produce, wait_for
 
@@ -108,8 +109,8 @@ async def test_clicked_items_rank_first_for_the_user_who_clicked(
                 return [item["item_id"] for item in body["items"]]
 
             async def state() -> tuple[int, list[str], list[str]]:
-                fences = await redis.hgetall(keys.fence("ranking"))
-                applied = sum(int(offset) + 1 for offset in fences.values())
+                fences = await applied_offsets(redis, keys, "ranking")
+                applied = sum(offset + 1 for offset in fences.values())
                 return applied, await rank("alice"), await rank("bob")
 
             try:

@@ -17,6 +17,7 @@ from pipeline.keys import Keys
 from pipeline.local import free_port
 from pipeline.reader import create_reader_app
 from pipeline.settings import Settings
+from pipeline.store import applied_offsets
 from pipeline.topics import apply_topics, load_topics
 from pipeline.trending import fold
 from pipeline.trending_agent import trending_config
@@ -170,15 +171,16 @@ async def test_bad_messages_go_to_dead_letter_and_change_nothing(
         # the good event's id joined the de-duplication window).
         # All messages share a key, hence one partition: its fence ends at the good one.
         fences = await wait_for(
-            lambda: redis.hgetall(keys.fence("trending")),
-            lambda f: [int(v) for v in f.values()] == [len(bad)],
+            lambda: applied_offsets(redis, keys, "trending"),
+            lambda f: list(f.values()) == [len(bad)],
             30,
             "fence at the last offset",
         )
-        assert [k.decode().rsplit(":", 1)[0] for k in fences] == [clicks]
+        (partition,) = [int(field.rsplit(":", 1)[1]) for field in fences]
         written = sorted([k.decode() async for k in redis.scan_iter(match=keys.pattern())])
         expected = await trending_scores(redis, keys, [event_from_dict(good)], isolated)
-        assert written == sorted([*expected, keys.fence("trending"), keys.seen("trending")])
+        fence = keys.fence("trending", clicks, partition)
+        assert written == sorted([*expected, fence, keys.seen("trending")])
         assert [m.decode() for m in await redis.zrange(keys.seen("trending"), 0, -1)] == ["e1"]
         assert all(set(members) == {"book"} for members in expected.values())
 
@@ -229,8 +231,8 @@ async def test_sigkill_mid_stream_then_restart_counts_exactly_once(
 
     async def applied() -> int:
         # Fences hold the last applied offset per partition; +1 each gives messages done.
-        fences = await redis.hgetall(keys.fence("trending"))
-        return sum(int(v) + 1 for v in fences.values())
+        fences = await applied_offsets(redis, keys, "trending")
+        return sum(offset + 1 for offset in fences.values())
 
     first = pipeline_process(settings, ["worker", "--agents", "trending"], tmp_path / "first.log")
     try:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from pipeline.events import EVENT_TYPES, InvalidEvent, valid_id
-from pipeline.keys import Keys, fence_field
+from pipeline.keys import Keys
 from pipeline.settings import (
     DEFAULT_EVENT_WEIGHTS,
     DEFAULT_TRENDING_KINDS,
@@ -44,9 +44,9 @@ def test_key_shapes() -> None:
         KEYS.trending("conversions", "7d", 81, "shoes")
         == "rec:trending:conversions:7d:81:cat:shoes"
     )
-    assert KEYS.fence("trending") == "rec:fence:trending"
+    assert KEYS.fence("trending", "events.clicks", 3) == "rec:fence:trending:events.clicks:3"
+    assert KEYS.fence_prefix("trending") == "rec:fence:trending:"
     assert KEYS.pattern() == "rec:*"
-    assert fence_field("events.clicks", 3) == "events.clicks:3"
     assert Keys("t1a2b").item("x") == "t1a2b:item:x"
 
 
@@ -57,7 +57,7 @@ def test_every_key_lies_under_the_pattern() -> None:
         keys.items(),
         keys.trending("clicks", "1h", 1),
         keys.trending("clicks", "1h", 1, "c"),
-        keys.fence("catalog"),
+        keys.fence("catalog", "catalog.items", 0),
     ]
     assert all(key.startswith(keys.pattern()[:-1]) for key in built)
     assert len(set(built)) == len(built)
@@ -71,7 +71,8 @@ def key_builders(bad: Any) -> list[Any]:
         lambda: KEYS.item(bad),
         lambda: KEYS.trending(bad, "1h", 1),
         lambda: KEYS.trending("clicks", bad, 1),
-        lambda: KEYS.fence(bad),
+        lambda: KEYS.fence(bad, "t", 0),
+        lambda: KEYS.fence("trending", bad, 0),
     ]
     if bad is not None:  # no category means the ":all" set
         builders.append(lambda: KEYS.trending("clicks", "1h", 1, bad))

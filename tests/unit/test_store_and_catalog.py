@@ -51,13 +51,13 @@ def test_fences_of_a_prefix_leave_exactly_the_suffix(
 @given(batches())
 def test_high_marks_are_the_last_offset_per_partition(positions: list[Position]) -> None:
     marks = batch_high_marks(positions)
-    assert set(marks) == {pos.field for pos in positions}
+    assert set(marks) == {(pos.topic, pos.partition) for pos in positions}
     for pos in positions:
-        assert marks[pos.field] >= pos.offset
-    for field, mark in marks.items():
-        topic, partition = field.rsplit(":", 1)
-        assert Position(topic, int(partition), mark).field == field
-        assert mark == max(pos.offset for pos in positions if pos.field == field)
+        assert marks[(pos.topic, pos.partition)] >= pos.offset
+    for (topic, partition), mark in marks.items():
+        assert mark == max(
+            pos.offset for pos in positions if (pos.topic, pos.partition) == (topic, partition)
+        )
     # A full replay is all fenced off; no fences at all leaves everything fresh.
     assert fresh_indexes(positions, marks) == []
     assert fresh_indexes(positions, {}) == list(range(len(positions)))
@@ -72,7 +72,7 @@ def test_fences_only_move_forward_across_batches(
     fences = batch_high_marks(first)
     fresh = fresh_indexes(second, fences)
     for index, pos in enumerate(second):
-        assert (index in fresh) == (pos.offset > fences.get(pos.field, -1))
+        assert (index in fresh) == (pos.offset > fences.get((pos.topic, pos.partition), -1))
 
 
 def test_fence_examples() -> None:
@@ -83,13 +83,12 @@ def test_fence_examples() -> None:
         Position("u", 0, 3),
         Position("t", 1, 6),
     ]
-    assert batch[0].field == "t:0"
-    assert batch_high_marks(batch) == {"t:0": 11, "t:1": 6, "u:0": 3}
-    assert fresh_indexes(batch, {"t:0": 10, "t:1": 6}) == [2, 3]
-    assert fresh_indexes(batch, {"t:0": 9}) == [0, 1, 2, 3, 4]
+    assert batch_high_marks(batch) == {("t", 0): 11, ("t", 1): 6, ("u", 0): 3}
+    assert fresh_indexes(batch, {("t", 0): 10, ("t", 1): 6}) == [2, 3]
+    assert fresh_indexes(batch, {("t", 0): 9}) == [0, 1, 2, 3, 4]
     # Offset 0 is a real offset: a missing fence reads as -1.
     assert fresh_indexes([Position("t", 0, 0)], {}) == [0]
-    assert fresh_indexes([Position("t", 0, 0)], {"t:0": 0}) == []
+    assert fresh_indexes([Position("t", 0, 0)], {("t", 0): 0}) == []
     assert batch_high_marks([]) == {}
 
 
