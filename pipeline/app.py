@@ -17,7 +17,7 @@ from typing import Any
 
 import faust
 
-from pipeline.catalog import CatalogHandler
+from pipeline.catalog_agent import CatalogHandler
 from pipeline.keys import Keys
 from pipeline.settings import Settings
 from pipeline.store import Position, connect

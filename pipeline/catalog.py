@@ -1,14 +1,15 @@
-"""Catalog: item records into Redis hashes (later versions replace earlier ones)."""
+"""Catalog: item records as Redis hashes (later versions replace earlier ones), and reads.
+
+The agent that writes them is ``catalog_agent.py``; readers use :func:`categories_of`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
-from pipeline.events import Item, Rejection, parse_item_message
+from pipeline.events import Item
 from pipeline.keys import Keys
 
 
@@ -35,31 +36,6 @@ def latest_versions(items: Iterable[Item]) -> dict[str, Item]:
     for item in items:
         latest[item.item_id] = item
     return latest
-
-
-class CatalogHandler:
-    """Agent group ``catalog``: reads the catalog topic."""
-
-    name = "catalog"
-
-    def __init__(self, keys: Keys) -> None:
-        self.keys = keys
-
-    def decode(self, value: bytes | None) -> tuple[list[Item], list[Rejection]]:
-        item, rejection = parse_item_message(value)
-        return ([item], []) if item is not None else ([], [rejection])  # type: ignore[list-item]
-
-    async def plan(self, redis: aioredis.Redis, records: list[Item]) -> Any:
-        latest = latest_versions(records)
-
-        def queue(pipe: Any) -> None:
-            for item in latest.values():
-                key = self.keys.item(item.item_id)
-                pipe.delete(key)
-                pipe.hset(key, mapping=item_hash(item))
-                pipe.zadd(self.keys.items(), {item.item_id: item.created_at_ms or 0})
-
-        return queue
 
 
 async def categories_of(

@@ -80,11 +80,6 @@ class PopularityBaseline:
         return out
 
 
-def _ranked_top(scores: dict[str, float], n: int, exclude: set[str]) -> list[str]:
-    candidates = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
-    return [item for item, _ in candidates if item not in exclude][:n]
-
-
 def evaluate(
     events: Iterable[Event],
     k: int = 10,

@@ -21,12 +21,13 @@ import orjson
 import redis.asyncio as aioredis
 
 from pipeline.engine import Engine, engine_config
-from pipeline.events import Event, Rejection, parse_message
+from pipeline.events import Event
 from pipeline.history import UserHistory
 from pipeline.keys import Keys
 from pipeline.related import RELATIONS
 from pipeline.settings import Settings
 from pipeline.store import queue_zincr_trim
+from pipeline.streaming import EventTopicHandler
 from pipeline.trending import expire_at_s, generation
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,13 @@ def foryou_payload(engine: Engine, user_id: str, n: int) -> bytes:
     )
 
 
-class PersonalHandler:
+class PersonalHandler(EventTopicHandler):
     name = "personal"
 
     def __init__(self, settings: Settings, keys: Keys) -> None:
         self.settings = settings
         self.keys = keys
-        self.max_future_ms = int(settings.max_future_skew_s * 1000)
+        super().__init__(settings)
         self.reset()
 
     def reset(self) -> None:
@@ -61,8 +62,6 @@ class PersonalHandler:
         self.uncommitted = False
 
     # --- Handler protocol --------------------------------------------------------------------
-    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
-        return parse_message(value, int(time.time() * 1000), self.max_future_ms)
 
     def committed(self) -> None:
         self.uncommitted = False

@@ -10,17 +10,17 @@ Redis, not from state an aborted attempt left behind.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from pipeline.catalog import categories_of
-from pipeline.events import Event, Rejection, parse_message
+from pipeline.events import Event
 from pipeline.keys import Keys
 from pipeline.ranking import observations, ranking_config
 from pipeline.settings import Settings
+from pipeline.streaming import EventTopicHandler
 
 LEARNING_TYPES = frozenset({"click", "impression"})
 
@@ -58,17 +58,14 @@ def _no_writes(pipe: Any) -> None:
     return None
 
 
-class RankingHandler:
+class RankingHandler(EventTopicHandler):
     name = "ranking"
 
     def __init__(self, settings: Settings, keys: Keys) -> None:
         self.settings = settings
         self.keys = keys
         self.config = ranking_config(settings)
-        self.max_future_ms = int(settings.max_future_skew_s * 1000)
-
-    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
-        return parse_message(value, int(time.time() * 1000), self.max_future_ms)
+        super().__init__(settings)
 
     async def plan(self, redis: aioredis.Redis, records: list[Event]) -> Any:
         events = [event for event in records if event.event_type in LEARNING_TYPES]

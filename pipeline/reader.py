@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from pipeline.events import InvalidEvent, check_id
 from pipeline.http_common import (
     DEADLINE_FACTOR,
+    BodyLimitMiddleware,
     ErrorBody,
     OrjsonResponse,
     RedisUnavailable,
@@ -110,6 +111,8 @@ def create_reader_app(settings: Settings) -> FastAPI:
     install_metrics(app, registry, "reader")
 
     install_error_handlers(app)
+    # The largest legitimate body is a rank request of 500 ids with a context.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.reader_max_body_bytes)
 
     @app.get(
         "/v1/trending",

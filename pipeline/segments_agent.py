@@ -7,12 +7,11 @@ and an exclusion marker per blacklist.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from pipeline.events import Event, Rejection, parse_message
+from pipeline.events import Event
 from pipeline.keys import Keys
 from pipeline.segments import (
     BLACKLISTED,
@@ -25,21 +24,19 @@ from pipeline.segments import (
 from pipeline.segments_read import item_features
 from pipeline.settings import Settings
 from pipeline.store import queue_zincr_trim
+from pipeline.streaming import EventTopicHandler
 
 
-class SegmentsHandler:
+class SegmentsHandler(EventTopicHandler):
     name = "segments"
 
     def __init__(self, settings: Settings, keys: Keys) -> None:
         self.settings = settings
         self.keys = keys
         self.config = segments_config(settings)
-        self.max_future_ms = int(settings.max_future_skew_s * 1000)
+        super().__init__(settings)
         # Sets may grow 10 % past the cap before a trim, so trims are occasional.
         self.trim_above = self.config.max_users + self.config.max_users // 10
-
-    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
-        return parse_message(value, int(time.time() * 1000), self.max_future_ms)
 
     async def plan(self, redis: aioredis.Redis, records: list[Event]) -> Any:
         item_ids = sorted(

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     collector_max_events: int = Field(
         500, ge=1, description="Most events one POST /v1/events may carry."
     )
+    reader_max_body_bytes: int = Field(
+        262_144,
+        ge=1024,
+        description="Largest request body the reader accepts (rank requests); larger ones get 413.",
+    )
     collector_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body."
     )
@@ -229,9 +234,6 @@ class Settings(BaseSettings):
                 "key_prefix must be non-empty without spaces, braces or glob characters"
             )
         return value
-
-    def weight(self, event_type: str) -> float:
-        return self.event_weights.get(event_type, 0.0)
 
     @property
     def faust_broker(self) -> str:

@@ -22,8 +22,9 @@ from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipeline.events import Rejection
+from pipeline.events import Event, Rejection, parse_message
 from pipeline.keys import Keys
+from pipeline.settings import Settings
 from pipeline.store import FenceConflict, Position, QueueWrites, apply_fenced
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,21 @@ class Handler(Protocol):
         May be called again for the same records when the transaction has to retry; a
         handler that keeps state in memory implements ``committed()`` / ``aborted()`` too.
         """
+
+
+class EventTopicHandler:
+    """Base of the handlers that read event topics: one ``decode`` for all of them.
+
+    Subclasses set ``name`` and implement ``plan``; ``__init__`` takes the settings.
+    """
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_future_ms = int(settings.max_future_skew_s * 1000)
+
+    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
+        return parse_message(value, int(time.time() * 1000), self.max_future_ms)
 
 
 async def drop_seen_events(redis: aioredis.Redis, seen_key: str, records: list[Any]) -> list[Any]:

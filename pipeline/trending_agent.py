@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from pipeline.catalog import categories_of
-from pipeline.events import Event, Rejection, parse_message
+from pipeline.events import Event
 from pipeline.keys import Keys
 from pipeline.settings import Settings
 from pipeline.store import queue_zincr_trim
+from pipeline.streaming import EventTopicHandler
 from pipeline.trending import TrendingConfig, expire_at_s, fold
 
 
@@ -24,17 +24,14 @@ def trending_config(settings: Settings) -> TrendingConfig:
     )
 
 
-class TrendingHandler:
+class TrendingHandler(EventTopicHandler):
     name = "trending"
 
     def __init__(self, settings: Settings, keys: Keys) -> None:
         self.settings = settings
         self.keys = keys
         self.config = trending_config(settings)
-        self.max_future_ms = int(settings.max_future_skew_s * 1000)
-
-    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
-        return parse_message(value, int(time.time() * 1000), self.max_future_ms)
+        super().__init__(settings)
 
     async def plan(self, redis: aioredis.Redis, records: list[Event]) -> Any:
         item_ids = sorted({event.item_id for event in records if event.item_id is not None})

@@ -232,3 +232,29 @@ async def test_reader_health_and_openapi_without_redis(reader) -> None:
     parameters = schema["paths"]["/v1/trending"]["get"]["parameters"]
     window = next(p for p in parameters if p["name"] == "window")
     assert window["schema"]["enum"] == ["1h", "1d", "7d"]
+
+
+@pytest.mark.asyncio
+async def test_reader_refuses_oversize_bodies_before_parsing(reader) -> None:
+    huge = {"items": ["item"] * 100_000, "context": {}}
+    response = await reader.post("/v1/users/u1/rank", json=huge)
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+
+@pytest.mark.asyncio
+async def test_reader_answers_unknown_paths_and_methods_in_the_error_shape(reader) -> None:
+    missing = await reader.get("/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    wrong = await reader.delete("/v1/trending")
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+
+
+@pytest.mark.asyncio
+async def test_rank_refuses_a_huge_number_in_the_context(reader) -> None:
+    response = await reader.post(
+        "/v1/users/u1/rank",
+        content=b'{"items": ["a"], "context": {"n": 1' + b"0" * 400 + b"}}",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422 and "too large" in response.json()["detail"]

@@ -304,8 +304,6 @@ def test_default_settings() -> None:
     assert defaults.positive_rating == 4.0
     assert defaults.reader_host == defaults.collector_host == "127.0.0.1"
     assert defaults.faust_broker == "kafka://127.0.0.1:9092"
-    assert defaults.weight("buy") == DEFAULT_EVENT_WEIGHTS["buy"]
-    assert defaults.weight("unknown") == 0.0
     # Each object gets its own mappings, never the module's defaults.
     assert defaults.trending_windows is not DEFAULT_WINDOWS
     assert load_settings().trending_windows is not defaults.trending_windows
@@ -323,7 +321,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loaded.redis_url == "redis://cache.internal:6380/2"
     assert loaded.trending_windows == {"5m": 300.0, "1h": 3600.5}
     assert loaded.event_weights == {"click": 0.5, "buy": 10.0}
-    assert loaded.weight("rate") == 0.0
+    assert "rate" not in loaded.event_weights
     assert loaded.faust_broker == "kafka://k1:9092;kafka://k2:9092"
     assert loaded.batch_size == 50
     assert loaded.key_prefix == "tenant1"
