@@ -130,7 +130,7 @@ class Settings(BaseSettings):
 
     # --- personal recommendations, related items --------------------------------------------
     foryou_size: int = Field(
-        100, ge=1, le=1000, description="Items kept in each user's precomputed 'for you' list."
+        50, ge=1, le=1000, description="Items kept in each user's precomputed 'for you' list."
     )
     user_ttl_s: int = Field(
         90 * 86400,
