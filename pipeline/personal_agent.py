@@ -26,7 +26,7 @@ from pipeline.history import UserHistory
 from pipeline.keys import Keys
 from pipeline.related import RELATIONS
 from pipeline.settings import Settings
-from pipeline.store import queue_zincr_trim
+from pipeline.store import queue_hincrbyfloat_many, queue_zincr_trim
 from pipeline.streaming import EventTopicHandler
 from pipeline.trending import expire_at_s, generation
 
@@ -101,6 +101,12 @@ class PersonalHandler(EventTopicHandler):
         for relation, a, b, amount in changes.pairs:
             related[(relation, a)][b] += amount
         cap = engine.config.related.max_neighbours
+        popularity: dict[str, dict[str, float]] = defaultdict(dict)
+        for (kind, item_id), amount in changes.popularity.items():
+            popularity[kind][item_id] = amount
+        cold_trending: dict[int, dict[str, float]] = defaultdict(dict)
+        for (gen, item_id), amount in changes.trending.items():
+            cold_trending[gen][item_id] = amount
         half_life_s = engine.trending.half_life_s
 
         def queue(pipe: Any) -> None:
@@ -122,10 +128,10 @@ class PersonalHandler(EventTopicHandler):
                 queue_zincr_trim(pipe, keys.related(relation, item_id), increments, cap, 2 * cap)
             if related:
                 pipe.sadd(keys.related_anchors(), *{item_id for _, item_id in related})
-            for (kind, item_id), amount in changes.popularity.items():
-                pipe.hincrbyfloat(keys.popularity(kind), item_id, amount)
-            for (gen, item_id), amount in changes.trending.items():
-                pipe.hincrbyfloat(keys.cold_trending(gen), item_id, amount)
+            for kind, increments in popularity.items():
+                queue_hincrbyfloat_many(pipe, keys.popularity(kind), increments)
+            for gen, increments in cold_trending.items():
+                queue_hincrbyfloat_many(pipe, keys.cold_trending(gen), increments)
             for gen in {gen for gen, _ in changes.trending}:
                 pipe.expireat(keys.cold_trending(gen), expire_at_s(gen, half_life_s))
 

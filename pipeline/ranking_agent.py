@@ -10,7 +10,6 @@ Redis, not from state an aborted attempt left behind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,38 +19,10 @@ from pipeline.events import Event
 from pipeline.keys import Keys
 from pipeline.ranking import observations, ranking_config
 from pipeline.settings import Settings
+from pipeline.store import queue_hincrbyfloat_many
 from pipeline.streaming import EventTopicHandler
 
 LEARNING_TYPES = frozenset({"click", "impression"})
-
-# HINCRBYFLOAT of many fields in one command. A separate HINCRBYFLOAT per weight costs the
-# client a command and a reply each (~10 us in redis-py): tens of thousands per batch.
-_HINCRBYFLOAT_MANY = """
-for i = 1, #ARGV, 2 do
-  redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-return 0
-"""
-# Fields per script call: bounds the size of one command (the MULTI still applies them all).
-WRITE_CHUNK = 4096
-
-
-def queue_hincrbyfloat_many(
-    pipe: Any, key: str, increments: Mapping[int, float], chunk: int = WRITE_CHUNK
-) -> None:
-    """Queue ``HINCRBYFLOAT key field amount`` for every item of ``increments``.
-
-    Increments are sent as ``repr(float)``, which round-trips a float64 exactly.
-    """
-    args: list[object] = []
-    for field, amount in increments.items():
-        args.append(field)
-        args.append(repr(float(amount)))
-        if len(args) >= 2 * chunk:
-            pipe.eval(_HINCRBYFLOAT_MANY, 1, key, *args)
-            args = []
-    if args:
-        pipe.eval(_HINCRBYFLOAT_MANY, 1, key, *args)
 
 
 def _no_writes(pipe: Any) -> None:
