@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import orjson
 import redis.asyncio as aioredis
 
-from pipeline.events import Item
+from pipeline.events import Item, valid_id
 from pipeline.keys import Keys
 
 
@@ -41,7 +41,11 @@ def latest_versions(items: Iterable[Item]) -> dict[str, Item]:
 async def categories_of(
     redis: aioredis.Redis, keys: Keys, item_ids: list[str]
 ) -> dict[str, list[str]]:
-    """Catalog categories of each item (one round trip); unknown items have none."""
+    """Catalog categories of each item (one round trip); unknown items have none.
+
+    Redis is a public contract that others may write: a malformed field counts as no
+    categories rather than stopping the agent, and only valid ids are returned.
+    """
     if not item_ids:
         return {}
     async with redis.pipeline(transaction=False) as pipe:
@@ -49,6 +53,18 @@ async def categories_of(
             pipe.hget(keys.item(item_id), "categories")
         values = await pipe.execute()
     return {
-        item_id: orjson.loads(value) if value else []
-        for item_id, value in zip(item_ids, values, strict=True)
+        item_id: parse_categories(value) for item_id, value in zip(item_ids, values, strict=True)
     }
+
+
+def parse_categories(value: bytes | str | None) -> list[str]:
+    """The ``categories`` field of a catalog hash; anything malformed reads as none."""
+    if not value:
+        return []
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(decoded, list):
+        return []
+    return [category for category in decoded if valid_id(category)]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.catalog import item_hash, latest_versions
+from pipeline.catalog import item_hash, latest_versions, parse_categories
 from pipeline.events import Item, Rejection, item_from_dict
 from pipeline.store import Position, batch_high_marks, fresh_indexes
 from pipeline.streaming import RawMessage, dead_letter_record
@@ -258,3 +258,19 @@ def test_dead_letter_always_carries_the_original_bytes(
         assert base64.b64decode(record["value_base64"], validate=True) == raw
     assert record["reason"] == reason
     assert record["index"] == index
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (None, []),
+        (b"", []),
+        (b'["shoes", "hats"]', ["shoes", "hats"]),
+        (b"not json", []),
+        (b'{"a": 1}', []),
+        (b'["ok", "has space", 3, "{x}"]', ["ok"]),
+    ],
+)
+def test_catalog_categories_read_from_redis_are_tolerant(stored, expected) -> None:
+    """Others may write the catalog hashes: malformed fields must not stop an agent."""
+    assert parse_categories(stored) == expected
