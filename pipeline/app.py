@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,9 @@ from pipeline.topics import AGENT_GROUPS, Topics, load_topics
 from pipeline.trending_agent import TrendingHandler
 
 log = logging.getLogger(__name__)
+
+# Exit status of a worker stopped by a batch error that waiting cannot cure (EX_SOFTWARE).
+FATAL_EXIT_CODE = 70
 
 
 def make_handler(group: str, settings: Settings, keys: Keys) -> Handler:
@@ -139,14 +143,24 @@ def _register_agent(
                     )
                     for event in events
                 ]
-                await process_with_retry(
-                    redis,
-                    keys,
-                    handler,
-                    messages,
-                    send_dead_letters,
-                    settings.dedup_window_s * 1000,
-                )
+                try:
+                    await process_with_retry(
+                        redis,
+                        keys,
+                        handler,
+                        messages,
+                        send_dead_letters,
+                        settings.dedup_window_s * 1000,
+                    )
+                except Exception:
+                    # Faust would restart the agent on the same stream and acknowledge this
+                    # batch unapplied; ending the process keeps it unacknowledged instead, and
+                    # the offset fences make its redelivery after a restart safe.
+                    log.critical(
+                        "agent %s: batch failed; stopping the worker", handler.name, exc_info=True
+                    )
+                    logging.shutdown()
+                    os._exit(FATAL_EXIT_CODE)
         finally:
             await redis.aclose()
 
