@@ -40,6 +40,7 @@ from pipeline.http_common import (
     OrjsonResponse,
     error_response,
     install_error_handlers,
+    install_liveness,
     install_metrics,
 )
 from pipeline.settings import Settings
@@ -181,6 +182,7 @@ def create_collector_app(settings: Settings, producer: Any = None) -> FastAPI:
     registry = CollectorRegistry()
     install_metrics(app, registry, "collector")
     install_error_handlers(app)
+    install_liveness(app)
     events_total = Counter(
         "collector_events_total",
         "Events received, by outcome (accepted, rejected, failed: Kafka did not acknowledge).",
@@ -252,10 +254,6 @@ def create_collector_app(settings: Settings, producer: Any = None) -> FastAPI:
 
         payload = {"accepted": accepted, "rejected": rejected, "results": results}
         return OrjsonResponse(payload, status_code=200 if accepted else 400)
-
-    @app.get("/healthz", summary="Liveness", description="200 while the process runs.")
-    async def healthz() -> Response:
-        return OrjsonResponse({"status": "ok"})
 
     @app.get(
         "/readyz",

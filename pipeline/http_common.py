@@ -67,6 +67,15 @@ def validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def install_liveness(app: FastAPI) -> None:
+    """``GET /healthz``: 200 while the process runs, calling no dependency (so an outage of
+    Redis or Kafka never restarts the process; readiness is each service's ``/readyz``)."""
+
+    @app.get("/healthz", summary="Liveness", description="200 while the process runs.")
+    async def healthz() -> Response:
+        return OrjsonResponse({"status": "ok"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the exceptions routes raise to ``{"error", "detail"}`` answers: bad input 422,
     Redis trouble 503. Routes raise; they do not build error responses themselves."""

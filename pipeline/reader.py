@@ -38,6 +38,7 @@ from pipeline.http_common import (
     OrjsonResponse,
     RedisUnavailable,
     install_error_handlers,
+    install_liveness,
     install_metrics,
     redis_call,
 )
@@ -111,6 +112,7 @@ def create_reader_app(settings: Settings) -> FastAPI:
     install_metrics(app, registry, "reader")
 
     install_error_handlers(app)
+    install_liveness(app)
     # The largest legitimate body is a rank request of 500 ids with a context.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.reader_max_body_bytes)
 
@@ -155,10 +157,6 @@ def create_reader_app(settings: Settings) -> FastAPI:
     app.include_router(personal_router(settings))
     app.include_router(ranking_router(settings))
     app.include_router(segments_router(settings))
-
-    @app.get("/healthz", summary="Liveness", description="200 while the process runs.")
-    async def healthz() -> Response:
-        return OrjsonResponse({"status": "ok"})
 
     @app.get(
         "/readyz",

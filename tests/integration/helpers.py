@@ -6,10 +6,12 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import orjson
 
 from pipeline.local import ManagedProcess, spawn
@@ -59,6 +61,28 @@ async def wait_for(
         await asyncio.sleep(interval_s)
         result = await probe()
     return result
+
+
+@asynccontextmanager
+async def reader_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on an in-process reader app (lifespan run, real Redis behind it)."""
+    from pipeline.reader import create_reader_app
+
+    app = create_reader_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://reader"
+        ) as client,
+    ):
+        yield client
+
+
+async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+    """GET that must answer 200; returns the decoded body."""
+    response = await client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from pipeline.reader import create_reader_app
 from pipeline.settings import Settings
 from pipeline.topics import apply_topics, load_topics
-from tests.integration.helpers import log_tail, pipeline_process, produce, wait_for
+from tests.integration.helpers import (
+    get_json,
+    log_tail,
+    pipeline_process,
+    produce,
+    reader_client,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -52,19 +57,11 @@ async def test_foryou_related_blacklist_and_login(isolated: Settings, tmp_path: 
     # batch by timestamp, and co-partitioning keeps a user's events on one worker.
     await publish(events)
     worker = pipeline_process(isolated, ["worker", "--agents", "personal"], tmp_path / "worker.log")
-    app = create_reader_app(isolated)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://reader"
-            ) as client,
-        ):
+        async with reader_client(isolated) as client:
 
             async def get(path: str, **params) -> dict:
-                response = await client.get(path, params=params)
-                assert response.status_code == 200, response.text
-                return response.json()
+                return await get_json(client, path, **params)
 
             try:
                 related = await wait_for(

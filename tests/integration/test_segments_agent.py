@@ -14,7 +14,14 @@ from pipeline.local import free_port
 from pipeline.reader import create_reader_app
 from pipeline.settings import Settings, load_settings
 from pipeline.topics import apply_topics, load_topics
-from tests.integration.helpers import log_tail, pipeline_process, produce, wait_for
+from tests.integration.helpers import (
+    get_json,
+    log_tail,
+    pipeline_process,
+    produce,
+    reader_client,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -31,8 +38,7 @@ def event(n: int, kind: str, user: str, item: str, ts: int) -> dict:
 
 
 def reader_app(settings: Settings):
-    app = create_reader_app(settings)
-    return app
+    return create_reader_app(settings)
 
 
 def user_ids(body: dict) -> list[str]:
@@ -46,7 +52,6 @@ async def test_segments_follow_buys_clicks_and_blacklists(isolated: Settings, tm
     worker = pipeline_process(isolated, ["worker", "--agents", "catalog,segments"], log)
     redis = aioredis.Redis.from_url(isolated.redis_url)
     keys = Keys(isolated.key_prefix)
-    app = reader_app(isolated)
     try:
         # The catalog first, so that the segments agent finds the items' attributes.
         await produce(
@@ -76,17 +81,10 @@ async def test_segments_follow_buys_clicks_and_blacklists(isolated: Settings, tm
             chosen = [(e["user_id"].encode(), e) for e in events if e["type"] == kind]
             await produce(isolated, topics.for_event_type(kind), chosen)
 
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://reader"
-            ) as client,
-        ):
+        async with reader_client(isolated) as client:
 
             async def get(path: str, **params) -> dict:
-                response = await client.get(path, params=params)
-                assert response.status_code == 200, response.text
-                return response.json()
+                return await get_json(client, path, **params)
 
             async def snapshot() -> dict:
                 return {
