@@ -8,17 +8,19 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
-from pipeline.engine import Engine, engine_config
-from pipeline.events import Event, event_from_dict, parse_message
-from pipeline.keys import Keys
-from pipeline.local import free_port, start_redis
-from pipeline.settings import load_settings
-from pipeline.store import queue_zincr_trim
-from pipeline.synthetic import SyntheticConfig, SyntheticWorld
-from pipeline.trending import expire_at_s, fold
-from pipeline.trending_agent import trending_config
+from pipeline.core.decay import expire_at_s
+from pipeline.core.events import Event, event_from_dict, parse_message
+from pipeline.core.keys import Keys
+from pipeline.core.settings import load_settings
+from pipeline.features.personal.config import personal_config
+from pipeline.features.personal.engine import Engine
+from pipeline.features.trending.config import trending_config
+from pipeline.features.trending.model import fold
+from pipeline.store.base import Writes
+from pipeline.store.redis import connect
+from pipeline.tools.local import free_port, start_redis
+from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld
 
 
 def synthetic_events(n: int, seed: int = 3) -> list[Event]:
@@ -56,9 +58,9 @@ def bench_learn(events: list[Event]) -> dict[str, Any]:
     from river import optim, reco
 
     settings = load_settings()
-    engine = Engine(engine_config(settings))
+    engine = Engine(personal_config(settings))
     ours = _timed(lambda: [engine.learn(event) for event in events])
-    negatives = engine.config.n_negatives
+    negatives = engine.config.mf.negatives
     item_ids = sorted({e.item_id for e in events if e.item_id})
     observations: list[tuple[str, str, float]] = []
     for index, event in enumerate(events):
@@ -88,21 +90,21 @@ async def bench_redis_writes(events: list[Event], redis_url: str) -> dict[str, A
     settings = load_settings(redis_url=redis_url, key_prefix="bench")
     config = trending_config(settings)
     keys = Keys("bench")
-    redis = aioredis.Redis.from_url(redis_url)
+    store = connect(settings)
+    redis = store.redis
     try:
         started = time.perf_counter()
         for start in range(0, len(events), 1000):
             deltas = fold(events[start : start + 1000], config, {})
-            async with redis.pipeline(transaction=True) as pipe:
-                for (kind, window, gen, category), increments in deltas.items():
-                    queue_zincr_trim(
-                        pipe,
-                        keys.trending(kind, window, gen, category),
-                        increments,
-                        settings.trending_max_items,
-                        expire_at_s=expire_at_s(gen, config.windows[window]),
-                    )
-                await pipe.execute()
+            writes = Writes()
+            for (kind, window, gen, category), increments in deltas.items():
+                writes.zincr_trim(
+                    keys.trending(kind, window, gen, category),
+                    increments,
+                    settings.trending_max_items,
+                    expire_at_s=expire_at_s(gen, config.windows[window]),
+                )
+            await store.apply(writes)
         ours = time.perf_counter() - started
         naive = events[: max(1, len(events) // 10)]
         started = time.perf_counter()
@@ -115,7 +117,7 @@ async def bench_redis_writes(events: list[Event], redis_url: str) -> dict[str, A
         baseline = time.perf_counter() - started
     finally:
         await redis.flushdb()
-        await redis.aclose()
+        await store.close()
     return {
         "name": "trending writes to Redis",
         "ours": _rate(len(events), ours),
@@ -142,9 +144,9 @@ def bench_parse_json_only(events: list[Event]) -> dict[str, Any]:
 async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str, Any]:
     """The personal agent's batch path (fence, dedup, learn, for-you lists, one transaction)
     with batches of 1000 vs batches of 1 (a per-message agent), on the same events."""
-    from pipeline.personal_agent import PersonalHandler
-    from pipeline.store import Position
-    from pipeline.streaming import RawMessage, process_batch
+    from pipeline.features.personal.agent import PersonalHandler
+    from pipeline.stream.batch import RawMessage, process_batch
+    from pipeline.stream.fence import Position
 
     async def run(prefix: str, chosen: list[Event], batch: int) -> float:
         settings = load_settings(redis_url=redis_url, key_prefix=prefix)
@@ -153,7 +155,7 @@ async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str,
         messages = [
             RawMessage(Position("bench", 0, i), None, e.to_json()) for i, e in enumerate(chosen)
         ]
-        redis = aioredis.Redis.from_url(redis_url)
+        store = connect(settings)
 
         async def no_dead_letters(_: list) -> None:
             raise AssertionError("benchmark events are valid")
@@ -162,7 +164,7 @@ async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str,
             started = time.perf_counter()
             for start in range(0, len(messages), batch):
                 await process_batch(
-                    redis,
+                    store,
                     keys,
                     handler,
                     messages[start : start + batch],
@@ -171,7 +173,7 @@ async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str,
                 )
             return time.perf_counter() - started
         finally:
-            await redis.aclose()
+            await store.close()
 
     ours = await run("bench-personal", events, 1000)
     few = events[: max(1, len(events) // 10)]

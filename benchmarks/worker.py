@@ -18,23 +18,23 @@ import uuid
 from pathlib import Path
 
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.keys import Keys
-from pipeline.local import free_port, spawn, start_broker, start_redis
-from pipeline.publish import kafka_producer
-from pipeline.settings import Settings, load_settings, to_env
-from pipeline.store import applied_offsets
-from pipeline.synthetic import SyntheticConfig, SyntheticWorld
-from pipeline.topics import apply_topics, load_topics
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings, load_settings, to_env
+from pipeline.features.registry import declared_topics
+from pipeline.store.redis import connect
+from pipeline.stream.fence import applied_offsets
+from pipeline.stream.kafka import apply_topics, kafka_producer
+from pipeline.tools.local import free_port, spawn, start_broker, start_redis
+from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def publish(settings: Settings, n: int, envelope: int) -> int:
     """Publish ``n`` events, ``envelope`` per message (1: one event per message)."""
-    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    topics = declared_topics(settings)
     world = SyntheticWorld(SyntheticConfig(seed=11, start_ms=int(time.time() * 1000) - 3_600_000))
     by_topic: dict[tuple[str, str], list[bytes]] = {}
     messages = 0
@@ -61,7 +61,7 @@ async def publish(settings: Settings, n: int, envelope: int) -> int:
 
 
 async def consume_floor(settings: Settings, agent: str, messages: int) -> float:
-    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    topics = declared_topics(settings)
     names = [spec.name for spec in topics.for_agent(agent)]
     consumer = AIOKafkaConsumer(
         *names,
@@ -87,13 +87,13 @@ async def run_worker(settings: Settings, agent: str, messages: int, log: Path) -
     worker = spawn(
         "worker", [sys.executable, "-m", "pipeline", "worker", "--agents", agent], log, env
     )
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    store = connect(settings)
     keys = Keys(settings.key_prefix)
     try:
         first: tuple[float, int] | None = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            done = sum(o + 1 for o in (await applied_offsets(redis, keys, agent)).values())
+            done = sum(o + 1 for o in (await applied_offsets(store, keys, agent)).values())
             if done and first is None:
                 first = (time.perf_counter(), done)
             if done >= messages and first is not None:
@@ -101,7 +101,7 @@ async def run_worker(settings: Settings, agent: str, messages: int, log: Path) -
             await asyncio.sleep(0.05)
         raise RuntimeError(f"worker did not finish; see {log}")
     finally:
-        await redis.aclose()
+        await store.close()
         worker.stop()
 
 
@@ -121,7 +121,7 @@ async def main(n: int, agents: list[str], envelope: int) -> None:
                 app_id=tag,
                 topics_file=ROOT / "topics.yaml",
             )
-            topics = load_topics(settings.topics_file, settings.topic_prefix)
+            topics = declared_topics(settings)
             await apply_topics(settings.kafka_bootstrap, topics.specs)
             await publish(settings, n, envelope)
             names = {spec.name for spec in topics.for_agent(agent)}

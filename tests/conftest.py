@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Settings, load_settings
+from pipeline.core.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def _containers() -> Iterator[Services] | None:
 
 
 def _embedded() -> Iterator[Services]:
-    from pipeline.local import free_port, start_broker, start_redis
+    from pipeline.tools.local import free_port, start_broker, start_redis
 
     broker = start_broker(free_port())
     try:

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
-from pipeline.local import ManagedProcess, spawn
-from pipeline.publish import kafka_producer
-from pipeline.settings import Settings, to_env
+from pipeline.core.settings import Settings, to_env
+from pipeline.stream.kafka import kafka_producer
+from pipeline.tools.local import ManagedProcess, spawn
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ async def wait_for(
 @asynccontextmanager
 async def reader_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on an in-process reader app (lifespan run, real Redis behind it)."""
-    from pipeline.reader import create_reader_app
+    from pipeline.api.reader import create_reader_app
 
     app = create_reader_app(settings)
     async with (

@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.settings import Settings, to_env
-from pipeline.topics import load_topics
+from pipeline.core.settings import Settings, to_env
+from pipeline.features.registry import declared_topics
 
 COMMANDS = [
     [],
@@ -123,7 +123,7 @@ def test_topics_apply_and_produce_route_valid_lines_and_report_bad_ones(
     assert "line 2:" in result.stderr and "line 4:" in result.stderr and "1-5" in result.stderr
     assert "published 2 records" in result.stdout
 
-    topics = load_topics(isolated.topics_file, isolated.topic_prefix)
+    topics = declared_topics(isolated)
 
     async def read_all() -> dict[str, list[tuple[bytes, dict]]]:
         names = [topics.for_event_type("click"), topics.for_event_type("buy")]

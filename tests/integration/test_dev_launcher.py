@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.local import free_port, port_in_use
+from pipeline.tools.local import free_port, port_in_use
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

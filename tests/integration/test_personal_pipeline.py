@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Settings
-from pipeline.topics import apply_topics, load_topics
+from pipeline.core.settings import Settings
+from pipeline.features.registry import declared_topics
+from pipeline.stream.kafka import apply_topics
 from tests.integration.helpers import (
     get_json,
     log_tail,
@@ -29,7 +30,7 @@ def event(n: int, kind: str, user: str, item: str | None, ts: int, **extra) -> d
 
 
 async def test_foryou_related_blacklist_and_login(isolated: Settings, tmp_path: Path):
-    topics = load_topics(isolated.topics_file, isolated.topic_prefix)
+    topics = declared_topics(isolated)
     await apply_topics(isolated.kafka_bootstrap, topics.specs)
     now = int(time.time() * 1000)
     events = []

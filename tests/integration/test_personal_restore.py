@@ -7,15 +7,16 @@ import math
 import time
 
 import pytest
-import redis.asyncio as aioredis
 
-from pipeline.events import event_from_dict
-from pipeline.keys import Keys
-from pipeline.personal_agent import PersonalHandler
-from pipeline.settings import Settings
-from pipeline.store import Position
-from pipeline.streaming import RawMessage, process_batch
-from pipeline.synthetic import SyntheticConfig, SyntheticWorld
+from pipeline.core.events import event_from_dict
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.features.personal import state
+from pipeline.features.personal.agent import PersonalHandler
+from pipeline.store.redis import connect
+from pipeline.stream.batch import RawMessage, process_batch
+from pipeline.stream.fence import Position
+from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -35,12 +36,12 @@ async def test_reloaded_worker_predicts_what_the_original_would(isolated: Settin
         RawMessage(Position("events", 0, i), None, e.to_json()) for i, e in enumerate(events)
     ]
     keys = Keys(isolated.key_prefix)
-    redis = aioredis.Redis.from_url(isolated.redis_url)
+    store = connect(isolated)
     original = PersonalHandler(isolated, keys)
     try:
         for start in range(0, len(messages), 500):
             await process_batch(
-                redis, keys, original, messages[start : start + 500], no_dead_letters
+                store, keys, original, messages[start : start + 500], no_dead_letters
             )
 
         restored = PersonalHandler(isolated, keys)
@@ -58,8 +59,9 @@ async def test_reloaded_worker_predicts_what_the_original_would(isolated: Settin
             for u in users
         ]
         # Load exactly what a restarted worker loads: item state, then each user on sight.
-        await restored._load_items(redis)
-        await restored._load_users(redis, probe)
+        await state.load_items(store, keys, restored.engine, int(time.time() * 1000))
+        restored.items_loaded = True
+        await restored._load_users(store, probe)
 
         # More than 128 items: Redis returns the hash in arbitrary order, yet the restored
         # model has the original item order (negative sampling depends on it).
@@ -80,4 +82,4 @@ async def test_reloaded_worker_predicts_what_the_original_would(isolated: Settin
         for relation in ("also_clicked", "also_bought", "viewed_then_bought"):
             assert restored.engine.cooc.counts[relation] == original.engine.cooc.counts[relation]
     finally:
-        await redis.aclose()
+        await store.close()

@@ -9,17 +9,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from pipeline.catalog import item_hash
-from pipeline.events import Item
-from pipeline.keys import Keys
-from pipeline.local import free_port
-from pipeline.ranking import ranking_config
-from pipeline.reader import create_reader_app
-from pipeline.settings import Settings
-from pipeline.store import applied_offsets
-from pipeline.topics import apply_topics, load_topics
+from pipeline.api.reader import create_reader_app
+from pipeline.core.items import Item
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.features.catalog.model import item_hash
+from pipeline.features.ranking.config import ranking_config
+from pipeline.features.registry import declared_topics
+from pipeline.store.base import Writes
+from pipeline.store.redis import connect
+from pipeline.stream.fence import applied_offsets
+from pipeline.stream.kafka import apply_topics
+from pipeline.tools.local import free_port
 from tests.integration.helpers import log_tail, pipeline_process, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -72,13 +74,15 @@ def events(rounds: int, now: int) -> tuple[list[dict], list[dict]]:
 async def test_clicked_items_rank_first_for_the_user_who_clicked(
     isolated: Settings, tmp_path: Path
 ):
-    topics = load_topics(isolated.topics_file, isolated.topic_prefix)
+    topics = declared_topics(isolated)
     await apply_topics(isolated.kafka_bootstrap, topics.specs)
     keys = Keys(isolated.key_prefix)
-    redis = aioredis.Redis.from_url(isolated.redis_url)
+    store = connect(isolated)
     # The catalog as the catalog agent writes it (that agent is not under test here).
     for item_id, categories in CATEGORIES.items():
-        await redis.hset(keys.item(item_id), mapping=item_hash(Item(item_id, tuple(categories))))
+        await store.apply(
+            Writes().hset(keys.item(item_id), item_hash(Item(item_id, tuple(categories))))
+        )
 
     impressions, clicks = events(20, int(time.time() * 1000))
     await produce(
@@ -109,7 +113,7 @@ async def test_clicked_items_rank_first_for_the_user_who_clicked(
                 return [item["item_id"] for item in body["items"]]
 
             async def state() -> tuple[int, list[str], list[str]]:
-                fences = await applied_offsets(redis, keys, "ranking")
+                fences = await applied_offsets(store, keys, "ranking")
                 applied = sum(offset + 1 for offset in fences.values())
                 return applied, await rank("alice"), await rank("bob")
 
@@ -129,7 +133,7 @@ async def test_clicked_items_rank_first_for_the_user_who_clicked(
             assert sorted(alice) == sorted(bob) == ITEMS
 
             # Weights live in one bounded hash of feature indexes.
-            weights = await redis.hgetall(keys.rank_weights())
+            weights = await store.hgetall(keys.rank_weights())
             n_bits = ranking_config(isolated).n_bits
             assert weights and all(0 <= int(index) < 2**n_bits for index in weights)
 
@@ -142,7 +146,7 @@ async def test_clicked_items_rank_first_for_the_user_who_clicked(
             assert sorted(ranked) == ["a3", "new-1", "new-2"]
     finally:
         worker.stop()
-        await redis.aclose()
+        await store.close()
 
 
 async def test_bad_requests_answer_422_with_a_reason(isolated: Settings):

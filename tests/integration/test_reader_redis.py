@@ -17,11 +17,11 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from pipeline.keys import Keys
-from pipeline.local import free_port, start_redis
-from pipeline.reader import create_reader_app
-from pipeline.settings import Settings, load_settings
-from pipeline.trending import forward_weight, generation
+from pipeline.api.reader import create_reader_app
+from pipeline.core.decay import forward_weight, generation
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings, load_settings
+from pipeline.tools.local import free_port, start_redis
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
-from pipeline.keys import Keys
-from pipeline.local import free_port
-from pipeline.reader import create_reader_app
-from pipeline.settings import Settings, load_settings
-from pipeline.topics import apply_topics, load_topics
+from pipeline.api.reader import create_reader_app
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings, load_settings
+from pipeline.features.registry import declared_topics
+from pipeline.store.redis import connect
+from pipeline.stream.kafka import apply_topics
+from pipeline.tools.local import free_port
 from tests.integration.helpers import (
     get_json,
     log_tail,
@@ -46,11 +47,11 @@ def user_ids(body: dict) -> list[str]:
 
 
 async def test_segments_follow_buys_clicks_and_blacklists(isolated: Settings, tmp_path: Path):
-    topics = load_topics(isolated.topics_file, isolated.topic_prefix)
+    topics = declared_topics(isolated)
     await apply_topics(isolated.kafka_bootstrap, topics.specs)
     log = tmp_path / "worker.log"
     worker = pipeline_process(isolated, ["worker", "--agents", "catalog,segments"], log)
-    redis = aioredis.Redis.from_url(isolated.redis_url)
+    store = connect(isolated)
     keys = Keys(isolated.key_prefix)
     try:
         # The catalog first, so that the segments agent finds the items' attributes.
@@ -59,7 +60,7 @@ async def test_segments_follow_buys_clicks_and_blacklists(isolated: Settings, tm
         )
 
         async def catalogued() -> int:
-            return sum([await redis.exists(keys.item(item["item_id"])) for item in CATALOG])
+            return sum([await store.redis.exists(keys.item(item["item_id"])) for item in CATALOG])
 
         try:
             await wait_for(catalogued, lambda n: n == len(CATALOG), 60, "the catalog in Redis")
@@ -158,7 +159,7 @@ async def test_segments_follow_buys_clicks_and_blacklists(isolated: Settings, tm
                 body = response.json()
                 assert body["error"] == "invalid_parameter" and word in body["detail"], body
     finally:
-        await redis.aclose()
+        await store.close()
         worker.stop()
 
 

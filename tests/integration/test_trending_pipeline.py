@@ -9,18 +9,20 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.events import Event, event_from_dict
-from pipeline.keys import Keys
-from pipeline.local import free_port
-from pipeline.reader import create_reader_app
-from pipeline.settings import Settings
-from pipeline.store import applied_offsets
-from pipeline.topics import apply_topics, load_topics
-from pipeline.trending import fold
-from pipeline.trending_agent import trending_config
+from pipeline.api.reader import create_reader_app
+from pipeline.core.events import Event, event_from_dict
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.features.registry import declared_topics
+from pipeline.features.trending.config import trending_config
+from pipeline.features.trending.model import fold
+from pipeline.store.base import Store
+from pipeline.store.redis import connect
+from pipeline.stream.fence import applied_offsets
+from pipeline.stream.kafka import apply_topics
+from pipeline.tools.local import free_port
 from tests.integration.helpers import log_tail, pipeline_process, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -31,20 +33,20 @@ def click(n: int, user: str, item: str, ts: int, kind: str = "click") -> dict:
 
 
 async def setup_topics(settings: Settings):
-    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    topics = declared_topics(settings)
     await apply_topics(settings.kafka_bootstrap, topics.specs)
     return topics
 
 
 async def trending_scores(
-    redis: aioredis.Redis, keys: Keys, events: list[Event], settings: Settings
+    store: Store, keys: Keys, events: list[Event], settings: Settings
 ) -> dict:
     """Every trending key this batch of events touches, read back from Redis."""
     expected = fold(events, trending_config(settings), {})
     out = {}
     for kind, window, gen, category in expected:
         key = keys.trending(kind, window, gen, category)
-        out[key] = {k.decode(): v for k, v in await redis.zrange(key, 0, -1, withscores=True)}
+        out[key] = {k.decode(): v for k, v in await store.zrange(key, 0, -1)}
     return out
 
 
@@ -135,7 +137,7 @@ async def test_bad_messages_go_to_dead_letter_and_change_nothing(
     await produce(isolated, clicks, [(b"alice", value) for value in bad] + [(b"alice", good)])
 
     worker = pipeline_process(isolated, ["worker", "--agents", "trending"], tmp_path / "worker.log")
-    redis = aioredis.Redis.from_url(isolated.redis_url)
+    store = connect(isolated)
     keys = Keys(isolated.key_prefix)
     consumer = AIOKafkaConsumer(
         topics.dead_letter.name,
@@ -171,17 +173,17 @@ async def test_bad_messages_go_to_dead_letter_and_change_nothing(
         # the good event's id joined the de-duplication window).
         # All messages share a key, hence one partition: its fence ends at the good one.
         fences = await wait_for(
-            lambda: applied_offsets(redis, keys, "trending"),
+            lambda: applied_offsets(store, keys, "trending"),
             lambda f: list(f.values()) == [len(bad)],
             30,
             "fence at the last offset",
         )
         (partition,) = [int(field.rsplit(":", 1)[1]) for field in fences]
-        written = sorted([k.decode() async for k in redis.scan_iter(match=keys.pattern())])
-        expected = await trending_scores(redis, keys, [event_from_dict(good)], isolated)
+        written = sorted(await store.scan(keys.pattern()))
+        expected = await trending_scores(store, keys, [event_from_dict(good)], isolated)
         fence = keys.fence("trending", clicks, partition)
         assert written == sorted([*expected, fence, keys.seen("trending")])
-        assert [m.decode() for m in await redis.zrange(keys.seen("trending"), 0, -1)] == ["e1"]
+        assert [m.decode() for m, _ in await store.zrange(keys.seen("trending"), 0, -1)] == ["e1"]
         assert all(set(members) == {"book"} for members in expected.values())
 
         # The worker counts what it rejected and applied on its Prometheus endpoint.
@@ -191,7 +193,7 @@ async def test_bad_messages_go_to_dead_letter_and_change_nothing(
         assert 'pipeline_records_applied_total{agent="trending"} 1.0' in text
     finally:
         await consumer.stop()
-        await redis.aclose()
+        await store.close()
         worker.stop()
 
 
@@ -226,12 +228,12 @@ async def test_sigkill_mid_stream_then_restart_counts_exactly_once(
         [(e["user_id"].encode(), e) for e in raw if e["type"] == "buy"],
     )
 
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    store = connect(settings)
     keys = Keys(settings.key_prefix)
 
     async def applied() -> int:
         # Fences hold the last applied offset per partition; +1 each gives messages done.
-        fences = await applied_offsets(redis, keys, "trending")
+        fences = await applied_offsets(store, keys, "trending")
         return sum(offset + 1 for offset in fences.values())
 
     first = pipeline_process(settings, ["worker", "--agents", "trending"], tmp_path / "first.log")
@@ -251,8 +253,8 @@ async def test_sigkill_mid_stream_then_restart_counts_exactly_once(
         second.stop()
 
     expected = fold(events, trending_config(settings), {})
-    actual = await trending_scores(redis, keys, events, settings)
-    await redis.aclose()
+    actual = await trending_scores(store, keys, events, settings)
+    await store.close()
     assert set(actual) == {keys.trending(*key) for key in expected}
     for key_parts, increments in expected.items():
         stored = actual[keys.trending(*key_parts)]
@@ -263,7 +265,7 @@ async def test_sigkill_mid_stream_then_restart_counts_exactly_once(
 
 
 async def test_topics_apply_twice_is_a_no_op_and_reports_differences(isolated: Settings):
-    topics = load_topics(isolated.topics_file, isolated.topic_prefix)
+    topics = declared_topics(isolated)
     created, differences = await apply_topics(isolated.kafka_bootstrap, topics.specs)
     assert sorted(created) == sorted(spec.name for spec in topics.specs)
     assert differences == []

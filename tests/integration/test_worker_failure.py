@@ -1,5 +1,5 @@
 """A batch that fails for a reason waiting cannot cure stops the worker unacknowledged:
-nothing is lost, and a corrected restart applies it (streaming.py, app.py)."""
+nothing is lost, and a corrected restart applies it (stream/batch.py, stream/app.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
-from pipeline.keys import Keys
-from pipeline.settings import Settings
-from pipeline.store import applied_offsets
-from pipeline.topics import apply_topics, load_topics
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.features.registry import declared_topics
+from pipeline.store.redis import connect
+from pipeline.stream.fence import applied_offsets
+from pipeline.stream.kafka import apply_topics
 from tests.integration.helpers import log_tail, pipeline_process, produce, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -35,16 +36,16 @@ def clicks(start: int, count: int, now: int) -> list[tuple[bytes, dict]]:
 async def test_a_fatal_batch_error_stops_the_worker_and_loses_nothing(
     isolated: Settings, tmp_path: Path
 ):
-    topics = load_topics(isolated.topics_file, isolated.topic_prefix)
+    topics = declared_topics(isolated)
     await apply_topics(isolated.kafka_bootstrap, topics.specs)
     topic = topics.for_event_type("click")
     now = int(time.time() * 1000)
-    redis = aioredis.Redis.from_url(isolated.redis_url)
+    store = connect(isolated)
     keys = Keys(isolated.key_prefix)
 
     async def applied() -> int:
         return sum(
-            offset + 1 for offset in (await applied_offsets(redis, keys, "personal")).values()
+            offset + 1 for offset in (await applied_offsets(store, keys, "personal")).values()
         )
 
     try:
@@ -84,10 +85,10 @@ async def test_a_fatal_batch_error_stops_the_worker_and_loses_nothing(
             await wait_for(applied, lambda n: n == 70, 60, "the 20 held-back events")
         finally:
             fixed.stop()
-        history = await redis.get(keys.user_history("u0"))
+        history = await store.get(keys.user_history("u0"))
         assert history is not None and b'"i0"' in history
     finally:
-        await redis.aclose()
+        await store.close()
 
 
 async def _returncode(process) -> int | None:

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.settings import ENV_PREFIX, Settings, load_settings
-from pipeline.topics import AGENT_GROUPS, load_topics
+from pipeline.core.settings import ENV_PREFIX, Settings, load_settings
+from pipeline.core.topics import load_topics
+from pipeline.features.registry import AGENT_GROUPS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -275,7 +276,7 @@ def test_compose_commands_are_subcommands(name: str) -> None:
 
 
 def test_worker_agent_groups_exist_and_have_topics() -> None:
-    topics = load_topics(TOPICS)
+    topics = load_topics(TOPICS, AGENT_GROUPS)
     workers = 0
     for name, service in built_services(compose_doc()).items():
         argv = command_of(service)
@@ -294,7 +295,7 @@ def test_worker_agent_groups_exist_and_have_topics() -> None:
 
 
 def test_topics_file_loads_through_the_app_loader() -> None:
-    topics = load_topics(TOPICS)
+    topics = load_topics(TOPICS, AGENT_GROUPS)
     assert topics.specs
     assert topics.dead_letter.name and topics.catalog.name
 

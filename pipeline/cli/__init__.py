@@ -1,0 +1,11 @@
+"""The ``pipeline`` command line: one entry point for every role (``pipeline --help``)."""
+
+from pipeline.cli import data, services  # noqa: F401 - registers the commands
+from pipeline.cli.main import cli
+
+
+def main() -> None:
+    cli(prog_name="pipeline")
+
+
+__all__ = ["cli", "main"]

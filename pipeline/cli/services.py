@@ -1,0 +1,100 @@
+"""Commands that run a role: worker, reader, collector, and the whole stack (dev)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.cli.main import check_port, cli, load_cli_settings, load_cli_topics
+
+
+@cli.command()
+@click.option(
+    "--agents",
+    default="catalog,trending",
+    show_default=True,
+    help="Comma-separated agent groups this worker runs (see topics.yaml).",
+)
+@click.option("--loglevel", default="info", show_default=True, help="Faust log level.")
+def worker(agents: str, loglevel: str) -> None:
+    """Run a Faust worker for the given agent groups (scale by starting more)."""
+    from faust import Worker
+
+    from pipeline.features.registry import parse_groups
+    from pipeline.stream.app import create_app
+
+    settings = load_cli_settings()
+    try:
+        groups = parse_groups(agents)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--agents") from None
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        check_port(
+            settings.worker_metrics_host,
+            settings.worker_metrics_port,
+            "PIPELINE_WORKER_METRICS_PORT",
+        )
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+    app = create_app(settings, groups, load_cli_topics(settings))
+    Worker(app, loglevel=loglevel).execute_from_commandline()
+
+
+def serve(app: Any, host: str, port: int, setting: str, log_level: str) -> None:
+    """Run an ASGI app with uvicorn after checking that its port is free."""
+    import uvicorn
+
+    check_port(host, port, setting)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+@cli.command()
+@click.option("--log-level", default="warning", show_default=True)
+def reader(log_level: str) -> None:
+    """Serve recommendations over HTTP: trending, for-you, related, rank, segments (see /docs)."""
+    from pipeline.api.reader import create_reader_app
+
+    settings = load_cli_settings()
+    app = create_reader_app(settings)
+    serve(app, settings.reader_host, settings.reader_port, "PIPELINE_READER_PORT", log_level)
+
+
+@cli.command()
+@click.option("--log-level", default="warning", show_default=True)
+def collector(log_level: str) -> None:
+    """Accept events over HTTP (POST /v1/events) and publish them to Kafka."""
+    from pipeline.api.collector import create_collector_app
+
+    settings = load_cli_settings()
+    load_cli_topics(settings)
+    app = create_collector_app(settings)
+    host, port = settings.collector_host, settings.collector_port
+    serve(app, host, port, "PIPELINE_COLLECTOR_PORT", log_level)
+
+
+@cli.command()
+@click.option("--no-traffic", is_flag=True, help="Do not start the synthetic traffic generator.")
+@click.option(
+    "--rate", type=float, default=200.0, show_default=True, help="Synthetic events per second."
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".run/logs"),
+    show_default=True,
+    help="Where each process writes its log.",
+)
+def dev(no_traffic: bool, rate: float, log_dir: Path) -> None:
+    """Run everything on this machine: broker, Redis, topics, worker, reader, collector, traffic.
+
+    Stops every process it started on Ctrl-C or SIGTERM.
+    """
+    from pipeline.tools.dev import run_dev
+
+    settings = load_cli_settings()
+    load_cli_topics(settings)
+    sys.exit(run_dev(settings, traffic_rate=None if no_traffic else rate, log_dir=log_dir))

@@ -1,0 +1,102 @@
+"""Forward decay with generations: old events fade with no periodic rescan of any key.
+
+Forward decay (Cormode et al., 2009) lets every event add a fixed amount to a score and
+still have old events fade. An event at time ``t`` adds ``weight * 2 ** ((t - L) / h)`` where
+``h`` is the half-life and ``L`` a landmark; read at time ``T``, ``score * 2 ** ((L - T) / h)``
+is the decayed count "now".
+
+The stored value grows without bound as ``t - L`` grows, so the landmark moves in steps:
+generation ``g`` uses ``L_g = g * GENERATION_HALF_LIVES * h``. Each event is added to its own
+generation and to the next one, so when readers switch to generation ``g + 1`` it already
+holds at least ``GENERATION_HALF_LIVES`` half-lives of history; what it lacks has decayed by
+``2 ** -GENERATION_HALF_LIVES`` and does not matter. Stored values stay within
+``2 ** +-GENERATION_HALF_LIVES`` (exact in a double). Old generations expire by TTL.
+
+Trending, segments and the cold-start popularity of the personal model all use this.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+GENERATION_HALF_LIVES = 32
+
+
+def generation(timestamp_ms: int, half_life_s: float) -> int:
+    """Generation whose landmark lies at or before ``timestamp_ms``."""
+    period_ms = GENERATION_HALF_LIVES * half_life_s * 1000.0
+    return math.floor(timestamp_ms / period_ms)
+
+
+def landmark_ms(gen: int, half_life_s: float) -> float:
+    return gen * GENERATION_HALF_LIVES * half_life_s * 1000.0
+
+
+def forward_weight(weight: float, timestamp_ms: int, gen: int, half_life_s: float) -> float:
+    """Amount an event adds to generation ``gen``'s stored score."""
+    exponent = (timestamp_ms - landmark_ms(gen, half_life_s)) / (half_life_s * 1000.0)
+    return weight * 2.0**exponent
+
+
+def decayed(stored: float, gen: int, half_life_s: float, now_ms: float) -> float:
+    """Stored score of generation ``gen`` as a decayed weighted count at ``now_ms``."""
+    exponent = (landmark_ms(gen, half_life_s) - now_ms) / (half_life_s * 1000.0)
+    return stored * 2.0**exponent
+
+
+def expire_at_s(gen: int, half_life_s: float) -> int:
+    """Unix time after which generation ``gen`` is never read again (plus a margin)."""
+    end_ms = landmark_ms(gen + 1, half_life_s)
+    return int(end_ms / 1000.0 + half_life_s) + 1
+
+
+def spread(weight: float, timestamp_ms: int, half_life_s: float) -> list[tuple[int, float]]:
+    """``(generation, amount)`` an event adds: to its own generation and to the next."""
+    gen = generation(timestamp_ms, half_life_s)
+    return [
+        (target, forward_weight(weight, timestamp_ms, target, half_life_s))
+        for target in (gen, gen + 1)
+    ]
+
+
+class DecayedCounts:
+    """Forward-decayed counts per key in memory, mirrored into Redis hashes by increments.
+
+    State is one plain dict per live generation (the current one and the next), so a
+    restarted worker reloads it exactly. Ranking within one generation needs no decay step.
+    """
+
+    def __init__(self, half_life_s: float) -> None:
+        self.half_life_s = half_life_s
+        self.current: int | None = None
+        self.generations: dict[int, dict[str, float]] = {}
+
+    def add(self, key: str, weight: float, timestamp_ms: int) -> list[tuple[int, float]]:
+        """Count one event; returns the (generation, amount) increments made, for persistence."""
+        gen = generation(timestamp_ms, self.half_life_s)
+        if self.current is None or gen > self.current:
+            self.current = gen
+            self.generations = {g: v for g, v in self.generations.items() if g >= gen}
+        made = []
+        for target, amount in spread(weight, timestamp_ms, self.half_life_s):
+            if target < self.current:
+                continue  # a late event for a generation nobody reads any more
+            scores = self.generations.setdefault(target, defaultdict(float))
+            scores[key] += amount
+            made.append((target, amount))
+        return made
+
+    def load(self, generations: dict[int, dict[str, float]]) -> None:
+        """Replace the state with stored generations (the current one and the next)."""
+        self.generations = {g: defaultdict(float, v) for g, v in generations.items() if v}
+        self.current = min(self.generations) if self.generations else None
+
+    @property
+    def scores(self) -> dict[str, float]:
+        if self.current is None:
+            return {}
+        return self.generations.get(self.current, {})
+
+    def top(self, n: int) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda pair: (-pair[1], pair[0]))[:n]

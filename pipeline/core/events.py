@@ -1,0 +1,274 @@
+"""The event contract: parse with orjson, validate every field, never raise on bad input.
+
+:func:`parse_message` turns the bytes of one Kafka message (a single event or a JSON array
+of events, the batch envelope) into the valid events and a :class:`Rejection` with a reason
+for every element that breaks the contract. The item (catalog) contract is in ``items.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from pipeline.core.ids import InvalidInput, check_id, check_number
+
+EVENT_TYPES = frozenset(
+    {"click", "consume", "buy", "basket", "rate", "impression", "blacklist", "login"}
+)
+# Types whose event names no single item.
+ITEMLESS_TYPES = frozenset({"impression", "login"})
+
+MAX_IMPRESSION_ITEMS = 100
+MAX_CONTEXT_ENTRIES = 32
+MAX_CONTEXT_STRING = 256
+MAX_BATCH_EVENTS = 10_000
+
+# Epoch-millisecond bounds that catch seconds-instead-of-milliseconds and garbage.
+MIN_TIMESTAMP_MS = 946_684_800_000  # 2000-01-01
+MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01
+
+_KNOWN_FIELDS = frozenset(
+    {
+        "event_id",
+        "type",
+        "user_id",
+        "item_id",
+        "items",
+        "timestamp",
+        "value",
+        "price",
+        "session_id",
+        "recommendation_id",
+        "previous_user_id",
+        "context",
+    }
+)
+
+
+def parse_timestamp(value: object, name: str = "timestamp") -> int:
+    """ISO-8601 with an offset, or epoch milliseconds, to epoch milliseconds."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"{name} is not ISO-8601: {value[:40]!r}") from None
+        if moment.tzinfo is None:
+            raise InvalidInput(f"{name} needs a UTC offset (e.g. Z or +02:00)")
+        millis = round(moment.timestamp() * 1000)
+    else:
+        millis_float = check_number(value, name)
+        if millis_float != int(millis_float):
+            raise InvalidInput(f"{name} in epoch milliseconds must be whole")
+        millis = int(millis_float)
+    if not MIN_TIMESTAMP_MS <= millis < MAX_TIMESTAMP_MS:
+        raise InvalidInput(f"{name} must lie between 2000 and 2100 (epoch milliseconds?)")
+    return millis
+
+
+def optional_price(raw: dict[str, Any]) -> float | None:
+    """The optional ``price`` of an event or item: a finite number >= 0."""
+    price = raw.get("price")
+    if price is None:
+        return None
+    number = check_number(price, "price")
+    if number < 0:
+        raise InvalidInput("price must not be negative")
+    return number
+
+
+def _optional_id(raw: dict[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    return check_id(value, name)
+
+
+def check_context(value: object) -> dict[str, str | float | int]:
+    """A context object: at most 32 entries of string -> short string or finite number."""
+    if not isinstance(value, dict):
+        raise InvalidInput("context must be an object")
+    if len(value) > MAX_CONTEXT_ENTRIES:
+        raise InvalidInput(f"context may have at most {MAX_CONTEXT_ENTRIES} entries")
+    for key, entry in value.items():
+        if not 1 <= len(key) <= 64:
+            raise InvalidInput("context keys must be 1-64 characters")
+        if isinstance(entry, str):
+            if len(entry) > MAX_CONTEXT_STRING:
+                raise InvalidInput(f"context[{key!r}] longer than {MAX_CONTEXT_STRING}")
+        elif isinstance(entry, bool) or not isinstance(entry, int | float):
+            raise InvalidInput(f"context[{key!r}] must be a string or a number")
+        else:
+            check_number(entry, f"context[{key!r}]")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One validated tracked event. ``extra`` keeps unknown fields untouched.
+
+    Whether an event is positive feedback or a conversion is decided by
+    :class:`pipeline.core.feedback.Feedback`, nowhere else.
+    """
+
+    event_id: str
+    event_type: str
+    user_id: str
+    timestamp_ms: int
+    item_id: str | None = None
+    items: tuple[str, ...] = ()
+    value: float | None = None
+    price: float | None = None
+    session_id: str | None = None
+    recommendation_id: str | None = None
+    previous_user_id: str | None = None
+    context: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            event_id=self.event_id,
+            type=self.event_type,
+            user_id=self.user_id,
+            timestamp=self.timestamp_ms,
+        )
+        if self.item_id is not None:
+            out["item_id"] = self.item_id
+        if self.items:
+            out["items"] = list(self.items)
+        for name in ("value", "price", "session_id", "recommendation_id", "previous_user_id"):
+            attribute = getattr(self, name)
+            if attribute is not None:
+                out[name] = attribute
+        if self.context:
+            out["context"] = self.context
+        return out
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+def event_from_dict(
+    raw: object, now_ms: int | None = None, max_future_ms: int | None = None
+) -> Event:
+    """Validate one decoded JSON value against the event contract.
+
+    Raises :class:`InvalidInput` with the reason. When ``now_ms`` and ``max_future_ms`` are
+    given, timestamps further than that in the future are rejected.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidInput("an event must be a JSON object")
+    if "event_id" not in raw:
+        raise InvalidInput("event_id is required")
+    event_id = check_id(raw["event_id"], "event_id")
+    event_type = raw.get("type")
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        if event_type is None:
+            raise InvalidInput("type is required")
+        raise InvalidInput(f"type must be one of {', '.join(sorted(EVENT_TYPES))}")
+    if "user_id" not in raw:
+        raise InvalidInput("user_id is required")
+    user_id = check_id(raw["user_id"], "user_id")
+    if "timestamp" not in raw:
+        raise InvalidInput("timestamp is required")
+    timestamp_ms = parse_timestamp(raw["timestamp"])
+    if now_ms is not None and max_future_ms is not None and timestamp_ms > now_ms + max_future_ms:
+        raise InvalidInput("timestamp lies in the future")
+
+    item_id = raw.get("item_id")
+    if item_id is not None or event_type not in ITEMLESS_TYPES:
+        if item_id is None:
+            raise InvalidInput(f"item_id is required for {event_type}")
+        item_id = check_id(item_id, "item_id")
+
+    items: tuple[str, ...] = ()
+    if event_type == "impression" or "items" in raw:
+        shown = raw.get("items")
+        if not isinstance(shown, list) or not 1 <= len(shown) <= MAX_IMPRESSION_ITEMS:
+            raise InvalidInput(f"items must be a list of 1-{MAX_IMPRESSION_ITEMS} item ids")
+        items = tuple(check_id(entry, "items[]") for entry in shown)
+
+    value = raw.get("value")
+    if value is not None:
+        value = check_number(value, "value")
+        if event_type == "rate" and not 1 <= value <= 5:
+            raise InvalidInput("value of a rate must lie in 1-5")
+        if event_type == "consume" and not 0 <= value <= 1:
+            raise InvalidInput("value of a consume is a fraction in 0-1")
+        if event_type == "buy" and value <= 0:
+            raise InvalidInput("value of a buy is a positive quantity")
+    elif event_type == "rate":
+        raise InvalidInput("value (the rating, 1-5) is required for rate")
+
+    price = optional_price(raw)
+    previous_user_id = _optional_id(raw, "previous_user_id")
+    if event_type == "login" and previous_user_id is None:
+        raise InvalidInput("previous_user_id is required for login")
+
+    context = raw.get("context")
+    context = {} if context is None else check_context(context)
+
+    extra = {key: entry for key, entry in raw.items() if key not in _KNOWN_FIELDS}
+    return Event(
+        event_id=event_id,
+        event_type=event_type,
+        user_id=user_id,
+        timestamp_ms=timestamp_ms,
+        item_id=item_id,
+        items=items,
+        value=value,
+        price=price,
+        session_id=_optional_id(raw, "session_id"),
+        recommendation_id=_optional_id(raw, "recommendation_id"),
+        previous_user_id=previous_user_id,
+        context=context,
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why one message (or one element of a batch envelope, ``index``) was refused."""
+
+    reason: str
+    index: int | None = None
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """orjson decode that reports failures as :class:`InvalidInput`."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"not valid JSON: {exc}") from None
+
+
+def parse_message(
+    raw: bytes | str | None, now_ms: int | None = None, max_future_ms: int | None = None
+) -> tuple[list[Event], list[Rejection]]:
+    """Split one Kafka message into valid events and rejections. Never raises."""
+    if raw is None:
+        return [], [Rejection("empty message (no value)")]
+    try:
+        decoded = decode_json(raw)
+    except InvalidInput as exc:
+        return [], [Rejection(str(exc))]
+    if isinstance(decoded, list):
+        if not decoded:
+            return [], [Rejection("empty batch envelope")]
+        if len(decoded) > MAX_BATCH_EVENTS:
+            return [], [Rejection(f"batch envelope holds more than {MAX_BATCH_EVENTS} events")]
+        events: list[Event] = []
+        rejections: list[Rejection] = []
+        for index, element in enumerate(decoded):
+            try:
+                events.append(event_from_dict(element, now_ms, max_future_ms))
+            except InvalidInput as exc:
+                rejections.append(Rejection(str(exc), index))
+        return events, rejections
+    try:
+        return [event_from_dict(decoded, now_ms, max_future_ms)], []
+    except InvalidInput as exc:
+        return [], [Rejection(str(exc))]

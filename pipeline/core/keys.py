@@ -1,0 +1,114 @@
+"""The Redis key schema: a public contract for anyone who reads Redis directly.
+
+Every key the project writes is built here and nowhere else. Ids are validated before
+they become part of a key, so a crafted id can never address another key.
+
+| key | type | contents |
+|---|---|---|
+| ``{p}:item:{item_id}`` | hash | catalog record: ``item_id``, ``categories`` (JSON), ``attributes`` (JSON), ``available`` (1/0), ``created_at``, ``price``, ``title`` |
+| ``{p}:items`` | sorted set | every catalog item id, scored by ``created_at`` (epoch ms) |
+| ``{p}:trending:{kind}:{window}:{gen}:all`` | sorted set | forward-decayed scores of items (see pipeline.core.decay) |
+| ``{p}:trending:{kind}:{window}:{gen}:cat:{category}`` | sorted set | the same within one category |
+| ``{p}:fence:{agent}:{topic}:{partition}`` | string | last Kafka offset the agent group applied from that partition |
+| ``{p}:seen:{agent}`` | sorted set | event ids applied recently (score: when), for de-duplication |
+| ``{p}:user:{user_id}:history`` | string | JSON: recent interactions, exclusions, blacklist (TTL: idle users expire) |
+| ``{p}:user:{user_id}:alias`` | string | the user id an anonymous id became at login (TTL) |
+| ``{p}:user:{user_id}:factors`` | string | base64 float32 latent vector of the user (TTL) |
+| ``{p}:foryou:{user_id}`` | string | JSON list of the user's current "for you" items with scores and sources (TTL) |
+| ``{p}:mf:items`` | hash | item_id -> JSON ``{"v": base64 float32 vector, "b": bias}`` |
+| ``{p}:personal:trending:{gen}`` | hash | item_id -> forward-decayed count (1-day half-life) behind cold users' lists |
+| ``{p}:related:{relation}:{item_id}`` | sorted set | partner item -> co-occurrence count (capped) |
+| ``{p}:related:anchors`` | set | items that have related lists (loaded by a starting personal worker) |
+| ``{p}:popularity:{signal}`` | hash | item_id -> count of positive events (signal: click, conversion) |
+| ``{p}:rank:weights`` | hash | hashed feature index -> weight of the click model |
+| ``{p}:segment:item:{item_id}:{gen}`` | sorted set | user_id -> forward-decayed affinity for one item (capped; ``-inf`` marks a blacklist) |
+| ``{p}:segment:attr:{attribute}:{value}:{gen}`` | sorted set | the same for an attribute value (``attribute`` has no ``:``; ``category`` = catalog categories) |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.core.ids import InvalidInput, check_id
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Builds keys under one namespace prefix (``Settings.key_prefix``)."""
+
+    prefix: str
+
+    def item(self, item_id: str) -> str:
+        return f"{self.prefix}:item:{check_id(item_id, 'item_id')}"
+
+    def items(self) -> str:
+        return f"{self.prefix}:items"
+
+    def trending(self, kind: str, window: str, generation: int, category: str | None = None) -> str:
+        check_id(kind, "kind")
+        check_id(window, "window")
+        base = f"{self.prefix}:trending:{kind}:{window}:{generation}"
+        if category is None:
+            return f"{base}:all"
+        return f"{base}:cat:{check_id(category, 'category')}"
+
+    def fence(self, agent: str, topic: str, partition: int) -> str:
+        # One key per partition: a worker WATCHes only the partitions it owns, so workers of
+        # one group never abort each other's transactions.
+        return f"{self.fence_prefix(agent)}{check_id(topic, 'topic')}:{int(partition)}"
+
+    def fence_prefix(self, agent: str) -> str:
+        return f"{self.prefix}:fence:{check_id(agent, 'agent')}:"
+
+    def seen(self, agent: str) -> str:
+        return f"{self.prefix}:seen:{check_id(agent, 'agent')}"
+
+    def _user(self, user_id: str, part: str) -> str:
+        return f"{self.prefix}:user:{check_id(user_id, 'user_id')}:{part}"
+
+    def user_history(self, user_id: str) -> str:
+        return self._user(user_id, "history")
+
+    def user_alias(self, user_id: str) -> str:
+        return self._user(user_id, "alias")
+
+    def user_factors(self, user_id: str) -> str:
+        return self._user(user_id, "factors")
+
+    def foryou(self, user_id: str) -> str:
+        return f"{self.prefix}:foryou:{check_id(user_id, 'user_id')}"
+
+    def mf_items(self) -> str:
+        return f"{self.prefix}:mf:items"
+
+    def cold_trending(self, generation: int) -> str:
+        return f"{self.prefix}:personal:trending:{int(generation)}"
+
+    def related(self, relation: str, item_id: str) -> str:
+        return (
+            f"{self.prefix}:related:{check_id(relation, 'relation')}:{check_id(item_id, 'item_id')}"
+        )
+
+    def related_anchors(self) -> str:
+        return f"{self.prefix}:related:anchors"
+
+    def popularity(self, signal: str) -> str:
+        return f"{self.prefix}:popularity:{check_id(signal, 'signal')}"
+
+    def rank_weights(self) -> str:
+        return f"{self.prefix}:rank:weights"
+
+    def item_segment(self, item_id: str, generation: int) -> str:
+        return f"{self.prefix}:segment:item:{check_id(item_id, 'item_id')}:{int(generation)}"
+
+    def attribute_segment(self, attribute: str, value: str, generation: int) -> str:
+        # A ':' in the attribute name would make "a:b"+"c" and "a"+"b:c" the same key.
+        if ":" in check_id(attribute, "attribute"):
+            raise InvalidInput("attribute names may not contain ':'")
+        return (
+            f"{self.prefix}:segment:attr:{attribute}:{check_id(value, 'value')}:{int(generation)}"
+        )
+
+    def pattern(self) -> str:
+        """Glob matching every key of this namespace (tests, cleanup)."""
+        return f"{self.prefix}:*"

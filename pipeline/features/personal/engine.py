@@ -1,0 +1,211 @@
+"""The personal engine: learns every event into the user's history, the factor model,
+related-item co-occurrence and cold-start popularity, and records what it touched.
+
+The personal agent and ``pipeline evaluate`` run this same class: the agent loads state
+from Redis into it (``state.py``), calls :meth:`Engine.learn` for each fresh event and writes
+what :meth:`Engine.drain_changes` reports; the evaluation replays a log through it in memory,
+asking for recommendations (``recommend.py``) before each event is learned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.core.decay import DecayedCounts
+from pipeline.core.events import Event
+from pipeline.core.feedback import Feedback
+from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHistory
+from pipeline.features.personal.mf import FactorConfig
+from pipeline.features.personal.neighbours import NeighbourIndex
+from pipeline.features.personal.recommend import BlendConfig, Recommendation, Recommender
+from pipeline.features.related.model import CoOccurrence, Pair, RelatedConfig, co_occurrences
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalConfig:
+    """Everything the engine learns and blends with; built by ``config.personal_config``."""
+
+    mf: FactorConfig
+    blend: BlendConfig
+    history: HistoryLimits
+    related: RelatedConfig
+    feedback: Feedback
+
+
+@dataclass
+class Changes:
+    """What learning touched since the last drain: the agent writes exactly this."""
+
+    users: set[str] = field(default_factory=set)
+    items: set[str] = field(default_factory=set)
+    removed_users: set[str] = field(default_factory=set)
+    # anonymous id -> user id, from logins in this batch.
+    aliases: dict[str, str] = field(default_factory=dict)
+    pairs: list[Pair] = field(default_factory=list)
+    # (signal, item_id) -> count of positive events.
+    popularity: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    # (generation, item_id) -> forward-decayed increment of the cold-start trending counts.
+    trending: dict[tuple[int, str], float] = field(default_factory=lambda: defaultdict(float))
+
+
+class Engine:
+    """Every personal model of one worker (or of one evaluation), in memory."""
+
+    def __init__(self, config: PersonalConfig) -> None:
+        self.config = c = config
+        self.model = c.mf.model()
+        self.histories: dict[str, UserHistory] = {}
+        # Anonymous ids that logged in -> the user they became.
+        self.aliases: dict[str, str] = {}
+        self.cooc = CoOccurrence(c.related)
+        self.trending = DecayedCounts(c.blend.cold_start_half_life_s)
+        self.neighbours = NeighbourIndex(
+            self.cooc, self.model, c.blend.neighbour_partners, c.related.discount
+        )
+        self.recommender = Recommender(self)
+        self.changes = Changes()
+
+    # --- learning ----------------------------------------------------------------------------
+    def history(self, user_id: str) -> UserHistory:
+        history = self.histories.get(user_id)
+        if history is None:
+            history = self.histories[user_id] = UserHistory(self.config.history)
+        return history
+
+    def learn(self, event: Event) -> None:
+        """Fold one event into every model. Call :meth:`recommend` before it to evaluate."""
+        event_type = event.event_type
+        # Events of an anonymous id that logged in belong to the user, also when they arrive
+        # after the login (a user's events span topics, which Kafka does not order).
+        user = self.aliases.get(event.user_id, event.user_id)
+        changes = self.changes
+        if event_type == "login":
+            assert event.previous_user_id is not None  # the event contract requires it
+            self._merge_user(event.previous_user_id, user)
+            return
+        if event_type == "impression":
+            weight = self.config.mf.impression_weight
+            if weight > 0 and event.items:
+                self.model.learn_many(
+                    user, event.items, [0.0] * len(event.items), [weight] * len(event.items)
+                )
+                changes.users.add(user)
+                changes.items.update(event.items)
+            return
+        item = event.item_id
+        if item is None:
+            return
+        history = self.history(user)
+        changes.users.add(user)
+        changes.items.add(item)
+        if event_type == "blacklist":
+            self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
+            history.add(event)
+            return
+        feedback = self.config.feedback
+        conversion = feedback.is_conversion(event)
+        pairs = co_occurrences(history, event, conversion, self.config.related)
+        if pairs:
+            self.cooc.apply(pairs)
+            changes.pairs.extend(pairs)
+            for relation, anchor, _, _ in pairs:
+                self.neighbours.forget(relation, anchor)
+        signal = feedback.signal(event)
+        if signal is not None:
+            self.neighbours.count_popularity(item, signal)
+            changes.popularity[(signal, item)] += 1.0
+            weight = feedback.weight(event)
+            for gen, amount in self.trending.add(item, weight, event.timestamp_ms):
+                changes.trending[(gen, item)] += amount
+            self.model.learn_one(user, item, 1.0, weight, key=event.event_id)
+        else:
+            # A low rating is explicit negative feedback.
+            self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
+        history.add(event, LOW_RATING if feedback.is_low_rating(event) else None)
+
+    def learn_batch(self, events: list[Event]) -> Changes:
+        """Learn a batch in timestamp order (stable) and drain what it changed."""
+        for event in sorted(events, key=lambda e: e.timestamp_ms):
+            self.learn(event)
+        return self.drain_changes()
+
+    def _merge_user(self, anonymous: str, user: str) -> None:
+        if anonymous == user or self.aliases.get(user) == anonymous:
+            return
+        self.aliases[anonymous] = user
+        self.changes.aliases[anonymous] = user
+        # The user now has a list even before any event of theirs arrives.
+        self.changes.users.add(user)
+        old = self.histories.pop(anonymous, None)
+        if old is not None:
+            self.history(user).merge_from(old)
+        old_vector = self.model.user_factors.pop(anonymous, None)
+        if old_vector is not None:
+            current = self.model.user_factors.get(user)
+            self.model.user_factors[user] = (
+                old_vector if current is None else (current + old_vector) / 2
+            )
+        self.changes.removed_users.add(anonymous)
+
+    def drain_changes(self) -> Changes:
+        # Trim co-occurrence lists once per drain, as the agent's Redis script trims once per
+        # batch: both keep exactly the same partners.
+        self.cooc.trim_touched()
+        changes, self.changes = self.changes, Changes()
+        changes.items |= self.model.drain_touched()
+        return changes
+
+    # --- recommending (recommend.py) ----------------------------------------------------------
+    def recommend(
+        self, user_id: str, n: int, exclude: set[str] | None = None
+    ) -> list[Recommendation]:
+        return self.recommender.recommend(user_id, n, exclude)
+
+    def related(
+        self, item_id: str, n: int, relation: str | None = None, exclude: set[str] | None = None
+    ) -> list[Recommendation]:
+        return self.recommender.related(item_id, n, relation, exclude)
+
+    # --- plain state, for the store (state.py) --------------------------------------------------
+    def user_state(self, user_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(history as JSON-able state, factors as base64) of a user; None where absent."""
+        history = self.histories.get(user_id)
+        return (
+            history.to_state() if history is not None else None,
+            self.model.user_state(user_id),
+        )
+
+    def restore_user(
+        self,
+        user_id: str,
+        history: dict[str, Any] | None,
+        factors: bytes | str | None,
+        alias: str | None,
+    ) -> None:
+        if history is not None:
+            self.histories[user_id] = UserHistory.from_state(history, self.config.history)
+        if factors is not None:
+            self.model.set_user_state(user_id, factors)
+        if alias is not None:
+            self.aliases[user_id] = alias
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop a user from memory (the store still has them)."""
+        self.histories.pop(user_id, None)
+        self.aliases.pop(user_id, None)
+        self.model.user_factors.pop(user_id, None)
+
+    def item_states(self, item_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Plain state of each known item of ``item_ids`` (factors, bias, index)."""
+        return {
+            item: self.model.item_state(item) for item in item_ids if item in self.model.item_index
+        }
+
+    def restore_items(self, states: dict[str, dict[str, Any]]) -> None:
+        """Item states in their original index order (what sampling and tie-breaks rely on)."""
+        for item_id, state in sorted(
+            states.items(), key=lambda pair: (pair[1].get("i", 1 << 62), pair[0])
+        ):
+            self.model.set_item_state(item_id, state)

@@ -1,0 +1,133 @@
+"""Per-user history: recent interactions (bounded), exclusions, and identity merges.
+
+Pure: the personal agent loads and stores these, the evaluation replays them in memory.
+Each entry is ``(item_id, entry type, timestamp_ms)``; the entry type is the event type,
+except that a rating below the positive threshold is stored as ``rate_low``, so a ``rate``
+entry is always a conversion.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.core.events import Event
+from pipeline.core.feedback import CLICK, CONVERSION_TYPES, EXCLUDING_TYPES
+
+# Entry type of a rating below the positive threshold (never a conversion).
+LOW_RATING = "rate_low"
+CLICK_ENTRIES = frozenset({CLICK})
+CONVERSION_ENTRIES = CONVERSION_TYPES | {"rate"}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLimits:
+    """``length`` entries at most; entries older than ``max_age_s`` behind the newest are
+    dropped; ``max_excluded`` exclusions at most (the oldest purchase goes first)."""
+
+    length: int
+    max_age_s: int
+    max_excluded: int
+
+
+@dataclass
+class UserHistory:
+    """Recent (item_id, entry type, timestamp_ms) with the newest last, plus exclusions,
+    bounded by ``limits`` so a heavy user cannot grow memory without limit."""
+
+    limits: HistoryLimits
+    recent: deque[tuple[str, str, int]] = field(default_factory=deque)
+    excluded: dict[str, int] = field(default_factory=dict)
+    blacklisted: set[str] = field(default_factory=set)
+    interactions: int = 0
+
+    def add(self, event: Event, entry_type: str | None = None) -> None:
+        """Record an event. ``entry_type`` overrides the type stored (:data:`LOW_RATING`)."""
+        if event.item_id is None:
+            return
+        if event.event_type == "blacklist":
+            self.blacklisted.add(event.item_id)
+            self._exclude(event.item_id, event.timestamp_ms)
+            self.recent = deque(entry for entry in self.recent if entry[0] != event.item_id)
+            return
+        if event.event_type in EXCLUDING_TYPES:
+            self._exclude(event.item_id, event.timestamp_ms)
+        entry = (event.item_id, entry_type or event.event_type, event.timestamp_ms)
+        recent = self.recent
+        if not recent or recent[-1][2] <= entry[2]:
+            recent.append(entry)
+        else:
+            # A late event (topics are not ordered against each other): keep time order,
+            # which items_since and the age trim rely on. Late events land near the end.
+            position = len(recent)
+            while position > 0 and recent[position - 1][2] > entry[2]:
+                position -= 1
+            recent.insert(position, entry)
+        self.interactions += 1
+        self._trim(recent[-1][2])
+
+    def _exclude(self, item_id: str, timestamp_ms: int) -> None:
+        self.excluded[item_id] = timestamp_ms
+        if len(self.excluded) > self.limits.max_excluded:
+            # Blacklists are for good; the oldest purchase makes room.
+            evictable = [k for k in self.excluded if k not in self.blacklisted]
+            if evictable:
+                del self.excluded[min(evictable, key=self.excluded.__getitem__)]
+
+    def _trim(self, now_ms: int) -> None:
+        while len(self.recent) > self.limits.length:
+            self.recent.popleft()
+        max_age_ms = self.limits.max_age_s * 1000
+        while self.recent and now_ms - self.recent[0][2] > max_age_ms:
+            self.recent.popleft()
+
+    def items_since(self, since_ms: int, types: frozenset[str] | None = None) -> list[str]:
+        """Distinct items of recent entries at or after ``since_ms``, newest first."""
+        seen: dict[str, None] = {}
+        for item_id, event_type, timestamp_ms in reversed(self.recent):
+            if timestamp_ms < since_ms:
+                break
+            if types is None or event_type in types:
+                seen.setdefault(item_id, None)
+        return list(seen)
+
+    def clicked_since(self, since_ms: int) -> list[str]:
+        """Distinct clicked items at or after ``since_ms``, newest first."""
+        return self.items_since(since_ms, CLICK_ENTRIES)
+
+    def converted_since(self, since_ms: int) -> list[str]:
+        """Distinct converted items at or after ``since_ms``, newest first."""
+        return self.items_since(since_ms, CONVERSION_ENTRIES)
+
+    def seen_items(self) -> set[str]:
+        return {entry[0] for entry in self.recent} | set(self.excluded)
+
+    def merge_from(self, other: UserHistory) -> None:
+        """Fold an anonymous history into this one (login), keeping time order."""
+        merged = sorted([*other.recent, *self.recent], key=lambda entry: entry[2])
+        self.recent = deque(merged)
+        for item_id, timestamp_ms in other.excluded.items():
+            self._exclude(item_id, timestamp_ms)
+        self.blacklisted |= other.blacklisted
+        self.interactions += other.interactions
+        if self.recent:
+            self._trim(self.recent[-1][2])
+
+    # --- plain-JSON form (stored in Redis; never a pickle) -----------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "recent": [list(entry) for entry in self.recent],
+            "excluded": self.excluded,
+            "blacklisted": sorted(self.blacklisted),
+            "interactions": self.interactions,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], limits: HistoryLimits) -> UserHistory:
+        history = cls(limits)
+        history.recent = deque((str(i), str(t), int(ts)) for i, t, ts in state.get("recent", []))
+        history.excluded = {str(k): int(v) for k, v in state.get("excluded", {}).items()}
+        history.blacklisted = set(state.get("blacklisted", []))
+        history.interactions = int(state.get("interactions", 0))
+        return history

@@ -1,0 +1,239 @@
+"""Personalised scores: online implicit-feedback matrix factorisation.
+
+River's ``reco`` models keep factors in dicts and score one (user, item) pair at a time;
+a "for you" list must score every item for a user in one step, so this model keeps item
+factors in a numpy matrix and follows River's estimator contract instead of subclassing:
+hyperparameters are ``__init__`` arguments stored under the same names, ``seed`` makes runs
+identical, and it offers ``learn_one``, ``predict_one`` and ``rank``.
+
+Learning is logistic SGD on implicit feedback: a positive event pulls the user towards the
+item; each positive also draws ``n_negatives`` uniformly sampled items as negatives, and
+impressions without a click are weak negatives. A new user's vector starts at zero, so its
+scores are the item biases: popularity, the natural cold-start answer. (Learning starts a
+user from a small random vector seeded by the id, so two users' first updates differ.)
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class FactorConfig:
+    """The factor model as the operator set it (settings ``mf_*``)."""
+
+    factors: int
+    learning_rate: float
+    l2: float
+    negatives: int
+    impression_weight: float
+    seed: int
+
+    def model(self) -> ImplicitMF:
+        return ImplicitMF(
+            n_factors=self.factors,
+            learning_rate=self.learning_rate,
+            l2=self.l2,
+            n_negatives=self.negatives,
+            seed=self.seed,
+        )
+
+
+def _stable_vector(key: str, n: int, std: float, seed: int) -> np.ndarray:
+    """A reproducible initial vector for an id: the same on every worker and every replay."""
+    rng = np.random.default_rng((zlib.crc32(key.encode()), seed))
+    return rng.normal(0.0, std, n).astype(np.float32)
+
+
+def encode_vector(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode("ascii")
+
+
+def decode_vector(text: str | bytes) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.float32).copy()
+
+
+class ImplicitMF:
+    """Online matrix factorisation for implicit feedback (River-style estimator)."""
+
+    def __init__(
+        self,
+        n_factors: int = 32,
+        learning_rate: float = 0.05,
+        l2: float = 0.002,
+        n_negatives: int = 4,
+        negative_weight: float = 1.0,
+        init_std: float = 0.1,
+        seed: int = 42,
+    ) -> None:
+        self.n_factors = n_factors
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.n_negatives = n_negatives
+        self.negative_weight = negative_weight
+        self.init_std = init_std
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self.item_ids: list[str] = []
+        self.item_index: dict[str, int] = {}
+        self.item_factors = np.zeros((64, n_factors), dtype=np.float32)
+        self.item_bias = np.zeros(64, dtype=np.float32)
+        self.user_factors: dict[str, np.ndarray] = {}
+        # Items whose factors changed since the last drain (sampled negatives included).
+        self.touched: set[str] = set()
+
+    # --- River contract ----------------------------------------------------------------------
+    def _get_params(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name)
+            for name in (
+                "n_factors",
+                "learning_rate",
+                "l2",
+                "n_negatives",
+                "negative_weight",
+                "init_std",
+                "seed",
+            )
+        }
+
+    def clone(self) -> ImplicitMF:
+        return ImplicitMF(**self._get_params())
+
+    def learn_one(
+        self, user: str, item: str, y: float = 1.0, weight: float = 1.0, key: str | None = None
+    ) -> None:
+        """One observation: ``y`` 1 for positive, 0 for negative feedback.
+
+        ``key`` (the event id) makes the sampled negatives a function of the event, so a
+        replay after a restart samples exactly what the first run sampled.
+        """
+        if y > 0 and self.n_negatives and len(self.item_ids) > 1:
+            negatives = self.sample_negatives(item, self.n_negatives, key)
+            items = [item, *negatives]
+            labels = [1.0] + [0.0] * len(negatives)
+            weights = [weight] + [self.negative_weight * weight] * len(negatives)
+        else:
+            items, labels, weights = [item], [float(y > 0)], [weight]
+        self.learn_many(user, items, labels, weights)
+
+    def predict_one(self, user: str, item: str) -> float:
+        """Probability-like score in (0, 1) that ``user`` interacts with ``item``."""
+        index = self.item_index.get(item)
+        if index is None:
+            return 0.0
+        logit = float(self.item_factors[index] @ self.user_vector(user) + self.item_bias[index])
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def rank(self, user: str, items: Sequence[str]) -> list[str]:
+        scores = {item: self.predict_one(user, item) for item in items}
+        return sorted(items, key=lambda item: (-scores[item], item))
+
+    # --- vectorised parts --------------------------------------------------------------------
+    def add_item(self, item: str) -> int:
+        index = self.item_index.get(item)
+        if index is not None:
+            return index
+        index = len(self.item_ids)
+        if index == len(self.item_factors):
+            grown = len(self.item_factors) * 2
+            self.item_factors = np.resize(self.item_factors, (grown, self.n_factors))
+            self.item_bias = np.resize(self.item_bias, grown)
+        self.item_factors[index] = _stable_vector(item, self.n_factors, self.init_std, self.seed)
+        self.item_bias[index] = 0.0
+        self.item_ids.append(item)
+        self.item_index[item] = index
+        return index
+
+    def user_vector(self, user: str) -> np.ndarray:
+        vector = self.user_factors.get(user)
+        if vector is None:
+            return np.zeros(self.n_factors, dtype=np.float32)
+        return vector
+
+    def sample_negatives(self, positive: str, n: int, key: str | None = None) -> list[str]:
+        """Up to ``n`` uniformly drawn items other than ``positive``."""
+        count = len(self.item_ids)
+        if key is None:
+            picks = self._rng.integers(0, count, n).tolist()
+        else:
+            # Multiplicative hashing of (seed, key, j): cheap, uniform enough, reproducible.
+            base = zlib.crc32(key.encode(), self.seed)
+            picks = [((base + 1) * (2 * j + 1) * 2654435761 >> 7) % count for j in range(n)]
+        return [self.item_ids[i] for i in picks if self.item_ids[i] != positive]
+
+    def learn_many(
+        self, user: str, items: Sequence[str], labels: Sequence[float], weights: Sequence[float]
+    ) -> None:
+        """One SGD step on several (item, label, weight) observations of one user."""
+        index = np.fromiter(
+            (self.add_item(item) for item in items), dtype=np.int64, count=len(items)
+        )
+        user_vec = self.user_factors.get(user)
+        if user_vec is None:
+            user_vec = _stable_vector(user, self.n_factors, self.init_std, self.seed)
+        factors = self.item_factors[index]
+        logits = factors @ user_vec + self.item_bias[index]
+        predicted = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+        gradient = np.asarray(weights, dtype=np.float32) * (
+            np.asarray(labels, dtype=np.float32) - predicted
+        )
+        rate = self.learning_rate
+        self.user_factors[user] = (
+            user_vec + rate * (gradient @ factors - self.l2 * user_vec)
+        ).astype(np.float32)
+        # np.add.at: an item drawn twice in one step gets both updates.
+        np.add.at(
+            self.item_factors, index, rate * (gradient[:, None] * user_vec - self.l2 * factors)
+        )
+        np.add.at(self.item_bias, index, rate * gradient)
+        self.touched.update(items)
+
+    def drain_touched(self) -> set[str]:
+        touched, self.touched = self.touched, set()
+        return touched
+
+    def score_all(self, user: str) -> np.ndarray:
+        """Logits of every known item (index order of ``item_ids``)."""
+        count = len(self.item_ids)
+        return self.item_factors[:count] @ self.user_vector(user) + self.item_bias[:count]
+
+    # --- plain state (no pickles) ------------------------------------------------------------
+    def item_state(self, item: str) -> dict[str, Any]:
+        """Plain state of one item; ``i`` is its index, so a restore keeps the item order
+        that negative sampling and tie-breaks depend on."""
+        index = self.item_index[item]
+        return {
+            "v": encode_vector(self.item_factors[index]),
+            "b": float(self.item_bias[index]),
+            "i": index,
+        }
+
+    def set_item_state(self, item: str, state: dict[str, Any]) -> None:
+        """Restore one item; call in ascending ``i`` order to rebuild the original order."""
+        vector = self._checked(decode_vector(state["v"]))
+        index = self.add_item(item)
+        self.item_factors[index] = vector
+        self.item_bias[index] = state["b"]
+
+    def _checked(self, vector: np.ndarray) -> np.ndarray:
+        if len(vector) != self.n_factors:
+            raise ValueError(
+                f"stored vectors have {len(vector)} factors but the model has {self.n_factors} "
+                "(PIPELINE_MF_FACTORS changed?): use another PIPELINE_KEY_PREFIX or delete the "
+                "personal keys"
+            )
+        return vector
+
+    def user_state(self, user: str) -> str | None:
+        vector = self.user_factors.get(user)
+        return None if vector is None else encode_vector(vector)
+
+    def set_user_state(self, user: str, state: str | bytes) -> None:
+        self.user_factors[user] = self._checked(decode_vector(state))

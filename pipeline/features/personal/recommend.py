@@ -1,0 +1,144 @@
+"""Recommending from the personal engine: the for-you blend with its attribution, and related
+items in memory (the evaluation's view of the related feature).
+
+The for-you score of every item is the factor model's logit, plus the discounted neighbour
+scores of the user's recent items (``neighbour_weight / (1 + rank)`` per recent item), plus
+recently viewed items (``recent_weight``), plus trending for users with fewer than
+``cold_start_interactions`` interactions. Excluded items (bought, consumed, blacklisted)
+never appear.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.features.related.model import RELATIONS, blend_related
+
+if TYPE_CHECKING:
+    from pipeline.features.personal.engine import Engine
+
+# Recent items named as the source of one recommended item, at most.
+MAX_SOURCE_ITEMS = 3
+# Trending items blended into a cold user's list, at most.
+COLD_TRENDING_ITEMS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class BlendConfig:
+    """Weights and depths of the for-you blend (settings of the same names)."""
+
+    neighbour_weight: float
+    neighbour_items: int
+    neighbour_partners: int
+    recent_weight: float
+    recent_window_s: int
+    cold_start_interactions: int
+    cold_start_trending_weight: float
+    cold_start_half_life_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    item_id: str
+    score: float
+    source: dict[str, Any]
+
+
+class Recommender:
+    """Reads the engine's state; never changes it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def recommend(
+        self, user_id: str, n: int, exclude: set[str] | None = None
+    ) -> list[Recommendation]:
+        """Top ``n`` items for a user; ``exclude`` defaults to what the user bought, consumed
+        or blacklisted."""
+        engine = self.engine
+        c = engine.config.blend
+        model = engine.model
+        if not model.item_ids:
+            return []
+        history = engine.histories.get(user_id)
+        if exclude is None:
+            exclude = set(history.excluded) if history else set()
+        scores = model.score_all(user_id).astype(np.float64)
+        anchors: list[str] = []
+        if history and history.recent and c.neighbour_weight > 0:
+            anchors = history.items_since(0)[: c.neighbour_items]
+            for rank, anchor in enumerate(anchors):
+                anchor_weight = c.neighbour_weight / (1.0 + rank)
+                for relation in RELATIONS:
+                    entry = engine.neighbours.scores(anchor, relation)
+                    if entry is not None:
+                        # Indexes within one entry are distinct, so fancy-index += is exact.
+                        scores[entry[0]] += anchor_weight * entry[1]
+        if history and history.recent and c.recent_weight > 0:
+            # Recently viewed, not yet converted: the strongest intent signal there is.
+            newest = history.recent[-1][2]
+            viewed = history.clicked_since(newest - c.recent_window_s * 1000)
+            for rank, item_id in enumerate(viewed[: c.neighbour_items]):
+                index = model.item_index.get(item_id)
+                if index is not None:
+                    scores[index] += c.recent_weight / (1.0 + rank)
+        cold = history is None or history.interactions < c.cold_start_interactions
+        if cold and c.cold_start_trending_weight > 0 and engine.trending.scores:
+            top_trending = engine.trending.top(COLD_TRENDING_ITEMS)
+            if top_trending:
+                best = top_trending[0][1]
+                for item_id, value in top_trending:
+                    index = model.item_index.get(item_id)
+                    if index is not None:
+                        scores[index] += c.cold_start_trending_weight * 4.0 * value / best
+        return self._top(scores, n, exclude, anchors, cold)
+
+    def _top(
+        self, scores: np.ndarray, n: int, exclude: set[str], anchors: list[str], cold: bool
+    ) -> list[Recommendation]:
+        model = self.engine.model
+        ids = model.item_ids
+        for item_id in exclude:
+            index = model.item_index.get(item_id)
+            if index is not None:
+                scores[index] = -math.inf
+        take = min(n, len(ids))
+        if take <= 0:
+            return []
+        neighbours = self.engine.neighbours
+        anchor_partners = [(anchor, neighbours.partners_of(anchor)) for anchor in anchors]
+        top = np.argpartition(-scores, take - 1)[:take]
+        top = top[np.lexsort((top, -scores[top]))]
+        stage = "cold_start" if cold else "personal"
+        out = []
+        for index, score in zip(top.tolist(), scores[top].tolist(), strict=True):
+            if score == -math.inf:
+                break
+            item_id = ids[index]
+            source: dict[str, Any] = {"model": "for_you", "stage": stage}
+            # Attribution for the items served: which recent items led here.
+            sources = [a for a, partners in anchor_partners if item_id in partners]
+            if sources:
+                source["source_items"] = sources[:MAX_SOURCE_ITEMS]
+            out.append(Recommendation(item_id, score, source))
+        return out
+
+    def related(
+        self, item_id: str, n: int, relation: str | None = None, exclude: set[str] | None = None
+    ) -> list[Recommendation]:
+        """Related items of one relation, or of all relations blended (``relation=None``)."""
+        engine = self.engine
+        exclude = (exclude or set()) | {item_id}
+        relations = [relation] if relation else list(RELATIONS)
+        depth = max(n, engine.config.blend.neighbour_partners)
+        lists = {name: engine.cooc.related(item_id, name, depth, exclude) for name in relations}
+        return [
+            Recommendation(
+                partner, score, {"model": "related", "relation": label, "source_items": [item_id]}
+            )
+            for partner, score, label in blend_related(lists, n)
+        ]

@@ -1,0 +1,104 @@
+"""The personal engine's state in Redis: what a worker loads and what a batch writes.
+
+Keys (``pipeline.core.keys``): per user ``user:{id}:history`` (JSON), ``user:{id}:factors``
+(base64 float32), ``user:{id}:alias`` and ``foryou:{id}`` (the served list), all expiring
+when idle; per item ``mf:items`` (factors, bias and index as JSON) and the cold-start
+popularity ``personal:trending:{gen}``; related items through ``features.related.state``.
+Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from pipeline.core.decay import expire_at_s, generation
+from pipeline.core.keys import Keys
+from pipeline.features.personal.engine import Changes, Engine
+from pipeline.features.related import state as related_state
+from pipeline.store.base import Reads, Store, Writes
+
+
+def foryou_payload(engine: Engine, user_id: str, n: int) -> bytes:
+    """The stored "for you" list: what the reader serves, with each item's source."""
+    return orjson.dumps(
+        [
+            {"item_id": r.item_id, "score": round(r.score, 6), "source": r.source}
+            for r in engine.recommend(user_id, n)
+        ]
+    )
+
+
+async def load_items(store: Store, keys: Keys, engine: Engine, now_ms: int) -> None:
+    """Every item-level state into ``engine``: factors, popularity, cold-start trending
+    (the generation current at ``now_ms`` and the next) and related lists."""
+    stored = await store.hgetall(keys.mf_items())
+    engine.restore_items({item.decode(): orjson.loads(state) for item, state in stored.items()})
+    for signal, counts in (await related_state.load_popularity(store, keys)).items():
+        engine.neighbours.load_popularity(signal, counts)
+    now_gen = generation(now_ms, engine.trending.half_life_s)
+    generations = (now_gen, now_gen + 1)
+    reads = Reads()
+    for gen in generations:
+        reads.hgetall(keys.cold_trending(gen))
+    rows = await store.read(reads)
+    engine.trending.load(
+        {
+            gen: {item_id.decode(): float(value) for item_id, value in row.items()}
+            for gen, row in zip(generations, rows, strict=True)
+        }
+    )
+    await related_state.load_counts(store, keys, engine.cooc)
+
+
+async def load_users(store: Store, keys: Keys, engine: Engine, user_ids: list[str]) -> set[str]:
+    """Users' history, factors and alias into ``engine``; returns the users they are
+    aliases of (which must be loaded too)."""
+    if not user_ids:
+        return set()
+    reads = Reads()
+    for user_id in user_ids:
+        reads.get(keys.user_history(user_id))
+        reads.get(keys.user_factors(user_id))
+        reads.get(keys.user_alias(user_id))
+    values = await store.read(reads)
+    targets = set()
+    for index, user_id in enumerate(user_ids):
+        history, factors, alias = values[3 * index : 3 * index + 3]
+        target = alias.decode() if alias is not None else None
+        engine.restore_user(
+            user_id, orjson.loads(history) if history is not None else None, factors, target
+        )
+        if target is not None:
+            targets.add(target)
+    return targets
+
+
+def changes_writes(
+    engine: Engine, changes: Changes, keys: Keys, ttl_s: int, foryou_size: int
+) -> Writes:
+    """The writes of one drained batch, including the fresh for-you list of every user it
+    touched (so a user's list reflects an event within the same flush)."""
+    writes = Writes()
+    for user_id in changes.users - changes.removed_users:
+        history, factors = engine.user_state(user_id)
+        if history is not None:
+            writes.set(keys.user_history(user_id), orjson.dumps(history), ttl_s)
+        if factors is not None:
+            writes.set(keys.user_factors(user_id), factors, ttl_s)
+        writes.set(keys.foryou(user_id), foryou_payload(engine, user_id, foryou_size), ttl_s)
+    for user_id in changes.removed_users:
+        writes.delete(keys.user_history(user_id), keys.user_factors(user_id), keys.foryou(user_id))
+    for anonymous, user_id in changes.aliases.items():
+        writes.set(keys.user_alias(anonymous), user_id, ttl_s)
+    items = engine.item_states(changes.items)
+    writes.hset(keys.mf_items(), {item: orjson.dumps(state) for item, state in items.items()})
+    related_state.queue_pairs(writes, keys, changes.pairs, engine.config.related.max_neighbours)
+    related_state.queue_popularity(writes, keys, changes.popularity)
+    cold: dict[int, dict[str, float]] = {}
+    for (gen, item_id), amount in changes.trending.items():
+        cold.setdefault(gen, {})[item_id] = amount
+    half_life_s = engine.trending.half_life_s
+    for gen, increments in cold.items():
+        writes.hincr_float(keys.cold_trending(gen), increments)
+        writes.expire_at(keys.cold_trending(gen), expire_at_s(gen, half_life_s))
+    return writes

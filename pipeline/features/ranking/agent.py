@@ -1,0 +1,59 @@
+"""Agent group ``ranking``: impressions and clicks teach the click model (see model.py).
+
+Redis holds the only copy of the weights (``{p}:rank:weights``, hashed feature index ->
+weight). Each batch starts from a fresh model, loads the current weight of every index the
+batch touches (one HMGET), learns, and writes the changes as HINCRBYFLOAT increments.
+Increments commute, so any number of workers can share the table; a restarted worker needs
+no snapshot of its own; and a retried transaction (the fence moved) recomputes its plan from
+Redis, not from state an aborted attempt left behind.
+"""
+
+from __future__ import annotations
+
+from pipeline.core.events import Event
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.features.catalog.read import categories_of
+from pipeline.features.ranking.config import ranking_config
+from pipeline.features.ranking.features import observations
+from pipeline.features.ranking.read import load_weights
+from pipeline.store.base import Store, Writes
+from pipeline.stream.handler import EventHandler
+
+LEARNING_TYPES = frozenset({"click", "impression"})
+
+
+class RankingHandler(EventHandler):
+    name = "ranking"
+
+    def __init__(self, settings: Settings, keys: Keys) -> None:
+        super().__init__(settings, keys)
+        self.config = ranking_config(settings)
+
+    async def plan(self, store: Store, records: list[Event]) -> Writes:
+        writes = Writes()
+        events = [event for event in records if event.event_type in LEARNING_TYPES]
+        if not events:
+            return writes
+        item_ids = sorted(
+            {item for event in events for item in event.items}
+            | {event.item_id for event in events if event.item_id is not None}
+        )
+        categories = await categories_of(store, self.keys, item_ids)
+        config = self.config
+        # A fresh model per call: nothing an earlier (aborted) attempt learned leaks in.
+        model = config.model()
+        steps = [
+            (model.indexes(names), clicked, weight)
+            for event in events
+            for names, clicked, weight in observations(
+                event, categories, config.impression_weight, config.click_weight
+            )
+        ]
+        if not steps:
+            return writes
+        await load_weights(store, self.keys, model, [indexes for indexes, _, _ in steps])
+        # Events in arrival order: per partition that is each user's order.
+        for indexes, clicked, weight in steps:
+            model.learn_indexes(indexes, clicked, weight)
+        return writes.hincr_float(self.keys.rank_weights(), model.drain_deltas())

@@ -1,0 +1,158 @@
+"""The click model's features: what showing an item to a user in a context looks like.
+
+Names, before hashing (``model.py`` hashes them), so they are readable in tests and stable
+across processes. Pure: the standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Context key of a click that carries the display position of the clicked item; it is the
+# position feature, never a context feature.
+POSITION_KEY = "position"
+# Context key crossed with each category (category x device).
+DEVICE_KEY = "device"
+# Positions below this get a feature each; later ones share power-of-two buckets.
+EXACT_POSITIONS = 10
+# Small non-negative whole numbers in the context keep their value; others are bucketed.
+EXACT_NUMBERS = 16
+
+
+def _number_bucket(value: float) -> str:
+    """Small whole numbers as themselves, others as sign and power-of-two magnitude."""
+    if not math.isfinite(value):
+        return "nan"
+    if 0 <= value < EXACT_NUMBERS and value == int(value):
+        return str(int(value))
+    # frexp: |value| lies in [2**(e-1), 2**e).
+    exponent = math.frexp(abs(value))[1]
+    return f"{'-' if value < 0 else '+'}2^{exponent}"
+
+
+def position_bucket(position: int) -> str:
+    """Display position (0 = first) to its feature value: exact up to 9, then buckets."""
+    if position < EXACT_POSITIONS:
+        return str(position)
+    return f"2^{math.frexp(position)[1]}"
+
+
+def context_features(context: Mapping[str, Any]) -> list[str]:
+    """Features of the request context: one per string or number value.
+
+    ``ctx:{key}={value}`` for strings, ``ctx:{key}#{bucket}`` for numbers (see
+    :func:`_number_bucket`). The ``position`` key is skipped: it is the position feature.
+    Other values (lists, objects, None) are ignored. A key containing ``=`` or ``#`` may
+    alias another key's name: at worst one more hash collision.
+    """
+    out: list[str] = []
+    for key, value in context.items():
+        if key == POSITION_KEY:
+            continue
+        if isinstance(value, str):
+            out.append(f"ctx:{key}={value}")
+        elif isinstance(value, int | float):
+            out.append(f"ctx:{key}#{_number_bucket(float(value))}")
+    return out
+
+
+def _device(context: Mapping[str, Any]) -> str | None:
+    device = context.get(DEVICE_KEY)
+    if isinstance(device, str):
+        return device
+    if isinstance(device, int | float):
+        return _number_bucket(float(device))
+    return None
+
+
+def features(
+    user_id: str,
+    item_id: str,
+    categories: Sequence[str],
+    context: Mapping[str, Any],
+    position: int | None,
+) -> list[str]:
+    """The binary features of showing ``item_id`` to ``user_id`` (names, before hashing).
+
+    In order:
+
+    - ``bias``;
+    - ``item={item_id}``;
+    - ``cat={category}`` for each catalog category of the item;
+    - ``user_cat={user_id}|{category}`` for each category (a user's taste for a category);
+    - ``user_item={user_id}|{item_id}``;
+    - the context features of :func:`context_features` (device, page, locale, ...);
+    - ``cat_device={category}|{device}`` for each category when the context has a device;
+    - ``pos={bucket}`` when ``position`` is not None (training only; see the module doc).
+
+    Ids never contain ``|`` (``pipeline.core.ids.ID_PATTERN``), so the crossed names are
+    unambiguous. The function is pure: same arguments, same list.
+    """
+    out = ["bias", f"item={item_id}", f"user_item={user_id}|{item_id}"]
+    for category in categories:
+        out.append(f"cat={category}")
+        out.append(f"user_cat={user_id}|{category}")
+    if context:
+        out.extend(context_features(context))
+        device = _device(context)
+        if device is not None:
+            out.extend(f"cat_device={category}|{device}" for category in categories)
+    if position is not None:
+        out.append(f"pos={position_bucket(position)}")
+    return out
+
+
+def click_position(context: Mapping[str, Any]) -> int | None:
+    """The display position a click's context carries (0 = first), or None if absent/bad."""
+    value = context.get(POSITION_KEY)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        return None
+    return int(value)
+
+
+Observation = tuple[list[str], bool, float]
+
+
+def observations(
+    event: Any,
+    categories_of_item: Mapping[str, Sequence[str]],
+    impression_weight: float = 0.3,
+    click_weight: float = 1.0,
+) -> list[Observation]:
+    """What one event teaches the click model: ``(features, clicked, weight)`` triples.
+
+    An ``impression`` gives every shown item ``clicked=False`` with ``impression_weight`` at
+    its display position (index in ``event.items``, 0 = first). A ``click`` gives its item
+    ``clicked=True`` with ``click_weight`` at ``context["position"]`` (None when missing).
+    Other event types teach nothing. ``event`` is a :class:`pipeline.core.events.Event` (any
+    object with ``event_type``, ``user_id``, ``item_id``, ``items`` and ``context``); items
+    missing from ``categories_of_item`` have no categories.
+    """
+    event_type = event.event_type
+    context = event.context or {}
+    if event_type == "impression":
+        if impression_weight <= 0:
+            return []
+        return [
+            (
+                features(event.user_id, item_id, categories_of_item.get(item_id, ()), context, p),
+                False,
+                impression_weight,
+            )
+            for p, item_id in enumerate(event.items)
+        ]
+    if event_type == "click" and event.item_id is not None and click_weight > 0:
+        item_id = event.item_id
+        names = features(
+            event.user_id,
+            item_id,
+            categories_of_item.get(item_id, ()),
+            context,
+            click_position(context),
+        )
+        return [(names, True, click_weight)]
+    return []

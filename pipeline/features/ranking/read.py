@@ -1,0 +1,67 @@
+"""Ranking a caller's list of items for one user with the click model's stored weights.
+
+Two round trips: the catalog categories of the items, then one HMGET of every weight the
+items' features need from ``{p}:rank:weights``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pipeline.core.keys import Keys
+from pipeline.features.catalog.read import categories_of
+from pipeline.features.ranking.features import features
+from pipeline.features.ranking.model import ClickModel, RankingConfig
+from pipeline.store.base import Store
+
+SOURCE = {"model": "ranking"}
+
+
+async def load_weights(
+    store: Store, keys: Keys, model: ClickModel, indexes: Iterable[Sequence[int]]
+) -> None:
+    """Set ``model``'s weights of every index in ``indexes`` from the stored table."""
+    touched = sorted({index for group in indexes for index in group})
+    stored = await store.hmget(keys.rank_weights(), touched)
+    model.set_weights(
+        {
+            index: float(value)
+            for index, value in zip(touched, stored, strict=True)
+            if value is not None
+        }
+    )
+
+
+async def rank_items(
+    store: Store,
+    keys: Keys,
+    user_id: str,
+    item_ids: Sequence[str],
+    context: Mapping[str, Any],
+    config: RankingConfig,
+) -> list[dict[str, Any]]:
+    """``item_ids`` ordered by the click model for ``user_id`` in ``context``.
+
+    Returns ``[{"item_id", "score", "source": {"model": "ranking"}}]``, score descending,
+    ties in input order; a repeated id keeps its first place only. ``config`` must match
+    the agent's (same ``n_bits`` and ``seed``). Items the model has never seen are ranked by
+    the features they do have (bias, context, categories).
+    """
+    unique = list(dict.fromkeys(item_ids))
+    if not unique:
+        return []
+    model = config.model()
+    categories = await categories_of(store, keys, unique)
+    per_item = [
+        model.indexes(features(user_id, item_id, categories.get(item_id, ()), context, None))
+        for item_id in unique
+    ]
+    await load_weights(store, keys, model, per_item)
+    scored = [
+        (item_id, model.proba_indexes(indexes))
+        for item_id, indexes in zip(unique, per_item, strict=True)
+    ]
+    # sorted() is stable: equal scores keep the input order.
+    scored.sort(key=lambda pair: -pair[1])
+    return [{"item_id": item_id, "score": score, "source": SOURCE} for item_id, score in scored]

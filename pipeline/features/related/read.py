@@ -1,0 +1,63 @@
+"""Related items of one item, ranked now: co-occurrence counts with the popularity discount
+applied at read time (``count / (popularity + 1) ** discount``), unavailable items left out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.core.feedback import SIGNALS
+from pipeline.core.ids import decode_id
+from pipeline.core.keys import Keys
+from pipeline.features.catalog.read import unavailable_items
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, blend_related, rank_related
+from pipeline.store.base import Reads, Store
+
+
+async def read_related(
+    store: Store,
+    keys: Keys,
+    item_id: str,
+    relation: str | None,
+    n: int,
+    depth: int,
+    discount: float,
+) -> list[dict[str, Any]]:
+    """Related items of ``item_id``, best first, as the personal engine's ``related`` ranks
+    them: one relation, or all blended (``relation`` None). ``depth`` partners are read per
+    relation before the discount reorders them."""
+    relations = [relation] if relation else list(RELATIONS)
+    reads = Reads()
+    for name in relations:
+        reads.zrange(keys.related(name, item_id), 0, depth - 1, desc=True)
+    rows = await store.read(reads)
+    counts = {
+        name: [(pid, score) for member, score in members if (pid := decode_id(member)) is not None]
+        for name, members in zip(relations, rows, strict=True)
+    }
+    partners = sorted({pid for ranked in counts.values() for pid, _ in ranked})
+    popularity: dict[str, dict[str, float]] = {}
+    if partners:
+        reads = Reads()
+        for signal in SIGNALS:
+            reads.hmget(keys.popularity(signal), partners)
+        values = await store.read(reads)
+        for signal, column in zip(SIGNALS, values, strict=True):
+            popularity[signal] = {
+                pid: float(v) for pid, v in zip(partners, column, strict=True) if v is not None
+            }
+    hidden = await unavailable_items(store, keys, partners)
+    exclude = hidden | {item_id}
+    lists = {
+        name: rank_related(
+            counts[name], popularity.get(DISCOUNT_BY[name], {}), discount, depth, exclude
+        )
+        for name in relations
+    }
+    return [
+        {
+            "item_id": pid,
+            "score": score,
+            "source": {"model": "related", "relation": label, "source_items": [item_id]},
+        }
+        for pid, score, label in blend_related(lists, n)
+    ]

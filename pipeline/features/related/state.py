@@ -1,0 +1,70 @@
+"""Related items in Redis: what the personal agent loads at start and writes per batch.
+
+Keys (``pipeline.core.keys``): ``related:{relation}:{item_id}`` (partner -> count, capped),
+``related:anchors`` (items that have lists, so a starting worker needs no key scan) and
+``popularity:{signal}`` (item -> count of positive events, the discount's denominator).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from pipeline.core.feedback import SIGNALS
+from pipeline.core.keys import Keys
+from pipeline.features.related.model import RELATIONS, CoOccurrence, Pair
+from pipeline.store.base import Reads, Store, Writes
+
+# Anchors whose lists are read per round trip at start.
+LOAD_CHUNK = 500
+
+
+def queue_pairs(writes: Writes, keys: Keys, pairs: Iterable[Pair], max_neighbours: int) -> None:
+    """Add a batch's pair counts, capped as :meth:`CoOccurrence.trim_touched` caps them."""
+    increments: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for relation, a, b, amount in pairs:
+        increments[(relation, a)][b] += amount
+    for (relation, item_id), partners in increments.items():
+        writes.zincr_trim(
+            keys.related(relation, item_id), partners, max_neighbours, 2 * max_neighbours
+        )
+    if increments:
+        writes.sadd(keys.related_anchors(), sorted({item_id for _, item_id in increments}))
+
+
+def queue_popularity(writes: Writes, keys: Keys, counts: Mapping[tuple[str, str], float]) -> None:
+    """Add ``{(signal, item_id): amount}`` to the popularity counters."""
+    by_signal: dict[str, dict[str, float]] = defaultdict(dict)
+    for (signal, item_id), amount in counts.items():
+        by_signal[signal][item_id] = amount
+    for signal, increments in by_signal.items():
+        writes.hincr_float(keys.popularity(signal), increments)
+
+
+async def load_popularity(store: Store, keys: Keys) -> dict[str, dict[str, float]]:
+    """signal -> item_id -> count, as stored."""
+    reads = Reads()
+    for signal in SIGNALS:
+        reads.hgetall(keys.popularity(signal))
+    rows = await store.read(reads)
+    return {
+        signal: {item_id.decode(): float(count) for item_id, count in row.items()}
+        for signal, row in zip(SIGNALS, rows, strict=True)
+    }
+
+
+async def load_counts(store: Store, keys: Keys, cooc: CoOccurrence) -> None:
+    """Every stored related list into ``cooc.counts``."""
+    anchors = sorted(member.decode() for member in await store.smembers(keys.related_anchors()))
+    for start in range(0, len(anchors), LOAD_CHUNK):
+        chunk = anchors[start : start + LOAD_CHUNK]
+        reads = Reads()
+        for anchor in chunk:
+            for relation in RELATIONS:
+                reads.zrange(keys.related(relation, anchor), 0, -1)
+        rows = iter(await store.read(reads))
+        for anchor in chunk:
+            for relation in RELATIONS:
+                members = next(rows)
+                if members:
+                    cooc.counts[relation][anchor] = {m.decode(): score for m, score in members}

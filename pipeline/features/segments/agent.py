@@ -1,0 +1,56 @@
+"""Agent group ``segments``: events to forward-decayed user affinities (see model.py).
+
+Per batch: one pipelined read of the catalog fields of the batch's items, the pure fold,
+then one capped sorted-set increment per (segment, generation) and an exclusion marker per
+blacklist.
+"""
+
+from __future__ import annotations
+
+from pipeline.core.decay import expire_at_s
+from pipeline.core.events import Event
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.features.catalog.read import ATTRIBUTES, CATEGORIES, item_fields
+from pipeline.features.segments.config import segments_config
+from pipeline.features.segments.model import BLACKLISTED, fold, item_segment, segment_key
+from pipeline.store.base import Store, Writes
+from pipeline.stream.handler import EventHandler
+
+
+class SegmentsHandler(EventHandler):
+    name = "segments"
+
+    def __init__(self, settings: Settings, keys: Keys) -> None:
+        super().__init__(settings, keys)
+        self.config = segments_config(settings)
+        # Sets may grow 10 % past the cap before a trim, so trims are occasional.
+        self.trim_above = self.config.max_users + self.config.max_users // 10
+
+    async def plan(self, store: Store, records: list[Event]) -> Writes:
+        item_ids = sorted(
+            {
+                event.item_id
+                for event in records
+                if event.item_id is not None and self.config.weight_of(event) > 0
+            }
+        )
+        found = await item_fields(store, self.keys, item_ids, (CATEGORIES, ATTRIBUTES))
+        catalog = {item_id: (f.categories, f.attributes) for item_id, f in found.items()}
+        deltas = fold(records, self.config, catalog)
+        keys = self.keys
+        half_life = self.config.half_life_s
+        writes = Writes()
+        for (segment, gen), increments in deltas.increments.items():
+            writes.zincr_trim(
+                segment_key(keys, segment, gen),
+                increments,
+                self.config.max_users,
+                self.trim_above,
+                expire_at_s(gen, half_life),
+            )
+        for (item_id, gen), users in deltas.blacklisted.items():
+            key = segment_key(keys, item_segment(item_id), gen)
+            writes.zadd(key, dict.fromkeys(sorted(users), BLACKLISTED))
+            writes.expire_at(key, expire_at_s(gen, half_life))
+        return writes

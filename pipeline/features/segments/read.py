@@ -1,0 +1,122 @@
+"""Reading segments: users for an item (its own affinity blended with its categories' and
+attributes'), users for an attribute value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.core.decay import decayed, generation
+from pipeline.core.ids import decode_id
+from pipeline.core.keys import Keys
+from pipeline.features.catalog.read import (
+    ATTRIBUTES,
+    CATEGORIES,
+    parse_item_fields,
+    queue_item_fields,
+)
+from pipeline.features.segments.model import (
+    Segment,
+    SegmentsConfig,
+    attribute_segments,
+    item_segment,
+    rank_item_segment,
+    segment_key,
+)
+from pipeline.store.base import Reads, Store
+
+# Exclusion markers read per item: users who blacklisted it.
+MAX_EXCLUDED = 10_000
+_ITEM_FIELDS = (CATEGORIES, ATTRIBUTES)
+
+
+def _candidate_depth(n: int) -> int:
+    """Users read from each list for the blend: more than ``n``, as a user ranked below
+    ``n`` in every single list may still make the blended top ``n``."""
+    return 2 * n + 20
+
+
+def _users(rows: Sequence[tuple[bytes, float]], factor: float) -> list[tuple[str, float]]:
+    """Sorted-set rows to (user_id, decayed affinity); members that break the id contract
+    are never served."""
+    out = []
+    for member, stored in rows:
+        user = decode_id(member)
+        if user is not None:
+            out.append((user, stored * factor))
+    return out
+
+
+async def users_for_item(
+    store: Store, keys: Keys, item_id: str, n: int, now_ms: int, config: SegmentsConfig
+) -> list[dict[str, Any]]:
+    """Users for an item, best first, in two round trips.
+
+    First the catalog fields, the item's own segment and its exclusion markers; then the
+    top of each category/attribute segment of the item. ``score`` is the blend of
+    ``rank_item_segment`` (0-1.5); ``source.direct`` and ``source.attributes[].affinity``
+    are the decayed affinities at ``now_ms`` it was built from.
+    """
+    half_life_s = config.half_life_s
+    gen = generation(now_ms, half_life_s)
+    factor = decayed(1.0, gen, half_life_s, now_ms)
+    depth = _candidate_depth(n)
+    own = segment_key(keys, item_segment(item_id), gen)
+    reads = Reads()
+    queue_item_fields(reads, keys, item_id, _ITEM_FIELDS)
+    reads.zrange_by_score(own, "(0", "+inf", desc=True, count=depth)
+    reads.zrange_by_score(own, "-inf", "-inf", count=MAX_EXCLUDED)
+    fields_row, own_rows, marker_rows = await store.read(reads)
+    fields = parse_item_fields(_ITEM_FIELDS, fields_row)
+    segments = attribute_segments(fields.categories, fields.attributes, config.max_attributes)
+    attribute_rows: list[Any] = []
+    if segments:
+        reads = Reads()
+        for segment in segments:
+            reads.zrange_by_score(
+                segment_key(keys, segment, gen), "(0", "+inf", desc=True, count=depth
+            )
+        attribute_rows = await store.read(reads)
+
+    excluded = {member.decode("utf-8", "replace") for member, _ in marker_rows}
+    direct = _users(own_rows, factor)
+    by_attribute = [_users(rows, factor) for rows in attribute_rows]
+    direct_of = dict(direct)
+    attribute_of = [dict(rows) for rows in by_attribute]
+    users = []
+    for user, score in rank_item_segment(direct, by_attribute, n, exclude=excluded):
+        via = [
+            {"attribute": segment.attribute, "value": segment.value, "affinity": affinities[user]}
+            for segment, affinities in zip(segments, attribute_of, strict=True)
+            if user in affinities
+        ]
+        source = {
+            "model": "segments",
+            "item_id": item_id,
+            "direct": direct_of.get(user, 0.0),
+            "attributes": via,
+        }
+        users.append({"user_id": user, "score": score, "source": source})
+    return users
+
+
+async def users_for_attribute(
+    store: Store,
+    keys: Keys,
+    attribute: str,
+    value: str,
+    n: int,
+    now_ms: int,
+    config: SegmentsConfig,
+) -> list[dict[str, Any]]:
+    """The ``n`` users with the highest affinity for one attribute value (``category``:
+    catalog categories); ``score`` is the decayed affinity at ``now_ms``."""
+    half_life_s = config.half_life_s
+    gen = generation(now_ms, half_life_s)
+    key = segment_key(keys, Segment(attribute, value), gen)
+    rows = await store.zrange_by_score(key, "(0", "+inf", desc=True, count=n)
+    source = {"model": "segments", "attribute": attribute, "value": value}
+    factor = decayed(1.0, gen, half_life_s, now_ms)
+    return [
+        {"user_id": user, "score": score, "source": source} for user, score in _users(rows, factor)
+    ]

@@ -1,0 +1,278 @@
+"""An in-memory store with Redis's behaviour, for unit tests of plans and read functions.
+
+It answers exactly what :class:`~pipeline.store.redis.RedisStore` answers for the same reads
+and writes (the contract suite runs against both): bytes for values and members, floats for
+scores, sorted-set ties ordered by member bytes, empty aggregates deleted, expiry honoured
+at read time. It is single-process and never blocks; ``transact`` detects writes made while
+``build`` awaited, as WATCH does.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pipeline.store.base import Bound, Build, Op, Reads, Scalar, Store, TransactionConflict, Writes
+
+
+def encode(value: Scalar) -> bytes:
+    """How redis-py sends a value: bytes as they are, str as UTF-8, numbers as ``repr``."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"invalid value of type {type(value).__name__}")
+    return repr(value).encode()
+
+
+def _float_text(value: float) -> bytes:
+    """A float as HINCRBYFLOAT answers it: whole numbers without a fraction."""
+    if value.is_integer() and abs(value) < 1e17:
+        return str(int(value)).encode()
+    return repr(value).encode()
+
+
+def _bound(bound: Bound) -> tuple[float, bool]:
+    """(value, exclusive) of a sorted-set bound as Redis parses it."""
+    if isinstance(bound, str):
+        if bound.startswith("("):
+            return float(bound[1:]), True
+        return float(bound), False
+    return float(bound), False
+
+
+def _within(score: float, low: tuple[float, bool], high: tuple[float, bool]) -> bool:
+    above = score > low[0] if low[1] else score >= low[0]
+    below = score < high[0] if high[1] else score <= high[0]
+    return above and below
+
+
+def _rank_slice(length: int, start: int, stop: int) -> slice:
+    """Redis's inclusive, negative-from-the-end rank range as a slice."""
+    if start < 0:
+        start = max(length + start, 0)
+    if stop < 0:
+        stop = length + stop
+    if start > stop or start >= length:
+        return slice(0, 0)
+    return slice(start, min(stop, length - 1) + 1)
+
+
+class MemoryStore(Store):
+    """Dicts in one process. ``clock`` gives epoch seconds (tests may move time)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._data: dict[str, Any] = {}
+        self._expiry: dict[str, float] = {}
+        self._versions: dict[str, int] = {}
+
+    # --- keyspace ---------------------------------------------------------------------------
+    def _live(self, key: str) -> Any:
+        expiry = self._expiry.get(key)
+        if expiry is not None and expiry <= self.clock():
+            self._drop(key)
+        return self._data.get(key)
+
+    def _drop(self, key: str) -> None:
+        if self._data.pop(key, None) is not None:
+            self._touch(key)
+        self._expiry.pop(key, None)
+
+    def _touch(self, key: str) -> None:
+        self._versions[key] = self._versions.get(key, 0) + 1
+
+    def _container(self, key: str, container: type) -> Any:
+        value = self._live(key)
+        if value is None:
+            value = self._data[key] = container()
+        elif type(value) is not container:
+            raise TypeError(f"WRONGTYPE {key} holds another type of value")
+        self._touch(key)
+        return value
+
+    def _read_container(self, key: str, container: type) -> Any:
+        value = self._live(key)
+        if value is not None and type(value) is not container:
+            raise TypeError(f"WRONGTYPE {key} holds another type of value")
+        return value
+
+    def _prune(self, key: str) -> None:
+        """Redis deletes a hash, set or sorted set when its last member goes."""
+        value = self._data.get(key)
+        if value is not None and not isinstance(value, bytes) and not value:
+            self._drop(key)
+
+    # --- reads --------------------------------------------------------------------------------
+    async def read(self, reads: Reads) -> list[Any]:
+        return [self._read(op) for op in reads.ops]
+
+    def _read(self, op: Op) -> Any:
+        name = op[0]
+        if name == "get":
+            return self._string(op[1])
+        if name == "mget":
+            return [self._string(key) for key in op[1]]
+        if name == "hget":
+            fields = self._read_container(op[1], _Hash) or {}
+            return fields.get(encode(op[2]))
+        if name == "hmget":
+            fields = self._read_container(op[1], _Hash) or {}
+            return [fields.get(encode(field)) for field in op[2]]
+        if name == "hgetall":
+            return dict(self._read_container(op[1], _Hash) or {})
+        if name == "zrange":
+            _, key, start, stop, desc = op
+            ordered = self._ordered(key, desc)
+            return ordered[_rank_slice(len(ordered), start, stop)]
+        if name == "zrange_by_score":
+            _, key, low, high, desc, offset, count = op
+            lower, upper = _bound(low), _bound(high)
+            found = [row for row in self._ordered(key, desc) if _within(row[1], lower, upper)]
+            found = found[offset:]
+            return found if count is None or count < 0 else found[:count]
+        if name == "zmscore":
+            scores = self._zset(op[1]) or {}
+            return [scores.get(encode(member)) for member in op[2]]
+        if name == "smembers":
+            return set(self._read_container(op[1], _Set) or ())
+        if name == "expire_time":
+            if self._live(op[1]) is None:
+                return -2
+            expiry = self._expiry.get(op[1])
+            return -1 if expiry is None else int(expiry)
+        raise ValueError(f"unknown read {name!r}")
+
+    def _string(self, key: str) -> bytes | None:
+        value = self._live(key)
+        return value if isinstance(value, bytes) else None
+
+    def _zset(self, key: str) -> dict[bytes, float] | None:
+        return self._read_container(key, _SortedSet)
+
+    def _ordered(self, key: str, desc: bool) -> list[tuple[bytes, float]]:
+        scores = self._zset(key) or {}
+        ordered = sorted(scores.items(), key=lambda row: (row[1], row[0]))
+        return ordered[::-1] if desc else ordered
+
+    # --- writes -------------------------------------------------------------------------------
+    async def apply(self, writes: Writes) -> None:
+        self._apply(writes)
+
+    def _apply(self, writes: Writes) -> None:
+        for op in writes.ops:
+            self._write(op)
+
+    def _write(self, op: Op) -> None:
+        name = op[0]
+        if name == "set":
+            _, key, value, ttl_s = op
+            self._drop(key)
+            self._data[key] = encode(value)
+            self._touch(key)
+            if ttl_s:
+                self._expiry[key] = self.clock() + ttl_s
+        elif name == "delete":
+            for key in op[1]:
+                self._drop(key)
+        elif name == "hset":
+            fields = self._container(op[1], _Hash)
+            for field, value in op[2].items():
+                fields[encode(field)] = encode(value)
+        elif name == "zadd":
+            scores = self._container(op[1], _SortedSet)
+            for member, score in op[2].items():
+                scores[encode(member)] = float(score)
+        elif name == "sadd":
+            members = self._container(op[1], _Set)
+            members.update(encode(member) for member in op[2])
+        elif name == "expire_at":
+            self._expire_at(op[1], op[2])
+        elif name == "zrem_by_score":
+            _, key, low, high = op
+            scores = self._read_container(key, _SortedSet)
+            if scores:
+                lower, upper = _bound(low), _bound(high)
+                for member in [m for m, s in scores.items() if _within(s, lower, upper)]:
+                    del scores[member]
+                self._touch(key)
+                self._prune(key)
+        elif name == "zincr_trim":
+            self._zincr_trim(*op[1:])
+        elif name == "hincr_float":
+            fields = self._container(op[1], _Hash)
+            for field, amount in op[2].items():
+                name_bytes = encode(field)
+                total = float(fields.get(name_bytes, b"0")) + float(amount)
+                if not math.isfinite(total):
+                    raise ValueError("increment would produce NaN or Infinity")
+                fields[name_bytes] = _float_text(total)
+        else:
+            raise ValueError(f"unknown write {name!r}")
+
+    def _expire_at(self, key: str, when_s: int) -> None:
+        if self._live(key) is None:
+            return
+        if when_s <= self.clock():
+            self._drop(key)
+        else:
+            self._expiry[key] = float(when_s)
+            self._touch(key)
+
+    def _zincr_trim(
+        self, key: str, increments: dict[str, float], keep: int, trim_above: int, expire_at_s: int
+    ) -> None:
+        scores = self._container(key, _SortedSet)
+        for member, amount in increments.items():
+            encoded = encode(member)
+            total = scores.get(encoded, 0.0) + float(amount)
+            if math.isnan(total):
+                raise ValueError("resulting score is not a number (NaN)")
+            scores[encoded] = total
+        if len(scores) > trim_above:
+            # ZREMRANGEBYRANK 0 -(keep + 1): the lowest ranks go, ties by member bytes.
+            ordered = sorted(scores.items(), key=lambda row: (row[1], row[0]))
+            for member, _ in ordered[: max(len(ordered) - keep, 0)]:
+                del scores[member]
+            self._prune(key)
+        if expire_at_s > 0:
+            self._expire_at(key, expire_at_s)
+
+    # --- transactions and the rest --------------------------------------------------------------
+    async def transact(self, watch: Sequence[str], build: Build, attempts: int = 5) -> bool:
+        for _ in range(attempts):
+            before = self._snapshot(watch)
+            writes = await build([self._string(key) for key in watch])
+            if writes is None:
+                return False
+            if self._snapshot(watch) != before:
+                continue
+            self._apply(writes)
+            return True
+        raise TransactionConflict(f"keys {list(watch)} kept changing during {attempts} attempts")
+
+    def _snapshot(self, keys: Iterable[str]) -> list[int]:
+        return [self._versions.get(key, 0) for key in keys]
+
+    async def scan(self, pattern: str) -> list[str]:
+        live = [key for key in list(self._data) if self._live(key) is not None]
+        return [key for key in live if fnmatch.fnmatchcase(key, pattern)]
+
+    async def ping(self) -> None:
+        return None
+
+
+class _SortedSet(dict[bytes, float]):
+    """A sorted set: member -> score (ordered on read)."""
+
+
+class _Hash(dict[bytes, bytes]):
+    """A hash: field -> value."""
+
+
+class _Set(set[bytes]):
+    """A set of members."""

@@ -1,0 +1,153 @@
+"""The Faust application: topics from ``topics.yaml``, one agent per agent group.
+
+Workers that run the same set of agent groups share one consumer group
+(``{app_id}.{group+group}``), so an operator scales a group by starting more workers with
+the same ``--agents``. No Faust tables: authoritative state lives in Redis behind offset
+fences (the embedded broker loses Faust table updates on recovery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.core.topics import Topics
+from pipeline.features.registry import declared_topics, feature
+from pipeline.store.redis import connect
+from pipeline.stream.batch import RawMessage, process_batch, retry_transient
+from pipeline.stream.fence import Position
+from pipeline.stream.handler import Handler
+
+log = logging.getLogger(__name__)
+
+# Exit status of a worker stopped by a batch error that waiting cannot cure (EX_SOFTWARE).
+FATAL_EXIT_CODE = 70
+
+
+def make_handler(group: str, settings: Settings, keys: Keys) -> Handler[Any]:
+    """The handler of agent group ``group``, built by its feature's factory."""
+    factory = feature(group).handler
+    if factory is None:
+        raise ValueError(f"feature {group!r} has no agent group")
+    return factory(settings, keys)
+
+
+def consumer_group_id(settings: Settings, groups: list[str]) -> str:
+    return f"{settings.app_id}.{'+'.join(groups)}"
+
+
+def create_app(settings: Settings, groups: list[str], topics: Topics | None = None) -> faust.App:
+    """A Faust app running ``groups``; nothing connects until a worker starts it."""
+    topics = topics or declared_topics(settings)
+    app_id = consumer_group_id(settings, groups)
+    # Faust wants a data directory even with in-memory stores; keep it out of the work tree.
+    datadir = Path(tempfile.gettempdir()) / "pipeline-faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=settings.faust_broker,
+        store="memory://",
+        datadir=datadir,
+        key_serializer="raw",
+        value_serializer="raw",
+        # Faust's own web server is not used (metrics: PIPELINE_WORKER_METRICS_PORT).
+        web_enabled=False,
+        web_bind="127.0.0.1",
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        producer_acks=-1,
+    )
+    keys = Keys(settings.key_prefix)
+    dead_letter = app.topic(topics.dead_letter.name, key_serializer="raw", value_serializer="raw")
+    handlers = []
+    for group in groups:
+        specs = topics.for_agent(group)
+        if not specs:
+            continue
+        handler = make_handler(group, settings, keys)
+        handlers.append(handler)
+        _register_agent(app, settings, keys, handler, [s.name for s in specs], dead_letter)
+
+    async def forget_cached_state(sender: Any, revoked: Any, **_: Any) -> None:
+        # Users of revoked partitions may be updated by another worker from now on: handlers
+        # that cache state drop it and reload from Redis when they next need it.
+        for handler in handlers:
+            handler.reset()
+
+    app.on_partitions_revoked.connect(forget_cached_state)  # type: ignore[arg-type]
+    return app
+
+
+def _register_agent(
+    app: faust.App,
+    settings: Settings,
+    keys: Keys,
+    handler: Handler[Any],
+    topic_names: list[str],
+    dead_letter: Any,
+) -> None:
+    source = app.topic(*topic_names, key_serializer="raw", value_serializer="raw")
+
+    async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
+        pending = [await dead_letter.send(key=key, value=value) for key, value in records]
+        await asyncio.gather(*pending)
+
+    dedup_window_ms = settings.dedup_window_s * 1000
+
+    async def agent(stream: Any) -> None:
+        store = connect(settings)
+        try:
+            async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000.0):
+                messages = [
+                    RawMessage(
+                        Position(
+                            event.message.topic, event.message.partition, event.message.offset
+                        ),
+                        event.message.key,
+                        event.message.value,
+                    )
+                    for event in events
+                ]
+                try:
+                    apply = partial(
+                        process_batch,
+                        store,
+                        keys,
+                        handler,
+                        messages,
+                        send_dead_letters,
+                        dedup_window_ms,
+                    )
+                    await retry_transient(
+                        apply,
+                        store.transient_errors,
+                        f"agent {handler.name}: batch",
+                    )
+                except Exception:
+                    # Faust would restart the agent on the same stream and acknowledge this
+                    # batch unapplied; ending the process keeps it unacknowledged instead, and
+                    # the offset fences make its redelivery after a restart safe.
+                    log.critical(
+                        "agent %s: batch failed; stopping the worker", handler.name, exc_info=True
+                    )
+                    logging.shutdown()
+                    os._exit(FATAL_EXIT_CODE)
+        finally:
+            await store.close()
+
+    agent.__name__ = f"{handler.name}_agent"
+    agent.__qualname__ = agent.__name__
+    app.agent(source, name=handler.name, concurrency=1)(agent)

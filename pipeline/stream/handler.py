@@ -1,0 +1,70 @@
+"""The handler contract: what one agent group knows of its domain.
+
+A handler says how to decode one message into records and which writes a batch of records
+makes. Everything else (micro-batches, offset fences, dead letters, de-duplication, retries,
+metrics) is the batch loop's (``pipeline.stream.batch``). Handlers are built once per
+worker by their feature's factory (``pipeline.features``).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import ClassVar, Generic, TypeVar
+
+from pipeline.core.events import Event, Rejection, parse_message
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.store.base import Store, Writes
+
+R = TypeVar("R")
+
+
+class Handler(ABC, Generic[R]):
+    """One agent group: decode messages, plan a batch's writes.
+
+    The loop calls, per batch: :meth:`decode` for each fresh message, then :meth:`plan` once
+    with all their records (it may call ``plan`` again with the same records when the
+    transaction has to be retried), then exactly one of :meth:`committed` or
+    :meth:`aborted`. :meth:`reset` comes when the worker loses partitions.
+    """
+
+    #: The agent group's name: ``pipeline worker --agents NAME``, ``agents:`` in topics.yaml,
+    #: part of its fence and de-duplication keys.
+    name: ClassVar[str]
+    #: Whether records carry an ``event_id`` to de-duplicate on (``dedup_window_s``).
+    deduplicate: ClassVar[bool] = False
+
+    @abstractmethod
+    def decode(self, value: bytes | None) -> tuple[list[R], list[Rejection]]:
+        """One message to its valid records and its rejections. Must not raise."""
+
+    @abstractmethod
+    async def plan(self, store: Store, records: list[R]) -> Writes:
+        """Read what the batch needs, call the domain code, return the batch's writes.
+
+        Must not write to the store itself: the loop applies the writes atomically with the
+        offset fences.
+        """
+
+    def committed(self) -> None:  # noqa: B027 - a hook; most handlers keep no state
+        """The last plan's writes are in the store."""
+
+    def aborted(self) -> None:  # noqa: B027
+        """The last plan's writes were not applied; forget what planning changed in memory."""
+
+    def reset(self) -> None:  # noqa: B027
+        """Partitions were revoked: drop cached state, reload from the store when needed."""
+
+
+class EventHandler(Handler[Event]):
+    """Base of the handlers that read event topics: one ``decode`` for all of them."""
+
+    deduplicate = True
+
+    def __init__(self, settings: Settings, keys: Keys) -> None:
+        self.keys = keys
+        self.max_future_ms = int(settings.max_future_skew_s * 1000)
+
+    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
+        return parse_message(value, int(time.time() * 1000), self.max_future_ms)

@@ -1,0 +1,161 @@
+"""``pipeline dev``: the whole stack on one machine, in the foreground.
+
+Starts the broker and Redis (embedded), applies topics, then runs the worker, reader,
+collector and synthetic traffic as child processes with the same settings. Ctrl-C or
+SIGTERM stops every process it started, in reverse order; so does any child dying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pipeline.core.settings import Settings, to_env
+from pipeline.features.registry import AGENT_GROUPS, declared_topics
+from pipeline.stream.kafka import apply_topics
+from pipeline.tools.local import (
+    LocalStackError,
+    ManagedProcess,
+    port_in_use,
+    spawn,
+    start_broker,
+    start_redis,
+    wait_for_port,
+)
+
+# Every agent group in one worker process: enough for one machine.
+DEV_AGENTS = ",".join(AGENT_GROUPS)
+
+
+def _host_port(bootstrap: str) -> tuple[str, int]:
+    first = bootstrap.split(",")[0]
+    host, _, port = first.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def planned_ports(settings: Settings) -> list[tuple[str, int, str]]:
+    """(host, port, setting that changes it) of everything dev listens on."""
+    broker_host, broker_port = _host_port(settings.kafka_bootstrap)
+    redis = urlparse(settings.redis_url)
+    ports = [
+        (broker_host, broker_port, "PIPELINE_KAFKA_BOOTSTRAP"),
+        (redis.hostname or "127.0.0.1", redis.port or 6379, "PIPELINE_REDIS_URL"),
+        (settings.reader_host, settings.reader_port, "PIPELINE_READER_PORT"),
+        (settings.collector_host, settings.collector_port, "PIPELINE_COLLECTOR_PORT"),
+    ]
+    if settings.worker_metrics_port:
+        ports.append(
+            (
+                settings.worker_metrics_host,
+                settings.worker_metrics_port,
+                "PIPELINE_WORKER_METRICS_PORT",
+            )
+        )
+    return ports
+
+
+def check_ports(settings: Settings) -> list[str]:
+    """One message per port that is already taken, naming the setting that moves it."""
+    return [
+        f"port {port} on {host} is already taken; set {setting} to use another port"
+        for host, port, setting in planned_ports(settings)
+        if port_in_use(host, port)
+    ]
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(to_env(settings))
+    env["PIPELINE_TOPICS_FILE"] = str(Path(settings.topics_file).resolve())
+    return env
+
+
+def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> int:
+    """Run until interrupted; returns the process exit code."""
+    problems = check_ports(settings)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    started: list[ManagedProcess] = []
+    python = [sys.executable, "-m", "pipeline"]
+    try:
+        broker_host, broker_port = _host_port(settings.kafka_bootstrap)
+        redis = urlparse(settings.redis_url)
+        started.append(start_broker(broker_port, broker_host, log_dir / "broker.log"))
+        started.append(
+            start_redis(redis.port or 6379, redis.hostname or "127.0.0.1", log_dir / "redis.log")
+        )
+        topics = declared_topics(settings)
+        created, _ = asyncio.run(apply_topics(settings.kafka_bootstrap, topics.specs))
+        print(f"topics: {len(created)} created, {len(topics.specs)} declared")
+        env = child_env(settings)
+        started.append(
+            spawn(
+                "worker",
+                [*python, "worker", "--agents", DEV_AGENTS],
+                log_dir / "worker.log",
+                env,
+            )
+        )
+        started.append(spawn("reader", [*python, "reader"], log_dir / "reader.log", env))
+        started.append(spawn("collector", [*python, "collector"], log_dir / "collector.log", env))
+        for name, host, port in (
+            ("reader", settings.reader_host, settings.reader_port),
+            ("collector", settings.collector_host, settings.collector_port),
+        ):
+            process = next(p for p in started if p.name == name)
+            wait_for_port(host, port, 30.0, process.process)
+        if traffic_rate is not None:
+            started.append(
+                spawn(
+                    "traffic",
+                    [*python, "generate", "--kafka", "--rate", str(traffic_rate), "--seed", "1"],
+                    log_dir / "traffic.log",
+                    env,
+                )
+            )
+        base = f"http://{settings.reader_host}:{settings.reader_port}"
+        print(
+            "\nrunning:\n"
+            f"  broker     {settings.kafka_bootstrap}\n"
+            f"  redis      {settings.redis_url}\n"
+            f"  reader     {base}/v1/trending?kind=clicks&window=1h   (docs: {base}/docs)\n"
+            f"  collector  http://{settings.collector_host}:{settings.collector_port}/v1/events\n"
+            f"  logs       {log_dir}/\n"
+            + (
+                f"  traffic    synthetic, {traffic_rate:.0f} events/s\n"
+                if traffic_rate is not None
+                else ""
+            )
+            + "Ctrl-C stops everything.",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            dead = [p for p in started if p.process.poll() is not None]
+            if dead:
+                for process in dead:
+                    print(
+                        f"error: {process.name} exited with code {process.process.returncode}; "
+                        f"see {log_dir / (process.name + '.log')}",
+                        file=sys.stderr,
+                    )
+                return 1
+        return 0
+    except LocalStackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        print("stopping...", file=sys.stderr, flush=True)
+        for process in reversed(started):
+            process.stop()

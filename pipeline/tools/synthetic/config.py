@@ -1,0 +1,93 @@
+"""The synthetic generator's knobs: one frozen dataclass, every knob with its meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """All knobs of the generator; every one has a default. Invalid values raise ValueError."""
+
+    seed: int = 42
+    n_users: int = 2000
+    n_items: int = 500
+    n_categories: int = 20
+    n_clusters: int = 10
+    start_ms: int = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    events_per_second: float = 50.0  # simulated rate: spacing of timestamps
+    anonymous_fraction: float = 0.1  # share of sessions started by an anonymous id
+    login_prob: float = 0.25  # chance an anonymous session logs in (mid-session)
+    latent_dim: int = 16  # size of user/item latent vectors
+    user_noise: float = 0.6  # per-dimension spread of users around their centroid
+    item_noise: float = 0.6  # per-dimension spread of items around their centroid
+    taste_sharpness: float = 1.5  # how strongly impressions follow cluster taste
+    popularity_mix: float = 0.3  # share of impression slots drawn by popularity alone
+    impression_size: tuple[int, int] = (5, 20)  # min/max items shown, inclusive
+    session_steps: float = 3.0  # mean impressions + searches per session (geometric)
+    search_prob: float = 0.2  # chance a session step is a direct (search) click
+    # Chance a session step is a conversion with no click on that item first (a link from a
+    # newsletter, a repeat order, autoplay): the conversions a recommender must foresee.
+    direct_prob: float = 0.1
+    position_decay: float = 0.7  # click bias (1 + position) ** -decay
+    relevance_slope: float = 1.0  # relevance = sigmoid(slope * (preference - offset))
+    relevance_offset: float = 2.0  # preference at which relevance is 0.5
+    click_scale: float = 0.15  # click probability at position 0 for relevance 1
+    max_clicks: int = 3  # clicks per impression at most
+    conversion_scale: float = 0.35  # basket/consume probability after a click, times relevance
+    checkout_prob: float = 0.6  # chance a non-empty basket is bought at session end
+    rate_prob: float = 0.5  # chance a buy/consume is followed by a rating
+    blacklist_prob: float = 0.005  # chance per impression of blacklisting a shown item
+    drift_every: int = 1000  # events between popularity refreshes
+    drift_sigma: float = 0.15  # step of the log-popularity random walk per refresh
+    drift_reversion: float = 0.01  # pull of the walk back to the base popularity
+    n_trending: int = 10  # items that trend up in each phase
+    trend_phase: int = 10  # refreshes per trend phase
+    trend_boost: float = 4.0  # log-popularity a trending item gains (before fading)
+    trend_decay: float = 0.9  # per-refresh fade of past trend boosts
+    second_category_prob: float = 0.3  # chance an item has a second category
+    unavailable_fraction: float = 0.03  # items flagged unavailable (never shown)
+    concurrent_sessions: int = 100  # interleaved sessions; in-session gap ~ this / rate
+
+    def __post_init__(self) -> None:
+        for name in (
+            "n_users",
+            "n_items",
+            "n_categories",
+            "n_clusters",
+            "latent_dim",
+            "drift_every",
+            "trend_phase",
+            "concurrent_sessions",
+            "max_clicks",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.seed < 0 or self.n_trending < 0:
+            raise ValueError("seed and n_trending must be >= 0")
+        fractions = (
+            "anonymous_fraction",
+            "login_prob",
+            "popularity_mix",
+            "search_prob",
+            "click_scale",
+            "direct_prob",
+            "conversion_scale",
+            "checkout_prob",
+            "rate_prob",
+            "blacklist_prob",
+            "second_category_prob",
+            "unavailable_fraction",
+            "drift_reversion",
+            "trend_decay",
+        )
+        for name in fractions:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1]")
+        if not self.events_per_second > 0:
+            raise ValueError("events_per_second must be > 0")
+        low, high = self.impression_size
+        if not 1 <= low <= high <= 100:
+            raise ValueError("impression_size must satisfy 1 <= min <= max <= 100")
+        if self.session_steps < 1:
+            raise ValueError("session_steps must be >= 1")

@@ -1,0 +1,184 @@
+"""Settings (pipeline.core.settings): defaults, the environment, validation and to_env."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline.core.settings import (
+    DEFAULT_EVENT_WEIGHTS,
+    DEFAULT_TRENDING_KINDS,
+    DEFAULT_WINDOWS,
+    ENV_PREFIX,
+    Settings,
+    load_settings,
+    to_env,
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings come from the environment: start every test without PIPELINE_* variables."""
+    for name in list(os.environ):
+        if name.upper().startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    yield
+
+
+def test_default_settings() -> None:
+    defaults = load_settings()
+    assert defaults.redis_url == "redis://127.0.0.1:6379/0"
+    assert defaults.kafka_bootstrap == "127.0.0.1:9092"
+    assert defaults.key_prefix == "rec"
+    assert defaults.topic_prefix == ""
+    assert defaults.topics_file == Path("topics.yaml")
+    assert defaults.trending_windows == DEFAULT_WINDOWS
+    assert defaults.trending_kinds == DEFAULT_TRENDING_KINDS
+    assert defaults.event_weights == DEFAULT_EVENT_WEIGHTS
+    assert defaults.positive_rating == 4.0
+    assert defaults.reader_host == defaults.collector_host == "127.0.0.1"
+    assert defaults.faust_broker == "kafka://127.0.0.1:9092"
+    # Each object gets its own mappings, never the module's defaults.
+    assert defaults.trending_windows is not DEFAULT_WINDOWS
+    assert load_settings().trending_windows is not defaults.trending_windows
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_REDIS_URL", "redis://cache.internal:6380/2")
+    monkeypatch.setenv("PIPELINE_TRENDING_WINDOWS", '{"5m": 300, "1h": 3600.5}')
+    monkeypatch.setenv("PIPELINE_EVENT_WEIGHTS", json.dumps({"click": 0.5, "buy": 10}))
+    monkeypatch.setenv("PIPELINE_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
+    monkeypatch.setenv("PIPELINE_BATCH_SIZE", "50")
+    monkeypatch.setenv("PIPELINE_KEY_PREFIX", "tenant1")
+    monkeypatch.setenv("PIPELINE_TOPICS_FILE", "/etc/pipeline/topics.yaml")
+    loaded = load_settings()
+    assert loaded.redis_url == "redis://cache.internal:6380/2"
+    assert loaded.trending_windows == {"5m": 300.0, "1h": 3600.5}
+    assert loaded.event_weights == {"click": 0.5, "buy": 10.0}
+    assert "rate" not in loaded.event_weights
+    assert loaded.faust_broker == "kafka://k1:9092;kafka://k2:9092"
+    assert loaded.batch_size == 50
+    assert loaded.key_prefix == "tenant1"
+    assert loaded.topics_file == Path("/etc/pipeline/topics.yaml")
+    # Keyword overrides win over the environment.
+    assert load_settings(redis_url="redis://other:1/0").redis_url == "redis://other:1/0"
+
+
+INVALID_ENV = [
+    ("PIPELINE_TRENDING_WINDOWS", '{"1h": -3600}'),
+    ("PIPELINE_TRENDING_WINDOWS", '{"1h": 0}'),
+    ("PIPELINE_TRENDING_WINDOWS", "{}"),
+    ("PIPELINE_TRENDING_WINDOWS", '{"1h": "an hour"}'),
+    ("PIPELINE_TRENDING_WINDOWS", "not json"),
+    ("PIPELINE_KEY_PREFIX", "my prefix"),
+    ("PIPELINE_KEY_PREFIX", "{rec}"),
+    ("PIPELINE_KEY_PREFIX", ""),
+    ("PIPELINE_BATCH_SIZE", "0"),
+    ("PIPELINE_BATCH_SIZE", "many"),
+    ("PIPELINE_READER_PORT", "70000"),
+    ("PIPELINE_REDIS_TIMEOUT_S", "0"),
+    ("PIPELINE_MAX_FUTURE_SKEW_S", "-1"),
+    ("PIPELINE_TRENDING_MAX_ITEMS", "5"),
+    ("PIPELINE_COLLECTOR_MAX_BODY_BYTES", "100"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), INVALID_ENV)
+def test_invalid_environment_values_are_rejected(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    # ValidationError, or pydantic-settings' SettingsError for JSON it cannot decode.
+    with pytest.raises(ValueError):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"trending_windows": {"1h": -1.0}},
+        {"trending_windows": {"1d": 86400.0, "1h": 0.0}},
+        {"key_prefix": "a b"},
+        {"key_prefix": "a\tb"},
+        {"key_prefix": "a{b}"},
+    ],
+)
+def test_invalid_keyword_values_are_rejected(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        load_settings(**overrides)
+
+
+@pytest.mark.parametrize("text", ['{"1h": NaN}', '{"1h": Infinity}', '{"1h": 1e999}'])
+def test_non_finite_half_lives_are_rejected(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("PIPELINE_TRENDING_WINDOWS", text)
+    with pytest.raises(ValueError):
+        load_settings()
+
+
+def test_settings_are_frozen() -> None:
+    frozen = load_settings()
+    with pytest.raises(ValidationError):
+        frozen.redis_url = "redis://elsewhere:6379/0"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        frozen.batch_size = 1  # type: ignore[misc]
+    assert frozen.redis_url == "redis://127.0.0.1:6379/0"
+    # A new object is the way to change one.
+    changed = frozen.model_copy(update={"batch_size": 7})
+    assert changed.batch_size == 7 and frozen.batch_size == 1000
+
+
+CUSTOM: dict[str, Any] = {
+    "kafka_bootstrap": "k1:9092,k2:9093",
+    "redis_url": "redis://:secret@cache:6380/3",
+    "topics_file": Path("/srv/conf/topics.yaml"),
+    "key_prefix": "t9f8e7",
+    "app_id": "t9f8e7",
+    "topic_prefix": "t9f8e7.",
+    "reader_port": 18000,
+    "collector_max_events": 25,
+    "redis_timeout_s": 0.25,
+    "batch_size": 64,
+    "batch_ms": 50,
+    "max_future_skew_s": 0.0,
+    "trending_windows": {"5m": 300.0, "90d": 7776000.0, "odd": 1.2345678901234567},
+    "trending_kinds": {"clicks": ["click"], "money": ["buy", "basket"]},
+    "trending_max_items": 50,
+    "event_weights": {"click": 0.1, "buy": 1e-7, "rate": 2.5},
+    "positive_rating": 3.5,
+}
+
+
+@pytest.mark.parametrize("overrides", [{}, CUSTOM], ids=["defaults", "custom"])
+def test_to_env_rebuilds_equal_settings(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any]
+) -> None:
+    original = load_settings(**overrides)
+    env = to_env(original)
+    assert set(env) == {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    assert all(isinstance(value, str) for value in env.values())
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rebuilt = load_settings()
+    assert rebuilt == original
+    assert to_env(rebuilt) == env
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"trending_windows": {"1 h": 3600}},
+        {"trending_windows": {"a:b": 3600}},
+        {"trending_kinds": {"clicks": ["klick"]}},
+        {"trending_kinds": {"c:d": ["click"]}},
+        {"event_weights": {"purchase": 1.0}},
+    ],
+)
+def test_settings_refuse_names_that_would_break_keys_or_count_nothing(overrides: dict):
+    with pytest.raises(ValueError):
+        load_settings(**overrides)

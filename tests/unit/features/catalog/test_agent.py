@@ -1,0 +1,59 @@
+"""The catalog handler's plan and the catalog reads, on the in-memory store."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.features.catalog.agent import CatalogHandler
+from pipeline.features.catalog.read import (
+    ATTRIBUTES,
+    AVAILABLE,
+    CATEGORIES,
+    categories_of,
+    item_fields,
+    unavailable_items,
+)
+from pipeline.store.base import Writes
+from pipeline.store.memory import MemoryStore
+from tests.unit.features.helpers import KEYS, run
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_the_latest_version_of_an_item_replaces_the_earlier_one_whole() -> None:
+    store = MemoryStore()
+    handler = CatalogHandler(KEYS)
+    first = {"item_id": "i1", "categories": ["shoes"], "attributes": {"color": "red"}, "price": 5}
+    second = {"item_id": "i1", "categories": ["sale"], "available": False}
+    await run(handler, store, [first, {"item_id": "i2", "created_at": 1_700_000_000_000}, second])
+    fields = await item_fields(
+        store, KEYS, ["i1", "i2", "nope"], (CATEGORIES, ATTRIBUTES, AVAILABLE)
+    )
+    assert fields["i1"].categories == ["sale"]
+    # Replaced whole: the first version's attributes and price are gone.
+    assert fields["i1"].attributes == {}
+    assert await store.hget(KEYS.item("i1"), "price") is None
+    assert fields["i1"].available is False
+    assert fields["i2"].available is True
+    # Unknown items have nothing and count as available (events may precede the catalog).
+    assert fields["nope"].categories == [] and fields["nope"].available is True
+    assert await unavailable_items(store, KEYS, ["i1", "i2", "nope"]) == {"i1"}
+    assert await store.zrange(KEYS.items(), 0, -1) == [(b"i1", 0.0), (b"i2", 1.7e12)]
+
+
+async def test_decode_rejects_bad_records_with_a_reason() -> None:
+    handler = CatalogHandler(KEYS)
+    items, rejections = handler.decode(b'{"categories": []}')
+    assert items == [] and rejections[0].reason == "item_id is required"
+    items, rejections = handler.decode(None)
+    assert items == [] and "empty" in rejections[0].reason
+
+
+async def test_malformed_stored_fields_read_as_absent() -> None:
+    store = MemoryStore()
+    writes = Writes().hset(KEYS.item("x"), {"categories": "{not json", "attributes": "[1]"})
+    writes.hset(KEYS.item("y"), {"categories": '["ok", "bad id", 3]'})
+    await store.apply(writes)
+    assert await categories_of(store, KEYS, ["x", "y"]) == {"x": [], "y": ["ok"]}
+    fields = await item_fields(store, KEYS, ["x"], (ATTRIBUTES,))
+    assert fields["x"].attributes == {}

@@ -1,0 +1,53 @@
+"""Shared pieces of the feature tests: settings, events, and running a handler's plan
+against the in-memory store exactly as the batch loop would (decode, plan, apply)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from pipeline.core.events import Event, event_from_dict
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings, load_settings
+from pipeline.store.memory import MemoryStore
+from pipeline.stream.handler import Handler
+
+# 2026-01-01T00:00:00Z: every test clock starts here.
+T0_MS = 1_767_225_600_000
+KEYS = Keys("t")
+
+
+def settings(**overrides: Any) -> Settings:
+    return load_settings(key_prefix="t", **overrides)
+
+
+def store_at(now_ms: int) -> MemoryStore:
+    """A memory store whose clock stands at ``now_ms`` (so expiries behave as then)."""
+    return MemoryStore(clock=lambda: now_ms / 1000.0)
+
+
+def event(event_id: str, event_type: str, user_id: str, timestamp_ms: int, **fields: Any) -> Event:
+    return event_from_dict(
+        {
+            "event_id": event_id,
+            "type": event_type,
+            "user_id": user_id,
+            "timestamp": timestamp_ms,
+            **fields,
+        }
+    )
+
+
+async def run(handler: Handler[Any], store: MemoryStore, values: list[Any]) -> list[Any]:
+    """Decode each value (dicts are JSON-encoded), plan the batch, apply its writes, and tell
+    the handler it committed. Returns the decoded records."""
+    records: list[Any] = []
+    for value in values:
+        raw = value if isinstance(value, bytes) else orjson.dumps(value)
+        decoded, rejections = handler.decode(raw)
+        assert not rejections, rejections
+        records.extend(decoded)
+    await store.apply(await handler.plan(store, records))
+    handler.committed()
+    return records

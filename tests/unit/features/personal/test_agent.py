@@ -1,0 +1,95 @@
+"""The personal handler's plan and the for-you and related reads, on the in-memory store."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pipeline.features.personal.agent import PersonalHandler
+from pipeline.features.personal.read import read_foryou
+from pipeline.features.related.read import read_related
+from tests.unit.features.helpers import KEYS, T0_MS, run, settings, store_at
+
+pytestmark = pytest.mark.asyncio
+
+
+def ev(n: int, event_type: str, user: str, item: str | None = None, **fields: object) -> dict:
+    body = {"event_id": f"e{n}", "type": event_type, "user_id": user, "timestamp": T0_MS + n * 1000}
+    if item is not None:
+        body["item_id"] = item
+    return {**body, **fields}
+
+
+async def test_a_batch_writes_lists_related_items_and_exclusions() -> None:
+    store = store_at(T0_MS)
+    handler = PersonalHandler(settings(), KEYS)
+    events = [
+        ev(1, "click", "u1", "a"),
+        ev(2, "click", "u1", "b"),
+        ev(3, "buy", "u1", "b"),
+        ev(4, "click", "u2", "a"),
+        ev(5, "click", "u2", "c"),
+    ]
+    await run(handler, store, events)
+    listed = await read_foryou(store, KEYS, "u1", 10)
+    assert listed is not None
+    ids = [item["item_id"] for item in listed]
+    # Bought items are never recommended back.
+    assert "b" not in ids
+    assert listed[0]["source"]["model"] == "for_you"
+    # u1 clicked a then b: each is the other's "also clicked".
+    # b and c tie (one co-click each, one click each): the smaller id first.
+    related = await read_related(store, KEYS, "a", "also_clicked", 10, 200, 0.5)
+    assert [item["item_id"] for item in related] == ["b", "c"]
+    assert related[0]["source"] == {
+        "model": "related",
+        "relation": "also_clicked",
+        "source_items": ["a"],
+    }
+    assert await store.smembers(KEYS.related_anchors()) == {b"a", b"b", b"c"}
+    assert await read_foryou(store, KEYS, "nobody", 10) is None
+
+
+async def test_login_moves_the_anonymous_history_to_the_user() -> None:
+    store = store_at(T0_MS)
+    handler = PersonalHandler(settings(), KEYS)
+    await run(handler, store, [ev(1, "click", "anon-1", "a"), ev(2, "buy", "anon-1", "b")])
+    assert await read_foryou(store, KEYS, "anon-1", 5) is not None
+    await run(handler, store, [ev(3, "login", "u9", previous_user_id="anon-1")])
+    assert await store.get(KEYS.user_alias("anon-1")) == b"u9"
+    assert await read_foryou(store, KEYS, "anon-1", 5) is None
+    history = orjson.loads(await store.get(KEYS.user_history("u9")) or b"{}")
+    assert [entry[0] for entry in history["recent"]] == ["a", "b"]
+    assert "b" in history["excluded"]
+    # A late event of the anonymous id, learned by a fresh worker, reaches the user.
+    fresh = PersonalHandler(settings(), KEYS)
+    await run(fresh, store, [ev(4, "click", "anon-1", "c")])
+    history = orjson.loads(await store.get(KEYS.user_history("u9")) or b"{}")
+    assert [entry[0] for entry in history["recent"]] == ["a", "b", "c"]
+
+
+async def test_a_restarted_handler_predicts_what_the_first_one_would() -> None:
+    store = store_at(T0_MS)
+    first = PersonalHandler(settings(), KEYS)
+    await run(first, store, [ev(n, "click", f"u{n % 3}", f"i{n % 7}") for n in range(1, 40)])
+    batch = [ev(100, "click", "u1", "i3"), ev(101, "buy", "u1", "i5")]
+    second = PersonalHandler(settings(), KEYS)
+    records = await run(second, store, batch)
+    # The first handler learns the same batch in memory only: both must now agree.
+    first.engine.learn_batch(records)
+    before = first.engine.recommend("u1", 10)
+    after = second.engine.recommend("u1", 10)
+    assert [r.item_id for r in after] == [r.item_id for r in before]
+    for old, new in zip(before, after, strict=True):
+        assert new.score == pytest.approx(old.score, rel=1e-5, abs=1e-6)
+
+
+async def test_an_aborted_batch_is_forgotten() -> None:
+    store = store_at(T0_MS)
+    handler = PersonalHandler(settings(), KEYS)
+    records = [handler.decode(orjson.dumps(ev(1, "click", "u1", "a")))[0][0]]
+    await handler.plan(store, records)
+    handler.aborted()
+    # Nothing reached the store, and the engine starts again from it.
+    assert handler.engine.histories == {}
+    assert await read_foryou(store, KEYS, "u1", 5) is None

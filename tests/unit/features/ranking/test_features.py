@@ -1,0 +1,79 @@
+"""The click model's features (pipeline.features.ranking.features): names, buckets, positions,
+and what each event teaches the model."""
+
+from __future__ import annotations
+
+from pipeline.core.events import event_from_dict
+from pipeline.features.ranking.features import (
+    click_position,
+    context_features,
+    features,
+    observations,
+    position_bucket,
+)
+from tests.unit.features.ranking.helpers import NOW, click, impression
+
+
+def test_features_cover_item_categories_user_crosses_context_and_position():
+    names = features("u1", "book", ["novels", "paper"], {"device": "ios", "page": "home"}, 2)
+    assert names == [
+        "bias",
+        "item=book",
+        "user_item=u1|book",
+        "cat=novels",
+        "user_cat=u1|novels",
+        "cat=paper",
+        "user_cat=u1|paper",
+        "ctx:device=ios",
+        "ctx:page=home",
+        "cat_device=novels|ios",
+        "cat_device=paper|ios",
+        "pos=2",
+    ]
+    # At ranking time there is no position: the learned position bias drops out.
+    assert not any(n.startswith("pos=") for n in features("u1", "book", [], {}, None))
+
+
+def test_context_numbers_are_bucketed_and_position_is_never_a_context_feature():
+    assert context_features({"hour": 7, "price": 1000.0, "delta": -3.5, "position": 4}) == [
+        "ctx:hour#7",
+        "ctx:price#+2^10",
+        "ctx:delta#-2^2",
+    ]
+    # Nearby large numbers share a bucket; small whole numbers keep their value.
+    assert context_features({"n": 600}) == context_features({"n": 1000})
+    assert context_features({"n": 3}) != context_features({"n": 4})
+    assert [position_bucket(p) for p in (0, 9, 10, 15, 16, 40)] == [
+        "0",
+        "9",
+        "2^4",
+        "2^4",
+        "2^5",
+        "2^6",
+    ]
+
+
+def test_click_position_accepts_only_non_negative_whole_numbers():
+    assert click_position({"position": 3}) == 3
+    assert click_position({"position": 3.0}) == 3
+    for bad in ({}, {"position": -1}, {"position": 1.5}, {"position": "3"}, {"position": True}):
+        assert click_position(bad) is None
+
+
+def test_observations_of_impressions_and_clicks():
+    shown = impression("u1", ["a", "b", "c"], {"device": "web"})
+    negatives = observations(shown, {"a": ["x"]}, impression_weight=0.25)
+    assert [(clicked, weight) for _, clicked, weight in negatives] == [(False, 0.25)] * 3
+    assert [names[-1] for names, _, _ in negatives] == ["pos=0", "pos=1", "pos=2"]
+    assert "cat=x" in negatives[0][0] and "cat=x" not in negatives[1][0]
+
+    (positive,) = observations(click("u1", "b", 1, {"device": "web"}), {})
+    assert positive == (features("u1", "b", [], {"device": "web"}, 1), True, 1.0)
+    (no_position,) = observations(click("u1", "b", None), {})
+    assert not any(n.startswith("pos=") for n in no_position[0])
+
+    buy = event_from_dict(
+        {"event_id": "e", "type": "buy", "user_id": "u1", "item_id": "b", "timestamp": NOW}
+    )
+    assert observations(buy, {}) == []
+    assert observations(shown, {}, impression_weight=0.0) == []

@@ -1,0 +1,128 @@
+"""The batch loop (``process_batch``) on the in-memory store: fences, de-duplication, dead
+letters and the handler's hooks, with no broker and no Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.core.events import Event
+from pipeline.store.base import Store, Writes
+from pipeline.store.memory import MemoryStore
+from pipeline.stream.batch import RawMessage, process_batch
+from pipeline.stream.fence import Position, applied_offsets
+from pipeline.stream.handler import EventHandler
+from tests.unit.features.helpers import KEYS, T0_MS, settings
+
+pytestmark = pytest.mark.asyncio
+
+
+class Counting(EventHandler):
+    """Counts events per item; records the hooks it was called with."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        super().__init__(settings(max_future_skew_s=10**9), KEYS)
+        self.hooks: list[str] = []
+        self.meddle: Any = None
+
+    async def plan(self, store: Store, records: list[Event]) -> Writes:
+        if self.meddle is not None:
+            await self.meddle()
+        counts: dict[str, float] = {}
+        for event in records:
+            counts[event.item_id or ""] = counts.get(event.item_id or "", 0.0) + 1.0
+        return Writes().hincr_float("t:counts", counts)
+
+    def committed(self) -> None:
+        self.hooks.append("committed")
+
+    def aborted(self) -> None:
+        self.hooks.append("aborted")
+
+
+def message(offset: int, event_id: str, item: str = "a", partition: int = 0) -> RawMessage:
+    body = {
+        "event_id": event_id,
+        "type": "click",
+        "user_id": "u",
+        "item_id": item,
+        "timestamp": T0_MS,
+    }
+    return RawMessage(Position("clicks", partition, offset), b"u", orjson.dumps(body))
+
+
+class DeadLetters(list[tuple[bytes | None, bytes]]):
+    async def __call__(self, records: list[tuple[bytes | None, bytes]]) -> None:
+        self.extend(records)
+
+
+async def counts(store: MemoryStore) -> dict[str, float]:
+    return {k.decode(): float(v) for k, v in (await store.hgetall("t:counts")).items()}
+
+
+async def test_a_replayed_batch_has_no_second_effect() -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+    batch = [message(0, "e0"), message(1, "e1", "b"), message(5, "e5", partition=1)]
+    assert await process_batch(store, KEYS, handler, batch, dead) == 3
+    assert await applied_offsets(store, KEYS, "counting") == {"clicks:0": 1, "clicks:1": 5}
+    # Redelivery after a crash: the fences skip what was applied, the rest applies once.
+    assert await process_batch(store, KEYS, handler, [*batch, message(2, "e2")], dead) == 1
+    assert await counts(store) == {"a": 3.0, "b": 1.0}
+    assert handler.hooks == ["committed", "committed"]
+    assert await process_batch(store, KEYS, handler, batch, dead) == 0
+    assert handler.hooks == ["committed", "committed"]
+
+
+async def test_an_event_id_seen_within_the_window_counts_once() -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+    await process_batch(store, KEYS, handler, [message(0, "same")], dead, dedup_window_ms=60_000)
+    again = [message(1, "same"), message(2, "other"), message(3, "other")]
+    assert await process_batch(store, KEYS, handler, again, dead, dedup_window_ms=60_000) == 1
+    assert await counts(store) == {"a": 2.0}
+
+
+async def test_bad_messages_become_dead_letters_and_change_nothing() -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+    bad = RawMessage(Position("clicks", 0, 0), b"k", b"\xff not json")
+    envelope = RawMessage(Position("clicks", 0, 1), b"k", b'[{"type": "click"}, 3]')
+    assert await process_batch(store, KEYS, handler, [bad, envelope], dead) == 0
+    letters = [orjson.loads(value) for _, value in dead]
+    assert [(letter["offset"], letter["index"]) for letter in letters] == [
+        (0, None),
+        (1, 0),
+        (1, 1),
+    ]
+    assert "value_base64" in letters[0] and letters[1]["value"].startswith("[")
+    assert await counts(store) == {}
+    # The fences moved past them: a redelivery sends no second dead letter.
+    await process_batch(store, KEYS, handler, [bad, envelope], dead)
+    assert len(dead) == 3
+
+
+async def test_a_batch_another_worker_applied_first_is_aborted_here() -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+
+    async def other_worker_applies_it() -> None:
+        await store.apply(Writes().set(KEYS.fence("counting", "clicks", 0), 9))
+
+    handler.meddle = other_worker_applies_it
+    assert await process_batch(store, KEYS, handler, [message(0, "e0")], dead) == 0
+    assert handler.hooks == ["aborted"]
+    assert await counts(store) == {}
+
+
+async def test_a_failing_plan_aborts_and_propagates() -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    handler.meddle = fail
+    with pytest.raises(RuntimeError, match="boom"):
+        await process_batch(store, KEYS, handler, [message(0, "e0")], dead)
+    assert handler.hooks == ["aborted"]
+    assert await applied_offsets(store, KEYS, "counting") == {}
