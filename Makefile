@@ -35,8 +35,10 @@ test: setup ## Run the whole test suite (unit + integration on embedded services
 test-unit: setup ## Run the unit tests only (no services needed)
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
-lint: setup ## Lint with ruff
+lint: setup ## Lint (ruff), check formatting and types (mypy)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/mypy
 
 format: setup ## Format with ruff
 	$(BIN)/ruff format pipeline tests benchmarks
