@@ -1,4 +1,4 @@
-"""Service discovery for the integration tests (DESIGN.md, "Tests find services").
+"""Service discovery for the integration tests (README, "Tests").
 
 In order: URLs from the environment (``PIPELINE_TEST_KAFKA``, ``PIPELINE_TEST_REDIS_URL``);
 containers through testcontainers when a Docker engine answers; else the embedded broker

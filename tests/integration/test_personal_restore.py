@@ -1,5 +1,6 @@
 """Model state survives a restart: a worker that reloads from Redis predicts what the
-original would have (DESIGN.md, "Model state survives restarts")."""
+original would have (docs/architecture.md, "Exactly-once effects"; README "Model state lives
+in Redis")."""
 
 from __future__ import annotations
 

@@ -3,8 +3,7 @@
 docker-compose.yml, deploy/Dockerfile and topics.yaml cannot be run in a unit test (no Docker
 engine, no broker), so these tests read them: every PIPELINE_* variable is a real setting
 and parses, every command is a real subcommand, ports stay on loopback, topics.yaml loads
-through the app's own loader and comments every key (STYLE.md, "Config files are
-documentation").
+through the app's own loader and comments every key (config files are documentation).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The event contract (DESIGN.md, "Contracts"): valid input parses and round-trips, every
+"""The event contract (README, "The event contract"): valid input parses and round-trips, every
 rule rejects what breaks it with a reason, and parsing never raises on any input.
 """
 
