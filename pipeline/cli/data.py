@@ -100,9 +100,22 @@ def produce(path, catalog: bool) -> None:  # type: ignore[no-untyped-def]
     help="Events per second: simulated spacing of timestamps, and with --kafka the "
     "real publishing rate (0 publishes as fast as possible).",
 )
-@click.option("--users", type=int, default=2000, show_default=True)
-@click.option("--items", type=int, default=500, show_default=True)
-@click.option("--start", type=int, default=None, help="First timestamp, epoch ms (default: now).")
+@click.option(
+    "--profile",
+    type=click.Choice(["default", "dense"]),
+    default="default",
+    show_default=True,
+    help="dense: hundreds of events per user, 3,000 items with a long tail, ratings, drifting "
+    "tastes, items released during the log.",
+)
+@click.option("--users", type=int, default=None, help="Users (default: the profile's).")
+@click.option("--items", type=int, default=None, help="Items (default: the profile's).")
+@click.option(
+    "--start",
+    type=int,
+    default=None,
+    help="First timestamp, epoch ms, any era from 1973 on (default: now).",
+)
 def generate(
     seed: int,
     count: int | None,
@@ -110,22 +123,24 @@ def generate(
     catalog_output: Path | None,
     kafka: bool,
     rate: float,
-    users: int,
-    items: int,
+    profile: str,
+    users: int | None,
+    items: int | None,
     start: int | None,
 ) -> None:
     """Synthetic traffic: users with tastes, drifting popularity, sessions, impressions."""
-    from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld, write_jsonl
+    from pipeline.tools.synthetic import SyntheticWorld, write_jsonl
+    from pipeline.tools.synthetic import profile as synthetic_profile
 
     if not kafka and output is None:
         raise click.UsageError("give --output FILE (or -) and/or --kafka")
-    start_ms = start if start is not None else int(time.time() * 1000)
-    config = SyntheticConfig(
+    sizes = {"n_users": users, "n_items": items}
+    config = synthetic_profile(
+        profile,
         seed=seed,
-        n_users=users,
-        n_items=items,
-        start_ms=start_ms,
+        start_ms=start if start is not None else int(time.time() * 1000),
         events_per_second=rate if rate > 0 else 1000.0,
+        **{name: value for name, value in sizes.items() if value is not None},
     )
     world = SyntheticWorld(config)
     if catalog_output is not None:

@@ -18,7 +18,8 @@ Trending, segments and the cold-start popularity of the personal model all use t
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+
+from pipeline.core.ranked import RankedScores
 
 GENERATION_HALF_LIVES = 32
 
@@ -63,14 +64,15 @@ def spread(weight: float, timestamp_ms: int, half_life_s: float) -> list[tuple[i
 class DecayedCounts:
     """Forward-decayed counts per key in memory, mirrored into Redis hashes by increments.
 
-    State is one plain dict per live generation (the current one and the next), so a
-    restarted worker reloads it exactly. Ranking within one generation needs no decay step.
+    State is one ranked score table per live generation (the current one and the next), so
+    a restarted worker reloads it exactly. Ranking within one generation needs no decay step,
+    and the tables stay in rank order as they change (``top`` never sorts).
     """
 
     def __init__(self, half_life_s: float) -> None:
         self.half_life_s = half_life_s
         self.current: int | None = None
-        self.generations: dict[int, dict[str, float]] = {}
+        self.generations: dict[int, RankedScores] = {}
 
     def add(self, key: str, weight: float, timestamp_ms: int) -> list[tuple[int, float]]:
         """Count one event; returns the (generation, amount) increments made, for persistence."""
@@ -82,21 +84,24 @@ class DecayedCounts:
         for target, amount in spread(weight, timestamp_ms, self.half_life_s):
             if target < self.current:
                 continue  # a late event for a generation nobody reads any more
-            scores = self.generations.setdefault(target, defaultdict(float))
-            scores[key] += amount
+            scores = self.generations.get(target)
+            if scores is None:
+                scores = self.generations[target] = RankedScores()
+            scores.add(key, amount)
             made.append((target, amount))
         return made
 
     def load(self, generations: dict[int, dict[str, float]]) -> None:
         """Replace the state with stored generations (the current one and the next)."""
-        self.generations = {g: defaultdict(float, v) for g, v in generations.items() if v}
+        self.generations = {g: RankedScores(v) for g, v in generations.items() if v}
         self.current = min(self.generations) if self.generations else None
 
     @property
-    def scores(self) -> dict[str, float]:
+    def scores(self) -> RankedScores:
         if self.current is None:
-            return {}
-        return self.generations.get(self.current, {})
+            return RankedScores()
+        return self.generations.get(self.current) or RankedScores()
 
     def top(self, n: int) -> list[tuple[str, float]]:
-        return sorted(self.scores.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
+        """The ``n`` highest counts of the current generation, ties by key."""
+        return self.scores.top(n)

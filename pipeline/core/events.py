@@ -26,8 +26,10 @@ MAX_CONTEXT_ENTRIES = 32
 MAX_CONTEXT_STRING = 256
 MAX_BATCH_EVENTS = 10_000
 
-# Epoch-millisecond bounds that catch seconds-instead-of-milliseconds and garbage.
-MIN_TIMESTAMP_MS = 946_684_800_000  # 2000-01-01
+# Epoch-millisecond bounds that catch seconds-instead-of-milliseconds and garbage, and admit
+# historical logs from any era a real data set comes from (the lower bound is 10**11 ms,
+# 1973-03-03: any epoch-seconds value of our era lies below it).
+MIN_TIMESTAMP_MS = 100_000_000_000
 MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01
 
 _KNOWN_FIELDS = frozenset(
@@ -64,7 +66,9 @@ def parse_timestamp(value: object, name: str = "timestamp") -> int:
             raise InvalidInput(f"{name} in epoch milliseconds must be whole")
         millis = int(millis_float)
     if not MIN_TIMESTAMP_MS <= millis < MAX_TIMESTAMP_MS:
-        raise InvalidInput(f"{name} must lie between 2000 and 2100 (epoch milliseconds?)")
+        raise InvalidInput(
+            f"{name} must lie between 1973 and 2100 (epoch milliseconds, not seconds)"
+        )
     return millis
 
 

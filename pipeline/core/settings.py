@@ -156,25 +156,32 @@ class Settings(BaseSettings):
         description="Event ids seen within this many seconds are applied once (client retries); 0 disables.",
     )
     mf_factors: int = Field(32, ge=2, le=512, description="Latent factors of the personal model.")
-    mf_learning_rate: float = Field(0.05, gt=0, le=1, description="SGD step of the personal model.")
+    mf_learning_rate: float = Field(0.1, gt=0, le=1, description="SGD step of the personal model.")
     mf_l2: float = Field(0.002, ge=0, description="L2 penalty of the personal model's factors.")
     mf_negatives: int = Field(
         4, ge=0, le=100, description="Items sampled as negatives per positive event."
     )
     mf_impression_weight: float = Field(
-        0.1, ge=0, description="Weight of a shown item as a negative for the factors."
+        0.0,
+        ge=0,
+        description="Weight of a shown, not clicked item as a negative for the factors (0: off).",
     )
     mf_seed: int = Field(
         42, ge=0, description="Seed of initial vectors and negative sampling (reproducible runs)."
     )
     neighbour_weight: float = Field(
-        1.5, ge=0, description="Weight of 'neighbours of recent history' in the for-you blend."
+        3.0, ge=0, description="Weight of 'neighbours of recent history' in the for-you blend."
+    )
+    neighbour_relations: dict[str, float] = Field(
+        default_factory=lambda: {
+            "also_clicked": 1.0,
+            "also_bought": 1.0,
+            "viewed_then_bought": 1.0,
+        },
+        description="Weight of each related-items relation among the neighbours of recent history.",
     )
     neighbour_items: int = Field(
         10, ge=1, le=100, description="Recent items of a user whose neighbours are blended in."
-    )
-    neighbour_partners: int = Field(
-        50, ge=1, description="Best related items of each recent item that are blended in."
     )
     recent_weight: float = Field(
         0.0,
@@ -210,7 +217,7 @@ class Settings(BaseSettings):
         200, ge=10, description="Partners kept per item and relation."
     )
     related_discount: float = Field(
-        0.5,
+        0.4,
         ge=0,
         le=2,
         description="Popularity discount exponent of related items: count / (popularity + 1) ** discount.",
@@ -227,7 +234,7 @@ class Settings(BaseSettings):
         86400, ge=1, description="A click this long before a conversion is 'viewed then bought'."
     )
     related_partners: int = Field(
-        20, ge=1, description="Recent items an event is paired with (per relation)."
+        10, ge=1, description="Recent items an event is paired with (per relation)."
     )
 
     # --- personalised ranking (click model) ---------------------------------------------------

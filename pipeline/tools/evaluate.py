@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.events import Event
+from pipeline.core.ranked import RankedScores
 from pipeline.features.personal.engine import Engine, PersonalConfig
 
 
@@ -59,25 +59,39 @@ class PopularityBaseline:
     """All-time counts of positive events: what "most popular" means without decay."""
 
     def __init__(self) -> None:
-        self.counts: dict[str, float] = defaultdict(float)
-        self._sorted: list[str] = []
-        self._dirty = True
+        self.counts = RankedScores()
 
     def learn(self, item_id: str) -> None:
-        self.counts[item_id] += 1.0
-        self._dirty = True
+        self.counts.add(item_id, 1.0)
 
     def recommend(self, n: int, exclude: set[str]) -> list[str]:
-        if self._dirty:
-            self._sorted = sorted(self.counts, key=lambda item: (-self.counts[item], item))
-            self._dirty = False
-        out = []
-        for item_id in self._sorted:
-            if item_id not in exclude:
-                out.append(item_id)
-                if len(out) == n:
-                    break
-        return out
+        return [item_id for item_id, _ in self.counts.top(n, exclude)]
+
+
+# Events between two drains of the engine's changes: an agent drains once per batch, and the
+# co-occurrence lists are trimmed then, so the replay trims as often as an agent would.
+DRAIN_EVERY = 1000
+# Every recommender scored, in report order: the for-you blend, its two components alone,
+# the popularity baselines, and related items of the user's previous item.
+RECOMMENDERS = ("personal", "factors", "cooccurrence", "popularity", "trending", "related")
+
+
+def _component_tops(engine: Engine, user_id: str, k: int, seen: set[str]) -> dict[str, list[str]]:
+    """The blend's top ``k`` and each component's alone: factors (the model's logits) and
+    co-occurrence (neighbours of recent items, ties and empty lists filled by popularity)."""
+    parts = engine.recommender.parts(user_id)
+    if parts is None:
+        return {"personal": [], "factors": [], "cooccurrence": []}
+    top = engine.recommender.top
+    popularity = engine.neighbours.popularity_vector("click")[: len(parts.factors)]
+    popularity = popularity + engine.neighbours.popularity_vector("conversion")[: len(popularity)]
+    tiebreak = 1e-9 * popularity / (popularity.max() + 1.0)
+    cooccurrence = (parts.neighbours if parts.neighbours is not None else 0.0) + tiebreak
+    return {
+        "personal": [item for item, _ in top(parts.blend, k, seen)],
+        "factors": [item for item, _ in top(parts.factors, k, seen)],
+        "cooccurrence": [item for item, _ in top(cooccurrence, k, seen)],
+    }
 
 
 def evaluate(
@@ -92,10 +106,9 @@ def evaluate(
     engine = Engine(config)
     feedback = config.feedback
     popularity = PopularityBaseline()
-    personal, popular, trending, related = Scores(k), Scores(k), Scores(k), Scores(k)
+    scores = {name: Scores(k) for name in RECOMMENDERS}
     last_item: dict[str, str] = {}
     catalog: set[str] = set()
-    trending_cache: tuple[int, list[str]] = (-1, [])
     started = time.perf_counter()
     for count, event in enumerate(ordered, start=1):
         if event.item_id:
@@ -106,19 +119,18 @@ def evaluate(
             seen = history.seen_items() if history else set()
             if event.item_id not in seen:
                 target = event.item_id
-                personal.add([r.item_id for r in engine.recommend(event.user_id, k, seen)], target)
-                popular.add(popularity.recommend(k, seen), target)
-                # Trending changes slowly: rank it once per 100 events, filter per case.
-                if count - trending_cache[0] >= 100:
-                    trending_cache = (count, [item for item, _ in engine.trending.top(k + 200)])
-                trending.add([i for i in trending_cache[1] if i not in seen][:k], target)
+                tops = _component_tops(engine, event.user_id, k, seen)
+                tops["popularity"] = popularity.recommend(k, seen)
+                tops["trending"] = [item for item, _ in engine.trending.scores.top(k, seen)]
+                for name, ranked in tops.items():
+                    scores[name].add(ranked, target)
                 previous = last_item.get(event.user_id)
                 if previous is not None:
-                    related.add(
-                        [r.item_id for r in engine.related(previous, k, exclude=seen)], target
-                    )
+                    related = engine.related(previous, k, exclude=seen)
+                    scores["related"].add([r.item_id for r in related], target)
         engine.learn(event)
-        engine.drain_changes()
+        if count % DRAIN_EVERY == 0:
+            engine.drain_changes()
         if event.item_id and event.event_type != "blacklist":
             last_item[event.user_id] = event.item_id
             if feedback.is_positive(event):
@@ -126,8 +138,8 @@ def evaluate(
         if event.event_type == "login" and event.previous_user_id in last_item:
             last_item[event.user_id] = last_item.pop(event.previous_user_id)
         if count % curve_every == 0:
-            for scores in (personal, popular, trending):
-                scores.curve.append(scores.hits / max(scores.cases, 1))
+            for figures in scores.values():
+                figures.curve.append(figures.hits / max(figures.cases, 1))
         if progress is not None and count % 1000 == 0:
             progress(1000)
     elapsed = time.perf_counter() - started
@@ -140,14 +152,7 @@ def evaluate(
         "events_per_second": len(ordered) / elapsed if elapsed > 0 else 0.0,
         "k": k,
         "catalog_size": size,
-        "personal": personal.summary(size),
-        "popularity": popular.summary(size),
-        "trending": trending.summary(size),
-        "related": related.summary(size),
+        **{name: figures.summary(size) for name, figures in scores.items()},
         "curve_every": curve_every,
-        "curves": {
-            "personal": personal.curve,
-            "popularity": popular.curve,
-            "trending": trending.curve,
-        },
+        "curves": {name: figures.curve for name, figures in scores.items() if name != "related"},
     }

@@ -14,10 +14,10 @@ import orjson
 
 from pipeline.core.events import Event, event_from_dict
 from pipeline.core.ids import InvalidInput
+from pipeline.tools.evaluate import RECOMMENDERS
 
-RECOMMENDERS = ("personal", "popularity", "trending", "related")
-# The recommenders whose running HR is recorded as a curve by ``evaluate``.
-CURVES = ("personal", "popularity", "trending")
+# The curves plotted: the blend, its components and the popularity baselines.
+CURVES = ("personal", "factors", "cooccurrence", "popularity", "trending")
 
 
 def read_events(lines: Iterable[bytes]) -> tuple[list[Event], list[tuple[int, str]]]:
@@ -74,6 +74,7 @@ def format_table(figures: dict[str, Any]) -> str:
         if index == 0:
             lines.append("-+-".join("-" * width for width in widths))
     popularity = figures["popularity"][f"hr@{k}"]
+    best_part = max(figures[name][f"hr@{k}"] for name in ("factors", "cooccurrence"))
     lines += [
         "",
         f"events: {figures['events']} in {figures['seconds']:.2f} s "
@@ -81,6 +82,8 @@ def format_table(figures: dict[str, Any]) -> str:
         f"personal HR@{k} / popularity HR@{k}: "
         f"{_ratio(figures['personal'][f'hr@{k}'], popularity)}",
         f"related HR@{k} / popularity HR@{k}: {_ratio(figures['related'][f'hr@{k}'], popularity)}",
+        f"personal HR@{k} / its best component alone: "
+        f"{_ratio(figures['personal'][f'hr@{k}'], best_part)}",
     ]
     return "\n".join(lines)
 

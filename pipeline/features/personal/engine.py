@@ -61,9 +61,7 @@ class Engine:
         self.aliases: dict[str, str] = {}
         self.cooc = CoOccurrence(c.related)
         self.trending = DecayedCounts(c.blend.cold_start_half_life_s)
-        self.neighbours = NeighbourIndex(
-            self.cooc, self.model, c.blend.neighbour_partners, c.related.discount
-        )
+        self.neighbours = NeighbourIndex(self.cooc, self.model, c.related.discount)
         self.recommender = Recommender(self)
         self.changes = Changes()
 
@@ -110,8 +108,8 @@ class Engine:
         if pairs:
             self.cooc.apply(pairs)
             changes.pairs.extend(pairs)
-            for relation, anchor, _, _ in pairs:
-                self.neighbours.forget(relation, anchor)
+            for relation, anchor, partner, amount in pairs:
+                self.neighbours.add(relation, anchor, partner, amount)
         signal = feedback.signal(event)
         if signal is not None:
             self.neighbours.count_popularity(item, signal)
@@ -152,7 +150,8 @@ class Engine:
     def drain_changes(self) -> Changes:
         # Trim co-occurrence lists once per drain, as the agent's Redis script trims once per
         # batch: both keep exactly the same partners.
-        self.cooc.trim_touched()
+        for relation, anchor in self.cooc.trim_touched():
+            self.neighbours.forget(relation, anchor)
         changes, self.changes = self.changes, Changes()
         changes.items |= self.model.drain_touched()
         return changes

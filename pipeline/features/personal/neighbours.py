@@ -1,12 +1,18 @@
-"""Related-item partners of a user's recent items, as arrays the blend can add in one step.
+"""Related-item partners of a user's recent items, scored for every item in a few vector steps.
 
-The for-you blend adds, for each recent item (an anchor), the popularity-discounted scores of
-its best partners to the score vector of every item. This index keeps each anchor's partners
-as numpy arrays aligned with the factor model's item indexes, and the popularity counters as
-a vector in the same order, so scoring an anchor is a few vector operations.
+The for-you blend adds, for each recent item (an anchor), the popularity-discounted
+co-occurrence counts of its partners, scaled so that the anchor's best partner counts 1, to
+the score of every item. This index keeps each anchor's partners as numpy arrays aligned with
+the factor model's item indexes, updated in place as pairs are counted (never rebuilt by a
+Python sort per call), and the popularity counters as vectors in the same order. Scoring
+all of a user's anchors is then one concatenation, one discount, one segmented maximum and
+one weighted ``bincount``: its cost grows with the partners of ten items, not with the
+user's history or the catalog.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -14,102 +20,152 @@ from pipeline.core.feedback import SIGNALS
 from pipeline.features.personal.mf import ImplicitMF
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence
 
-# (item indexes, co-occurrence counts, partner ids) of one anchor and relation.
-PartnerArrays = tuple[np.ndarray, np.ndarray, set[str]]
+
+class Partners:
+    """One anchor's partners in one relation: ids, their model indexes and counts."""
+
+    __slots__ = ("counts", "indexes", "position", "size")
+
+    def __init__(self, ids: list[str], indexes: list[int], counts: list[float]) -> None:
+        self.position = {partner: slot for slot, partner in enumerate(ids)}
+        capacity = max(16, 2 * len(ids))
+        self.indexes = np.zeros(capacity, dtype=np.int64)
+        self.counts = np.zeros(capacity, dtype=np.float64)
+        self.indexes[: len(ids)] = indexes
+        self.counts[: len(ids)] = counts
+        self.size = len(ids)
+
+    def add(self, partner: str, index: int, amount: float) -> None:
+        slot = self.position.get(partner)
+        if slot is None:
+            slot = self.size
+            if slot == len(self.indexes):
+                self.indexes = np.resize(self.indexes, 2 * slot)
+                self.counts = np.resize(self.counts, 2 * slot)
+            self.position[partner] = slot
+            self.indexes[slot] = index
+            self.counts[slot] = 0.0
+            self.size += 1
+        self.counts[slot] += amount
 
 
 class NeighbourIndex:
-    """Partner arrays per (relation, anchor), cached until the anchor's pairs change."""
+    """Partner arrays per (relation, anchor), built from the co-occurrence counts on first
+    use and then kept in step with them by :meth:`add`."""
 
-    def __init__(
-        self, cooc: CoOccurrence, model: ImplicitMF, partners: int, discount: float
-    ) -> None:
+    def __init__(self, cooc: CoOccurrence, model: ImplicitMF, discount: float) -> None:
         self.cooc = cooc
         self.model = model
-        self.partners = partners
         self.discount = discount
-        self._arrays: dict[tuple[str, str], PartnerArrays | None] = {}
-        self._partner_ids: dict[str, set[str]] = {}
+        self._partners: dict[tuple[str, str], Partners] = {}
         self._popularity: dict[str, np.ndarray] = {signal: np.zeros(0) for signal in SIGNALS}
+        # Model items whose popularity entries have been copied from the counts so far;
+        # entries past it are filled when asked for (items join the model after their count).
+        self._synced: dict[str, int] = dict.fromkeys(SIGNALS, 0)
+
+    # --- keeping in step with the counts ------------------------------------------------------
+    def add(self, relation: str, anchor: str, partner: str, amount: float) -> None:
+        """Count ``amount`` more for (anchor, partner); call after the co-occurrence counts."""
+        partners = self._partners.get((relation, anchor))
+        if partners is not None:
+            index = self.model.item_index.get(partner)
+            if index is None:
+                self.forget(relation, anchor)
+            else:
+                partners.add(partner, index, amount)
 
     def forget(self, relation: str, anchor: str) -> None:
-        """The anchor's pairs of ``relation`` changed."""
-        self._arrays.pop((relation, anchor), None)
-        self._partner_ids.pop(anchor, None)
+        """Drop an anchor's arrays (its list was trimmed): rebuilt from the counts on use."""
+        self._partners.pop((relation, anchor), None)
 
-    def _partner_counts(self, anchor: str, relation: str) -> PartnerArrays | None:
-        """(item indexes, co-occurrence counts, partner ids) of one anchor, sorted by index.
-
-        The popularity discount is applied at use time (:meth:`scores`), so the cache never
-        holds a stale discount.
-        """
+    def partners(self, relation: str, anchor: str) -> Partners | None:
         key = (relation, anchor)
-        if key in self._arrays:
-            return self._arrays[key]
-        partners = self.cooc.counts[relation].get(anchor)
-        entry = None
-        if partners:
+        found = self._partners.get(key)
+        if found is None:
+            counts = self.cooc.counts[relation].get(anchor)
+            if not counts:
+                return None
             index_of = self.model.item_index
-            known = sorted((index_of[p], count) for p, count in partners.items() if p in index_of)
-            if known:
-                entry = (
-                    np.fromiter((i for i, _ in known), dtype=np.int64, count=len(known)),
-                    np.fromiter((c for _, c in known), dtype=np.float64, count=len(known)),
-                    set(partners),
-                )
-        self._arrays[key] = entry
-        return entry
+            # Sorted ids: the arrays' order is the same however the counts were built.
+            ids = [partner for partner in sorted(counts) if partner in index_of]
+            found = Partners(ids, [index_of[p] for p in ids], [counts[p] for p in ids])
+            self._partners[key] = found
+        return found if found.size else None
 
-    def scores(self, anchor: str, relation: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """The anchor's best ``partners`` partners: (indexes, discounted scores scaled to the
-        best), ranked as :func:`~pipeline.features.related.model.rank_related` ranks them."""
-        entry = self._partner_counts(anchor, relation)
-        if entry is None:
-            return None
-        indexes, counts, _ = entry
-        popularity = self.popularity_vector(DISCOUNT_BY[relation])
-        discounted = counts / (popularity[indexes] + 1.0) ** self.discount
-        keep = self.partners
-        if len(discounted) > keep:
-            # Ties at the cut go to the smaller index: stable and the same after a restart.
-            chosen = np.lexsort((indexes, -discounted))[:keep]
-            indexes, discounted = indexes[chosen], discounted[chosen]
-        best = discounted.max()
-        return indexes, discounted / (best if best > 0 else 1.0)
+    # --- scoring ------------------------------------------------------------------------------
+    def scores(
+        self,
+        anchors: list[str],
+        weights: list[float],
+        n_items: int,
+        relation_weights: Mapping[str, float],
+    ) -> np.ndarray:
+        """The neighbour score of every item: for each anchor and relation, the partners'
+        discounted counts divided by the anchor's best, times the anchor's weight and the
+        relation's, summed."""
+        total = np.zeros(n_items)
+        for relation in RELATIONS:
+            relation_weight = relation_weights.get(relation, 0.0)
+            if relation_weight <= 0:
+                continue
+            lists = []
+            scale = []
+            for anchor, weight in zip(anchors, weights, strict=True):
+                found = self.partners(relation, anchor)
+                if found is not None:
+                    lists.append(found)
+                    scale.append(weight * relation_weight)
+            if not lists:
+                continue
+            lengths = np.fromiter((p.size for p in lists), dtype=np.int64, count=len(lists))
+            indexes = np.concatenate([p.indexes[: p.size] for p in lists])
+            counts = np.concatenate([p.counts[: p.size] for p in lists])
+            popularity = self.popularity_vector(DISCOUNT_BY[relation])[indexes] + 1.0
+            if self.discount == 0.5:
+                discounted = counts / np.sqrt(popularity)
+            else:
+                discounted = counts / popularity**self.discount
+            starts = np.zeros(len(lists), dtype=np.int64)
+            np.cumsum(lengths[:-1], out=starts[1:])
+            best = np.maximum.reduceat(discounted, starts)
+            best[best <= 0] = 1.0
+            factor = np.repeat(np.asarray(scale) / best, lengths)
+            total += np.bincount(indexes, discounted * factor, minlength=n_items)[:n_items]
+        return total
 
-    def partners_of(self, anchor: str) -> set[str]:
-        """Every partner of ``anchor`` in any relation (cached like the counts)."""
-        partners = self._partner_ids.get(anchor)
-        if partners is None:
-            partners = set()
-            for relation in RELATIONS:
-                entry = self._partner_counts(anchor, relation)
-                if entry is not None:
-                    partners |= entry[2]
-            self._partner_ids[anchor] = partners
-        return partners
+    def has_partner(self, anchor: str, item_id: str) -> bool:
+        """Whether ``item_id`` is a partner of ``anchor`` in any relation (attribution)."""
+        for relation in RELATIONS:
+            found = self.partners(relation, anchor)
+            if found is not None and item_id in found.position:
+                return True
+        return False
 
+    # --- popularity, aligned with the model's item indexes --------------------------------------
     def popularity_vector(self, signal: str) -> np.ndarray:
         """Popularity counts aligned with the model's item indexes (grown on demand)."""
         vector = self._popularity[signal]
         count = len(self.model.item_ids)
-        if len(vector) < count:
-            grown = np.zeros(max(count, 2 * len(vector)))
-            grown[: len(vector)] = vector
+        synced = self._synced[signal]
+        if synced < count:
+            if len(vector) < count:
+                grown = np.zeros(max(count, 2 * len(vector)))
+                grown[:synced] = vector[:synced]
+                vector = self._popularity[signal] = grown
             source = self.cooc.popularity[signal]
-            for index in range(len(vector), count):
-                grown[index] = source.get(self.model.item_ids[index], 0.0)
-            vector = self._popularity[signal] = grown
+            ids = self.model.item_ids
+            vector[synced:count] = [source.get(ids[index], 0.0) for index in range(synced, count)]
+            self._synced[signal] = count
         return vector
 
     def count_popularity(self, item_id: str, signal: str, amount: float = 1.0) -> None:
         """One positive event of ``signal`` for ``item_id`` (dict and aligned vector)."""
         self.cooc.count_popularity(item_id, signal, amount)
         index = self.model.item_index.get(item_id)
-        vector = self._popularity[signal]
-        if index is not None and index < len(vector):
-            vector[index] += amount
+        if index is not None and index < self._synced[signal]:
+            self._popularity[signal][index] += amount
 
     def load_popularity(self, signal: str, counts: dict[str, float]) -> None:
         self.cooc.popularity[signal].update(counts)
         self._popularity[signal] = np.zeros(0)
+        self._synced[signal] = 0

@@ -11,6 +11,7 @@ never appear.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +33,20 @@ class BlendConfig:
     """Weights and depths of the for-you blend (settings of the same names)."""
 
     neighbour_weight: float
+    neighbour_relations: Mapping[str, float]
     neighbour_items: int
-    neighbour_partners: int
     recent_weight: float
     recent_window_s: int
     cold_start_interactions: int
     cold_start_trending_weight: float
     cold_start_half_life_s: float
+
+    def __post_init__(self) -> None:
+        unknown = set(self.neighbour_relations) - set(RELATIONS)
+        if unknown:
+            raise ValueError(
+                f"neighbour_relations: unknown relations {sorted(unknown)}; known: {RELATIONS}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,36 +56,46 @@ class Recommendation:
     source: dict[str, Any]
 
 
+@dataclass(slots=True)
+class Parts:
+    """One user's score of every item (the model's index order), part by part.
+
+    ``blend`` is what the for-you list ranks by; ``factors`` and ``neighbours`` are the two
+    components alone (the evaluation reports each, so that the blend must beat its parts).
+    """
+
+    factors: np.ndarray
+    neighbours: np.ndarray | None
+    blend: np.ndarray
+    anchors: list[str]
+    cold: bool
+
+
 class Recommender:
     """Reads the engine's state; never changes it."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def recommend(
-        self, user_id: str, n: int, exclude: set[str] | None = None
-    ) -> list[Recommendation]:
-        """Top ``n`` items for a user; ``exclude`` defaults to what the user bought, consumed
-        or blacklisted."""
+    def parts(self, user_id: str) -> Parts | None:
+        """Every item's score for ``user_id``, or None while no item is known."""
         engine = self.engine
         c = engine.config.blend
         model = engine.model
         if not model.item_ids:
-            return []
+            return None
         history = engine.histories.get(user_id)
-        if exclude is None:
-            exclude = set(history.excluded) if history else set()
-        scores = model.score_all(user_id).astype(np.float64)
+        factors = model.score_all(user_id).astype(np.float64)
+        scores = factors.copy()
+        neighbours = None
         anchors: list[str] = []
         if history and history.recent and c.neighbour_weight > 0:
             anchors = history.items_since(0)[: c.neighbour_items]
-            for rank, anchor in enumerate(anchors):
-                anchor_weight = c.neighbour_weight / (1.0 + rank)
-                for relation in RELATIONS:
-                    entry = engine.neighbours.scores(anchor, relation)
-                    if entry is not None:
-                        # Indexes within one entry are distinct, so fancy-index += is exact.
-                        scores[entry[0]] += anchor_weight * entry[1]
+            weights = [c.neighbour_weight / (1.0 + rank) for rank in range(len(anchors))]
+            neighbours = engine.neighbours.scores(
+                anchors, weights, len(model.item_ids), c.neighbour_relations
+            )
+            scores += neighbours
         if history and history.recent and c.recent_weight > 0:
             # Recently viewed, not yet converted: the strongest intent signal there is.
             newest = history.recent[-1][2]
@@ -95,11 +113,34 @@ class Recommender:
                     index = model.item_index.get(item_id)
                     if index is not None:
                         scores[index] += c.cold_start_trending_weight * 4.0 * value / best
-        return self._top(scores, n, exclude, anchors, cold)
+        return Parts(factors, neighbours, scores, anchors, cold)
 
-    def _top(
-        self, scores: np.ndarray, n: int, exclude: set[str], anchors: list[str], cold: bool
+    def recommend(
+        self, user_id: str, n: int, exclude: set[str] | None = None
     ) -> list[Recommendation]:
+        """Top ``n`` items for a user; ``exclude`` defaults to what the user bought, consumed
+        or blacklisted."""
+        parts = self.parts(user_id)
+        if parts is None:
+            return []
+        if exclude is None:
+            history = self.engine.histories.get(user_id)
+            exclude = set(history.excluded) if history else set()
+        stage = "cold_start" if parts.cold else "personal"
+        neighbours = self.engine.neighbours
+        out = []
+        for item_id, score in self.top(parts.blend, n, exclude):
+            source: dict[str, Any] = {"model": "for_you", "stage": stage}
+            # Attribution for the items served: which recent items led here.
+            sources = [a for a in parts.anchors if neighbours.has_partner(a, item_id)]
+            if sources:
+                source["source_items"] = sources[:MAX_SOURCE_ITEMS]
+            out.append(Recommendation(item_id, score, source))
+        return out
+
+    def top(self, scores: np.ndarray, n: int, exclude: set[str]) -> list[tuple[str, float]]:
+        """The ``n`` best (item_id, score) of a score vector, ``exclude`` left out, ties by
+        model index. Changes ``scores`` (excluded items become -inf)."""
         model = self.engine.model
         ids = model.item_ids
         for item_id in exclude:
@@ -109,23 +150,13 @@ class Recommender:
         take = min(n, len(ids))
         if take <= 0:
             return []
-        neighbours = self.engine.neighbours
-        anchor_partners = [(anchor, neighbours.partners_of(anchor)) for anchor in anchors]
         top = np.argpartition(-scores, take - 1)[:take]
         top = top[np.lexsort((top, -scores[top]))]
-        stage = "cold_start" if cold else "personal"
-        out = []
-        for index, score in zip(top.tolist(), scores[top].tolist(), strict=True):
-            if score == -math.inf:
-                break
-            item_id = ids[index]
-            source: dict[str, Any] = {"model": "for_you", "stage": stage}
-            # Attribution for the items served: which recent items led here.
-            sources = [a for a, partners in anchor_partners if item_id in partners]
-            if sources:
-                source["source_items"] = sources[:MAX_SOURCE_ITEMS]
-            out.append(Recommendation(item_id, score, source))
-        return out
+        return [
+            (ids[index], score)
+            for index, score in zip(top.tolist(), scores[top].tolist(), strict=True)
+            if score != -math.inf
+        ]
 
     def related(
         self, item_id: str, n: int, relation: str | None = None, exclude: set[str] | None = None
@@ -134,7 +165,7 @@ class Recommender:
         engine = self.engine
         exclude = (exclude or set()) | {item_id}
         relations = [relation] if relation else list(RELATIONS)
-        depth = max(n, engine.config.blend.neighbour_partners)
+        depth = max(n, engine.config.related.max_neighbours)
         lists = {name: engine.cooc.related(item_id, name, depth, exclude) for name in relations}
         return [
             Recommendation(

@@ -144,18 +144,22 @@ class CoOccurrence:
             partners[b] = partners.get(b, 0.0) + amount
             self._touched.add((relation, a))
 
-    def trim_touched(self) -> None:
-        """Cap lists that grew past twice ``max_neighbours`` back to ``max_neighbours``.
+    def trim_touched(self) -> list[tuple[str, str]]:
+        """Cap lists that grew past twice ``max_neighbours`` back to ``max_neighbours``;
+        returns the (relation, anchor) lists trimmed.
 
         The bulk trim amortises the sort; the Redis copy trims with the same rule once per
-        batch (``queue_zincr_trim(keep=cap, trim_above=2 * cap)``).
+        batch (``Writes.zincr_trim(keep=cap, trim_above=2 * cap)``).
         """
         cap = self.config.max_neighbours
+        trimmed = []
         for relation, a in self._touched:
             partners = self.counts[relation][a]
             if len(partners) > 2 * cap:
                 self.counts[relation][a] = trim(partners, cap)
+                trimmed.append((relation, a))
         self._touched.clear()
+        return trimmed
 
     def count_popularity(self, item_id: str, signal: str, amount: float = 1.0) -> None:
         self.popularity[signal][item_id] += amount

@@ -15,10 +15,10 @@ from typing import IO, Any
 
 import orjson
 
-from pipeline.tools.synthetic.config import SyntheticConfig
+from pipeline.tools.synthetic.config import PROFILES, SyntheticConfig, profile
 from pipeline.tools.synthetic.world import ID_PATTERN, SyntheticWorld
 
-__all__ = ["ID_PATTERN", "SyntheticConfig", "SyntheticWorld", "write_jsonl"]
+__all__ = ["ID_PATTERN", "PROFILES", "SyntheticConfig", "SyntheticWorld", "profile", "write_jsonl"]
 
 
 def write_jsonl(records: Iterable[dict], path_or_file: str | os.PathLike | IO[Any]) -> int:

@@ -48,6 +48,13 @@ class SyntheticConfig:
     second_category_prob: float = 0.3  # chance an item has a second category
     unavailable_fraction: float = 0.03  # items flagged unavailable (never shown)
     concurrent_sessions: int = 100  # interleaved sessions; in-session gap ~ this / rate
+    popularity_spread: float = 1.0  # std of base log-popularity: larger is a longer tail
+    # Chance per session that a user's taste moves halfway towards another cluster's.
+    taste_drift: float = 0.0
+    # Share of items released during the log (not before): new items keep arriving. Their
+    # catalog created_at is their release time, spread evenly over release_span events.
+    release_fraction: float = 0.0
+    release_span: int = 100_000
 
     def __post_init__(self) -> None:
         for name in (
@@ -80,6 +87,8 @@ class SyntheticConfig:
             "unavailable_fraction",
             "drift_reversion",
             "trend_decay",
+            "taste_drift",
+            "release_fraction",
         )
         for name in fractions:
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -91,3 +100,33 @@ class SyntheticConfig:
             raise ValueError("impression_size must satisfy 1 <= min <= max <= 100")
         if self.session_steps < 1:
             raise ValueError("session_steps must be >= 1")
+        if not self.popularity_spread > 0 or self.release_span < 1:
+            raise ValueError("popularity_spread must be > 0 and release_span >= 1")
+
+
+# Named profiles for `pipeline generate --profile`. "dense" has what real logs have and the
+# default lacks: hundreds of events per user, thousands of items with a long popularity tail,
+# ratings on most conversions, tastes that drift, and items released during the log.
+PROFILES: dict[str, dict[str, object]] = {
+    "default": {},
+    "dense": {
+        "n_users": 2000,
+        "n_items": 3000,
+        "n_categories": 40,
+        "n_clusters": 20,
+        "popularity_spread": 2.0,
+        "taste_drift": 0.02,
+        "release_fraction": 0.2,
+        "release_span": 300_000,
+        "rate_prob": 0.8,
+        "session_steps": 5.0,
+        "concurrent_sessions": 50,
+    },
+}
+
+
+def profile(name: str, **overrides: object) -> SyntheticConfig:
+    """The config of a named profile (``PROFILES``), with ``overrides`` on top."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+    return SyntheticConfig(**{**PROFILES[name], **overrides})  # type: ignore[arg-type]

@@ -51,7 +51,11 @@ class SessionStream:
         self._boost = np.zeros(n_it)
         self._trending = np.zeros(0, dtype=np.int64)
         self._refreshes = 0
-        self._n_avail = int(world._available.sum())
+        self._released_until = 0
+        self._available = world._available & (world._release_at <= 0)
+        self._n_avail = int(self._available.sum())
+        # Users whose taste drifted: user index -> (cluster, latent vector).
+        self._tastes: dict[int, tuple[int, np.ndarray]] = {}
         self._bias = [(1.0 + p) ** -self.cfg.position_decay for p in range(100)]
         self._log_stay = (
             math.log(1.0 - 1.0 / self.cfg.session_steps) if (self.cfg.session_steps > 1) else None
@@ -59,14 +63,18 @@ class SessionStream:
         self.sessions = self.recs = self.anons = 0
         self._rebuild()
 
-    def drift(self) -> None:
-        """Advance popularity one step: random walk plus phased trending items."""
+    def drift(self, events_so_far: int = 0) -> None:
+        """Advance popularity one step: random walk plus phased trending items; release the
+        items whose time has come."""
         cfg, rng = self.cfg, self._rng_drift
+        if cfg.release_fraction > 0:
+            self._available = self.w._available & (self.w._release_at <= events_so_far)
+            self._n_avail = int(self._available.sum())
         self._walk *= 1.0 - cfg.drift_reversion
         self._walk += rng.normal(0.0, cfg.drift_sigma, self._walk.size)
         self._boost *= cfg.trend_decay
         if self._refreshes % cfg.trend_phase == 0:
-            pool = np.flatnonzero(self.w._available)
+            pool = np.flatnonzero(self._available)
             self._trending = rng.choice(pool, min(cfg.n_trending, pool.size), replace=False)
         self._boost[self._trending] += cfg.trend_boost / cfg.trend_phase
         self._refreshes += 1
@@ -79,7 +87,7 @@ class SessionStream:
         # Tables are (cdf, top), top just under cdf[-1]: bisect_right(cdf, u * top) is a valid
         # index for u < 1 and never a zero-weight item. Unavailable items get -inf before the
         # max shift, so every table's largest weight is 1 and none underflows to all zeros.
-        logpop = np.where(w._available, logpop, -np.inf)
+        logpop = np.where(self._available, logpop, -np.inf)
         pop = np.cumsum(np.exp(logpop - logpop.max()))
         self._pop = (pop.tolist(), float(pop[-1]) * TOP)
         taste = self.cfg.taste_sharpness * w._cluster_pref + logpop
@@ -90,8 +98,8 @@ class SessionStream:
         """All events of one new session, reversed (last event first), without ids/times."""
         w, cfg, u = self.w, self.cfg, self.uniform
         user = bisect_right(w._user_cdf, u() * w._user_top)
-        cluster = int(w._user_cluster[user])
-        pref = w._item_latent @ w._user_latent[user] / w._scale + w._item_cat_aff[cluster]
+        cluster, latent = self._taste_of(user)
+        pref = w._item_latent @ latent / w._scale + w._item_cat_aff[cluster]
         slope, offset = cfg.relevance_slope, cfg.relevance_offset
         rel = (1.0 / (1.0 + np.exp(-slope * (pref - offset)))).tolist()
         known = w._user_ids[user]
@@ -156,6 +164,19 @@ class SessionStream:
                 self._maybe_rate(out, uid, sid, item, rel[item])
         out.reverse()
         return out
+
+    def _taste_of(self, user: int) -> tuple[int, np.ndarray]:
+        """The user's current (cluster, latent vector); with ``taste_drift``, it may move
+        halfway towards another cluster at the start of a session."""
+        w = self.w
+        current = self._tastes.get(user)
+        if current is None:
+            current = (int(w._user_cluster[user]), w._user_latent[user])
+        if self.cfg.taste_drift > 0 and self.uniform() < self.cfg.taste_drift:
+            cluster = int(self.uniform() * len(w._centroids))
+            current = (cluster, 0.5 * current[1] + 0.5 * w._centroids[cluster])
+            self._tastes[user] = current
+        return current
 
     def _impression(
         self,

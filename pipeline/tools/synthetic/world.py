@@ -80,6 +80,7 @@ class SyntheticWorld:
         self._scale = scale = 2.0
         centroids = rng.normal(size=(n_cl, dim))
         centroids *= scale / np.linalg.norm(centroids, axis=1, keepdims=True)
+        self._centroids = centroids
         # Sparse Dirichlet: each cluster cares about a few categories.
         cat_mix = rng.dirichlet(np.full(n_cat, 0.3), size=n_cl)
         cat_logaff = np.log(cat_mix * n_cat + 0.1)
@@ -102,7 +103,7 @@ class SyntheticWorld:
         self._user_cdf = np.cumsum(rng.lognormal(0.0, 1.0, n_us)).tolist()  # activity skew
         self._user_top = self._user_cdf[-1] * TOP
 
-        self._base_logpop = rng.normal(0.0, 1.0, n_it)
+        self._base_logpop = rng.normal(0.0, cfg.popularity_spread, n_it)
         available = rng.random(n_it) >= cfg.unavailable_fraction
         available[int(np.argmax(self._base_logpop))] = True  # never an empty catalog
         self._available = available
@@ -127,6 +128,14 @@ class SyntheticWorld:
         self._is_media = [int(k) % 5 == 4 for k in primary]
         self._prices = prices.tolist()
         self._anon: dict[str, int] = {}  # anonymous id -> the user behind it
+        # Event index from which each item may be shown (0: from the start).
+        self._release_at = np.zeros(n_it, dtype=np.int64)
+        if cfg.release_fraction > 0:
+            late = np.flatnonzero(rng.random(n_it) < cfg.release_fraction)
+            late = late[late != int(np.argmax(self._base_logpop))]  # one item from the start
+            self._release_at[late] = np.sort(rng.integers(1, cfg.release_span, size=late.size))
+            ms_per_event = 1000.0 / cfg.events_per_second
+            created[late] = cfg.start_ms + (self._release_at[late] * ms_per_event).astype(np.int64)
         self._catalog = []
         for i in range(n_it):
             cats = [names[primary[i]]] + ([names[second[i]]] if has_second[i] else [])
@@ -181,7 +190,7 @@ class SyntheticWorld:
         k = 0
         while n is None or k < n:
             if k and k % drift_every == 0:
-                stream.drift()
+                stream.drift(k)
             j = int(uniform() * n_slots)
             session = slots[j]
             event = session.pop()  # sessions are stored reversed: pop() is the next event

@@ -103,7 +103,7 @@ ITEM_REJECTED: list[tuple[Any, str]] = [
     ({"item_id": "a", "title": 5}, "title must be a string"),
     ({"item_id": "a", "title": "t" * 513}, "title must be a string of at most 512"),
     ({"item_id": "a", "created_at": "2024-03-01T10:00:00"}, "created_at needs a UTC offset"),
-    ({"item_id": "a", "created_at": 1_700_000_000}, "created_at must lie between 2000"),
+    ({"item_id": "a", "created_at": 1_700_000_000}, "created_at must lie between 1973"),
     ({"item_id": "a", "created_at": True}, "created_at must be a number"),
     ({"item_id": "a", "created_at": "tomorrow"}, "created_at is not ISO-8601"),
 ]

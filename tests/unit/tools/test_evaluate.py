@@ -20,7 +20,7 @@ from pipeline.tools.evaluate import evaluate
 from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld, write_jsonl
 
 N_EVENTS = 60_000
-RECOMMENDERS = ("personal", "popularity", "trending", "related")
+RECOMMENDERS = ("personal", "factors", "cooccurrence", "popularity", "trending", "related")
 FIGURE_KEYS = {"hr@10", "ndcg@10", "mrr@10", "coverage", "cases"}
 
 
@@ -107,7 +107,7 @@ def test_table_and_plot(log_file, tmp_path):
     assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     lines = result.stdout.splitlines()
     assert lines[0].split(" | ")[0].strip() == "recommender"
-    assert [line.split(" | ")[0].strip() for line in lines[2:6]] == list(RECOMMENDERS)
+    assert [line.split(" | ")[0].strip() for line in lines[2:8]] == list(RECOMMENDERS)
     assert "events/s" in result.stdout
     assert "personal HR@10 / popularity HR@10" in result.stdout
     assert "related HR@10 / popularity HR@10" in result.stdout

@@ -1,0 +1,66 @@
+"""Scores kept in rank order as they change, so the top of the ranking costs O(n), not a sort.
+
+Popularity and trending counters change by one key at a time: moving that key within a
+sorted list (a binary search and a memmove) is far cheaper than sorting every key whenever
+the top is asked for.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Collection, Iterator, Mapping
+
+
+class RankedScores:
+    """Key -> score, ranked by descending score, ties by key (ascending)."""
+
+    __slots__ = ("_order", "_score")
+
+    def __init__(self, scores: Mapping[str, float] | None = None) -> None:
+        self._score: dict[str, float] = dict(scores or {})
+        self._order = sorted((-score, key) for key, score in self._score.items())
+
+    def add(self, key: str, amount: float) -> float:
+        """Add ``amount`` to ``key``'s score (0 when new); returns the new score."""
+        old = self._score.get(key)
+        if old is None:
+            new = amount
+        else:
+            new = old + amount
+            del self._order[bisect_left(self._order, (-old, key))]
+        self._score[key] = new
+        insort(self._order, (-new, key))
+        return new
+
+    def top(self, n: int, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
+        """The ``n`` best (key, score) pairs not in ``exclude``."""
+        out: list[tuple[str, float]] = []
+        if n <= 0:
+            return out
+        for negative, key in self._order:
+            if key not in exclude:
+                out.append((key, -negative))
+                if len(out) == n:
+                    break
+        return out
+
+    def get(self, key: str, default: float = 0.0) -> float:
+        return self._score.get(key, default)
+
+    def __getitem__(self, key: str) -> float:
+        return self._score[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._score
+
+    def __len__(self) -> int:
+        return len(self._score)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._score)
+
+    def items(self) -> Iterator[tuple[str, float]]:
+        return iter(self._score.items())
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self._score)
