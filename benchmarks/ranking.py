@@ -46,7 +46,7 @@ def benchmark(
     for name, events in (("impression_us", impressions), ("click_us", clicks)):
         started = time.perf_counter()
         for event in events:
-            for names, y, weight in observations(event, categories):
+            for names, y, weight in observations(event, categories, 0.3, 1.0):
                 model.learn_indexes(model.indexes(names), y, weight)
         out[name] = (time.perf_counter() - started) / len(events) * 1e6
     started = time.perf_counter()

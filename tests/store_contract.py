@@ -140,6 +140,14 @@ async def test_minus_infinity_absorbs_increments(store: Store, key: Key) -> None
     assert await store.zmscore(key("z"), ["blocked", "ok"]) == [-math.inf, 1.0]
 
 
+async def test_zrem_removes_members_and_ignores_missing_ones(store: Store, key: Key) -> None:
+    await store.apply(Writes().zadd(key("z"), {"a": 1.0, "b": 2.0}))
+    await store.apply(Writes().zrem(key("z"), ["a", "nope"]).zrem(key("missing"), ["a"]))
+    assert await store.zrange(key("z"), 0, -1) == [(b"b", 2.0)]
+    await store.apply(Writes().zrem(key("z"), ["b"]))
+    assert await store.expire_time(key("z")) == -2
+
+
 async def test_zrem_by_score_and_empty_sets_disappear(store: Store, key: Key) -> None:
     await store.apply(Writes().zadd(key("z"), {"a": 1.0, "b": 5.0, "c": 9.0}))
     await store.apply(Writes().zrem_by_score(key("z"), "-inf", 5))
@@ -229,3 +237,19 @@ async def test_scan_finds_keys_by_pattern(store: Store, key: Key) -> None:
     await store.apply(Writes().set(key("fence:a:0"), 1).set(key("fence:a:1"), 2).set(key("x"), 3))
     assert sorted(await store.scan(key("fence:a:*"))) == [key("fence:a:0"), key("fence:a:1")]
     await store.ping()
+
+
+async def test_long_runs_of_writes_apply_whole(store: Store, key: Key) -> None:
+    """Runs longer than one script call's arguments are split, never cut."""
+    writes = Writes()
+    for n in range(3000):
+        writes.set(key(f"s{n}"), n, 100 if n % 2 else None)
+    for k in range(300):
+        writes.zincr_trim(key(f"z{k}"), {f"m{m}": float(m) for m in range(20)}, 15, 18)
+    writes.hincr_float(key("h"), {f"f{f}": 1.0 for f in range(5000)})
+    await store.apply(writes)
+    assert await store.mget([key("s0"), key("s2999")]) == [b"0", b"2999"]
+    assert await store.expire_time(key("s0")) == -1 and await store.expire_time(key("s1")) > 0
+    assert [m for m, _ in await store.zrange(key("z299"), 0, 0)] == [b"m5"]
+    assert len(await store.zrange(key("z0"), 0, -1)) == 15
+    assert len(await store.hgetall(key("h"))) == 5000

@@ -27,6 +27,10 @@ def worker(agents: str, loglevel: str) -> None:
     from pipeline.stream.app import create_app
 
     settings = load_cli_settings()
+    if settings.worker_uvloop:
+        import mode.loop
+
+        mode.loop.use("uvloop")
     try:
         groups = parse_groups(agents)
     except ValueError as exc:

@@ -15,6 +15,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:user:{user_id}:alias`` | string | the user id an anonymous id became at login (TTL) |
 | ``{p}:user:{user_id}:factors`` | string | base64 float32 latent vector of the user (TTL) |
 | ``{p}:foryou:{user_id}`` | string | JSON list of the user's current "for you" items with scores and sources (TTL) |
+| ``{p}:foryou:pending`` | sorted set | users whose list waits for a recompute (score: when it became stale, epoch ms) |
 | ``{p}:mf:items`` | hash | item_id -> JSON ``{"v": base64 float32 vector, "b": bias}`` |
 | ``{p}:personal:trending:{gen}`` | hash | item_id -> forward-decayed count (1-day half-life) behind cold users' lists |
 | ``{p}:related:{relation}:{item_id}`` | sorted set | partner item -> co-occurrence count (capped) |
@@ -77,6 +78,9 @@ class Keys:
 
     def foryou(self, user_id: str) -> str:
         return f"{self.prefix}:foryou:{check_id(user_id, 'user_id')}"
+
+    def foryou_pending(self) -> str:
+        return f"{self.prefix}:foryou:pending"
 
     def mf_items(self) -> str:
         return f"{self.prefix}:mf:items"

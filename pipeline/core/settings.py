@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     batch_ms: int = Field(
         100, ge=1, description="Longest an agent waits to fill a batch, in milliseconds."
     )
+    worker_uvloop: bool = Field(
+        True, description="Run workers on uvloop, a faster event loop than asyncio's own."
+    )
+    worker_max_poll_records: int = Field(
+        2000, ge=1, description="Most records a worker's consumer takes from one fetch."
+    )
+    worker_stream_buffer: int = Field(
+        16384,
+        ge=1,
+        description="Messages a worker buffers per partition before it pauses fetching.",
+    )
     broker_session_timeout_s: float = Field(
         6.0,
         gt=0,
@@ -139,6 +150,12 @@ class Settings(BaseSettings):
     # --- personal recommendations ------------------------------------------------------
     foryou_size: int = Field(
         50, ge=1, le=1000, description="Items kept in each user's precomputed 'for you' list."
+    )
+    foryou_batch_budget_ms: float = Field(
+        25.0,
+        ge=0,
+        description="Longest a batch spends recomputing for-you lists; the rest wait for later "
+        "batches, most recently active users first (0: no limit).",
     )
     user_ttl_s: int = Field(
         90 * 86400,

@@ -140,6 +140,12 @@ class Writes:
             return self._add("sadd", key, members)
         return self
 
+    def zrem(self, key: str, members: Iterable[str]) -> Writes:
+        members = list(members)
+        if members:
+            return self._add("zrem", key, members)
+        return self
+
     def expire_at(self, key: str, when_s: int) -> Writes:
         return self._add("expire_at", key, int(when_s))
 

@@ -192,6 +192,13 @@ class MemoryStore(Store):
             members.update(encode(member) for member in op[2])
         elif name == "expire_at":
             self._expire_at(op[1], op[2])
+        elif name == "zrem":
+            scores = self._read_container(op[1], _SortedSet)
+            if scores:
+                for member in op[2]:
+                    scores.pop(encode(member), None)
+                self._touch(op[1])
+                self._prune(op[1])
         elif name == "zrem_by_score":
             _, key, low, high = op
             scores = self._read_container(key, _SortedSet)

@@ -1,9 +1,14 @@
-"""The Faust application: topics from ``topics.yaml``, one agent per agent group.
+"""The Faust application: topics from ``topics.yaml``, one fused agent for the worker's groups.
 
-Workers that run the same set of agent groups share one consumer group
-(``{app_id}.{group+group}``), so an operator scales a group by starting more workers with
-the same ``--agents``. No Faust tables: authoritative state lives in Redis behind offset
-fences (the embedded broker loses Faust table updates on recovery).
+A worker that runs several agent groups reads each topic once: one Faust agent subscribes to
+every topic its groups read, each message is taken and decoded once, every group plans its
+part of the batch, and all their writes and fences go in one transaction
+(``pipeline.stream.batch.process_lanes``). Workers that run the same set of agent groups
+share one consumer group (``{app_id}.{group+group}``), so an operator scales a group (or a
+set of groups) by starting more workers with the same ``--agents``; groups deployed in
+separate workers each have their own consumer group and fences. No Faust tables:
+authoritative state lives in Redis behind offset fences (the embedded broker loses Faust
+table updates on recovery).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pipeline.core.settings import Settings
 from pipeline.core.topics import Topics
 from pipeline.features.registry import declared_topics, feature
 from pipeline.store.redis import connect
-from pipeline.stream.batch import RawMessage, process_batch, retry_transient
+from pipeline.stream.batch import Lane, RawMessage, process_lanes, retry_transient
 from pipeline.stream.fence import Position
 from pipeline.stream.handler import Handler
 
@@ -45,10 +50,16 @@ def consumer_group_id(settings: Settings, groups: list[str]) -> str:
     return f"{settings.app_id}.{'+'.join(groups)}"
 
 
-def create_app(settings: Settings, groups: list[str], topics: Topics | None = None) -> faust.App:
-    """A Faust app running ``groups``; nothing connects until a worker starts it."""
-    topics = topics or declared_topics(settings)
-    app_id = consumer_group_id(settings, groups)
+def faust_app(settings: Settings, app_id: str, tuned: bool = True) -> faust.App:
+    """A Faust app with the project's broker, consumer and producer settings; ``tuned``
+    adds the worker's fetch and buffer sizes (``pipeline bench ingest`` runs its bare
+    baseline agent untuned: Faust's defaults, which suit an agent doing nothing best)."""
+    extra: dict[str, Any] = {}
+    if tuned:
+        extra = {
+            "broker_max_poll_records": settings.worker_max_poll_records,
+            "stream_buffer_maxsize": settings.worker_stream_buffer,
+        }
     # Faust wants a data directory even with in-memory stores; keep it out of the work tree.
     datadir = Path(tempfile.gettempdir()) / "pipeline-faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -69,43 +80,52 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
         topic_allow_declare=False,
         topic_disable_leader=True,
         producer_acks=-1,
+        **extra,
     )
+    return app
+
+
+def create_app(settings: Settings, groups: list[str], topics: Topics | None = None) -> faust.App:
+    """A Faust app running ``groups``; nothing connects until a worker starts it."""
+    topics = topics or declared_topics(settings)
+    app = faust_app(settings, consumer_group_id(settings, groups))
     keys = Keys(settings.key_prefix)
     dead_letter = app.topic(topics.dead_letter.name, key_serializer="raw", value_serializer="raw")
-    handlers = []
+    lanes = []
     for group in groups:
         specs = topics.for_agent(group)
-        if not specs:
-            continue
-        handler = make_handler(group, settings, keys)
-        handlers.append(handler)
-        _register_agent(app, settings, keys, handler, [s.name for s in specs], dead_letter)
+        if specs:
+            handler = make_handler(group, settings, keys)
+            lanes.append(Lane(handler, frozenset(spec.name for spec in specs)))
+    if lanes:
+        _register_agent(app, settings, keys, lanes, dead_letter)
 
     async def forget_cached_state(sender: Any, revoked: Any, **_: Any) -> None:
         # Users of revoked partitions may be updated by another worker from now on: handlers
         # that cache state drop it and reload from Redis when they next need it.
-        for handler in handlers:
-            handler.reset()
+        for lane in lanes:
+            lane.handler.reset()
 
     app.on_partitions_revoked.connect(forget_cached_state)  # type: ignore[arg-type]
     return app
 
 
 def _register_agent(
-    app: faust.App,
-    settings: Settings,
-    keys: Keys,
-    handler: Handler[Any],
-    topic_names: list[str],
-    dead_letter: Any,
+    app: faust.App, settings: Settings, keys: Keys, lanes: list[Lane], dead_letter: Any
 ) -> None:
+    """One agent reading every topic of every lane, applying each batch with all lanes."""
+    topic_names = sorted(set().union(*(lane.topics or () for lane in lanes)))
     source = app.topic(*topic_names, key_serializer="raw", value_serializer="raw")
+    name = "+".join(lane.handler.name for lane in lanes)
+    dedup_window_ms = settings.dedup_window_s * 1000
+    phases = [
+        [lane for lane in lanes if lane.handler.phase == phase]
+        for phase in sorted({lane.handler.phase for lane in lanes})
+    ]
 
     async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
         pending = [await dead_letter.send(key=key, value=value) for key, value in records]
         await asyncio.gather(*pending)
-
-    dedup_window_ms = settings.dedup_window_s * 1000
 
     async def agent(stream: Any) -> None:
         store = connect(settings)
@@ -122,32 +142,33 @@ def _register_agent(
                     for event in events
                 ]
                 try:
-                    apply = partial(
-                        process_batch,
-                        store,
-                        keys,
-                        handler,
-                        messages,
-                        send_dead_letters,
-                        dedup_window_ms,
-                    )
-                    await retry_transient(
-                        apply,
-                        store.transient_errors,
-                        f"agent {handler.name}: batch",
-                    )
+                    for phase in phases:
+                        if not any(lane.reads(m) for lane in phase for m in messages):
+                            continue
+                        apply = partial(
+                            process_lanes,
+                            store,
+                            keys,
+                            phase,
+                            messages,
+                            send_dead_letters,
+                            dedup_window_ms,
+                        )
+                        await retry_transient(
+                            apply, store.transient_errors, f"agents {name}: batch"
+                        )
                 except Exception:
                     # Faust would restart the agent on the same stream and acknowledge this
                     # batch unapplied; ending the process keeps it unacknowledged instead, and
                     # the offset fences make its redelivery after a restart safe.
                     log.critical(
-                        "agent %s: batch failed; stopping the worker", handler.name, exc_info=True
+                        "agents %s: batch failed; stopping the worker", name, exc_info=True
                     )
                     logging.shutdown()
                     os._exit(FATAL_EXIT_CODE)
         finally:
             await store.close()
 
-    agent.__name__ = f"{handler.name}_agent"
+    agent.__name__ = "agent_" + "_".join(lane.handler.name for lane in lanes)
     agent.__qualname__ = agent.__name__
-    app.agent(source, name=handler.name, concurrency=1)(agent)
+    app.agent(source, name=name, concurrency=1)(agent)

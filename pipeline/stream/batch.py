@@ -20,7 +20,7 @@ import orjson
 from pipeline.core.events import Rejection
 from pipeline.core.keys import Keys
 from pipeline.store.base import Store, Writes
-from pipeline.stream.fence import Position, apply_fenced
+from pipeline.stream.fence import Position, apply_fenced_groups
 from pipeline.stream.handler import Handler
 from pipeline.stream.metrics import APPLIED, BATCH_SECONDS, MESSAGES, REJECTED, REPLAYED
 
@@ -73,6 +73,120 @@ def dead_letter_record(message: RawMessage, rejection: Rejection, agent: str) ->
     return orjson.dumps(record)
 
 
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """One agent group's part of a batch: its handler and the topics it reads (None: all)."""
+
+    handler: Handler[Any]
+    topics: frozenset[str] | None = None
+
+    def reads(self, message: RawMessage) -> bool:
+        return self.topics is None or message.position.topic in self.topics
+
+
+async def process_lanes(
+    store: Store,
+    keys: Keys,
+    lanes: Sequence[Lane],
+    messages: Sequence[RawMessage],
+    send_dead_letters: SendDeadLetters,
+    dedup_window_ms: int = 0,
+) -> dict[str, int]:
+    """Apply one batch exactly once for every lane; returns records applied per group.
+
+    Each message is decoded once per decoder (the event groups share one), every lane plans
+    its records, and all writes and every lane's fences go in one transaction. Replayed
+    messages are skipped per group by its fences; with ``dedup_window_ms``, events whose
+    ``event_id`` the group applied within that window are skipped too (client retries). A
+    rejected message becomes one dead letter (per rejection), sent before the fences move.
+    """
+    members = {
+        lane.handler.name: [i for i, message in enumerate(messages) if lane.reads(message)]
+        for lane in lanes
+    }
+    by_name = {lane.handler.name: lane for lane in lanes}
+    positions = {
+        name: [messages[i].position for i in indexes]
+        for name, indexes in members.items()
+        if indexes
+    }
+    decoded: dict[tuple[Any, int], tuple[list[Any], list[Rejection]]] = {}
+    applied: dict[str, int] = {}
+
+    def decode(handler: Handler[Any], index: int) -> tuple[list[Any], list[Rejection]]:
+        key = (type(handler).decode, index)
+        found = decoded.get(key)
+        if found is None:
+            found = decoded[key] = handler.decode(messages[index].value)
+        return found
+
+    async def prepare(fresh: dict[str, list[int]]) -> Writes:
+        applied.clear()
+        records: dict[str, list[Any]] = {}
+        # (message index, rejection) -> the groups that rejected it: one dead letter each.
+        dead: dict[tuple[int, Rejection], list[str]] = {}
+        for name, local in fresh.items():
+            handler = by_name[name].handler
+            found: list[Any] = []
+            records[name] = found
+            for index in (members[name][position] for position in local):
+                decoded_records, rejections = decode(handler, index)
+                found.extend(decoded_records)
+                for rejection in rejections:
+                    dead.setdefault((index, rejection), []).append(name)
+        if dead:
+            letters = [
+                (
+                    messages[index].key,
+                    dead_letter_record(messages[index], rejection, "+".join(sorted(groups))),
+                )
+                for (index, rejection), groups in dead.items()
+            ]
+            # Delivered before the fences move: a crash in between re-sends, never loses.
+            await send_dead_letters(letters)
+            for groups in dead.values():
+                for name in groups:
+                    REJECTED.labels(name).inc()
+        writes = Writes()
+        now_ms = int(time.time() * 1000)
+        for name, found in records.items():
+            handler = by_name[name].handler
+            deduplicate = bool(dedup_window_ms) and handler.deduplicate
+            seen_key = keys.seen(name)
+            if deduplicate and found:
+                found = await drop_seen_events(store, seen_key, found)
+            if found:
+                writes.extend(await handler.plan(store, found))
+            applied[name] = len(found)
+            if deduplicate and found:
+                writes.zadd(seen_key, {record.event_id: now_ms for record in found})
+                writes.zrem_by_score(seen_key, "-inf", now_ms - dedup_window_ms)
+        return writes
+
+    label = "+".join(sorted(by_name))
+    try:
+        with BATCH_SECONDS.labels(label).time():
+            outcome = await apply_fenced_groups(store, keys, positions, prepare)
+    except BaseException:
+        for lane in lanes:
+            lane.handler.aborted()
+        raise
+    result = {}
+    for name, lane in by_name.items():
+        step = outcome.of(name)
+        if step.planned and not step.executed:
+            # Planned, then another writer applied the batch first: in-memory effects are not
+            # in the store, so the handler must forget them.
+            lane.handler.aborted()
+        elif step.executed:
+            lane.handler.committed()
+        result[name] = applied.get(name, 0) if step.executed else 0
+        MESSAGES.labels(name).inc(len(members[name]))
+        REPLAYED.labels(name).inc(len(members[name]) - step.fresh)
+        APPLIED.labels(name).inc(result[name])
+    return result
+
+
 async def process_batch(
     store: Store,
     keys: Keys,
@@ -81,59 +195,12 @@ async def process_batch(
     send_dead_letters: SendDeadLetters,
     dedup_window_ms: int = 0,
 ) -> int:
-    """Apply one batch exactly once; returns how many records were applied.
-
-    Replayed Kafka messages are skipped by the offset fence; with ``dedup_window_ms``, events
-    whose ``event_id`` was applied within that window are skipped too (a client that sent
-    the same event twice).
-    """
-    applied = 0
-    seen_key = keys.seen(handler.name)
-    deduplicate = bool(dedup_window_ms) and handler.deduplicate
-
-    async def prepare(fresh: list[int]) -> Writes:
-        nonlocal applied
-        records: list[Any] = []
-        dead: list[tuple[bytes | None, bytes]] = []
-        for index in fresh:
-            message = messages[index]
-            decoded, rejections = handler.decode(message.value)
-            records.extend(decoded)
-            dead.extend(
-                (message.key, dead_letter_record(message, r, handler.name)) for r in rejections
-            )
-        if dead:
-            # Delivered before the fence moves: a crash in between re-sends, never loses.
-            await send_dead_letters(dead)
-            REJECTED.labels(handler.name).inc(len(dead))
-        if deduplicate and records:
-            records = await drop_seen_events(store, seen_key, records)
-        writes = await handler.plan(store, records) if records else Writes()
-        applied = len(records)
-        if deduplicate and records:
-            now_ms = int(time.time() * 1000)
-            writes.zadd(seen_key, {record.event_id: now_ms for record in records})
-            writes.zrem_by_score(seen_key, "-inf", now_ms - dedup_window_ms)
-        return writes
-
-    positions = [message.position for message in messages]
-    try:
-        with BATCH_SECONDS.labels(handler.name).time():
-            outcome = await apply_fenced(store, keys, handler.name, positions, prepare)
-    except BaseException:
-        handler.aborted()
-        raise
-    if outcome.planned and not outcome.executed:
-        # Planned, then another writer applied the batch first: our in-memory effects are
-        # not in the store, so the handler must forget them.
-        handler.aborted()
-        applied = 0
-    elif outcome.executed:
-        handler.committed()
-    MESSAGES.labels(handler.name).inc(len(messages))
-    REPLAYED.labels(handler.name).inc(len(messages) - outcome.fresh)
-    APPLIED.labels(handler.name).inc(applied)
-    return applied
+    """:func:`process_lanes` for one handler reading every message; returns how many
+    records it applied."""
+    applied = await process_lanes(
+        store, keys, [Lane(handler)], messages, send_dead_letters, dedup_window_ms
+    )
+    return applied[handler.name]
 
 
 async def retry_transient(

@@ -64,6 +64,77 @@ def fresh_indexes(
     ]
 
 
+# Called with the fresh message indexes of every group that has any (indexes into that
+# group's positions); reads, sends dead letters, and returns all the groups' writes.
+PrepareGroups = Callable[[dict[str, list[int]]], Awaitable[Writes]]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupsApplied:
+    """Outcome of :func:`apply_fenced_groups`: ``fresh`` messages applied per group,
+    groups ``planned`` in any attempt, and groups whose writes were ``committed``."""
+
+    fresh: dict[str, int]
+    planned: frozenset[str]
+    committed: frozenset[str]
+
+    def of(self, group: str) -> Applied:
+        return Applied(self.fresh.get(group, 0), group in self.planned, group in self.committed)
+
+
+async def apply_fenced_groups(
+    store: Store,
+    keys: Keys,
+    batches: Mapping[str, Sequence[Position]],
+    prepare: PrepareGroups,
+    attempts: int = 5,
+) -> GroupsApplied:
+    """Apply one batch for several agent groups in one transaction, each group once.
+
+    ``batches`` gives each group the positions of the messages it reads. Every group's
+    messages at or below its fences are skipped; ``prepare`` gets the fresh ones of each
+    group and returns the writes of all of them, and every group's fence updates join those
+    writes in the same transaction, guarded by WATCH on the fence keys of every group's
+    partitions in the batch. A moved fence re-reads and prepares again.
+    """
+    marks = {group: batch_high_marks(positions) for group, positions in batches.items()}
+    fence_keys = {
+        (group, tp): keys.fence(group, tp[0], tp[1])
+        for group, group_marks in marks.items()
+        for tp in sorted(group_marks)
+    }
+    watched = list(fence_keys)
+    # Planned in any attempt (a handler may hold their effects in memory), and in the last.
+    planned: set[str] = set()
+    last: dict[str, int] = {}
+
+    async def build(values: list[bytes | None]) -> Writes | None:
+        fences = {
+            slot: int(value) if value is not None else -1
+            for slot, value in zip(watched, values, strict=True)
+        }
+        fresh: dict[str, list[int]] = {}
+        for group, positions in batches.items():
+            group_fences = {tp: fences[(g, tp)] for (g, tp) in watched if g == group}
+            found = fresh_indexes(positions, group_fences)
+            if found:
+                fresh[group] = found
+        last.clear()
+        if not fresh:
+            return None
+        writes = await prepare(fresh)
+        planned.update(fresh)
+        last.update({group: len(found) for group, found in fresh.items()})
+        for (group, tp), key in fence_keys.items():
+            if group in fresh and marks[group][tp] > fences[(group, tp)]:
+                writes.set(key, marks[group][tp])
+        return writes
+
+    executed = await store.transact(list(fence_keys.values()), build, attempts)
+    committed = dict(last) if executed else {}
+    return GroupsApplied(committed, frozenset(planned), frozenset(committed))
+
+
 async def apply_fenced(
     store: Store,
     keys: Keys,
@@ -72,40 +143,21 @@ async def apply_fenced(
     prepare: Prepare,
     attempts: int = 5,
 ) -> Applied:
-    """Apply a batch once: skip messages at or below their fence, write the rest atomically.
+    """Apply a batch once for one group: skip messages at or below their fence, write the
+    rest atomically (:func:`apply_fenced_groups` with one group).
 
     ``prepare`` receives the indexes of fresh messages, may do reads and side effects that
     tolerate repetition (dead letters), and returns the batch's writes; the fence updates
-    join them in the same transaction. A conflict on the fences re-reads them and prepares
-    again (``TransactionConflict`` after ``attempts``).
+    join them in the same transaction.
     """
     if not positions:
         return Applied(0, False, False)
-    marks = batch_high_marks(positions)
-    partitions = sorted(marks)
-    fence_keys = [keys.fence(group, topic, partition) for topic, partition in partitions]
-    planned = False
-    fresh_count = 0
 
-    async def build(values: list[bytes | None]) -> Writes | None:
-        nonlocal planned, fresh_count
-        fences = {
-            tp: int(value) if value is not None else -1
-            for tp, value in zip(partitions, values, strict=True)
-        }
-        fresh = fresh_indexes(positions, fences)
-        fresh_count = len(fresh)
-        if not fresh:
-            return None
-        writes = await prepare(fresh)
-        planned = True
-        for tp, key in zip(partitions, fence_keys, strict=True):
-            if marks[tp] > fences[tp]:
-                writes.set(key, marks[tp])
-        return writes
+    async def prepare_one(fresh: dict[str, list[int]]) -> Writes:
+        return await prepare(fresh[group])
 
-    executed = await store.transact(fence_keys, build, attempts)
-    return Applied(fresh_count if executed else 0, planned, executed)
+    outcome = await apply_fenced_groups(store, keys, {group: positions}, prepare_one, attempts)
+    return outcome.of(group)
 
 
 async def applied_offsets(store: Store, keys: Keys, group: str) -> dict[str, int]:

@@ -34,6 +34,10 @@ class Handler(ABC, Generic[R]):
     name: ClassVar[str]
     #: Whether records carry an ``event_id`` to de-duplicate on (``dedup_window_s``).
     deduplicate: ClassVar[bool] = False
+    #: Groups of a worker apply a batch in phases, lowest first, each phase in its own
+    #: transaction: the catalog (phase 0) is in Redis before the event groups (phase 1) of
+    #: the same batch read items' categories.
+    phase: ClassVar[int] = 1
 
     @abstractmethod
     def decode(self, value: bytes | None) -> tuple[list[R], list[Rejection]]:

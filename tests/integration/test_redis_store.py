@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 
-from pipeline.store.redis import RedisStore
+from pipeline.core.settings import load_settings
+from pipeline.store.redis import RedisStore, connect
 from pipeline.tools.local import free_port, start_redis
 from tests.store_contract import *  # noqa: F403 - the shared contract suite
 from tests.store_contract import Key
@@ -28,7 +28,8 @@ def redis_url() -> Iterator[str]:
 
 @pytest_asyncio.fixture
 async def store(redis_url: str) -> AsyncIterator[RedisStore]:
-    store = RedisStore(aioredis.Redis.from_url(redis_url))
+    # connect() is how every process builds its store (hiredis command packing included).
+    store = connect(load_settings(redis_url=redis_url))
     try:
         yield store
     finally:
@@ -39,3 +40,15 @@ async def store(redis_url: str) -> AsyncIterator[RedisStore]:
 def key() -> Key:
     prefix = uuid.uuid4().hex[:10]
     return lambda name: f"{prefix}:{name}"
+
+
+async def test_scripts_are_loaded_again_after_a_script_flush(store: RedisStore, key: Key) -> None:
+    """Writes run as scripts (EVALSHA); a Redis that lost its script cache (restart,
+    failover, SCRIPT FLUSH) gets them again before the transaction, never a partial one."""
+    from pipeline.store.base import Writes
+
+    await store.apply(Writes().set(key("a"), 1))
+    await store.redis.script_flush()
+    await store.apply(Writes().set(key("a"), 2).zincr_trim(key("z"), {"m": 1.0}, 5))
+    assert await store.get(key("a")) == b"2"
+    assert await store.zrange(key("z"), 0, -1) == [(b"m", 1.0)]

@@ -14,6 +14,7 @@ class CatalogHandler(Handler[Item]):
     """Reads the catalog topic; each item's latest version replaces its hash whole."""
 
     name = "catalog"
+    phase = 0
 
     def __init__(self, keys: Keys) -> None:
         self.keys = keys

@@ -5,6 +5,12 @@ of Redis: item state (factors, co-occurrence, popularity) is loaded once at star
 state when the user first appears in a batch. Each batch is learned by the engine and
 everything it touched is written back in the batch's fenced transaction (``state.py``).
 
+For-you lists are recomputed within a time budget per batch (``foryou_batch_budget_ms``):
+the users of the batch first, most recently active first, then users left over by earlier
+batches. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
+transaction, so a restarted worker carries on with them. Under a load the budget cannot
+follow, lists lag behind learning instead of slowing it down.
+
 If a transaction does not commit, the in-memory engine may hold learning that Redis does
 not: the handler then drops the engine and reloads it from Redis before the next batch.
 """
@@ -25,6 +31,9 @@ from pipeline.stream.handler import EventHandler
 
 log = logging.getLogger(__name__)
 
+# Waiting users a starting worker takes over from Redis at most.
+MAX_PENDING_LOADED = 100_000
+
 
 class PersonalHandler(EventHandler):
     name = "personal"
@@ -32,6 +41,7 @@ class PersonalHandler(EventHandler):
     def __init__(self, settings: Settings, keys: Keys) -> None:
         super().__init__(settings, keys)
         self.settings = settings
+        self.budget_s = settings.foryou_batch_budget_ms / 1000.0
         self.reset()
 
     def reset(self) -> None:
@@ -40,6 +50,8 @@ class PersonalHandler(EventHandler):
         self.items_loaded = False
         # Users in memory, oldest loaded first.
         self.users_loaded: dict[str, None] = {}
+        # Users whose lists wait for a recompute, in the order they will get one.
+        self.pending: dict[str, None] = {}
         self.uncommitted = False
 
     def committed(self) -> None:
@@ -54,34 +66,68 @@ class PersonalHandler(EventHandler):
             # A retry of a batch this engine already learned: start again from Redis.
             self.reset()
         if not self.items_loaded:
-            await state.load_items(store, self.keys, self.engine, int(time.time() * 1000))
-            self.items_loaded = True
-            log.info("personal: loaded %d items from Redis", len(self.engine.model.item_ids))
+            await self._load_items(store)
         await self._load_users(store, records)
         self.uncommitted = True
         changes = self.engine.learn_batch(records)
-        return state.changes_writes(
-            self.engine, changes, self.keys, self.settings.user_ttl_s, self.settings.foryou_size
+        writes = state.changes_writes(self.engine, changes, self.keys, self.settings.user_ttl_s)
+        # This batch's users first, the latest active first; then those left over before.
+        latest = {e.user_id: e.timestamp_ms for e in records}
+        touched = sorted(
+            changes.users - changes.removed_users,
+            key=lambda user: -latest.get(user, 0),
         )
+        queue = touched + [user for user in self.pending if user not in changes.users]
+        queue = [user for user in queue if user not in changes.removed_users]
+        await self._load(store, [user for user in queue if user not in self.users_loaded])
+        left = state.foryou_writes(
+            writes,
+            self.engine,
+            self.keys,
+            queue,
+            self.settings.user_ttl_s,
+            self.settings.foryou_size,
+            self.budget_s,
+        )
+        done = set(queue) - set(left)
+        writes.zrem(self.keys.foryou_pending(), sorted(done | changes.removed_users))
+        now_ms = int(time.time() * 1000)
+        fresh = [user for user in left if user not in self.pending]
+        writes.zadd(self.keys.foryou_pending(), dict.fromkeys(fresh, now_ms))
+        self.pending = dict.fromkeys(left)
+        return writes
+
+    async def _load_items(self, store: Store) -> None:
+        await state.load_items(store, self.keys, self.engine, int(time.time() * 1000))
+        self.pending = dict.fromkeys(await state.load_pending(store, self.keys, MAX_PENDING_LOADED))
+        self.items_loaded = True
+        log.info(
+            "personal: loaded %d items and %d waiting lists from Redis",
+            len(self.engine.model.item_ids),
+            len(self.pending),
+        )
+
+    async def _load(self, store: Store, users: list[str]) -> set[str]:
+        aliased = await state.load_users(store, self.keys, self.engine, users)
+        self.users_loaded.update(dict.fromkeys(users))
+        return aliased
 
     async def _load_users(self, store: Store, records: list[Event]) -> None:
         engine = self.engine
         wanted = {e.user_id for e in records} | {
             e.previous_user_id for e in records if e.previous_user_id
         }
-        missing = [user for user in wanted if user not in self.users_loaded]
-        aliased = await state.load_users(store, self.keys, engine, missing)
-        self.users_loaded.update(dict.fromkeys(missing))
+        aliased = await self._load(
+            store, [user for user in wanted if user not in self.users_loaded]
+        )
         # Events of an aliased id go to the user it became: that user must be loaded too,
         # and must not be evicted below.
-        targets = [user for user in aliased if user not in self.users_loaded]
-        await state.load_users(store, self.keys, engine, targets)
-        self.users_loaded.update(dict.fromkeys(targets))
+        await self._load(store, [user for user in aliased if user not in self.users_loaded])
         wanted |= {engine.aliases[user] for user in wanted if user in engine.aliases}
         # Bounded memory: forget the users loaded longest ago; Redis still has them.
         excess = len(self.users_loaded) - self.settings.max_cached_users
         if excess > 0:
             for user_id in list(self.users_loaded)[:excess]:
-                if user_id not in wanted:
+                if user_id not in wanted and user_id not in self.pending:
                     del self.users_loaded[user_id]
                     engine.forget_user(user_id)

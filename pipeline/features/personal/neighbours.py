@@ -49,6 +49,49 @@ class Partners:
         self.counts[slot] += amount
 
 
+class Attribution:
+    """Which anchors have which items as partners, for the few items a list shows."""
+
+    def __init__(self, anchors: list[str], n_items: int) -> None:
+        self.anchors = anchors
+        self.n_items = n_items
+        self._indexes: list[np.ndarray] = []
+        self._ranks: list[np.ndarray] = []
+
+    def add(self, indexes: np.ndarray, ranks: np.ndarray) -> None:
+        self._indexes.append(indexes)
+        self._ranks.append(ranks)
+
+    def sources(self, items: list[int], limit: int) -> dict[int, list[str]]:
+        """Item index -> the first ``limit`` anchors (most recent first) it is a partner of."""
+        if not self._indexes or not items:
+            return {}
+        wanted = np.zeros(self.n_items, dtype=bool)
+        wanted[items] = True
+        hits = [
+            (indexes[wanted[indexes]], ranks[wanted[indexes]])
+            for indexes, ranks in zip(self._indexes, self._ranks, strict=True)
+        ]
+        index = np.concatenate([found for found, _ in hits])
+        rank = np.concatenate([found for _, found in hits])
+        if not len(index):
+            return {}
+        order = np.lexsort((rank, index))
+        index, rank = index[order], rank[order]
+        # One entry per (item, anchor): an anchor may hold the item in several relations.
+        first = np.ones(len(index), dtype=bool)
+        first[1:] = (index[1:] != index[:-1]) | (rank[1:] != rank[:-1])
+        index, rank = index[first], rank[first]
+        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+        ends = np.r_[starts[1:], len(index)].tolist()
+        ranks = rank.tolist()
+        anchors = self.anchors
+        return {
+            int(index[start]): [anchors[r] for r in ranks[start : min(end, start + limit)]]
+            for start, end in zip(starts.tolist(), ends, strict=True)
+        }
+
+
 class NeighbourIndex:
     """Partner arrays per (relation, anchor), built from the co-occurrence counts on first
     use and then kept in step with them by :meth:`add`."""
@@ -99,26 +142,31 @@ class NeighbourIndex:
         weights: list[float],
         n_items: int,
         relation_weights: Mapping[str, float],
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, Attribution]:
         """The neighbour score of every item: for each anchor and relation, the partners'
         discounted counts divided by the anchor's best, times the anchor's weight and the
-        relation's, summed."""
+        relation's, summed; and what :meth:`Attribution.sources` needs to say which anchors
+        led to an item."""
         total = np.zeros(n_items)
+        attribution = Attribution(anchors, n_items)
         for relation in RELATIONS:
             relation_weight = relation_weights.get(relation, 0.0)
             if relation_weight <= 0:
                 continue
             lists = []
             scale = []
-            for anchor, weight in zip(anchors, weights, strict=True):
+            ranks = []
+            for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
                 found = self.partners(relation, anchor)
                 if found is not None:
                     lists.append(found)
                     scale.append(weight * relation_weight)
+                    ranks.append(rank)
             if not lists:
                 continue
             lengths = np.fromiter((p.size for p in lists), dtype=np.int64, count=len(lists))
             indexes = np.concatenate([p.indexes[: p.size] for p in lists])
+            attribution.add(indexes, np.repeat(np.asarray(ranks, dtype=np.int64), lengths))
             counts = np.concatenate([p.counts[: p.size] for p in lists])
             popularity = self.popularity_vector(DISCOUNT_BY[relation])[indexes] + 1.0
             if self.discount == 0.5:
@@ -131,15 +179,7 @@ class NeighbourIndex:
             best[best <= 0] = 1.0
             factor = np.repeat(np.asarray(scale) / best, lengths)
             total += np.bincount(indexes, discounted * factor, minlength=n_items)[:n_items]
-        return total
-
-    def has_partner(self, anchor: str, item_id: str) -> bool:
-        """Whether ``item_id`` is a partner of ``anchor`` in any relation (attribution)."""
-        for relation in RELATIONS:
-            found = self.partners(relation, anchor)
-            if found is not None and item_id in found.position:
-                return True
-        return False
+        return total, attribution
 
     # --- popularity, aligned with the model's item indexes --------------------------------------
     def popularity_vector(self, signal: str) -> np.ndarray:

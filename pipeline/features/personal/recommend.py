@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.features.personal.neighbours import Attribution
 from pipeline.features.related.model import RELATIONS, blend_related
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class Parts:
     factors: np.ndarray
     neighbours: np.ndarray | None
     blend: np.ndarray
-    anchors: list[str]
+    attribution: Attribution | None
     cold: bool
 
 
@@ -88,11 +89,11 @@ class Recommender:
         factors = model.score_all(user_id).astype(np.float64)
         scores = factors.copy()
         neighbours = None
-        anchors: list[str] = []
+        attribution = None
         if history and history.recent and c.neighbour_weight > 0:
             anchors = history.items_since(0)[: c.neighbour_items]
             weights = [c.neighbour_weight / (1.0 + rank) for rank in range(len(anchors))]
-            neighbours = engine.neighbours.scores(
+            neighbours, attribution = engine.neighbours.scores(
                 anchors, weights, len(model.item_ids), c.neighbour_relations
             )
             scores += neighbours
@@ -113,7 +114,7 @@ class Recommender:
                     index = model.item_index.get(item_id)
                     if index is not None:
                         scores[index] += c.cold_start_trending_weight * 4.0 * value / best
-        return Parts(factors, neighbours, scores, anchors, cold)
+        return Parts(factors, neighbours, scores, attribution, cold)
 
     def recommend(
         self, user_id: str, n: int, exclude: set[str] | None = None
@@ -127,14 +128,20 @@ class Recommender:
             history = self.engine.histories.get(user_id)
             exclude = set(history.excluded) if history else set()
         stage = "cold_start" if parts.cold else "personal"
-        neighbours = self.engine.neighbours
+        top = self.top(parts.blend, n, exclude)
+        index_of = self.engine.model.item_index
+        # Attribution for the items served: which recent items led here.
+        sources = (
+            parts.attribution.sources([index_of[item] for item, _ in top], MAX_SOURCE_ITEMS)
+            if parts.attribution is not None
+            else {}
+        )
         out = []
-        for item_id, score in self.top(parts.blend, n, exclude):
+        for item_id, score in top:
             source: dict[str, Any] = {"model": "for_you", "stage": stage}
-            # Attribution for the items served: which recent items led here.
-            sources = [a for a in parts.anchors if neighbours.has_partner(a, item_id)]
-            if sources:
-                source["source_items"] = sources[:MAX_SOURCE_ITEMS]
+            led_by = sources.get(index_of[item_id])
+            if led_by:
+                source["source_items"] = led_by
             out.append(Recommendation(item_id, score, source))
         return out
 

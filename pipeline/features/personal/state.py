@@ -9,6 +9,8 @@ Nothing is pickled.
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from pipeline.core.decay import expire_at_s, generation
@@ -73,11 +75,34 @@ async def load_users(store: Store, keys: Keys, engine: Engine, user_ids: list[st
     return targets
 
 
-def changes_writes(
-    engine: Engine, changes: Changes, keys: Keys, ttl_s: int, foryou_size: int
-) -> Writes:
-    """The writes of one drained batch, including the fresh for-you list of every user it
-    touched (so a user's list reflects an event within the same flush)."""
+def foryou_writes(
+    writes: Writes,
+    engine: Engine,
+    keys: Keys,
+    users: list[str],
+    ttl_s: int,
+    foryou_size: int,
+    budget_s: float,
+) -> list[str]:
+    """Recompute and write the lists of ``users`` in order until ``budget_s`` seconds have
+    passed (0: no limit; at least one list per call); returns the users left to do."""
+    started = time.perf_counter()
+    for done, user_id in enumerate(users):
+        if budget_s and done and time.perf_counter() - started > budget_s:
+            return users[done:]
+        writes.set(keys.foryou(user_id), foryou_payload(engine, user_id, foryou_size), ttl_s)
+    return []
+
+
+async def load_pending(store: Store, keys: Keys, limit: int) -> list[str]:
+    """Users whose lists wait for a recompute, longest waiting first (at most ``limit``)."""
+    rows = await store.zrange(keys.foryou_pending(), 0, limit - 1)
+    return [member.decode() for member, _ in rows]
+
+
+def changes_writes(engine: Engine, changes: Changes, keys: Keys, ttl_s: int) -> Writes:
+    """The writes of one drained batch: user and item state, related items, popularity.
+    The for-you lists are :func:`foryou_writes`'."""
     writes = Writes()
     for user_id in changes.users - changes.removed_users:
         history, factors = engine.user_state(user_id)
@@ -85,7 +110,6 @@ def changes_writes(
             writes.set(keys.user_history(user_id), orjson.dumps(history), ttl_s)
         if factors is not None:
             writes.set(keys.user_factors(user_id), factors, ttl_s)
-        writes.set(keys.foryou(user_id), foryou_payload(engine, user_id, foryou_size), ttl_s)
     for user_id in changes.removed_users:
         writes.delete(keys.user_history(user_id), keys.user_factors(user_id), keys.foryou(user_id))
     for anonymous, user_id in changes.aliases.items():

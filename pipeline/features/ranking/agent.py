@@ -2,7 +2,8 @@
 
 Redis holds the only copy of the weights (``{p}:rank:weights``, hashed feature index ->
 weight). Each batch starts from a fresh model, loads the current weight of every index the
-batch touches (one HMGET), learns, and writes the changes as HINCRBYFLOAT increments.
+batch touches (one HMGET), takes one mini-batch step (``ClickModel.learn_batch``), and writes
+the changes as HINCRBYFLOAT increments.
 Increments commute, so any number of workers can share the table; a restarted worker needs
 no snapshot of its own; and a retried transaction (the fence moved) recomputes its plan from
 Redis, not from state an aborted attempt left behind.
@@ -15,7 +16,6 @@ from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import categories_of
 from pipeline.features.ranking.config import ranking_config
-from pipeline.features.ranking.features import observations
 from pipeline.features.ranking.read import load_weights
 from pipeline.store.base import Store, Writes
 from pipeline.stream.handler import EventHandler
@@ -29,6 +29,8 @@ class RankingHandler(EventHandler):
     def __init__(self, settings: Settings, keys: Keys) -> None:
         super().__init__(settings, keys)
         self.config = ranking_config(settings)
+        # Hashing is pure: one indexer (and its caches) serves every batch.
+        self.indexer = self.config.model().indexer()
 
     async def plan(self, store: Store, records: list[Event]) -> Writes:
         writes = Writes()
@@ -44,16 +46,14 @@ class RankingHandler(EventHandler):
         # A fresh model per call: nothing an earlier (aborted) attempt learned leaks in.
         model = config.model()
         steps = [
-            (model.indexes(names), clicked, weight)
+            step
             for event in events
-            for names, clicked, weight in observations(
+            for step in self.indexer.observations(
                 event, categories, config.impression_weight, config.click_weight
             )
         ]
         if not steps:
             return writes
         await load_weights(store, self.keys, model, [indexes for indexes, _, _ in steps])
-        # Events in arrival order: per partition that is each user's order.
-        for indexes, clicked, weight in steps:
-            model.learn_indexes(indexes, clicked, weight)
+        model.learn_batch(steps)
         return writes.hincr_float(self.keys.rank_weights(), model.drain_deltas())

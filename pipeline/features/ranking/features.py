@@ -58,7 +58,7 @@ def context_features(context: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _device(context: Mapping[str, Any]) -> str | None:
+def device_of(context: Mapping[str, Any]) -> str | None:
     device = context.get(DEVICE_KEY)
     if isinstance(device, str):
         return device
@@ -96,7 +96,7 @@ def features(
         out.append(f"user_cat={user_id}|{category}")
     if context:
         out.extend(context_features(context))
-        device = _device(context)
+        device = device_of(context)
         if device is not None:
             out.extend(f"cat_device={category}|{device}" for category in categories)
     if position is not None:
@@ -120,8 +120,8 @@ Observation = tuple[list[str], bool, float]
 def observations(
     event: Any,
     categories_of_item: Mapping[str, Sequence[str]],
-    impression_weight: float = 0.3,
-    click_weight: float = 1.0,
+    impression_weight: float,
+    click_weight: float,
 ) -> list[Observation]:
     """What one event teaches the click model: ``(features, clicked, weight)`` triples.
 

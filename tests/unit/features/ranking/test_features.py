@@ -62,18 +62,18 @@ def test_click_position_accepts_only_non_negative_whole_numbers():
 
 def test_observations_of_impressions_and_clicks():
     shown = impression("u1", ["a", "b", "c"], {"device": "web"})
-    negatives = observations(shown, {"a": ["x"]}, impression_weight=0.25)
+    negatives = observations(shown, {"a": ["x"]}, 0.25, 1.0)
     assert [(clicked, weight) for _, clicked, weight in negatives] == [(False, 0.25)] * 3
     assert [names[-1] for names, _, _ in negatives] == ["pos=0", "pos=1", "pos=2"]
     assert "cat=x" in negatives[0][0] and "cat=x" not in negatives[1][0]
 
-    (positive,) = observations(click("u1", "b", 1, {"device": "web"}), {})
+    (positive,) = observations(click("u1", "b", 1, {"device": "web"}), {}, 0.3, 1.0)
     assert positive == (features("u1", "b", [], {"device": "web"}, 1), True, 1.0)
-    (no_position,) = observations(click("u1", "b", None), {})
+    (no_position,) = observations(click("u1", "b", None), {}, 0.3, 1.0)
     assert not any(n.startswith("pos=") for n in no_position[0])
 
     buy = event_from_dict(
         {"event_id": "e", "type": "buy", "user_id": "u1", "item_id": "b", "timestamp": NOW}
     )
-    assert observations(buy, {}) == []
-    assert observations(shown, {}, impression_weight=0.0) == []
+    assert observations(buy, {}, 0.3, 1.0) == []
+    assert observations(shown, {}, 0.0, 1.0) == []

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[4]
 
 def learn(model: ClickModel, events, categories: dict[str, list[str]] | None = None) -> None:
     for event in events:
-        for names, clicked, weight in observations(event, categories or {}):
+        for names, clicked, weight in observations(event, categories or {}, 0.3, 1.0):
             model.learn_one(names, clicked, weight)
 
 
@@ -167,7 +167,7 @@ def test_position_bias_is_factored_out_of_the_ranking():
 
     debiased, naive = ClickModel(), ClickModel()
     for event in events:
-        for names, clicked, weight in observations(event, {}):
+        for names, clicked, weight in observations(event, {}, 0.3, 1.0):
             debiased.learn_one(names, clicked, weight)
             naive.learn_one([n for n in names if not n.startswith("pos=")], clicked, weight)
 
@@ -213,7 +213,7 @@ def test_batches_through_a_shared_increment_table_match_one_long_lived_model():
         steps = [
             (batch.indexes(names), clicked, weight)
             for event in events[start : start + 50]
-            for names, clicked, weight in observations(event, CATEGORIES)
+            for names, clicked, weight in observations(event, CATEGORIES, 0.3, 1.0)
         ]
         touched = {i for indexes, _, _ in steps for i in indexes}
         batch.set_weights({i: table[i] for i in touched if i in table})

@@ -1,0 +1,198 @@
+"""What the benchmarks share: services to run against, fresh namespaces, synthetic traffic,
+waiting on fences, and the report (a table, or JSON with ``--json``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings, load_settings, to_env
+from pipeline.core.topics import Topics
+from pipeline.features.registry import declared_topics
+from pipeline.store.base import Store
+from pipeline.stream.fence import applied_offsets
+from pipeline.stream.kafka import apply_topics, kafka_producer
+from pipeline.tools.local import ManagedProcess, free_port, spawn, start_broker, start_redis
+from pipeline.tools.synthetic import SyntheticWorld, profile
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    kafka_bootstrap: str
+    redis_url: str
+
+
+@contextlib.contextmanager
+def services() -> Iterator[Services]:
+    """The embedded broker and redis-server on free ports, stopped on exit."""
+    broker = start_broker(free_port())
+    try:
+        redis = start_redis(free_port())
+    except Exception:
+        broker.stop()
+        raise
+    try:
+        yield Services(broker.url, redis.url)
+    finally:
+        redis.stop()
+        broker.stop()
+
+
+def fresh_settings(found: Services, **overrides: Any) -> Settings:
+    """Settings with their own topics, keys and consumer groups (nothing shared by runs)."""
+    tag = f"b{uuid.uuid4().hex[:8]}"
+    values: dict[str, Any] = {
+        "kafka_bootstrap": found.kafka_bootstrap,
+        "redis_url": found.redis_url,
+        "topic_prefix": f"{tag}.",
+        "key_prefix": tag,
+        "app_id": tag,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def retag(settings: Settings) -> Settings:
+    """The same topics, but new keys and consumer groups: another run over the same data."""
+    tag = f"b{uuid.uuid4().hex[:8]}"
+    return settings.model_copy(update={"key_prefix": tag, "app_id": tag})
+
+
+def world(events_per_second: float = 50.0, seed: int = 11, **overrides: Any) -> SyntheticWorld:
+    """Synthetic traffic whose timestamps end about now (trending reads the current hour)."""
+    start = int(time.time() * 1000) - 3_600_000
+    config = profile("default", seed=seed, start_ms=start, events_per_second=events_per_second)
+    if overrides:
+        config = profile("default", **{**_fields(config), **overrides})
+    return SyntheticWorld(config)
+
+
+def _fields(config: Any) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+@dataclass
+class Published:
+    """What was published: messages and events per topic."""
+
+    messages: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+
+    def count(self, topics: set[str]) -> tuple[int, int]:
+        messages = sum(n for name, n in self.messages.items() if name in topics)
+        events = sum(n for name, n in self.events.items() if name in topics)
+        return messages, events
+
+
+async def publish(settings: Settings, source: SyntheticWorld, n: int, envelope: int) -> Published:
+    """The catalog, then ``n`` events, ``envelope`` per message (per topic and user)."""
+    topics = declared_topics(settings)
+    await apply_topics(settings.kafka_bootstrap, topics.specs)
+    out = Published()
+    buckets: dict[tuple[str, str], list[bytes]] = {}
+
+    async def send(producer: Any, topic: str, key: str, values: list[bytes]) -> None:
+        value = values[0] if len(values) == 1 else b"[" + b",".join(values) + b"]"
+        await producer.send(topic, value, key=key.encode())
+        out.messages[topic] = out.messages.get(topic, 0) + 1
+        out.events[topic] = out.events.get(topic, 0) + len(values)
+
+    async with kafka_producer(settings) as producer:
+        catalog = topics.catalog.name
+        for item in source.catalog():
+            await send(producer, catalog, item["item_id"], [orjson.dumps(item)])
+        for event in source.events(n):
+            key = (topics.for_event_type(event["type"]), event["user_id"])
+            bucket = buckets.setdefault(key, [])
+            bucket.append(orjson.dumps(event))
+            if len(bucket) >= envelope:
+                await send(producer, key[0], key[1], bucket)
+                buckets[key] = []
+        for (topic, user), bucket in buckets.items():
+            if bucket:
+                await send(producer, topic, user, bucket)
+        await producer.flush()
+    return out
+
+
+def topics_of(topics: Topics, groups: list[str]) -> set[str]:
+    return {spec.name for group in groups for spec in topics.for_agent(group)}
+
+
+def start_worker(settings: Settings, groups: list[str], log: Path) -> ManagedProcess:
+    env = {**os.environ, **to_env(settings)}
+    argv = [sys.executable, "-m", "pipeline", "worker", "--agents", ",".join(groups)]
+    return spawn("worker", argv, log, env)
+
+
+async def wait_applied(
+    store: Store, settings: Settings, expected: dict[str, int], timeout_s: float, log: Path
+) -> tuple[float, float]:
+    """Poll the fences until every group applied its ``expected`` messages; returns the
+    (first, last) moments any fence moved and all were complete (perf_counter)."""
+    keys = Keys(settings.key_prefix)
+    first: float | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = {
+            group: sum(
+                offset + 1 for offset in (await applied_offsets(store, keys, group)).values()
+            )
+            for group in expected
+        }
+        now = time.perf_counter()
+        if first is None and any(done.values()):
+            first = now
+        if first is not None and all(done[g] >= n for g, n in expected.items()):
+            return first, now
+        await asyncio.sleep(0.02)
+    raise RuntimeError(
+        f"the worker did not apply every message within {timeout_s:.0f} s; see {log}"
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def report(rows: list[dict[str, Any]], columns: list[tuple[str, str]], as_json: bool) -> str:
+    """Rows as JSON lines' one document, or a table with ``columns`` (key, heading)."""
+    if as_json:
+        return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode()
+    cells = [[heading for _, heading in columns]]
+    for row in rows:
+        cells.append([_cell(row.get(key)) for key, _ in columns])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = []
+    for index, line in enumerate(cells):
+        lines.append(
+            "  ".join(
+                cell.rjust(w) if i else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
