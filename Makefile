@@ -37,14 +37,19 @@ test-unit: setup ## Run the unit tests only (no services needed)
 
 lint: setup ## Lint (ruff), check formatting and types (mypy)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests
 	$(BIN)/mypy
 
 format: setup ## Format with ruff
-	$(BIN)/ruff format pipeline tests benchmarks
+	$(BIN)/ruff format pipeline tests
 
-bench: setup ## Run the benchmarks (numbers printed, compared with a baseline in the same run)
-	$(BIN)/python -m benchmarks --events $(BENCH_EVENTS)
+bench: setup ## Run every benchmark (figures against a baseline in the same run; minutes)
+	@command -v wrk >/dev/null 2>&1 || ($(SUDO) apt-get install -y -q wrk || true)
+	$(BIN)/pipeline bench micro --events $(BENCH_EVENTS)
+	$(BIN)/pipeline bench ingest
+	$(BIN)/pipeline bench freshness
+	$(BIN)/pipeline bench reader
+	$(BIN)/pipeline bench memory
 
 clean: ## Remove the virtualenv, caches and local logs
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .run

@@ -148,12 +148,31 @@ async def test_zrem_removes_members_and_ignores_missing_ones(store: Store, key: 
     assert await store.expire_time(key("z")) == -2
 
 
+async def test_ztrim_keeps_the_highest_scores(store: Store, key: Key) -> None:
+    await store.apply(Writes().zadd(key("z"), {"a": 1.0, "b": 3.0, "c": 3.0, "d": 2.0}))
+    await store.apply(Writes().ztrim(key("z"), 2).ztrim(key("missing"), 1))
+    assert await store.zrange(key("z"), 0, -1) == [(b"b", 3.0), (b"c", 3.0)]
+    await store.apply(Writes().ztrim(key("z"), 5))
+    assert len(await store.zrange(key("z"), 0, -1)) == 2
+    await store.apply(Writes().ztrim(key("z"), 0))
+    assert await store.expire_time(key("z")) == -2
+
+
 async def test_zrem_by_score_and_empty_sets_disappear(store: Store, key: Key) -> None:
     await store.apply(Writes().zadd(key("z"), {"a": 1.0, "b": 5.0, "c": 9.0}))
     await store.apply(Writes().zrem_by_score(key("z"), "-inf", 5))
     assert await store.zrange(key("z"), 0, -1) == [(b"c", 9.0)]
     await store.apply(Writes().zrem_by_score(key("z"), "(8", "+inf"))
     assert await store.expire_time(key("z")) == -2
+
+
+async def test_srem_and_incr(store: Store, key: Key) -> None:
+    await store.apply(Writes().sadd(key("s"), ["a", "b"]).srem(key("s"), ["a", "zz"]))
+    assert await store.smembers(key("s")) == {b"b"}
+    await store.apply(Writes().srem(key("s"), ["b"]).srem(key("missing"), ["a"]))
+    assert await store.expire_time(key("s")) == -2
+    await store.apply(Writes().incr(key("n")).incr(key("n")))
+    assert await store.get(key("n")) == b"2"
 
 
 async def test_sets_and_delete(store: Store, key: Key) -> None:

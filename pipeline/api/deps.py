@@ -16,6 +16,7 @@ from fastapi import Depends, Query, Request
 from pipeline.api.http import DEADLINE_FACTOR, store_call
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
+from pipeline.features.catalog.read import Availability
 from pipeline.store.base import Store
 
 # Longest item list any endpoint returns, and longest user list (segments).
@@ -28,6 +29,7 @@ class ServiceContext:
     settings: Settings
     keys: Keys
     store: Store
+    availability: Availability
 
     @property
     def deadline_s(self) -> float:
@@ -38,7 +40,9 @@ class ServiceContext:
         return store_call(self.deadline_s, self.store.transient_errors)
 
 
-def service_context(request: Request) -> ServiceContext:
+# Async on purpose: FastAPI runs a plain ``def`` dependency in a thread pool, which costs a
+# hand-off to another thread on every request.
+async def service_context(request: Request) -> ServiceContext:
     return request.app.state.context
 
 

@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
 from pipeline.api.deps import Context, ServiceContext
+from pipeline.api.fast import FastLaneMiddleware
 from pipeline.api.http import (
     BodyLimitMiddleware,
     OrjsonResponse,
@@ -31,6 +32,7 @@ from pipeline.api.http import (
 )
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
+from pipeline.features.catalog.read import Availability
 from pipeline.features.registry import FEATURES
 from pipeline.store.base import StoreError
 from pipeline.store.redis import connect
@@ -43,7 +45,8 @@ def create_reader_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # connect() is lazy: the reader starts even while Redis is down (readyz says 503).
         store = connect(settings, timeout_s=settings.redis_timeout_s)
-        app.state.context = ServiceContext(settings, Keys(settings.key_prefix), store)
+        keys = Keys(settings.key_prefix)
+        app.state.context = ServiceContext(settings, keys, store, Availability(keys))
         try:
             yield
         finally:
@@ -59,6 +62,9 @@ def create_reader_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
     )
+    fast = [route for f in FEATURES if f.fast is not None for route in f.fast(settings)]
+    # Middleware added first runs innermost: the fast lane inside the metrics.
+    app.add_middleware(FastLaneMiddleware, routes=fast)
     install_metrics(app, CollectorRegistry(), "reader")
     install_error_handlers(app)
     install_liveness(app)

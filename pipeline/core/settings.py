@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     worker_max_poll_records: int = Field(
         2000, ge=1, description="Most records a worker's consumer takes from one fetch."
     )
+    worker_fetch_max_wait_ms: int = Field(
+        50,
+        ge=0,
+        le=60_000,
+        description="Longest a worker's fetch waits for new messages (low: fresh lists on a "
+        "broker that holds fetches for the whole wait, as the embedded one does).",
+    )
     worker_stream_buffer: int = Field(
         16384,
         ge=1,
@@ -154,8 +161,8 @@ class Settings(BaseSettings):
     foryou_batch_budget_ms: float = Field(
         25.0,
         ge=0,
-        description="Longest a batch spends recomputing for-you lists; the rest wait for later "
-        "batches, most recently active users first (0: no limit).",
+        description="Longest a full batch (messages waiting) spends recomputing for-you lists; "
+        "the rest wait for later batches, first come first served (0: no limit).",
     )
     user_ttl_s: int = Field(
         90 * 86400,
@@ -171,6 +178,12 @@ class Settings(BaseSettings):
         3600,
         ge=0,
         description="Event ids seen within this many seconds are applied once (client retries); 0 disables.",
+    )
+    dedup_max_ids: int = Field(
+        200_000,
+        ge=1,
+        description="Event ids remembered per agent group at most (newest kept): bounds the "
+        "memory of de-duplication at high rates.",
     )
     mf_factors: int = Field(32, ge=2, le=512, description="Latent factors of the personal model.")
     mf_learning_rate: float = Field(0.1, gt=0, le=1, description="SGD step of the personal model.")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from pipeline.api.fast import FastRoute
     from pipeline.core.keys import Keys
     from pipeline.core.settings import Settings
     from pipeline.stream.handler import Handler
@@ -25,10 +26,12 @@ class Feature:
 
     ``handler`` builds the agent handler of the agent group named ``name`` (None: the
     feature is learned by another group, as related items are by ``personal``); ``router``
-    builds its reader routes (None: nothing to serve).
+    builds its reader routes (None: nothing to serve); ``fast`` builds the fast-lane
+    handlers of its hottest routes (``pipeline.api.fast``).
     """
 
     name: str
     summary: str
     handler: Callable[[Settings, Keys], Handler[Any]] | None = None
     router: Callable[[Settings], APIRouter] | None = None
+    fast: Callable[[Settings], list[FastRoute]] | None = None

@@ -140,6 +140,16 @@ class Writes:
             return self._add("sadd", key, members)
         return self
 
+    def srem(self, key: str, members: Iterable[str]) -> Writes:
+        members = list(members)
+        if members:
+            return self._add("srem", key, members)
+        return self
+
+    def incr(self, key: str) -> Writes:
+        """Add 1 to the integer in ``key`` (0 when missing)."""
+        return self._add("incr", key)
+
     def zrem(self, key: str, members: Iterable[str]) -> Writes:
         members = list(members)
         if members:
@@ -148,6 +158,10 @@ class Writes:
 
     def expire_at(self, key: str, when_s: int) -> Writes:
         return self._add("expire_at", key, int(when_s))
+
+    def ztrim(self, key: str, keep: int) -> Writes:
+        """Keep the ``keep`` highest scores of a sorted set (ties: the greater member stays)."""
+        return self._add("ztrim", key, keep)
 
     def zrem_by_score(self, key: str, low: Bound, high: Bound) -> Writes:
         return self._add("zrem_by_score", key, low, high)

@@ -192,11 +192,32 @@ class MemoryStore(Store):
             members.update(encode(member) for member in op[2])
         elif name == "expire_at":
             self._expire_at(op[1], op[2])
+        elif name == "srem":
+            members = self._read_container(op[1], _Set)
+            if members:
+                members.difference_update(encode(member) for member in op[2])
+                self._touch(op[1])
+                self._prune(op[1])
+        elif name == "incr":
+            current = self._string(op[1])
+            expiry = self._expiry.get(op[1])
+            self._data[op[1]] = encode(int(current or b"0") + 1)
+            self._touch(op[1])
+            if expiry is not None:
+                self._expiry[op[1]] = expiry
         elif name == "zrem":
             scores = self._read_container(op[1], _SortedSet)
             if scores:
                 for member in op[2]:
                     scores.pop(encode(member), None)
+                self._touch(op[1])
+                self._prune(op[1])
+        elif name == "ztrim":
+            scores = self._read_container(op[1], _SortedSet)
+            if scores and len(scores) > op[2]:
+                ordered = sorted(scores.items(), key=lambda row: (row[1], row[0]))
+                for member, _ in ordered[: len(ordered) - op[2]]:
+                    del scores[member]
                 self._touch(op[1])
                 self._prune(op[1])
         elif name == "zrem_by_score":

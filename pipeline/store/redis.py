@@ -178,8 +178,14 @@ def _queue_plain(pipe: Any, op: Op) -> None:
         pipe.sadd(op[1], *op[2])
     elif name == "expire_at":
         pipe.expireat(op[1], op[2])
+    elif name == "srem":
+        pipe.srem(op[1], *op[2])
+    elif name == "incr":
+        pipe.incr(op[1])
     elif name == "zrem":
         pipe.zrem(op[1], *op[2])
+    elif name == "ztrim":
+        pipe.zremrangebyrank(op[1], 0, -(op[2] + 1))
     elif name == "zrem_by_score":
         pipe.zremrangebyscore(op[1], op[2], op[3])
     else:

@@ -28,6 +28,7 @@ from pipeline.core.settings import Settings
 from pipeline.core.topics import Topics
 from pipeline.features.registry import declared_topics, feature
 from pipeline.store.redis import connect
+from pipeline.stream import transport
 from pipeline.stream.batch import Lane, RawMessage, process_lanes, retry_transient
 from pipeline.stream.fence import Position
 from pipeline.stream.handler import Handler
@@ -56,9 +57,11 @@ def faust_app(settings: Settings, app_id: str, tuned: bool = True) -> faust.App:
     baseline agent untuned: Faust's defaults, which suit an agent doing nothing best)."""
     extra: dict[str, Any] = {}
     if tuned:
+        transport.register()
         extra = {
             "broker_max_poll_records": settings.worker_max_poll_records,
             "stream_buffer_maxsize": settings.worker_stream_buffer,
+            "broker_consumer": settings.faust_broker.replace("kafka://", f"{transport.SCHEME}://"),
         }
     # Faust wants a data directory even with in-memory stores; keep it out of the work tree.
     datadir = Path(tempfile.gettempdir()) / "pipeline-faust" / app_id
@@ -82,6 +85,8 @@ def faust_app(settings: Settings, app_id: str, tuned: bool = True) -> faust.App:
         producer_acks=-1,
         **extra,
     )
+    # Read by the consumer of ``pipeline.stream.transport``.
+    setattr(app, transport.FETCH_WAIT_ATTRIBUTE, settings.worker_fetch_max_wait_ms)
     return app
 
 
@@ -153,6 +158,7 @@ def _register_agent(
                             messages,
                             send_dead_letters,
                             dedup_window_ms,
+                            settings.dedup_max_ids,
                         )
                         await retry_transient(
                             apply, store.transient_errors, f"agents {name}: batch"

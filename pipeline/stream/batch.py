@@ -91,13 +91,15 @@ async def process_lanes(
     messages: Sequence[RawMessage],
     send_dead_letters: SendDeadLetters,
     dedup_window_ms: int = 0,
+    dedup_max_ids: int = 0,
 ) -> dict[str, int]:
     """Apply one batch exactly once for every lane; returns records applied per group.
 
     Each message is decoded once per decoder (the event groups share one), every lane plans
     its records, and all writes and every lane's fences go in one transaction. Replayed
     messages are skipped per group by its fences; with ``dedup_window_ms``, events whose
-    ``event_id`` the group applied within that window are skipped too (client retries). A
+    ``event_id`` the group applied within that window are skipped too (client retries),
+    remembering at most ``dedup_max_ids`` ids per group (0: no limit). A
     rejected message becomes one dead letter (per rejection), sent before the fences move.
     """
     members = {
@@ -161,6 +163,8 @@ async def process_lanes(
             if deduplicate and found:
                 writes.zadd(seen_key, {record.event_id: now_ms for record in found})
                 writes.zrem_by_score(seen_key, "-inf", now_ms - dedup_window_ms)
+                if dedup_max_ids:
+                    writes.ztrim(seen_key, dedup_max_ids)
         return writes
 
     label = "+".join(sorted(by_name))

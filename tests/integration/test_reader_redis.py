@@ -141,6 +141,9 @@ async def test_unavailable_items_are_dropped(reader, redis, settings) -> None:
     await redis.hset(keys.item("gone"), mapping={"item_id": "gone", "available": "0"})
     await redis.hset(keys.item("gone-too"), mapping={"item_id": "gone-too", "available": "0"})
     await redis.hset(keys.item("listed"), mapping={"item_id": "listed", "available": "1"})
+    # As the catalog agent records availability for readers (see core/keys.py).
+    await redis.sadd(keys.unavailable_items(), "gone", "gone-too")
+    await redis.incr(keys.catalog_version())
 
     body = (await reader.get("/v1/trending", params={"n": 2})).json()
     assert [item["item_id"] for item in body["items"]] == ["listed", "unknown"]
@@ -153,6 +156,8 @@ async def test_many_unavailable_items_still_fill_n(reader, redis, settings) -> N
     for index in range(30):
         await add_event(redis, settings, f"hidden{index}", weight=100)
         await redis.hset(keys.item(f"hidden{index}"), "available", "0")
+        await redis.sadd(keys.unavailable_items(), f"hidden{index}")
+    await redis.incr(keys.catalog_version())
     await add_event(redis, settings, "shown", weight=1)
     body = (await reader.get("/v1/trending", params={"n": 1})).json()
     assert [item["item_id"] for item in body["items"]] == ["shown"]

@@ -28,9 +28,14 @@ class CatalogHandler(Handler[Item]):
 
     async def plan(self, store: Store, records: list[Item]) -> Writes:
         writes = Writes()
-        for item in latest_versions(records).values():
+        latest = latest_versions(records)
+        for item in latest.values():
             key = self.keys.item(item.item_id)
             writes.delete(key)
             writes.hset(key, item_hash(item))
             writes.zadd(self.keys.items(), {item.item_id: item.created_at_ms or 0})
-        return writes
+        unavailable = self.keys.unavailable_items()
+        writes.srem(unavailable, sorted(i.item_id for i in latest.values() if i.available))
+        writes.sadd(unavailable, sorted(i.item_id for i in latest.values() if not i.available))
+        # Readers cache the unavailable set until this moves.
+        return writes.incr(self.keys.catalog_version())

@@ -64,8 +64,31 @@ async def categories_of(store: Store, keys: Keys, item_ids: Sequence[str]) -> di
     return {item_id: fields.categories for item_id, fields in found.items()}
 
 
-async def unavailable_items(store: Store, keys: Keys, item_ids: Sequence[str]) -> set[str]:
-    """Ids whose catalog record says ``available: false`` (one round trip); unknown items
-    are available."""
-    found = await item_fields(store, keys, item_ids, (AVAILABLE,))
-    return {item_id for item_id, fields in found.items() if not fields.available}
+class Availability:
+    """The unavailable items, as a reader caches them: re-read only when the catalog agent
+    has moved ``{p}:catalog:version`` since (every batch of items moves it).
+
+    Read functions queue :meth:`queue` with their own reads (no extra round trip) and pass
+    its answer to :meth:`settle`.
+    """
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self._version: bytes | None = None
+        self._loaded = False
+        self._hidden: frozenset[str] = frozenset()
+
+    def queue(self, reads: Reads) -> None:
+        reads.get(self.keys.catalog_version())
+
+    async def settle(self, store: Store, version: bytes | None) -> frozenset[str]:
+        """The unavailable items as of ``version`` (re-read when it moved)."""
+        if not self._loaded or version != self._version:
+            members = await store.smembers(self.keys.unavailable_items())
+            self._hidden = frozenset(member.decode() for member in members)
+            self._version, self._loaded = version, True
+        return self._hidden
+
+    async def hidden(self, store: Store) -> frozenset[str]:
+        """The unavailable items now (one GET, plus a set read when the catalog changed)."""
+        return await self.settle(store, await store.get(self.keys.catalog_version()))

@@ -28,4 +28,10 @@ def _router(settings: Any) -> Any:
     return personal_router(settings)
 
 
-FEATURE = Feature("personal", "for-you lists from factors and history", _handler, _router)
+def _fast(settings: Any) -> Any:
+    from pipeline.features.personal.routes import fast_routes
+
+    return fast_routes(settings)
+
+
+FEATURE = Feature("personal", "for-you lists from factors and history", _handler, _router, _fast)

@@ -5,9 +5,9 @@ of Redis: item state (factors, co-occurrence, popularity) is loaded once at star
 state when the user first appears in a batch. Each batch is learned by the engine and
 everything it touched is written back in the batch's fenced transaction (``state.py``).
 
-For-you lists are recomputed within a time budget per batch (``foryou_batch_budget_ms``):
-the users of the batch first, most recently active first, then users left over by earlier
-batches. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
+For-you lists are recomputed within a time budget per batch (``foryou_batch_budget_ms``)
+when the batch is full (messages are waiting), with no limit otherwise, first come first
+served: users left over by earlier batches, then the users of the batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
 transaction, so a restarted worker carries on with them. Under a load the budget cannot
 follow, lists lag behind learning instead of slowing it down.
 
@@ -71,15 +71,18 @@ class PersonalHandler(EventHandler):
         self.uncommitted = True
         changes = self.engine.learn_batch(records)
         writes = state.changes_writes(self.engine, changes, self.keys, self.settings.user_ttl_s)
-        # This batch's users first, the latest active first; then those left over before.
-        latest = {e.user_id: e.timestamp_ms for e in records}
-        touched = sorted(
-            changes.users - changes.removed_users,
-            key=lambda user: -latest.get(user, 0),
-        )
-        queue = touched + [user for user in self.pending if user not in changes.users]
-        queue = [user for user in queue if user not in changes.removed_users]
+        # First come, first served: users left over by earlier batches, then this batch's
+        # in the order of their events. Under any load the budget can follow, every list is
+        # refreshed within a few batches; none waits behind an endless stream of newcomers.
+        touched = changes.users - changes.removed_users
+        arrivals = dict.fromkeys(e.user_id for e in sorted(records, key=lambda e: e.timestamp_ms))
+        queue = [user for user in self.pending if user not in changes.removed_users]
+        queue += [user for user in arrivals if user in touched and user not in self.pending]
+        queue += sorted(touched - set(queue))
         await self._load(store, [user for user in queue if user not in self.users_loaded])
+        # A batch smaller than the batch size means no message was waiting: no ingest to
+        # hold back, so the lists get all the time they need (the backlog drains).
+        busy = len(records) >= self.settings.batch_size
         left = state.foryou_writes(
             writes,
             self.engine,
@@ -87,7 +90,7 @@ class PersonalHandler(EventHandler):
             queue,
             self.settings.user_ttl_s,
             self.settings.foryou_size,
-            self.budget_s,
+            self.budget_s if busy else 0.0,
         )
         done = set(queue) - set(left)
         writes.zrem(self.keys.foryou_pending(), sorted(done | changes.removed_users))

@@ -23,4 +23,10 @@ def _router(settings: Any) -> Any:
     return related_router(settings)
 
 
-FEATURE = Feature("related", "items that co-occur in users' recent histories", None, _router)
+def _fast(settings: Any) -> Any:
+    from pipeline.features.related.routes import fast_routes
+
+    return fast_routes(settings)
+
+
+FEATURE = Feature("related", "items that co-occur in users' recent histories", None, _router, _fast)

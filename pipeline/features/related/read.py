@@ -8,7 +8,7 @@ from typing import Any
 from pipeline.core.feedback import SIGNALS
 from pipeline.core.ids import decode_id
 from pipeline.core.keys import Keys
-from pipeline.features.catalog.read import unavailable_items
+from pipeline.features.catalog.read import Availability
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, blend_related, rank_related
 from pipeline.store.base import Reads, Store
 
@@ -16,6 +16,7 @@ from pipeline.store.base import Reads, Store
 async def read_related(
     store: Store,
     keys: Keys,
+    availability: Availability,
     item_id: str,
     relation: str | None,
     n: int,
@@ -29,7 +30,9 @@ async def read_related(
     reads = Reads()
     for name in relations:
         reads.zrange(keys.related(name, item_id), 0, depth - 1, desc=True)
-    rows = await store.read(reads)
+    availability.queue(reads)
+    *rows, version = await store.read(reads)
+    hidden = await availability.settle(store, version)
     counts = {
         name: [(pid, score) for member, score in members if (pid := decode_id(member)) is not None]
         for name, members in zip(relations, rows, strict=True)
@@ -45,7 +48,6 @@ async def read_related(
             popularity[signal] = {
                 pid: float(v) for pid, v in zip(partners, column, strict=True) if v is not None
             }
-    hidden = await unavailable_items(store, keys, partners)
     exclude = hidden | {item_id}
     lists = {
         name: rank_related(

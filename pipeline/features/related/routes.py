@@ -2,24 +2,66 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from pipeline.api.deps import Context, ItemCount
+from pipeline.api.deps import MAX_ITEMS, Context, ItemCount, ServiceContext
+from pipeline.api.fast import FastRoute, small_int
 from pipeline.api.http import ERRORS, OrjsonResponse
-from pipeline.core.ids import InvalidInput, check_id
+from pipeline.core.ids import InvalidInput, check_id, valid_id
 from pipeline.core.settings import Settings
 from pipeline.features.related.model import RELATIONS
 from pipeline.features.related.read import read_related
 
+PATH = "/v1/items/{item_id}/related"
+DEFAULT_N = 10
+
+
+async def answer(ctx: ServiceContext, item_id: str, relation: str | None, n: int) -> dict[str, Any]:
+    """The response body for valid parameters."""
+    settings = ctx.settings
+    depth = max(n, settings.related_max_neighbours)
+    async with ctx.bounded():
+        items = await read_related(
+            ctx.store,
+            ctx.keys,
+            ctx.availability,
+            item_id,
+            relation,
+            n,
+            depth,
+            settings.related_discount,
+        )
+    return {"item_id": item_id, "relation": relation or "blend", "items": items}
+
+
+def fast_routes(settings: Settings) -> list[FastRoute]:
+    async def related(
+        ctx: ServiceContext, path: dict[str, str], query: dict[str, str]
+    ) -> bytes | None:
+        item_id = path["item_id"]
+        relation = query.get("relation", "")
+        n = small_int(query.get("n"), DEFAULT_N, 1, MAX_ITEMS)
+        if (
+            not valid_id(item_id)
+            or n is None
+            or (relation and relation not in RELATIONS)
+            or set(query) - {"relation", "n"}
+        ):
+            return None
+        return orjson.dumps(await answer(ctx, item_id, relation or None, n))
+
+    return [FastRoute(PATH, related)]
+
 
 def related_router(settings: Settings) -> APIRouter:
     router = APIRouter()
-    depth = settings.related_max_neighbours
-    discount = settings.related_discount
 
     @router.get(
-        "/v1/items/{item_id}/related",
+        PATH,
         responses=ERRORS,
         summary="Related items",
         description=(
@@ -33,15 +75,11 @@ def related_router(settings: Settings) -> APIRouter:
         ctx: Context,
         item_id: str,
         relation: str = Query("", description=f"One of {', '.join(RELATIONS)}; empty blends all."),
-        n: ItemCount = 10,
+        n: ItemCount = DEFAULT_N,
     ) -> Response:
         check_id(item_id, "item_id")
         if relation and relation not in RELATIONS:
             raise InvalidInput(f"unknown relation {relation!r}; allowed: {', '.join(RELATIONS)}")
-        async with ctx.bounded():
-            items = await read_related(
-                ctx.store, ctx.keys, item_id, relation or None, n, max(n, depth), discount
-            )
-        return OrjsonResponse({"item_id": item_id, "relation": relation or "blend", "items": items})
+        return OrjsonResponse(await answer(ctx, item_id, relation or None, n))
 
     return router

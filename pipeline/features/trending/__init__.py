@@ -25,4 +25,12 @@ def _router(settings: Any) -> Any:
     return trending_router(settings)
 
 
-FEATURE = Feature("trending", "popular items per kind, window and category", _handler, _router)
+def _fast(settings: Any) -> Any:
+    from pipeline.features.trending.routes import fast_routes
+
+    return fast_routes(settings)
+
+
+FEATURE = Feature(
+    "trending", "popular items per kind, window and category", _handler, _router, _fast
+)

@@ -7,8 +7,8 @@ from typing import Any
 from pipeline.core.decay import decayed, generation
 from pipeline.core.ids import decode_id
 from pipeline.core.keys import Keys
-from pipeline.features.catalog.read import unavailable_items
-from pipeline.store.base import Store
+from pipeline.features.catalog.read import Availability
+from pipeline.store.base import Reads, Store
 
 # Candidate pages read at most, so that unavailable items rarely leave the list short.
 MAX_PAGES = 3
@@ -17,6 +17,7 @@ MAX_PAGES = 3
 async def read_trending(
     store: Store,
     keys: Keys,
+    availability: Availability,
     kind: str,
     window: str,
     half_life_s: float,
@@ -36,12 +37,16 @@ async def read_trending(
     source = {"model": "trending", "kind": kind, "window": window, "category": category}
     page = n * 2 + 20
     items: list[dict[str, Any]] = []
+    # The first page and the catalog's version in one round trip.
+    reads = Reads().zrange(key, 0, page - 1, desc=True)
+    availability.queue(reads)
+    first, version = await store.read(reads)
+    hidden = await availability.settle(store, version)
     for start in range(0, page * MAX_PAGES, page):
-        rows = await store.zrange(key, start, start + page - 1, desc=True)
+        rows = first if start == 0 else await store.zrange(key, start, start + page - 1, desc=True)
         candidates = [
             (item_id, score) for member, score in rows if (item_id := decode_id(member)) is not None
         ]
-        hidden = await unavailable_items(store, keys, [item_id for item_id, _ in candidates])
         for item_id, stored in candidates:
             if item_id in hidden:
                 continue

@@ -10,15 +10,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from pipeline.api.deps import Context, ItemCount
+from pipeline.api.deps import MAX_ITEMS, Context, ItemCount, ServiceContext
+from pipeline.api.fast import FastRoute, small_int
 from pipeline.api.http import ERRORS, OrjsonResponse
-from pipeline.core.ids import InvalidInput, check_id
+from pipeline.core.ids import InvalidInput, check_id, valid_id
 from pipeline.core.settings import Settings
 from pipeline.features.trending.read import read_trending
+
+DEFAULT_N = 10
 
 
 class ItemSource(BaseModel):
@@ -46,6 +50,44 @@ def choice(value: str, allowed: dict[str, Any], name: str) -> None:
     """422 naming the allowed values unless ``value`` is one of them."""
     if value not in allowed:
         raise InvalidInput(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+
+
+async def answer(
+    ctx: ServiceContext, kind: str, window: str, category: str | None, n: int
+) -> dict[str, Any]:
+    """The response body for valid parameters."""
+    now_ms = int(time.time() * 1000)
+    half_life = ctx.settings.trending_windows[window]
+    async with ctx.bounded():
+        items = await read_trending(
+            ctx.store, ctx.keys, ctx.availability, kind, window, half_life, category, n, now_ms
+        )
+    body = {"kind": kind, "window": window, "category": category, "generated_at": now_ms}
+    return {**body, "items": items}
+
+
+def fast_routes(settings: Settings) -> list[FastRoute]:
+    kinds, windows = settings.trending_kinds, settings.trending_windows
+    default_kind, default_window = next(iter(kinds)), next(iter(windows))
+
+    async def trending(
+        ctx: ServiceContext, path: dict[str, str], query: dict[str, str]
+    ) -> bytes | None:
+        kind = query.get("kind", default_kind)
+        window = query.get("window", default_window)
+        category = query.get("category", "")
+        n = small_int(query.get("n"), DEFAULT_N, 1, MAX_ITEMS)
+        if (
+            kind not in kinds
+            or window not in windows
+            or n is None
+            or (category and not valid_id(category))
+            or set(query) - {"kind", "window", "category", "n"}
+        ):
+            return None
+        return orjson.dumps(await answer(ctx, kind, window, category or None, n))
+
+    return [FastRoute("/v1/trending", trending)]
 
 
 def trending_router(settings: Settings) -> APIRouter:
@@ -78,17 +120,11 @@ def trending_router(settings: Settings) -> APIRouter:
             json_schema_extra={"enum": list(windows)},
         ),
         category: str = Query("", description="Category id; empty for all items."),
-        n: ItemCount = 10,
+        n: ItemCount = DEFAULT_N,
     ) -> Response:
         choice(kind, kinds, "kind")
         choice(window, windows, "window")
         chosen = check_id(category, "category") if category else None
-        now_ms = int(time.time() * 1000)
-        async with ctx.bounded():
-            items = await read_trending(
-                ctx.store, ctx.keys, kind, window, windows[window], chosen, n, now_ms
-            )
-        body = {"kind": kind, "window": window, "category": chosen, "generated_at": now_ms}
-        return OrjsonResponse({**body, "items": items})
+        return OrjsonResponse(await answer(ctx, kind, window, chosen, n))
 
     return router

@@ -138,12 +138,20 @@ def start_worker(settings: Settings, groups: list[str], log: Path) -> ManagedPro
 
 
 async def wait_applied(
-    store: Store, settings: Settings, expected: dict[str, int], timeout_s: float, log: Path
+    store: Store,
+    settings: Settings,
+    expected: dict[str, int],
+    timeout_s: float,
+    log: Path,
+    progress: Progress | None = None,
 ) -> tuple[float, float]:
     """Poll the fences until every group applied its ``expected`` messages; returns the
-    (first, last) moments any fence moved and all were complete (perf_counter)."""
+    (start, end) perf_counter moments: the last poll that saw no fence moved, and the first
+    that saw all complete. Polling every 20 ms makes the span at most 40 ms too long, never
+    too short, so a tiny run is timed slower than it is, not as instantaneous."""
     keys = Keys(settings.key_prefix)
     first: float | None = None
+    idle = time.perf_counter()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         done = {
@@ -153,14 +161,46 @@ async def wait_applied(
             for group in expected
         }
         now = time.perf_counter()
-        if first is None and any(done.values()):
-            first = now
+        if progress is not None:
+            progress.bar("applied messages", sum(done.values()), sum(expected.values()))
+        if first is None:
+            if any(done.values()):
+                first = idle
+            else:
+                idle = now
         if first is not None and all(done[g] >= n for g, n in expected.items()):
             return first, now
         await asyncio.sleep(0.02)
     raise RuntimeError(
         f"the worker did not apply every message within {timeout_s:.0f} s; see {log}"
     )
+
+
+class Progress:
+    """Progress of a long benchmark on stderr: ``note`` prints a line; ``bar`` redraws one
+    line in place on a terminal, and prints every tenth otherwise (logs stay short)."""
+
+    WIDTH = 30
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.live = sys.stderr.isatty()
+        self._tenth = -1
+
+    def note(self, text: str) -> None:
+        self._tenth = -1
+        print(f"[{self.name}] {text}", file=sys.stderr, flush=True)
+
+    def bar(self, label: str, done: int, total: int) -> None:
+        share = min(1.0, done / total) if total > 0 else 1.0
+        if self.live:
+            filled = int(share * self.WIDTH)
+            line = f"[{self.name}] {label} [{'#' * filled}{'.' * (self.WIDTH - filled)}]"
+            end = "\n" if share >= 1.0 else ""
+            print(f"\r{line} {done:,}/{total:,}", end=end, file=sys.stderr, flush=True)
+        elif int(share * 10) > self._tenth:
+            self._tenth = int(share * 10)
+            print(f"[{self.name}] {label} {done:,}/{total:,}", file=sys.stderr, flush=True)
 
 
 def median(values: list[float]) -> float:

@@ -31,6 +31,7 @@ from pipeline.core.settings import Settings, to_env
 from pipeline.features.registry import AGENT_GROUPS, declared_topics
 from pipeline.store.redis import connect
 from pipeline.tools.bench.common import (
+    Progress,
     Published,
     fresh_settings,
     median,
@@ -106,7 +107,7 @@ async def bare_faust(settings: Settings, names: set[str], messages: int, log: Pa
 
 
 async def worker_run(
-    settings: Settings, groups: list[str], published: Published, log: Path
+    settings: Settings, groups: list[str], published: Published, log: Path, progress: Progress
 ) -> tuple[float, int]:
     """(seconds, events) of a worker running ``groups`` over the published traffic."""
     topics = declared_topics(settings)
@@ -119,7 +120,7 @@ async def worker_run(
     process = start_worker(settings, groups, log)
     store = connect(settings)
     try:
-        first, last = await wait_applied(store, settings, expected, 600, log)
+        first, last = await wait_applied(store, settings, expected, 600, log, progress)
         return last - first, events
     finally:
         await store.close()
@@ -127,7 +128,7 @@ async def worker_run(
 
 
 async def run(
-    events: int, envelopes: list[int], runs: list[str], repeat: int, progress: Any
+    events: int, envelopes: list[int], runs: list[str], repeat: int, progress: Progress
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     logs = Path(tempfile.gettempdir()) / "pipeline-bench"
@@ -135,7 +136,7 @@ async def run(
     with services() as found:
         for envelope in envelopes:
             settings = fresh_settings(found)
-            progress(f"publishing {events:,} events, {envelope} per message")
+            progress.note(f"publishing {events:,} events, {envelope} per message")
             published = await publish(settings, world(), events, envelope)
             topics = declared_topics(settings)
             for name in runs:
@@ -144,11 +145,11 @@ async def run(
                 messages, applied_events = published.count(names)
                 floor, bare, ours = [], [], []
                 for attempt in range(repeat):
-                    progress(f"{name}, {envelope} per message, run {attempt + 1}/{repeat}")
+                    progress.note(f"{name}, {envelope} per message, run {attempt + 1}/{repeat}")
                     floor.append(await raw_consumer(retag(settings), names, messages))
                     bare.append(await bare_faust(settings, names, messages, logs / "bare.log"))
                     seconds, _ = await worker_run(
-                        retag(settings), groups, published, logs / f"worker-{name}.log"
+                        retag(settings), groups, published, logs / f"worker-{name}.log", progress
                     )
                     ours.append(seconds)
                 rows.append(
@@ -187,8 +188,6 @@ def row(
 
 
 def main(events: int, envelopes: list[int], runs: list[str], repeat: int, as_json: bool) -> str:
-    def progress(text: str) -> None:
-        print(f"[ingest] {text}", file=sys.stderr, flush=True)
-
+    progress = Progress("ingest")
     rows = asyncio.run(run(events, envelopes, runs, repeat, progress))
     return report(rows, COLUMNS, as_json)

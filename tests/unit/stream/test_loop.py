@@ -11,7 +11,7 @@ import pytest
 from pipeline.core.events import Event
 from pipeline.store.base import Store, Writes
 from pipeline.store.memory import MemoryStore
-from pipeline.stream.batch import RawMessage, process_batch
+from pipeline.stream.batch import Lane, RawMessage, process_batch, process_lanes
 from pipeline.stream.fence import Position, applied_offsets
 from pipeline.stream.handler import EventHandler
 from tests.unit.features.helpers import KEYS, T0_MS, settings
@@ -126,3 +126,11 @@ async def test_a_failing_plan_aborts_and_propagates() -> None:
         await process_batch(store, KEYS, handler, [message(0, "e0")], dead)
     assert handler.hooks == ["aborted"]
     assert await applied_offsets(store, KEYS, "counting") == {}
+
+
+async def test_remembered_event_ids_are_capped() -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+    batch = [message(i, f"e{i}") for i in range(5)]
+    await process_lanes(store, KEYS, [Lane(handler)], batch, dead, 60_000, 2)
+    assert len(await store.zrange(KEYS.seen("counting"), 0, -1)) == 2
+    assert await counts(store) == {"a": 5.0}

@@ -9,9 +9,9 @@ from pipeline.features.catalog.read import (
     ATTRIBUTES,
     AVAILABLE,
     CATEGORIES,
+    Availability,
     categories_of,
     item_fields,
-    unavailable_items,
 )
 from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
@@ -37,7 +37,8 @@ async def test_the_latest_version_of_an_item_replaces_the_earlier_one_whole() ->
     assert fields["i2"].available is True
     # Unknown items have nothing and count as available (events may precede the catalog).
     assert fields["nope"].categories == [] and fields["nope"].available is True
-    assert await unavailable_items(store, KEYS, ["i1", "i2", "nope"]) == {"i1"}
+    assert await Availability(KEYS).hidden(store) == {"i1"}
+    assert await store.get(KEYS.catalog_version()) == b"1"
     assert await store.zrange(KEYS.items(), 0, -1) == [(b"i1", 0.0), (b"i2", 1.7e12)]
 
 
@@ -57,3 +58,17 @@ async def test_malformed_stored_fields_read_as_absent() -> None:
     assert await categories_of(store, KEYS, ["x", "y"]) == {"x": [], "y": ["ok"]}
     fields = await item_fields(store, KEYS, ["x"], (ATTRIBUTES,))
     assert fields["x"].attributes == {}
+
+
+async def test_readers_cache_availability_until_the_catalog_moves() -> None:
+    store = MemoryStore()
+    handler = CatalogHandler(KEYS)
+    availability = Availability(KEYS)
+    await run(handler, store, [{"item_id": "a", "available": False}])
+    assert await availability.hidden(store) == {"a"}
+    # Written behind the agent's back: the cache does not see it (the version did not move).
+    await store.apply(Writes().sadd(KEYS.unavailable_items(), ["b"]))
+    assert await availability.hidden(store) == {"a"}
+    # The next catalog batch moves the version: the cache re-reads.
+    await run(handler, store, [{"item_id": "a", "available": True}])
+    assert await availability.hidden(store) == {"b"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from pipeline.features.catalog.read import Availability
 from pipeline.features.personal.agent import PersonalHandler
 from pipeline.features.personal.read import read_foryou
 from pipeline.features.related.read import read_related
@@ -31,7 +32,7 @@ async def test_a_batch_writes_lists_related_items_and_exclusions() -> None:
         ev(5, "click", "u2", "c"),
     ]
     await run(handler, store, events)
-    listed = await read_foryou(store, KEYS, "u1", 10)
+    listed = await read_foryou(store, KEYS, Availability(KEYS), "u1", 10)
     assert listed is not None
     ids = [item["item_id"] for item in listed]
     # Bought items are never recommended back.
@@ -39,7 +40,7 @@ async def test_a_batch_writes_lists_related_items_and_exclusions() -> None:
     assert listed[0]["source"]["model"] == "for_you"
     # u1 clicked a then b: each is the other's "also clicked".
     # b and c tie (one co-click each, one click each): the smaller id first.
-    related = await read_related(store, KEYS, "a", "also_clicked", 10, 200, 0.5)
+    related = await read_related(store, KEYS, Availability(KEYS), "a", "also_clicked", 10, 200, 0.5)
     assert [item["item_id"] for item in related] == ["b", "c"]
     assert related[0]["source"] == {
         "model": "related",
@@ -47,17 +48,17 @@ async def test_a_batch_writes_lists_related_items_and_exclusions() -> None:
         "source_items": ["a"],
     }
     assert await store.smembers(KEYS.related_anchors()) == {b"a", b"b", b"c"}
-    assert await read_foryou(store, KEYS, "nobody", 10) is None
+    assert await read_foryou(store, KEYS, Availability(KEYS), "nobody", 10) is None
 
 
 async def test_login_moves_the_anonymous_history_to_the_user() -> None:
     store = store_at(T0_MS)
     handler = PersonalHandler(settings(), KEYS)
     await run(handler, store, [ev(1, "click", "anon-1", "a"), ev(2, "buy", "anon-1", "b")])
-    assert await read_foryou(store, KEYS, "anon-1", 5) is not None
+    assert await read_foryou(store, KEYS, Availability(KEYS), "anon-1", 5) is not None
     await run(handler, store, [ev(3, "login", "u9", previous_user_id="anon-1")])
     assert await store.get(KEYS.user_alias("anon-1")) == b"u9"
-    assert await read_foryou(store, KEYS, "anon-1", 5) is None
+    assert await read_foryou(store, KEYS, Availability(KEYS), "anon-1", 5) is None
     history = orjson.loads(await store.get(KEYS.user_history("u9")) or b"{}")
     assert [entry[0] for entry in history["recent"]] == ["a", "b"]
     assert "b" in history["excluded"]
@@ -92,4 +93,4 @@ async def test_an_aborted_batch_is_forgotten() -> None:
     handler.aborted()
     # Nothing reached the store, and the engine starts again from it.
     assert handler.engine.histories == {}
-    assert await read_foryou(store, KEYS, "u1", 5) is None
+    assert await read_foryou(store, KEYS, Availability(KEYS), "u1", 5) is None

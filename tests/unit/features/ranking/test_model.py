@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.ranking import benchmark
 from pipeline.core.settings import load_settings
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.features import features, observations
@@ -287,8 +286,3 @@ def test_ranking_config_reads_settings_fields():
     config = ranking_config(load_settings(ranking_n_bits=12, ranking_impression_weight=0.5))
     assert (config.n_bits, config.impression_weight, config.seed) == (12, 0.5, 42)
     assert config.model()._get_params()["n_bits"] == 12
-
-
-def test_benchmark_runs():
-    result = benchmark(n_events=20)
-    assert set(result) == {"impression_us", "click_us", "drain_us_per_event"}

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.core.decay import generation
 from pipeline.features.catalog.agent import CatalogHandler
+from pipeline.features.catalog.read import Availability
 from pipeline.features.trending.agent import TrendingHandler
 from pipeline.features.trending.read import read_trending
 from tests.unit.features.helpers import KEYS, T0_MS, run, settings, store_at
@@ -34,7 +35,9 @@ async def test_clicks_rank_items_by_decayed_count_with_categories() -> None:
     handler = TrendingHandler(settings(), KEYS)
     events = [click(1, "a"), click(2, "a", "v"), click(3, "b"), click(4, "c", minutes_ago=120)]
     await run(handler, store, events)
-    items = await read_trending(store, KEYS, "clicks", "1h", HOUR_S, None, 10, T0_MS)
+    items = await read_trending(
+        store, KEYS, Availability(KEYS), "clicks", "1h", HOUR_S, None, 10, T0_MS
+    )
     assert [item["item_id"] for item in items] == ["a", "b", "c"]
     assert math.isclose(items[0]["score"], 2.0, rel_tol=1e-9)
     # Two hours old with a one-hour half-life: a quarter.
@@ -45,7 +48,9 @@ async def test_clicks_rank_items_by_decayed_count_with_categories() -> None:
         "window": "1h",
         "category": None,
     }
-    shoes = await read_trending(store, KEYS, "clicks", "1h", HOUR_S, "shoes", 10, T0_MS)
+    shoes = await read_trending(
+        store, KEYS, Availability(KEYS), "clicks", "1h", HOUR_S, "shoes", 10, T0_MS
+    )
     assert [item["item_id"] for item in shoes] == ["a"]
 
 
@@ -59,7 +64,9 @@ async def test_conversions_count_by_weight_and_low_ratings_count_nothing() -> No
         click(4, "w", type="basket"),
     ]
     await run(handler, store, events)
-    items = await read_trending(store, KEYS, "conversions", "1d", 86400.0, None, 10, T0_MS)
+    items = await read_trending(
+        store, KEYS, Availability(KEYS), "conversions", "1d", 86400.0, None, 10, T0_MS
+    )
     weights = settings().event_weights
     assert {item["item_id"]: round(item["score"], 9) for item in items} == {
         "x": weights["buy"],
@@ -78,7 +85,9 @@ async def test_unavailable_items_are_left_out_and_the_list_stays_full() -> None:
     events = [click(n * 10 + k, f"i{n}", f"u{k}") for n in range(30) for k in range(3)]
     events += [click(1000 + n, f"ok{n}") for n in range(3)]
     await run(handler, store, events)
-    items = await read_trending(store, KEYS, "clicks", "1h", HOUR_S, None, 3, T0_MS)
+    items = await read_trending(
+        store, KEYS, Availability(KEYS), "clicks", "1h", HOUR_S, None, 3, T0_MS
+    )
     assert sorted(item["item_id"] for item in items) == ["ok0", "ok1", "ok2"]
 
 

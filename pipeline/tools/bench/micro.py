@@ -1,5 +1,6 @@
-"""The benchmarks. Each returns events per second of our path and of a baseline, measured
-on the same events in the same process, so the ratio means something on a noisy machine."""
+"""``pipeline bench micro``: the in-process paths, each against a baseline on the same events
+in the same process (events per second of both, so the ratio means something on a noisy
+machine): decoding, validating, learning, writing to Redis, agent batches, the click model."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pipeline.features.trending.config import trending_config
 from pipeline.features.trending.model import fold
 from pipeline.store.base import Writes
 from pipeline.store.redis import connect
+from pipeline.tools.bench.common import report
 from pipeline.tools.local import free_port, start_redis
 from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld
 
@@ -59,7 +61,12 @@ def bench_learn(events: list[Event]) -> dict[str, Any]:
 
     settings = load_settings()
     engine = Engine(personal_config(settings))
-    ours = _timed(lambda: [engine.learn(event) for event in events])
+
+    def learn_all() -> None:
+        for event in events:
+            engine.learn(event)
+
+    ours = _timed(learn_all)
     negatives = engine.config.mf.negatives
     item_ids = sorted({e.item_id for e in events if e.item_id})
     observations: list[tuple[str, str, float]] = []
@@ -186,11 +193,54 @@ async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str,
     }
 
 
+def bench_ranking(events: list[Event]) -> dict[str, Any]:
+    """The click model as the ranking agent learns a batch (indexes without names, one
+    vectorised step) vs the readable path (feature names hashed, one SGD step each)."""
+    from pipeline.features.ranking.config import ranking_config
+    from pipeline.features.ranking.features import observations
+
+    config = ranking_config(load_settings())
+    categories: dict[str, list[str]] = {}
+    fast = config.model()
+    indexer = fast.indexer()
+
+    def ours() -> None:
+        steps = [
+            step
+            for event in events
+            for step in indexer.observations(
+                event, categories, config.impression_weight, config.click_weight
+            )
+        ]
+        fast.learn_batch(steps)
+
+    slow = config.model()
+
+    def readable() -> None:
+        for event in events:
+            for names, clicked, weight in observations(
+                event, categories, config.impression_weight, config.click_weight
+            ):
+                slow.learn_indexes(slow.indexes(names), clicked, weight)
+
+    return {
+        "name": "click model, a batch",
+        "ours": _rate(len(events), _timed(ours)),
+        "baseline": _rate(len(events), _timed(readable)),
+        "baseline_name": "feature names hashed, one SGD step each",
+    }
+
+
 async def run_all(n: int, redis_url: str | None = None) -> list[dict[str, Any]]:
     events = synthetic_events(n)
-    rows = [bench_parse_json_only(events), bench_parse(events), bench_learn(events)]
+    rows = [
+        bench_parse_json_only(events),
+        bench_parse(events),
+        bench_learn(events),
+        bench_ranking(events),
+    ]
     server = start_redis(free_port()) if redis_url is None else None
-    url = server.url if server is not None else redis_url
+    url = server.url if server is not None else str(redis_url)
     try:
         rows.append(await bench_redis_writes(events, url))
         rows.append(await bench_personal_agent(events, url))
@@ -198,3 +248,21 @@ async def run_all(n: int, redis_url: str | None = None) -> list[dict[str, Any]]:
         if server is not None:
             server.stop()
     return rows
+
+
+COLUMNS = [
+    ("name", "benchmark"),
+    ("ours", "ours ev/s"),
+    ("baseline", "baseline ev/s"),
+    ("ratio", "ratio"),
+    ("baseline_name", "baseline"),
+]
+
+
+def main(events: int, as_json: bool) -> str:
+    import asyncio
+
+    rows = asyncio.run(run_all(events))
+    for row in rows:
+        row["ratio"] = row["ours"] / row["baseline"] if row["baseline"] else 0.0
+    return report(rows, COLUMNS, as_json)

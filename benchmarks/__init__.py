@@ -1,1 +1,0 @@
-"""Benchmarks: each compares our path with a baseline in the same run (ratios are stable)."""
