@@ -30,6 +30,9 @@ run: setup ## Run the whole stack locally with synthetic traffic (Ctrl-C stops i
 	$(BIN)/pipeline dev
 
 test: setup ## Run the whole test suite (unit + integration on embedded services)
+	@# The browser tests drive Debian's chromium (no Playwright/Selenium downloads).
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
+		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-unit: setup ## Run the unit tests only (no services needed)

@@ -85,5 +85,6 @@ def isolated(services: Services) -> Settings:
         key_prefix=tag,
         app_id=tag,
         topics_file=ROOT / "topics.yaml",
+        scenarios_file=ROOT / "scenarios.yaml",
         batch_ms=50,
     )

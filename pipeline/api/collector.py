@@ -16,6 +16,11 @@ Build it with :func:`create_collector_app`; nothing is created at import time. E
 - ``GET /healthz``: 200 ``{"status": "ok"}``. ``GET /readyz``: 200 ``{"status": "ready"}``
   when the producer is started and broker metadata refreshes, else 503 ``{"status":
   "unavailable", "reason"}``. ``GET /metrics``: Prometheus text.
+- ``POST /v1/items``: catalog items, answered like events (``pipeline.api.items``).
+- ``GET /docs``: Swagger UI, served with its files (``pipeline.api.docs``).
+
+API keys and CORS: ``pipeline.api.security`` (every route under ``/v1`` is a write, except
+the public ``GET /v1/sdk.js``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 
+from pipeline.api.docs import install_docs
 from pipeline.api.http import (
     BodyLimitMiddleware,
     ErrorBody,
@@ -39,12 +45,17 @@ from pipeline.api.http import (
     install_liveness,
     install_metrics,
 )
+from pipeline.api.items import install_items
+from pipeline.api.privacy import install_privacy
 from pipeline.api.producer import Message, Publisher, PublishFailed
+from pipeline.api.schemas import events_body
+from pipeline.api.security import COLLECTOR_ACCESS, install_api_keys, install_cors
 from pipeline.core.events import decode_json, event_from_dict
 from pipeline.core.ids import InvalidInput
 from pipeline.core.settings import Settings
 from pipeline.core.topics import Topics
 from pipeline.features.registry import declared_topics
+from pipeline.web.routes import install_sdk
 
 
 class EventResult(BaseModel):
@@ -102,12 +113,23 @@ def create_collector_app(settings: Settings, producer: Any = None) -> FastAPI:
         ),
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
+        # Served by install_docs from local files, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     registry = CollectorRegistry()
+    # Added first, so it runs inside the metrics: refused requests are counted too.
+    install_api_keys(app, settings, COLLECTOR_ACCESS)
     install_metrics(app, registry, "collector")
     install_error_handlers(app)
     install_liveness(app)
+    install_docs(app)
+    install_items(app, settings, registry)
+    install_privacy(app, settings)
+    install_sdk(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.collector_max_body_bytes)
+    # Outermost: preflights answered, and every answer (401 included) readable by browsers.
+    install_cors(app, settings)
     events_total = Counter(
         "collector_events_total",
         "Events received, by outcome (accepted, rejected, failed: Kafka did not acknowledge).",
@@ -126,8 +148,11 @@ def create_collector_app(settings: Settings, producer: Any = None) -> FastAPI:
         summary="Publish events",
         description=(
             "Body: one event object or a JSON list of events. Each element is validated on "
-            "its own and reported by index. Answers once Kafka acknowledged the accepted ones."
+            "its own and reported by index. Answers once Kafka acknowledged the accepted ones. "
+            f"At most {settings.collector_max_events} events per request "
+            "(`PIPELINE_COLLECTOR_MAX_EVENTS`)."
         ),
+        openapi_extra=events_body(settings.collector_max_events),
     )
     async def post_events(request: Request) -> Response:
         try:

@@ -12,9 +12,9 @@ the fast lane never answers differently from it, only sooner.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,22 +28,48 @@ _HEADERS = [(b"content-type", b"application/json")]
 
 @dataclass(frozen=True, slots=True)
 class FastRoute:
-    """A GET route template (``/v1/users/{user_id}/recommendations``) and its handler."""
+    """A GET route template and its handler: ``/v1/trending`` or, with one path parameter,
+    ``/v1/users/{user_id}/recommendations``.
+
+    The parameter takes everything between the template's fixed head and tail, slashes
+    included, as ``{user_id:path}`` does in the FastAPI route of the same path: ids may hold
+    ``/``, sent as is or as ``%2F`` (the server decodes both to ``/`` in ``scope["path"]``).
+    The path is matched exactly as received, so ``//v1/...`` or a trailing slash is left to
+    FastAPI like anything else unusual.
+    """
 
     path: str
     handle: FastHandler
+    head: str = field(init=False)
+    tail: str = field(init=False)
+    parameter: str | None = field(init=False)
+    # The template without convertors, as Starlette's routes have it: the metrics label.
+    path_format: str = field(init=False)
 
-    def match(self, parts: list[str]) -> dict[str, str] | None:
-        template = self.path.strip("/").split("/")
-        if len(template) != len(parts):
+    def __post_init__(self) -> None:
+        head, brace, rest = self.path.partition("{")
+        name, _, tail = rest.partition("}")
+        if "{" in tail:
+            raise ValueError(f"a fast route has at most one path parameter: {self.path}")
+        object.__setattr__(self, "head", head)
+        object.__setattr__(self, "tail", tail)
+        # "{user_id:path}" names the parameter user_id.
+        parameter = name.partition(":")[0] if brace else None
+        object.__setattr__(self, "parameter", parameter)
+        template = self.path if parameter is None else f"{head}{{{parameter}}}{tail}"
+        object.__setattr__(self, "path_format", template)
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The path parameter of a matching (decoded) request path, else None."""
+        if self.parameter is None:
+            return {} if path == self.head else None
+        if (
+            len(path) <= len(self.head) + len(self.tail)
+            or not path.startswith(self.head)
+            or not path.endswith(self.tail)
+        ):
             return None
-        found = {}
-        for pattern, part in zip(template, parts, strict=True):
-            if pattern.startswith("{"):
-                found[pattern[1:-1]] = unquote(part)
-            elif pattern != part:
-                return None
-        return found
+        return {self.parameter: path[len(self.head) : len(path) - len(self.tail)]}
 
 
 def query_params(raw: bytes) -> dict[str, str] | None:
@@ -62,9 +88,8 @@ class FastLaneMiddleware(HttpMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "GET":
-            parts = scope["path"].strip("/").split("/")
             for route in self.routes:
-                path = route.match(parts)
+                path = route.match(scope["path"])
                 if path is None:
                     continue
                 query = query_params(scope.get("query_string", b""))

@@ -196,8 +196,10 @@ class _MetricsMiddleware(HttpMiddleware):
             await self.app(scope, receive, send_and_record)
         finally:
             # The router stores the matched route in the scope; raw paths would let any
-            # client create label values without bound.
-            route = getattr(scope.get("route"), "path", "unmatched")
+            # client create label values without bound. The template without convertors
+            # ({item_id}, not {item_id:path}) is the same for the fast lane and FastAPI.
+            matched = scope.get("route")
+            route = getattr(matched, "path_format", None) or getattr(matched, "path", "unmatched")
             self.requests.labels(route, scope["method"], str(status)).inc()
             self.latency.labels(route).observe(time.perf_counter() - started)
 

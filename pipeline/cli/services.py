@@ -59,11 +59,17 @@ def serve(app: Any, host: str, port: int, setting: str, log_level: str) -> None:
 @cli.command()
 @click.option("--log-level", default="warning", show_default=True)
 def reader(log_level: str) -> None:
-    """Serve recommendations over HTTP: trending, for-you, related, rank, segments (see /docs)."""
+    """Serve recommendations over HTTP: scenarios, trending, for-you, related, rank, segments
+    (see /docs)."""
     from pipeline.api.reader import create_reader_app
+    from pipeline.api.security import ApiKeyConfigError
+    from pipeline.features.scenarios.spec import ScenarioFileError
 
     settings = load_cli_settings()
-    app = create_reader_app(settings)
+    try:
+        app = create_reader_app(settings)
+    except (ApiKeyConfigError, ScenarioFileError) as exc:
+        raise click.ClickException(str(exc)) from None
     serve(app, settings.reader_host, settings.reader_port, "PIPELINE_READER_PORT", log_level)
 
 
@@ -72,10 +78,14 @@ def reader(log_level: str) -> None:
 def collector(log_level: str) -> None:
     """Accept events over HTTP (POST /v1/events) and publish them to Kafka."""
     from pipeline.api.collector import create_collector_app
+    from pipeline.api.security import ApiKeyConfigError
 
     settings = load_cli_settings()
     load_cli_topics(settings)
-    app = create_collector_app(settings)
+    try:
+        app = create_collector_app(settings)
+    except ApiKeyConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     host, port = settings.collector_host, settings.collector_port
     serve(app, host, port, "PIPELINE_COLLECTOR_PORT", log_level)
 

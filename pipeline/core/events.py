@@ -7,6 +7,7 @@ for every element that breaks the contract. The item (catalog) contract is in ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,11 +16,16 @@ import orjson
 
 from pipeline.core.ids import InvalidInput, check_id, check_number
 
+# A privacy request: every agent group removes what it keeps about the user (docs/privacy.md).
+FORGET = "forget"
 EVENT_TYPES = frozenset(
-    {"click", "consume", "buy", "basket", "rate", "impression", "blacklist", "login"}
+    {"click", "consume", "buy", "basket", "rate", "impression", "blacklist", "login", FORGET}
 )
 # Types whose event names no single item.
-ITEMLESS_TYPES = frozenset({"impression", "login"})
+ITEMLESS_TYPES = frozenset({"impression", "login", FORGET})
+# Fields a forget must not carry: it names only the user, so that no agent group can take it
+# for an interaction with an item.
+NOT_IN_FORGET = ("item_id", "items", "value", "price", "previous_user_id")
 
 MAX_IMPRESSION_ITEMS = 100
 MAX_CONTEXT_ENTRIES = 32
@@ -181,6 +187,10 @@ def event_from_dict(
     timestamp_ms = parse_timestamp(raw["timestamp"])
     if now_ms is not None and max_future_ms is not None and timestamp_ms > now_ms + max_future_ms:
         raise InvalidInput("timestamp lies in the future")
+    if event_type == FORGET:
+        carried = [name for name in NOT_IN_FORGET if raw.get(name) is not None]
+        if carried:
+            raise InvalidInput(f"a forget names only the user; remove {', '.join(carried)}")
 
     item_id = raw.get("item_id")
     if item_id is not None or event_type not in ITEMLESS_TYPES:
@@ -231,6 +241,31 @@ def event_from_dict(
         context=context,
         extra=extra,
     )
+
+
+def split_forgets(events: Sequence[Event]) -> tuple[list[Event], set[str]]:
+    """Apply a batch's ``forget`` events: (the events that outlive them, the users forgotten).
+
+    Order is timestamp order, ties in batch order (the order the personal engine learns in):
+    an event of a user that comes before the user's last forget is dropped, because the
+    forget erases it; the user's events after it start a new state. The returned events
+    keep their batch order and hold no forget.
+    """
+    if not any(event.event_type == FORGET for event in events):
+        return list(events), set()
+    ordered = sorted(range(len(events)), key=lambda index: events[index].timestamp_ms)
+    rank = {index: position for position, index in enumerate(ordered)}
+    last_forget = {
+        events[index].user_id: position
+        for position, index in enumerate(ordered)
+        if events[index].event_type == FORGET
+    }
+    kept = [
+        event
+        for index, event in enumerate(events)
+        if event.event_type != FORGET and rank[index] > last_forget.get(event.user_id, -1)
+    ]
+    return kept, set(last_forget)
 
 
 @dataclass(frozen=True, slots=True)

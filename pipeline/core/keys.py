@@ -14,7 +14,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:fence:{agent}:{topic}:{partition}`` | string | last Kafka offset the agent group applied from that partition |
 | ``{p}:seen:{agent}`` | sorted set | event ids applied recently (score: when), for de-duplication |
 | ``{p}:user:{user_id}:history`` | string | JSON: recent interactions, exclusions, blacklist (TTL: idle users expire) |
-| ``{p}:user:{user_id}:alias`` | string | the user id an anonymous id became at login (TTL) |
+| ``{p}:user:{user_id}:alias`` | string | the user id an anonymous id became at login (TTL); the user's history lists the anonymous ids that became the user |
 | ``{p}:user:{user_id}:factors`` | string | base64 float32 latent vector of the user (TTL) |
 | ``{p}:foryou:{user_id}`` | string | JSON list of the user's current "for you" items with scores and sources (TTL) |
 | ``{p}:foryou:pending`` | sorted set | users whose list waits for a recompute (score: when it became stale, epoch ms) |
@@ -26,6 +26,10 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:rank:weights`` | hash | hashed feature index -> weight of the click model |
 | ``{p}:segment:item:{item_id}:{gen}`` | sorted set | user_id -> forward-decayed affinity for one item (capped; ``-inf`` marks a blacklist) |
 | ``{p}:segment:attr:{attribute}:{value}:{gen}`` | sorted set | the same for an attribute value (``attribute`` has no ``:``; ``category`` = catalog categories) |
+| ``{p}:stats:{scenario}:{hour}`` | hash | counts of one scenario in one hour (epoch hours): ``served``, ``impressions``, ``clicks``, ``conversions``, and each per stage as ``clicks:{stage}`` |
+| ``{p}:stats:{scenario}:{metric}:{day}`` | sorted set | item -> count of ``metric`` in one day (epoch days) |
+| ``{p}:attribution:{user_id}`` | hash | item -> ``{recommendation_id} {timestamp_ms}`` of the user's recent clicks on recommendations (TTL), to credit later conversions |
+| ``{p}:user:{user_id}:segments:{gen}`` | sorted set | segments the user's events of generation ``gen`` put the user in (``i:{item_id}``, ``a:{attribute}:{value}``; score 0), so in their keys of ``gen`` and ``gen + 1``: what a ``forget`` removes the user from; expires with those keys |
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.core.ids import InvalidInput, check_id
+
+
+def _plain(value: str, name: str) -> str:
+    """An id without ':' (a ':' would let two different parts build the same key)."""
+    if ":" in check_id(value, name):
+        raise InvalidInput(f"{name} may not contain ':'")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,11 @@ class Keys:
     def user_factors(self, user_id: str) -> str:
         return self._user(user_id, "factors")
 
+    def user_segments(self, user_id: str, generation: int) -> str:
+        # The generation is the last part, after a fixed word: unambiguous although user
+        # ids may contain ':'.
+        return f"{self._user(user_id, 'segments')}:{int(generation)}"
+
     def foryou(self, user_id: str) -> str:
         return f"{self.prefix}:foryou:{check_id(user_id, 'user_id')}"
 
@@ -120,6 +136,16 @@ class Keys:
         return (
             f"{self.prefix}:segment:attr:{attribute}:{check_id(value, 'value')}:{int(generation)}"
         )
+
+    def stats(self, scenario: str, hour: int) -> str:
+        return f"{self.prefix}:stats:{_plain(scenario, 'scenario')}:{int(hour)}"
+
+    def stats_items(self, scenario: str, metric: str, day: int) -> str:
+        scenario = _plain(scenario, "scenario")
+        return f"{self.prefix}:stats:{scenario}:{_plain(metric, 'metric')}:{int(day)}"
+
+    def attribution(self, user_id: str) -> str:
+        return f"{self.prefix}:attribution:{check_id(user_id, 'user_id')}"
 
     def pattern(self) -> str:
         """Glob matching every key of this namespace (tests, cleanup)."""

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from pipeline.core.settings import Settings
 from pipeline.core.topics import Topics, load_topics
-from pipeline.features import catalog, personal, ranking, related, segments, trending
+from pipeline.features import (
+    attribution,
+    catalog,
+    personal,
+    ranking,
+    related,
+    scenarios,
+    segments,
+    trending,
+)
 from pipeline.features.base import Feature
 
 FEATURES: tuple[Feature, ...] = (
@@ -19,6 +28,8 @@ FEATURES: tuple[Feature, ...] = (
     personal.FEATURE,
     ranking.FEATURE,
     segments.FEATURE,
+    scenarios.FEATURE,
+    attribution.FEATURE,
 )
 
 # Names of the agent groups (features with a handler), in registry order.

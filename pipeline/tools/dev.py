@@ -3,12 +3,17 @@
 Starts the broker and Redis (embedded), applies topics, then runs the worker, reader,
 collector and synthetic traffic as child processes with the same settings. Ctrl-C or
 SIGTERM stops every process it started, in reverse order; so does any child dying.
+
+API keys are on as in production: without configured keys it draws a write key and a read
+key for the run, passes them to the services and prints them once, with the other
+addresses (the only place a key is ever shown; docs/security.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -68,6 +73,56 @@ def check_ports(settings: Settings) -> list[str]:
     ]
 
 
+def with_demo(settings: Settings) -> Settings:
+    """The demo page on (``/demo`` on the reader), and the reader's origins allowed by CORS:
+    the page, served by the reader, calls the collector from the browser."""
+    port = settings.reader_port
+    hosts = [settings.reader_host] if settings.reader_host not in ("0.0.0.0", "::") else []
+    if not hosts or settings.reader_host == "127.0.0.1":
+        hosts += ["127.0.0.1", "localhost"]
+    wanted = [
+        f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        for host in dict.fromkeys(hosts)
+    ]
+    origins = list(settings.cors_origins) + [o for o in wanted if o not in settings.cors_origins]
+    return settings.model_copy(update={"demo_page": True, "cors_origins": origins})
+
+
+def with_keys(settings: Settings) -> tuple[Settings, bool]:
+    """``settings`` with a fresh write key and read key when none is configured (True), else
+    unchanged (False): the embedded stack checks keys like a production one."""
+    if settings.read_api_keys or settings.write_api_keys:
+        return settings, False
+    drawn = {
+        "write_api_keys": [secrets.token_urlsafe(32)],
+        "read_api_keys": [secrets.token_urlsafe(32)],
+    }
+    return settings.model_copy(update=drawn), True
+
+
+def key_lines(settings: Settings, generated: bool, keys_file: Path | None = None) -> str:
+    """What the start banner says about API keys: the drawn keys themselves, or only where
+    the configured ones come from."""
+    if not generated:
+        return "  api keys   as configured (PIPELINE_WRITE_API_KEYS, PIPELINE_READ_API_KEYS)\n"
+    return (
+        "  api keys   drawn for this run; send one as the X-API-Key header (or ?api_key=)\n"
+        f"    write    {settings.write_api_keys[0]}   (collector; may read too)\n"
+        f"    read     {settings.read_api_keys[0]}   (reader)\n"
+    ) + (f"    (. {keys_file} sets READ_KEY and WRITE_KEY in a shell)\n" if keys_file else "")
+
+
+def write_keys_file(path: Path, settings: Settings) -> None:
+    """The drawn keys as shell variables (``. .run/keys.env`` sets ``READ_KEY`` and
+    ``WRITE_KEY`` for the README's examples), readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(f"READ_KEY={settings.read_api_keys[0]}\n")
+        handle.write(f"WRITE_KEY={settings.write_api_keys[0]}\n")
+
+
 def child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(to_env(settings))
@@ -77,12 +132,17 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> int:
     """Run until interrupted; returns the process exit code."""
+    settings = with_demo(settings)
+    settings, generated_keys = with_keys(settings)
     problems = check_ports(settings)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     log_dir.mkdir(parents=True, exist_ok=True)
+    keys_file = log_dir.parent / "keys.env"
+    if generated_keys:
+        write_keys_file(keys_file, settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -131,8 +191,10 @@ def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> in
             f"  broker     {settings.kafka_bootstrap}\n"
             f"  redis      {settings.redis_url}\n"
             f"  reader     {base}/v1/trending?kind=clicks&window=1h   (docs: {base}/docs)\n"
+            f"  demo       {base}/demo\n"
             f"  collector  http://{settings.collector_host}:{settings.collector_port}/v1/events\n"
             f"  logs       {log_dir}/\n"
+            + key_lines(settings, generated_keys, keys_file if generated_keys else None)
             + (
                 f"  traffic    synthetic, {traffic_rate:.0f} events/s\n"
                 if traffic_rate is not None
@@ -159,3 +221,6 @@ def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> in
         print("stopping...", file=sys.stderr, flush=True)
         for process in reversed(started):
             process.stop()
+        if generated_keys:
+            # The run's keys die with it.
+            keys_file.unlink(missing_ok=True)

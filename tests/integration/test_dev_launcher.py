@@ -1,12 +1,15 @@
-"""``pipeline dev`` (what ``make run`` starts): serves trending from synthetic traffic, stops clean."""
+"""``pipeline dev`` (what ``make run`` starts): serves trending from synthetic traffic behind the
+API keys it draws and prints, stops clean."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,17 +45,52 @@ def start_dev(ports: dict[str, int], log_dir: Path, *args: str) -> subprocess.Po
     )
 
 
+class Output:
+    """Collects a process's output lines in a thread, so a test can wait for one (bounded)."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self.thread.start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout_s: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if found := re.search(pattern, line):
+                    return found
+            if not self.thread.is_alive():
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r}; output:\n{self.text}")
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
 def test_dev_serves_trending_from_synthetic_traffic_and_stops_everything(tmp_path: Path):
     ports = {name: free_port() for name in ("broker", "redis", "reader", "collector")}
     dev = start_dev(ports, tmp_path / "logs", "--rate", "300")
+    output = Output(dev)
     url = f"http://127.0.0.1:{ports['reader']}/v1/trending"
     items: list = []
     try:
+        # No keys configured: dev draws a pair and prints them once, with the addresses.
+        read_key = output.wait_for(r"^\s+read\s+(\S+)", 90).group(1)
+        write_key = output.wait_for(r"^\s+write\s+(\S+)", 5).group(1)
+        headers = {"X-API-Key": read_key}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not items:
-            assert dev.poll() is None, dev.stdout.read() if dev.stdout else ""
+            assert dev.poll() is None, output.text
             try:
-                response = httpx.get(url, params={"kind": "clicks", "window": "1h"}, timeout=2)
+                params = {"kind": "clicks", "window": "1h"}
+                response = httpx.get(url, params=params, headers=headers, timeout=2)
                 if response.status_code == 200:
                     items = response.json()["items"]
             except httpx.TransportError:
@@ -61,11 +99,18 @@ def test_dev_serves_trending_from_synthetic_traffic_and_stops_everything(tmp_pat
                 time.sleep(0.5)
         assert items, "no trending items within a minute"
         assert all(item["item_id"].startswith("item-") and item["score"] > 0 for item in items)
+        assert httpx.get(url, timeout=2).status_code == 401
+        events = f"http://127.0.0.1:{ports['collector']}/v1/events"
+        assert httpx.post(events, json=[], headers=headers, timeout=5).status_code == 403
+        written = httpx.post(events, json=[], headers={"X-API-Key": write_key}, timeout=5)
+        assert written.status_code == 400  # past the keys: an empty batch
     finally:
         dev.send_signal(signal.SIGTERM)
-        output, _ = dev.communicate(timeout=60)
-    assert dev.returncode == 0, output
-    assert "reader" in output and "stopping" in output
+        dev.wait(timeout=60)
+        output.thread.join(timeout=10)
+    assert dev.returncode == 0, output.text
+    assert "reader" in output.text and "stopping" in output.text
+    assert output.text.count(read_key) == 1 and output.text.count(write_key) == 1
     for name, port in ports.items():
         assert not port_in_use("127.0.0.1", port), f"{name} still listens on {port}"
 

@@ -1,8 +1,11 @@
-"""The stored form of a catalog item (``{p}:item:{item_id}``, documented in core/keys.py)."""
+"""The stored form of a catalog item (``{p}:item:{item_id}``, documented in core/keys.py),
+and the view readers take of it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -32,3 +35,23 @@ def latest_versions(items: Iterable[Item]) -> dict[str, Item]:
     for item in items:
         latest[item.item_id] = item
     return latest
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogView:
+    """What filters and responses need of one item, read from its catalog hash. An item
+    missing from the catalog has no categories, no attributes and is available."""
+
+    categories: tuple[str, ...] = ()
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    available: bool = True
+    created_at_ms: int | None = None
+    price: float | None = None
+    title: str | None = None
+
+    def value(self, name: str) -> Any:
+        if name == "price":
+            return self.price
+        if name == "created_at":
+            return self.created_at_ms
+        return self.attributes.get(name)

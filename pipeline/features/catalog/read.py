@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.core.ids import decode_id
 from pipeline.core.items import stored_attributes, stored_categories
 from pipeline.core.keys import Keys
+from pipeline.features.catalog.model import CatalogView
 from pipeline.store.base import Reads, Store
 
 CATEGORIES = "categories"
@@ -92,3 +94,63 @@ class Availability:
     async def hidden(self, store: Store) -> frozenset[str]:
         """The unavailable items now (one GET, plus a set read when the catalog changed)."""
         return await self.settle(store, await store.get(self.keys.catalog_version()))
+
+
+# Every stored field a reader's view of an item holds (:class:`CatalogView`).
+VIEW_FIELDS = (CATEGORIES, ATTRIBUTES, AVAILABLE, "created_at", "price", "title")
+
+
+def queue_view(reads: Reads, keys: Keys, item_id: str) -> None:
+    """Add the read of one item's :data:`VIEW_FIELDS` (answer: see :func:`parse_view`)."""
+    reads.hmget(keys.item(item_id), VIEW_FIELDS)
+
+
+def parse_view(row: Sequence[bytes | None], hidden: bool = False) -> CatalogView:
+    """The answer of :func:`queue_view` as a view; malformed fields read as absent, and
+    ``hidden`` (in the unavailable set) makes the item unavailable."""
+    found = dict(zip(VIEW_FIELDS, row, strict=True))
+    title = found["title"]
+    return CatalogView(
+        categories=tuple(stored_categories(found[CATEGORIES])),
+        attributes=stored_attributes(found[ATTRIBUTES]),
+        available=not hidden and found[AVAILABLE] != b"0",
+        created_at_ms=_stored_number(found["created_at"], int),
+        price=_stored_number(found["price"], float),
+        title=title.decode(errors="replace") if title else None,
+    )
+
+
+def _stored_number(raw: bytes | None, kind: type[Any]) -> Any:
+    if raw is None:
+        return None
+    try:
+        return kind(float(raw))
+    except ValueError:
+        return None
+
+
+async def item_views(
+    store: Store, keys: Keys, item_ids: Sequence[str], hidden: frozenset[str]
+) -> dict[str, CatalogView]:
+    """Views of ``item_ids`` in one round trip (items missing from the catalog: no
+    categories, no attributes, available unless ``hidden``)."""
+    if not item_ids:
+        return {}
+    reads = Reads()
+    for item_id in item_ids:
+        queue_view(reads, keys, item_id)
+    rows = await store.read(reads)
+    return {
+        item_id: parse_view(row, item_id in hidden)
+        for item_id, row in zip(item_ids, rows, strict=True)
+    }
+
+
+async def newest_items(store: Store, keys: Keys, depth: int) -> list[tuple[str, int]]:
+    """The ``depth`` newest catalog items as (item_id, created_at_ms), newest first."""
+    rows = await store.zrange(keys.items(), 0, depth - 1, desc=True)
+    return [
+        (item_id, int(created_at))
+        for member, created_at in rows
+        if (item_id := decode_id(member)) is not None
+    ]

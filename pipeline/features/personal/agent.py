@@ -13,6 +13,11 @@ follow, lists lag behind learning instead of slowing it down.
 
 If a transaction does not commit, the in-memory engine may hold learning that Redis does
 not: the handler then drops the engine and reloads it from Redis before the next batch.
+
+A ``forget`` event erases its user in the engine at its place in the batch (timestamp
+order), and the batch's writes start with the deletes of every key of the user (history,
+factors, list, aliases; ``Engine.forget``, ``state.forget_writes``) and the user's removal
+from the waiting lists, all in the batch's one transaction (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -75,8 +80,11 @@ class PersonalHandler(EventHandler):
         # in the order of their events. Under any load the budget can follow, every list is
         # refreshed within a few batches; none waits behind an endless stream of newcomers.
         touched = changes.users - changes.removed_users
+        # Users whose list must not come back: merged into another at login, or forgotten
+        # with no event after the forget.
+        gone = changes.removed_users | (changes.forgotten - changes.users)
         arrivals = dict.fromkeys(e.user_id for e in sorted(records, key=lambda e: e.timestamp_ms))
-        queue = [user for user in self.pending if user not in changes.removed_users]
+        queue = [user for user in self.pending if user not in gone]
         queue += [user for user in arrivals if user in touched and user not in self.pending]
         queue += sorted(touched - set(queue))
         await self._load(store, [user for user in queue if user not in self.users_loaded])
@@ -93,7 +101,7 @@ class PersonalHandler(EventHandler):
             self.budget_s if busy else 0.0,
         )
         done = set(queue) - set(left)
-        writes.zrem(self.keys.foryou_pending(), sorted(done | changes.removed_users))
+        writes.zrem(self.keys.foryou_pending(), sorted(done | gone))
         now_ms = int(time.time() * 1000)
         fresh = [user for user in left if user not in self.pending]
         writes.zadd(self.keys.foryou_pending(), dict.fromkeys(fresh, now_ms))
@@ -117,20 +125,22 @@ class PersonalHandler(EventHandler):
 
     async def _load_users(self, store: Store, records: list[Event]) -> None:
         engine = self.engine
-        wanted = {e.user_id for e in records} | {
-            e.previous_user_id for e in records if e.previous_user_id
-        }
-        aliased = await self._load(
-            store, [user for user in wanted if user not in self.users_loaded]
-        )
-        # Events of an aliased id go to the user it became: that user must be loaded too,
-        # and must not be evicted below.
-        await self._load(store, [user for user in aliased if user not in self.users_loaded])
-        wanted |= {engine.aliases[user] for user in wanted if user in engine.aliases}
+        own = {e.user_id for e in records}
+        wanted = own | {e.previous_user_id for e in records if e.previous_user_id}
+        await self._load(store, [user for user in wanted if user not in self.users_loaded])
+        # Events of an aliased id go to the user it became, whose own events may be another
+        # worker's (the anonymous id partitions elsewhere): that user is read from Redis for
+        # every such batch, so a copy cached here never overwrites what the other worker
+        # wrote since, nor brings back what a forget erased. It must not be evicted below.
+        targets = {engine.aliases[user] for user in wanted if user in engine.aliases} - own
+        for target in targets:
+            engine.evict_user(target)
+        await self._load(store, sorted(targets))
+        wanted |= targets
         # Bounded memory: forget the users loaded longest ago; Redis still has them.
         excess = len(self.users_loaded) - self.settings.max_cached_users
         if excess > 0:
             for user_id in list(self.users_loaded)[:excess]:
                 if user_id not in wanted and user_id not in self.pending:
                     del self.users_loaded[user_id]
-                    engine.forget_user(user_id)
+                    engine.evict_user(user_id)

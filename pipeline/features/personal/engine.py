@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.decay import DecayedCounts
-from pipeline.core.events import Event
+from pipeline.core.events import FORGET, Event
 from pipeline.core.feedback import Feedback
 from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHistory
 from pipeline.features.personal.mf import FactorConfig
@@ -43,6 +43,11 @@ class Changes:
     removed_users: set[str] = field(default_factory=set)
     # anonymous id -> user id, from logins in this batch.
     aliases: dict[str, str] = field(default_factory=dict)
+    # Users a forget erased: every stored key of theirs goes before anything of the batch is
+    # written (``users`` holds them again when events after the forget started a new state).
+    forgotten: set[str] = field(default_factory=set)
+    # Ids whose alias key goes (before the batch's new aliases are written).
+    unaliased: set[str] = field(default_factory=set)
     pairs: list[Pair] = field(default_factory=list)
     # (signal, item_id) -> count of positive events.
     popularity: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
@@ -75,6 +80,10 @@ class Engine:
     def learn(self, event: Event) -> None:
         """Fold one event into every model. Call :meth:`recommend` before it to evaluate."""
         event_type = event.event_type
+        if event_type == FORGET:
+            # The id itself, never the user it became: a forget names one id exactly.
+            self.forget(event.user_id)
+            return
         # Events of an anonymous id that logged in belong to the user, also when they arrive
         # after the login (a user's events span topics, which Kafka does not order).
         user = self.aliases.get(event.user_id, event.user_id)
@@ -136,9 +145,14 @@ class Engine:
         self.changes.aliases[anonymous] = user
         # The user now has a list even before any event of theirs arrives.
         self.changes.users.add(user)
+        history = self.history(user)
         old = self.histories.pop(anonymous, None)
         if old is not None:
-            self.history(user).merge_from(old)
+            history.merge_from(old)
+        # The user's history lists every id whose alias points to the user (or to an id
+        # merged into the user): a forget of the user deletes them all.
+        for dropped in history.add_merged([*(old.merged if old else ()), anonymous]):
+            self._unalias(dropped)
         old_vector = self.model.user_factors.pop(anonymous, None)
         if old_vector is not None:
             current = self.model.user_factors.get(user)
@@ -146,6 +160,37 @@ class Engine:
                 old_vector if current is None else (current + old_vector) / 2
             )
         self.changes.removed_users.add(anonymous)
+
+    def forget(self, user_id: str) -> None:
+        """Erase ``user_id`` (a ``forget`` event): history, factors, list, the id's own alias
+        and the aliases of the anonymous ids merged into it. The user's later events start
+        a new state. Item-level state the user contributed to (co-occurrence, popularity,
+        item factors) is aggregate and stays."""
+        changes = self.changes
+        changes.forgotten.add(user_id)
+        # Nothing learned of the user so far in this batch is written.
+        changes.users.discard(user_id)
+        changes.removed_users.discard(user_id)
+        history = self.histories.pop(user_id, None)
+        self.model.user_factors.pop(user_id, None)
+        merged = set(history.merged) if history is not None else set()
+        # Aliases loaded in memory that point here, whether or not the history lists them.
+        merged |= {anonymous for anonymous, target in self.aliases.items() if target == user_id}
+        for anonymous in merged | {user_id}:
+            self._unalias(anonymous)
+
+    def _unalias(self, anonymous: str) -> None:
+        """Delete the alias of ``anonymous`` (and its mention in the target's history)."""
+        target = self.aliases.pop(anonymous, None)
+        self.changes.aliases.pop(anonymous, None)
+        self.changes.unaliased.add(anonymous)
+        if target is None:
+            return
+        history = self.histories.get(target)
+        if history is not None and anonymous in history.merged:
+            # The target's stored history names the id: write it again without it.
+            del history.merged[anonymous]
+            self.changes.users.add(target)
 
     def drain_changes(self) -> Changes:
         # Trim co-occurrence lists once per drain, as the agent's Redis script trims once per
@@ -190,7 +235,7 @@ class Engine:
         if alias is not None:
             self.aliases[user_id] = alias
 
-    def forget_user(self, user_id: str) -> None:
+    def evict_user(self, user_id: str) -> None:
         """Drop a user from memory (the store still has them)."""
         self.histories.pop(user_id, None)
         self.aliases.pop(user_id, None)

@@ -4,6 +4,10 @@ Pure: the personal agent loads and stores these, the evaluation replays them in 
 Each entry is ``(item_id, entry type, timestamp_ms)``; the entry type is the event type,
 except that a rating below the positive threshold is stored as ``rate_low``, so a ``rate``
 entry is always a conversion.
+
+A history also lists the anonymous ids merged into the user at login (``merged``, the newest
+:data:`MAX_MERGED_IDS`): their alias keys point to the user, and a ``forget`` of the user
+deletes them too (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from pipeline.core.feedback import CLICK, CONVERSION_TYPES, EXCLUDING_TYPES
 LOW_RATING = "rate_low"
 CLICK_ENTRIES = frozenset({CLICK})
 CONVERSION_ENTRIES = CONVERSION_TYPES | {"rate"}
+# Anonymous ids a history remembers as merged into the user; when a login adds one more, the
+# oldest is dropped and the engine deletes its alias, so every alias pointing to a user is
+# listed in the user's history (what a forget relies on).
+MAX_MERGED_IDS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,8 @@ class UserHistory:
     excluded: dict[str, int] = field(default_factory=dict)
     blacklisted: set[str] = field(default_factory=set)
     interactions: int = 0
+    # Anonymous ids merged into this user at login, oldest first.
+    merged: dict[str, None] = field(default_factory=dict)
 
     def add(self, event: Event, entry_type: str | None = None) -> None:
         """Record an event. ``entry_type`` overrides the type stored (:data:`LOW_RATING`)."""
@@ -104,7 +114,8 @@ class UserHistory:
         return {entry[0] for entry in self.recent} | set(self.excluded)
 
     def merge_from(self, other: UserHistory) -> None:
-        """Fold an anonymous history into this one (login), keeping time order."""
+        """Fold an anonymous history into this one (login), keeping time order. The ids
+        merged into ``other`` are not carried over: :meth:`add_merged` them."""
         merged = sorted([*other.recent, *self.recent], key=lambda entry: entry[2])
         self.recent = deque(merged)
         for item_id, timestamp_ms in other.excluded.items():
@@ -114,6 +125,20 @@ class UserHistory:
         if self.recent:
             self._trim(self.recent[-1][2])
 
+    def add_merged(self, anonymous_ids: list[str]) -> list[str]:
+        """Remember ids merged into this user (newest last); returns the ids dropped to stay
+        within :data:`MAX_MERGED_IDS` (oldest first)."""
+        for anonymous_id in anonymous_ids:
+            self.merged.pop(anonymous_id, None)
+            self.merged[anonymous_id] = None
+        excess = len(self.merged) - MAX_MERGED_IDS
+        if excess <= 0:
+            return []
+        dropped = list(self.merged)[:excess]
+        for anonymous_id in dropped:
+            del self.merged[anonymous_id]
+        return dropped
+
     # --- plain-JSON form (stored in Redis; never a pickle) -----------------------------------
     def to_state(self) -> dict[str, Any]:
         return {
@@ -121,6 +146,7 @@ class UserHistory:
             "excluded": self.excluded,
             "blacklisted": sorted(self.blacklisted),
             "interactions": self.interactions,
+            "merged": list(self.merged),
         }
 
     @classmethod
@@ -130,4 +156,5 @@ class UserHistory:
         history.excluded = {str(k): int(v) for k, v in state.get("excluded", {}).items()}
         history.blacklisted = set(state.get("blacklisted", []))
         history.interactions = int(state.get("interactions", 0))
+        history.merged = dict.fromkeys(str(anonymous) for anonymous in state.get("merged", []))
         return history

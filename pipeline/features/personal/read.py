@@ -1,11 +1,15 @@
-"""Reading a user's for-you list as the personal agent last stored it."""
+"""Reading a user's for-you list as the personal agent last stored it, and the user's history
+as readers need it (exclusions, recent items)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from pipeline.core.ids import valid_id
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import Availability
 from pipeline.store.base import Store
@@ -22,3 +26,52 @@ async def read_foryou(
         return None
     items = orjson.loads(stored)
     return [item for item in items if item["item_id"] not in hidden][:n]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryView:
+    """What readers need of a user's stored history: recent (item_id, entry type,
+    timestamp_ms) newest first, and the items never to recommend (bought, consumed,
+    blacklisted)."""
+
+    recent: tuple[tuple[str, str, int], ...] = ()
+    excluded: frozenset[str] = frozenset()
+
+    def items(self, types: Collection[str] | None = None) -> list[str]:
+        """Distinct recent items, newest first, of entry ``types`` (None: every type)."""
+        seen: dict[str, None] = {}
+        for item_id, entry_type, _ in self.recent:
+            if types is None or entry_type in types:
+                seen.setdefault(item_id, None)
+        return list(seen)
+
+
+def parse_history(stored: bytes | None) -> HistoryView:
+    """The stored history key (``{p}:user:{user_id}:history``) as a :class:`HistoryView`;
+    absent or malformed reads as empty (Redis is a public contract others may write)."""
+    if not stored:
+        return HistoryView()
+    try:
+        state = orjson.loads(stored)
+        recent = tuple(
+            (str(item), str(kind), int(ts)) for item, kind, ts in reversed(state.get("recent", []))
+        )
+        excluded = frozenset(str(item) for item in state.get("excluded", {}))
+        blacklisted = frozenset(str(item) for item in state.get("blacklisted", []))
+    except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return HistoryView()
+    return HistoryView(recent, excluded | blacklisted)
+
+
+def parse_foryou(stored: bytes | None) -> list[dict[str, Any]] | None:
+    """The stored for-you list (``{p}:foryou:{user_id}``), entries without a valid item id
+    left out; None when absent or malformed."""
+    if stored is None:
+        return None
+    try:
+        items = orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(items, list):
+        return None
+    return [e for e in items if isinstance(e, dict) and valid_id(e.get("item_id"))]

@@ -100,10 +100,27 @@ async def load_pending(store: Store, keys: Keys, limit: int) -> list[str]:
     return [member.decode() for member, _ in rows]
 
 
+def forget_writes(changes: Changes, keys: Keys) -> Writes:
+    """Deletes of every key of the users forgotten in the batch, and of the aliases that went
+    with them (``{p}:foryou:pending`` membership is the agent's)."""
+    writes = Writes()
+    for user_id in sorted(changes.forgotten):
+        writes.delete(
+            keys.user_history(user_id),
+            keys.user_factors(user_id),
+            keys.foryou(user_id),
+        )
+    writes.delete(*(keys.user_alias(anonymous) for anonymous in sorted(changes.unaliased)))
+    return writes
+
+
 def changes_writes(engine: Engine, changes: Changes, keys: Keys, ttl_s: int) -> Writes:
     """The writes of one drained batch: user and item state, related items, popularity.
-    The for-you lists are :func:`foryou_writes`'."""
-    writes = Writes()
+    The for-you lists are :func:`foryou_writes`'.
+
+    What forgets erased goes first, so a user's events after the forget (in the same batch)
+    are written as the user's new state."""
+    writes = forget_writes(changes, keys)
     for user_id in changes.users - changes.removed_users:
         history, factors = engine.user_state(user_id)
         if history is not None:

@@ -3,6 +3,7 @@
 Body ``{"items": [item ids, 1-500], "context": {...}}``; answer ``{"user_id", "items":
 [{"item_id", "score", "source": {"model": "ranking"}}]}``, best first. ``score`` is the click
 model's P(click) without the position feature, so display-position bias is factored out.
+User ids may hold ``/`` (as is or ``%2F``).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def ranking_router(settings: Settings) -> APIRouter:
     router = APIRouter()
 
     @router.post(
-        "/v1/users/{user_id}/rank",
+        # {user_id:path}: user ids may hold "/".
+        "/v1/users/{user_id:path}/rank",
         response_model=RankResponse,
         responses=ERRORS,
         summary="Personalised ranking of a list of items",

@@ -3,6 +3,7 @@ applied at read time (``count / (popularity + 1) ** discount``), unavailable ite
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pipeline.core.feedback import SIGNALS
@@ -63,3 +64,18 @@ async def read_related(
         }
         for pid, score, label in blend_related(lists, n)
     ]
+
+
+async def positive_events(store: Store, keys: Keys, item_ids: Sequence[str]) -> dict[str, float]:
+    """Positive events (clicks and conversions) counted per item so far, in one round trip;
+    items never seen count 0."""
+    if not item_ids:
+        return {}
+    reads = Reads()
+    for signal in SIGNALS:
+        reads.hmget(keys.popularity(signal), list(item_ids))
+    columns = await store.read(reads)
+    return {
+        item_id: sum(float(column[index] or 0) for column in columns)
+        for index, item_id in enumerate(item_ids)
+    }

@@ -1,4 +1,8 @@
-"""``GET /v1/items/{item_id}/related?relation=&n=``: items that co-occur with this one."""
+"""``GET /v1/items/{item_id}/related?relation=&n=``: items that co-occur with this one.
+
+Item ids may hold ``/`` (as is or ``%2F``). ``n`` is at most the partners stored per item and
+relation (``related_max_neighbours``): a larger one is a 422, never a silently shorter list.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,37 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from pipeline.api.deps import MAX_ITEMS, Context, ItemCount, ServiceContext
+from pipeline.api.deps import MAX_ITEMS, Context, ServiceContext
 from pipeline.api.fast import FastRoute, small_int
 from pipeline.api.http import ERRORS, OrjsonResponse
+from pipeline.api.limits import CountLimit, count_limit
 from pipeline.core.ids import InvalidInput, check_id, valid_id
 from pipeline.core.settings import Settings
 from pipeline.features.related.model import RELATIONS
 from pipeline.features.related.read import read_related
 
-PATH = "/v1/items/{item_id}/related"
+# {item_id:path}: item ids may hold "/".
+PATH = "/v1/items/{item_id:path}/related"
 DEFAULT_N = 10
+
+
+def related_limit(settings: Settings) -> CountLimit:
+    """``n`` up to the partners stored per item and relation."""
+    return count_limit(
+        settings,
+        "related_max_neighbours",
+        MAX_ITEMS,
+        DEFAULT_N,
+        "items",
+        "{cap} related items are stored per item and relation",
+    )
 
 
 async def answer(ctx: ServiceContext, item_id: str, relation: str | None, n: int) -> dict[str, Any]:
     """The response body for valid parameters."""
     settings = ctx.settings
-    depth = max(n, settings.related_max_neighbours)
+    # Every stored partner is read: the discount reorders them (n never exceeds this).
+    depth = settings.related_max_neighbours
     async with ctx.bounded():
         items = await read_related(
             ctx.store,
@@ -39,12 +58,14 @@ async def answer(ctx: ServiceContext, item_id: str, relation: str | None, n: int
 
 
 def fast_routes(settings: Settings) -> list[FastRoute]:
+    limit = related_limit(settings)
+
     async def related(
         ctx: ServiceContext, path: dict[str, str], query: dict[str, str]
     ) -> bytes | None:
         item_id = path["item_id"]
         relation = query.get("relation", "")
-        n = small_int(query.get("n"), DEFAULT_N, 1, MAX_ITEMS)
+        n = small_int(query.get("n"), limit.default, 1, limit.cap)
         if (
             not valid_id(item_id)
             or n is None
@@ -59,6 +80,7 @@ def fast_routes(settings: Settings) -> list[FastRoute]:
 
 def related_router(settings: Settings) -> APIRouter:
     router = APIRouter()
+    limit = related_limit(settings)
 
     @router.get(
         PATH,
@@ -68,18 +90,18 @@ def related_router(settings: Settings) -> APIRouter:
             "Items that co-occur with this one in users' recent histories: `also_clicked`, "
             "`also_bought`, or `viewed_then_bought` (viewed this, then bought that). Counts are "
             "divided by `(popularity + 1) ** related_discount` so that merely popular items do "
-            "not dominate. No `relation` blends the three."
+            f"not dominate. No `relation` blends the three. {limit.sentence}"
         ),
     )
     async def related(
         ctx: Context,
         item_id: str,
         relation: str = Query("", description=f"One of {', '.join(RELATIONS)}; empty blends all."),
-        n: ItemCount = DEFAULT_N,
+        n: int = limit.query(),
     ) -> Response:
         check_id(item_id, "item_id")
         if relation and relation not in RELATIONS:
             raise InvalidInput(f"unknown relation {relation!r}; allowed: {', '.join(RELATIONS)}")
-        return OrjsonResponse(await answer(ctx, item_id, relation or None, n))
+        return OrjsonResponse(await answer(ctx, item_id, relation or None, limit.check(n)))
 
     return router

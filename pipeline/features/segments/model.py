@@ -36,10 +36,18 @@ interested users. Attribute affinities are kept: disliking one item is not disli
 category.
 
 **Login.** A ``login`` (``previous_user_id`` -> ``user_id``) moves nothing: the anonymous
-id's affinities are spread over every segment it touched, with no reverse index, so moving
-them would mean a scan or a per-user index for a small gain. Events after the login carry
-the known ``user_id`` and accrue to it; the anonymous id's entries decay and are trimmed
-away or expire with their generation.
+id's affinities are spread over every segment it touched, and moving them would cost a read
+of each for a small gain. Events after the login carry the known ``user_id`` and accrue to
+it; the anonymous id's entries decay and are trimmed away or expire with their generation
+(a ``forget`` of the user leaves them: forget the anonymous id too, docs/privacy.md).
+
+**Forget.** A ``forget`` of ``u`` removes ``u`` from every segment ``u`` entered. The agent
+keeps, per user and event generation ``g``, the segments the user's events of ``g`` added
+the user to (``{p}:user:{u}:segments:{g}``; the user is in their keys of ``g`` and ``g + 1``,
+see :func:`segment_member`), expiring with the later of those keys; a forget removes ``u``
+from the keys of every index still alive, in the batch's transaction. Within a batch,
+``u``'s events before the forget (timestamp order, see
+``pipeline.core.events.split_forgets``) are dropped by the fold; events after it start anew.
 
 This module is pure (no redis, no faust): the agent (``agent.py``) and the read side
 (``read.py``) call it.
@@ -53,8 +61,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from pipeline.core.decay import spread
-from pipeline.core.events import Event
+from pipeline.core.decay import generation, spread
+from pipeline.core.events import Event, split_forgets
 from pipeline.core.feedback import Feedback
 from pipeline.core.ids import valid_id
 from pipeline.core.keys import Keys
@@ -175,11 +183,16 @@ class SegmentDeltas:
 
     ``increments`` are added with ZINCRBY (they commute, so any worker may apply them);
     ``blacklisted`` maps (item_id, generation) to the users whose exclusion marker goes into
-    that generation of the item's segment.
+    that generation of the item's segment. ``entered`` maps (user, event generation ``g``)
+    to the segments the batch put the user in, in generations ``g`` and ``g + 1`` (markers
+    included): what the user's index of that generation must list. ``forgotten`` holds the
+    users a forget erased: out of every segment they entered before the batch.
     """
 
     increments: Increments = field(default_factory=dict)
     blacklisted: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    entered: dict[tuple[str, int], set[Segment]] = field(default_factory=dict)
+    forgotten: set[str] = field(default_factory=set)
 
 
 def fold(events: Iterable[Event], config: SegmentsConfig, catalog: Catalog) -> SegmentDeltas:
@@ -188,9 +201,10 @@ def fold(events: Iterable[Event], config: SegmentsConfig, catalog: Catalog) -> S
     Positive events add to the item's segment and its attribute segments (generations ``g``
     and ``g + 1``). A blacklist anywhere in the batch also withholds the same user's direct
     increments on that item in this batch (markers absorb them in Redis anyway). ``login``,
-    ``impression`` and non-positive ratings change nothing.
+    ``impression`` and non-positive ratings change nothing. A ``forget`` drops its user's
+    earlier events of the batch and lists the user in ``forgotten``.
     """
-    events = list(events)
+    events, forgotten = split_forgets(list(events))
     half_life = config.half_life_s
     blocked = {
         (event.item_id, event.user_id)
@@ -201,6 +215,7 @@ def fold(events: Iterable[Event], config: SegmentsConfig, catalog: Catalog) -> S
         lambda: defaultdict(float)
     )
     blacklisted: dict[tuple[str, int], set[str]] = defaultdict(set)
+    entered: dict[tuple[str, int], set[Segment]] = defaultdict(set)
     # Per item: its own segment and its attribute segments, computed once per batch.
     targets: dict[str, tuple[Segment, tuple[Segment, ...]]] = {}
     for event in events:
@@ -210,6 +225,9 @@ def fold(events: Iterable[Event], config: SegmentsConfig, catalog: Catalog) -> S
         if event.event_type == "blacklist":
             for target, _ in spread(1.0, event.timestamp_ms, half_life):
                 blacklisted[(item_id, target)].add(event.user_id)
+            entered[(event.user_id, generation(event.timestamp_ms, half_life))].add(
+                item_segment(item_id)
+            )
             continue
         weight = config.weight_of(event)
         if weight <= 0:
@@ -225,15 +243,56 @@ def fold(events: Iterable[Event], config: SegmentsConfig, catalog: Catalog) -> S
         own, shared = cached
         direct = (item_id, event.user_id) not in blocked
         user = event.user_id
-        for target, amount in spread(weight, event.timestamp_ms, half_life):
+        spread_to = spread(weight, event.timestamp_ms, half_life)
+        for target, amount in spread_to:
             if direct:
                 increments[(own, target)][user] += amount
             for segment in shared:
                 increments[(segment, target)][user] += amount
+        joined = entered[(user, spread_to[0][0])]
+        if direct:
+            joined.add(own)
+        joined.update(shared)
     return SegmentDeltas(
         increments={key: dict(users) for key, users in increments.items()},
         blacklisted=dict(blacklisted),
+        entered=dict(entered),
+        forgotten=forgotten,
     )
+
+
+def live_generations(now_ms: int, max_future_ms: int, half_life_s: float) -> range:
+    """The event generations whose indexes may exist at ``now_ms``: an index of ``g`` lives
+    as long as the keys of ``g + 1`` (``expire_at_s``: a half-life into ``g + 2``), so from
+    two generations back up to the generation of the latest timestamp an event may have
+    (``now_ms + max_future_ms``)."""
+    return range(
+        generation(now_ms, half_life_s) - 2,
+        generation(now_ms + max_future_ms, half_life_s) + 1,
+    )
+
+
+# Index members: the prefix says which kind of segment follows.
+_ITEM_MEMBER = "i:"
+_ATTRIBUTE_MEMBER = "a:"
+
+
+def segment_member(segment: Segment) -> str:
+    """A segment as a member of a user's index: ``i:{item_id}`` or ``a:{attribute}:{value}``
+    (attribute names hold no ``:``, so the first ``:`` after it ends the name)."""
+    if segment.attribute is None:
+        return _ITEM_MEMBER + segment.value
+    return f"{_ATTRIBUTE_MEMBER}{segment.attribute}:{segment.value}"
+
+
+def member_segment(member: str) -> Segment | None:
+    """The segment of an index member (:func:`segment_member`), None for anything else."""
+    if member.startswith(_ITEM_MEMBER):
+        return item_segment(member[len(_ITEM_MEMBER) :])
+    attribute, colon, value = member[len(_ATTRIBUTE_MEMBER) :].partition(":")
+    if member.startswith(_ATTRIBUTE_MEMBER) and colon:
+        return Segment(attribute, value)
+    return None
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from pipeline.features.catalog.read import (
     parse_item_fields,
     queue_item_fields,
 )
+from pipeline.features.personal.history import CONVERSION_ENTRIES
+from pipeline.features.personal.read import parse_history
 from pipeline.features.segments.model import (
     Segment,
     SegmentsConfig,
@@ -120,3 +122,36 @@ async def users_for_attribute(
     return [
         {"user_id": user, "score": score, "source": source} for user, score in _users(rows, factor)
     ]
+
+
+async def campaign_audience(
+    store: Store,
+    keys: Keys,
+    users: list[dict[str, Any]],
+    n: int,
+    item_id: str | None = None,
+    active_since_ms: int | None = None,
+) -> list[dict[str, Any]]:
+    """The first ``n`` of ``users`` (best first) a campaign should reach: without those who
+    already converted on ``item_id`` (bought, consumed, put in a basket or rated it well),
+    and, with ``active_since_ms``, only those with an interaction since then. One round trip
+    for the users' histories; a user without one (idle long enough for it to expire) counts
+    as inactive."""
+    if not users or (item_id is None and active_since_ms is None):
+        return users[:n]
+    stored = await store.mget([keys.user_history(entry["user_id"]) for entry in users])
+    kept = []
+    for entry, raw in zip(users, stored, strict=True):
+        history = parse_history(raw)
+        if item_id is not None and (
+            item_id in history.excluded or item_id in history.items(CONVERSION_ENTRIES)
+        ):
+            continue
+        if active_since_ms is not None and (
+            not history.recent or history.recent[0][2] < active_since_ms
+        ):
+            continue
+        kept.append(entry)
+        if len(kept) == n:
+            break
+    return kept

@@ -15,14 +15,27 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from pipeline.api.deps import MAX_ITEMS, Context, ItemCount, ServiceContext
+from pipeline.api.deps import MAX_ITEMS, Context, ServiceContext
 from pipeline.api.fast import FastRoute, small_int
 from pipeline.api.http import ERRORS, OrjsonResponse
+from pipeline.api.limits import CountLimit, count_limit
 from pipeline.core.ids import InvalidInput, check_id, valid_id
 from pipeline.core.settings import Settings
 from pipeline.features.trending.read import read_trending
 
 DEFAULT_N = 10
+
+
+def trending_limit(settings: Settings) -> CountLimit:
+    """``n`` up to the items kept per trending set."""
+    return count_limit(
+        settings,
+        "trending_max_items",
+        MAX_ITEMS,
+        DEFAULT_N,
+        "items",
+        "each trending set keeps {cap} items",
+    )
 
 
 class ItemSource(BaseModel):
@@ -69,6 +82,7 @@ async def answer(
 def fast_routes(settings: Settings) -> list[FastRoute]:
     kinds, windows = settings.trending_kinds, settings.trending_windows
     default_kind, default_window = next(iter(kinds)), next(iter(windows))
+    limit = trending_limit(settings)
 
     async def trending(
         ctx: ServiceContext, path: dict[str, str], query: dict[str, str]
@@ -76,7 +90,7 @@ def fast_routes(settings: Settings) -> list[FastRoute]:
         kind = query.get("kind", default_kind)
         window = query.get("window", default_window)
         category = query.get("category", "")
-        n = small_int(query.get("n"), DEFAULT_N, 1, MAX_ITEMS)
+        n = small_int(query.get("n"), limit.default, 1, limit.cap)
         if (
             kind not in kinds
             or window not in windows
@@ -94,6 +108,7 @@ def trending_router(settings: Settings) -> APIRouter:
     router = APIRouter()
     kinds = settings.trending_kinds
     windows = settings.trending_windows
+    limit = trending_limit(settings)
 
     @router.get(
         "/v1/trending",
@@ -104,7 +119,8 @@ def trending_router(settings: Settings) -> APIRouter:
             "Items with the highest forward-decayed count of events of one kind, within a "
             "half-life window, optionally within one category. Items marked unavailable in "
             "the catalog are left out; items unknown to the catalog are kept. `score` is the "
-            "decayed weighted event count at `generated_at` (epoch milliseconds)."
+            "decayed weighted event count at `generated_at` (epoch milliseconds). "
+            f"{limit.sentence}"
         ),
     )
     async def trending(
@@ -120,11 +136,11 @@ def trending_router(settings: Settings) -> APIRouter:
             json_schema_extra={"enum": list(windows)},
         ),
         category: str = Query("", description="Category id; empty for all items."),
-        n: ItemCount = DEFAULT_N,
+        n: int = limit.query(),
     ) -> Response:
         choice(kind, kinds, "kind")
         choice(window, windows, "window")
         chosen = check_id(category, "category") if category else None
-        return OrjsonResponse(await answer(ctx, kind, window, chosen, n))
+        return OrjsonResponse(await answer(ctx, kind, window, chosen, limit.check(n)))
 
     return router

@@ -92,6 +92,7 @@ BASE: dict[str, dict[str, Any]] = {
     "impression": {"items": ["i1", "i2"]},
     "blacklist": {"item_id": "i1"},
     "login": {"previous_user_id": "anon-1"},
+    "forget": {},
 }
 
 

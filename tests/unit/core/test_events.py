@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from pipeline.core.events import (
     EVENT_TYPES,
+    FORGET,
     ITEMLESS_TYPES,
     MAX_BATCH_EVENTS,
     MAX_TIMESTAMP_MS,
@@ -62,7 +63,8 @@ def valid_events(draw: st.DrawFn, event_type: str | None = None) -> tuple[dict[s
     wire_ts, ms = draw(timestamps())
     raw: dict[str, Any] = draw(extra_fields)
     raw.update(event_id=draw(ids), type=kind, user_id=draw(ids), timestamp=wire_ts)
-    if kind not in ITEMLESS_TYPES or draw(st.booleans()):
+    # A forget names only the user (no item, value or price).
+    if kind not in ITEMLESS_TYPES or (kind != FORGET and draw(st.booleans())):
         raw["item_id"] = draw(ids)
     if kind == "impression":
         raw["items"] = draw(st.lists(short_ids, min_size=1, max_size=100))
@@ -79,7 +81,7 @@ def valid_events(draw: st.DrawFn, event_type: str | None = None) -> tuple[dict[s
         price = draw(st.none() | st.integers(0, 10**6) | st.floats(0, 1e6))
         if price is not None:
             raw["price"] = price
-    elif draw(st.booleans()):
+    elif kind != FORGET and draw(st.booleans()):
         raw["value"] = draw(numbers)
     if kind == "login":
         raw["previous_user_id"] = draw(ids)

@@ -43,6 +43,9 @@ def test_default_settings() -> None:
     assert defaults.event_weights == DEFAULT_EVENT_WEIGHTS
     assert defaults.positive_rating == 4.0
     assert defaults.reader_host == defaults.collector_host == "127.0.0.1"
+    assert defaults.demo_page is False
+    assert defaults.read_api_keys == defaults.write_api_keys == defaults.cors_origins == []
+    assert defaults.require_api_keys is False
     assert defaults.faust_broker == "kafka://127.0.0.1:9092"
     # Each object gets its own mappings, never the module's defaults.
     assert defaults.trending_windows is not DEFAULT_WINDOWS
@@ -55,6 +58,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINE_EVENT_WEIGHTS", json.dumps({"click": 0.5, "buy": 10}))
     monkeypatch.setenv("PIPELINE_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
     monkeypatch.setenv("PIPELINE_BATCH_SIZE", "50")
+    monkeypatch.setenv("PIPELINE_DEMO_PAGE", "true")
     monkeypatch.setenv("PIPELINE_KEY_PREFIX", "tenant1")
     monkeypatch.setenv("PIPELINE_TOPICS_FILE", "/etc/pipeline/topics.yaml")
     loaded = load_settings()
@@ -64,6 +68,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "rate" not in loaded.event_weights
     assert loaded.faust_broker == "kafka://k1:9092;kafka://k2:9092"
     assert loaded.batch_size == 50
+    assert loaded.demo_page is True
     assert loaded.key_prefix == "tenant1"
     assert loaded.topics_file == Path("/etc/pipeline/topics.yaml")
     # Keyword overrides win over the environment.
@@ -83,6 +88,12 @@ INVALID_ENV = [
     ("PIPELINE_BATCH_SIZE", "many"),
     ("PIPELINE_READER_PORT", "70000"),
     ("PIPELINE_REDIS_TIMEOUT_S", "0"),
+    ("PIPELINE_DEMO_PAGE", "sometimes"),
+    ("PIPELINE_READ_API_KEYS", "not-a-json-list"),
+    ("PIPELINE_WRITE_API_KEYS", '{"k": "v"}'),
+    ("PIPELINE_REQUIRE_API_KEYS", "maybe"),
+    ("PIPELINE_CORS_ORIGINS", '["https://shop.example/"]'),
+    ("PIPELINE_CORS_ORIGINS", '["shop.example"]'),
     ("PIPELINE_MAX_FUTURE_SKEW_S", "-1"),
     ("PIPELINE_TRENDING_MAX_ITEMS", "5"),
     ("PIPELINE_COLLECTOR_MAX_BODY_BYTES", "100"),
@@ -143,6 +154,11 @@ CUSTOM: dict[str, Any] = {
     "reader_port": 18000,
     "collector_max_events": 25,
     "redis_timeout_s": 0.25,
+    "demo_page": True,
+    "read_api_keys": ["read-key-0123456789", "second-read-key-xyz"],
+    "write_api_keys": ["write-key-0123456789"],
+    "require_api_keys": True,
+    "cors_origins": ["https://shop.example", "http://127.0.0.1:8000"],
     "batch_size": 64,
     "batch_ms": 50,
     "max_future_skew_s": 0.0,
@@ -182,3 +198,17 @@ def test_to_env_rebuilds_equal_settings(
 def test_settings_refuse_names_that_would_break_keys_or_count_nothing(overrides: dict):
     with pytest.raises(ValueError):
         load_settings(**overrides)
+
+
+def test_http_access_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_READ_API_KEYS", '["read-key-0123456789"]')
+    monkeypatch.setenv("PIPELINE_WRITE_API_KEYS", '["w1-0123456789abcdef", "w2-0123456789abcdef"]')
+    monkeypatch.setenv("PIPELINE_REQUIRE_API_KEYS", "true")
+    monkeypatch.setenv("PIPELINE_CORS_ORIGINS", '["https://shop.example", "*"]')
+    loaded = load_settings()
+    assert loaded.read_api_keys == ["read-key-0123456789"]
+    assert loaded.write_api_keys == ["w1-0123456789abcdef", "w2-0123456789abcdef"]
+    assert loaded.require_api_keys is True
+    assert loaded.cors_origins == ["https://shop.example", "*"]
+    # Keys are secrets: printing the settings never shows them.
+    assert "read-key-0123456789" not in repr(loaded) and "w1-0123" not in str(loaded)

@@ -25,6 +25,7 @@ ROUTES = {
     "impression": "events.impressions",
     "login": "events.profile",
     "blacklist": "events.profile",
+    "forget": "events.profile",
 }
 
 

@@ -126,7 +126,7 @@ def test_only_positive_events_with_an_item_count(batch: list[Event]) -> None:
         event
         for event in batch
         if event.item_id is not None
-        and DEFAULT_EVENT_WEIGHTS[event.event_type] > 0
+        and DEFAULT_EVENT_WEIGHTS.get(event.event_type, 0.0) > 0
         and (event.event_type != "rate" or (event.value or 0) >= 4)
     ]
     assert_same_deltas(fold(batch, CONFIG, CATEGORIES), fold(counted, CONFIG, CATEGORIES))

@@ -1,30 +1,17 @@
-"""Settings: one frozen object, built by :func:`load_settings`, never at import time.
-
-This is the only place where defaults are written: every feature builds its configuration
-from these fields and has no defaults of its own.
-
-Every field can be set from the environment with the ``PIPELINE_`` prefix
-(``PIPELINE_REDIS_URL=redis://...``); mappings take JSON
-(``PIPELINE_TRENDING_WINDOWS='{"1h": 3600}'``). ``docker-compose.yml`` uses the same names.
-"""
+"""Settings of what the agents learn and how readers rank: trending, personal lists,
+related items, scenarios, ranking, segments. Part of :class:`pipeline.core.settings.Settings`
+(the only place defaults are written)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from pathlib import Path
-from typing import Any, TypeVar
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from pipeline.core.events import EVENT_TYPES
-from pipeline.core.feedback import Feedback
 from pipeline.core.ids import valid_id
-
-ENV_PREFIX = "PIPELINE_"
-C = TypeVar("C")
 
 DEFAULT_WINDOWS = {"1h": 3600.0, "1d": 86400.0, "7d": 604800.0}
 DEFAULT_EVENT_WEIGHTS = {
@@ -45,94 +32,8 @@ DEFAULT_TRENDING_KINDS = {
 }
 
 
-class Settings(BaseSettings):
-    """Everything an operator can tune. Frozen: pass a new object instead of mutating."""
-
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
-
-    # --- where things are -------------------------------------------------------------
-    kafka_bootstrap: str = Field(
-        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
-    )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for all state.")
-    topics_file: Path = Field(Path("topics.yaml"), description="Topic declarations (topics.yaml).")
-    key_prefix: str = Field(
-        "rec", description="Namespace of every Redis key; lets several deployments share a Redis."
-    )
-    app_id: str = Field("pipeline", description="Prefix of Faust app ids and consumer groups.")
-    topic_prefix: str = Field(
-        "",
-        description="Prefix added to every topic name of topics.yaml (isolates tests and tenants).",
-    )
-
-    # --- HTTP services (loopback by default: expose deliberately) ----------------------
-    reader_host: str = Field("127.0.0.1", description="Reader bind address.")
-    reader_port: int = Field(8000, ge=0, le=65535, description="Reader port.")
-    collector_host: str = Field("127.0.0.1", description="Collector bind address.")
-    collector_port: int = Field(8001, ge=0, le=65535, description="Collector port.")
-    collector_max_events: int = Field(
-        500, ge=1, description="Most events one POST /v1/events may carry."
-    )
-    reader_max_body_bytes: int = Field(
-        262_144,
-        ge=1024,
-        description="Largest request body the reader accepts (rank requests); larger ones get 413.",
-    )
-    collector_max_body_bytes: int = Field(
-        1_048_576, ge=1024, description="Largest accepted request body."
-    )
-    worker_metrics_port: int = Field(
-        0,
-        ge=0,
-        le=65535,
-        description="Port of a worker's Prometheus /metrics (0: off; one port per worker process).",
-    )
-    worker_metrics_host: str = Field(
-        "127.0.0.1", description="Bind address of the worker's metrics server."
-    )
-    redis_timeout_s: float = Field(
-        0.5,
-        gt=0,
-        description="Redis connect/read timeout of the HTTP services; past it they answer 503.",
-    )
-
-    # --- agents ------------------------------------------------------------------------
-    batch_size: int = Field(
-        1000, ge=1, description="Most messages an agent folds into one Redis transaction."
-    )
-    batch_ms: int = Field(
-        100, ge=1, description="Longest an agent waits to fill a batch, in milliseconds."
-    )
-    worker_uvloop: bool = Field(
-        True, description="Run workers on uvloop, a faster event loop than asyncio's own."
-    )
-    worker_max_poll_records: int = Field(
-        2000, ge=1, description="Most records a worker's consumer takes from one fetch."
-    )
-    worker_fetch_max_wait_ms: int = Field(
-        50,
-        ge=0,
-        le=60_000,
-        description="Longest a worker's fetch waits for new messages (low: fresh lists on a "
-        "broker that holds fetches for the whole wait, as the embedded one does).",
-    )
-    worker_stream_buffer: int = Field(
-        16384,
-        ge=1,
-        description="Messages a worker buffers per partition before it pauses fetching.",
-    )
-    broker_session_timeout_s: float = Field(
-        6.0,
-        gt=0,
-        description="Consumer session timeout (short: the local broker waits half the rebalance timeout on join).",
-    )
-    broker_rebalance_timeout_s: float = Field(6.0, gt=0, description="Consumer rebalance timeout.")
-    broker_heartbeat_interval_s: float = Field(
-        1.0, gt=0, description="Consumer heartbeat interval."
-    )
-    max_future_skew_s: float = Field(
-        300.0, ge=0, description="Events stamped further than this in the future are rejected."
-    )
+class LearningSettings(BaseSettings):
+    """Models, their windows and weights, and what readers serve from them."""
 
     # --- trending ----------------------------------------------------------------------
     trending_windows: dict[str, float] = Field(
@@ -267,6 +168,32 @@ class Settings(BaseSettings):
         10, ge=1, description="Recent items an event is paired with (per relation)."
     )
 
+    # --- scenarios and attribution ------------------------------------------------------------
+    scenarios_file: Path = Field(
+        Path("scenarios.yaml"),
+        description="Scenario definitions (scenarios.yaml) the reader serves.",
+    )
+    exploration_new_days: float = Field(
+        7.0,
+        gt=0,
+        description="Items created this many days ago or later count as new for exploration.",
+    )
+    exploration_max_events: int = Field(
+        20,
+        ge=1,
+        description="New items with this many positive events or more have been seen enough: "
+        "exploration stops offering them.",
+    )
+    attribution_window_s: int = Field(
+        7 * 86400,
+        ge=60,
+        description="A conversion without a recommendation_id is credited to the recommendation "
+        "whose item the user clicked at most this long before.",
+    )
+    stats_retention_days: int = Field(
+        31, ge=1, le=400, description="Days scenario statistics are kept (the longest window)."
+    )
+
     # --- personalised ranking (click model) ---------------------------------------------------
     ranking_n_bits: int = Field(
         20,
@@ -333,59 +260,3 @@ class Settings(BaseSettings):
             if unknown:
                 raise ValueError(f"trending kind {kind!r}: unknown event types {sorted(unknown)}")
         return value
-
-    @field_validator("key_prefix")
-    @classmethod
-    def _prefix_safe(cls, value: str) -> str:
-        if not value or any(ch in value for ch in " {}*?[]\n\t"):
-            raise ValueError(
-                "key_prefix must be non-empty without spaces, braces or glob characters"
-            )
-        return value
-
-    @property
-    def feedback(self) -> Feedback:
-        """The feedback rule with these weights and this rating threshold."""
-        return Feedback(weights=self.event_weights, positive_rating=self.positive_rating)
-
-    @property
-    def faust_broker(self) -> str:
-        return ";".join(f"kafka://{host}" for host in self.kafka_bootstrap.split(","))
-
-
-def config_of(cls: type[C], settings: Settings, prefix: str, **given: Any) -> C:
-    """A feature's configuration (a dataclass) from settings: each field ``name`` not in
-    ``given`` is the setting ``prefix + name``. Feature configs have no defaults of their own;
-    this is how they get the operator's values."""
-    values = {
-        field.name: getattr(settings, prefix + field.name)
-        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if field.name not in given
-    }
-    return cls(**values, **given)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment; keyword overrides win over it."""
-    return Settings(**overrides)
-
-
-def describe_settings() -> list[tuple[str, str, str]]:
-    """(environment variable, default, description) of every setting, for docs and --help."""
-    rows = []
-    for name, field in Settings.model_fields.items():
-        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
-        # Mappings print as JSON: the form the environment variable takes.
-        text = json.dumps(default) if isinstance(default, dict | list) else str(default)
-        rows.append((ENV_PREFIX + name.upper(), text, field.description or ""))
-    return rows
-
-
-def to_env(settings: Settings) -> dict[str, str]:
-    """The environment that rebuilds ``settings`` in a child process."""
-    env = {}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        env[ENV_PREFIX + name.upper()] = text
-    return env

@@ -1,0 +1,95 @@
+"""Settings: one frozen object, built by :func:`load_settings`, never at import time.
+
+This is the only place where defaults are written: every feature builds its configuration
+from these fields and has no defaults of its own.
+
+Every field can be set from the environment with the ``PIPELINE_`` prefix
+(``PIPELINE_REDIS_URL=redis://...``); mappings take JSON
+(``PIPELINE_TRENDING_WINDOWS='{"1h": 3600}'``). ``docker-compose.yml`` uses the same names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, TypeVar
+
+from pydantic_settings import SettingsConfigDict
+
+from pipeline.core.feedback import Feedback
+from pipeline.core.settings.learning import (
+    DEFAULT_EVENT_WEIGHTS,
+    DEFAULT_TRENDING_KINDS,
+    DEFAULT_WINDOWS,
+    LearningSettings,
+)
+from pipeline.core.settings.services import ServiceSettings
+
+__all__ = [
+    "DEFAULT_EVENT_WEIGHTS",
+    "DEFAULT_TRENDING_KINDS",
+    "DEFAULT_WINDOWS",
+    "ENV_PREFIX",
+    "Settings",
+    "config_of",
+    "describe_settings",
+    "load_settings",
+    "to_env",
+]
+
+ENV_PREFIX = "PIPELINE_"
+C = TypeVar("C")
+
+
+# Services first: fields are listed (describe_settings, to_env) base by base, last base first.
+class Settings(LearningSettings, ServiceSettings):
+    """Everything an operator can tune. Frozen: pass a new object instead of mutating."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    @property
+    def feedback(self) -> Feedback:
+        """The feedback rule with these weights and this rating threshold."""
+        return Feedback(weights=self.event_weights, positive_rating=self.positive_rating)
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{host}" for host in self.kafka_bootstrap.split(","))
+
+
+def config_of(cls: type[C], settings: Settings, prefix: str, **given: Any) -> C:
+    """A feature's configuration (a dataclass) from settings: each field ``name`` not in
+    ``given`` is the setting ``prefix + name``. Feature configs have no defaults of their own;
+    this is how they get the operator's values."""
+    values = {
+        field.name: getattr(settings, prefix + field.name)
+        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if field.name not in given
+    }
+    return cls(**values, **given)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; keyword overrides win over it."""
+    return Settings(**overrides)
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) of every setting, for docs and --help."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        # Mappings print as JSON: the form the environment variable takes.
+        text = json.dumps(default) if isinstance(default, dict | list) else str(default)
+        rows.append((ENV_PREFIX + name.upper(), text, field.description or ""))
+    return rows
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that rebuilds ``settings`` in a child process."""
+    env = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        env[ENV_PREFIX + name.upper()] = text
+    return env

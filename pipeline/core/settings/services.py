@@ -1,0 +1,153 @@
+"""Settings of where things are and how the services run: addresses, HTTP, access, the
+worker's consumption. Part of :class:`pipeline.core.settings.Settings` (the only place
+defaults are written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings
+
+
+class ServiceSettings(BaseSettings):
+    """Addresses, HTTP services, API keys and CORS, agents' consumption."""
+
+    # --- where things are -------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for all state.")
+    topics_file: Path = Field(Path("topics.yaml"), description="Topic declarations (topics.yaml).")
+    key_prefix: str = Field(
+        "rec", description="Namespace of every Redis key; lets several deployments share a Redis."
+    )
+    app_id: str = Field("pipeline", description="Prefix of Faust app ids and consumer groups.")
+    topic_prefix: str = Field(
+        "",
+        description="Prefix added to every topic name of topics.yaml (isolates tests and tenants).",
+    )
+
+    # --- HTTP services (loopback by default: expose deliberately) ----------------------
+    reader_host: str = Field("127.0.0.1", description="Reader bind address.")
+    reader_port: int = Field(8000, ge=0, le=65535, description="Reader port.")
+    collector_host: str = Field("127.0.0.1", description="Collector bind address.")
+    collector_port: int = Field(8001, ge=0, le=65535, description="Collector port.")
+    collector_max_events: int = Field(
+        500, ge=1, description="Most events one POST /v1/events may carry."
+    )
+    reader_max_body_bytes: int = Field(
+        262_144,
+        ge=1024,
+        description="Largest request body the reader accepts (rank requests); larger ones get 413.",
+    )
+    collector_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest accepted request body."
+    )
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of a worker's Prometheus /metrics (0: off; one port per worker process).",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Bind address of the worker's metrics server."
+    )
+    redis_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        description="Redis connect/read timeout of the HTTP services; past it they answer 503.",
+    )
+    # Off by default: the page embeds an API key, so only a local stack (pipeline dev) shows it.
+    demo_page: bool = Field(
+        False,
+        description="Serve the demo page /demo on the reader (it embeds the first API key).",
+    )
+
+    # --- HTTP access: API keys and CORS (docs/security.md) ------------------------------
+    # Keys are secrets: repr=False keeps them out of printed settings; they are checked
+    # (length, characters) when an app is built, so no error message ever echoes one.
+    read_api_keys: list[str] = Field(
+        default_factory=list,
+        repr=False,
+        description="API keys that may read (/v1 of the reader), as a JSON list; no keys "
+        "at all (read and write lists empty) turns authentication off.",
+    )
+    write_api_keys: list[str] = Field(
+        default_factory=list,
+        repr=False,
+        description="API keys that may write (/v1 of the collector) and read, as a JSON list.",
+    )
+    require_api_keys: bool = Field(
+        False,
+        description="Refuse to start a reader or collector that has no API key to check "
+        "(production: docker-compose.yml sets it).",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the services (CORS), as a JSON list, "
+        'e.g. ["https://shop.example"]; empty sends no CORS headers.',
+    )
+
+    # --- agents ------------------------------------------------------------------------
+    batch_size: int = Field(
+        1000, ge=1, description="Most messages an agent folds into one Redis transaction."
+    )
+    batch_ms: int = Field(
+        100, ge=1, description="Longest an agent waits to fill a batch, in milliseconds."
+    )
+    worker_uvloop: bool = Field(
+        True, description="Run workers on uvloop, a faster event loop than asyncio's own."
+    )
+    worker_max_poll_records: int = Field(
+        2000, ge=1, description="Most records a worker's consumer takes from one fetch."
+    )
+    worker_fetch_max_wait_ms: int = Field(
+        50,
+        ge=0,
+        le=60_000,
+        description="Longest a worker's fetch waits for new messages (low: fresh lists on a "
+        "broker that holds fetches for the whole wait, as the embedded one does).",
+    )
+    worker_stream_buffer: int = Field(
+        16384,
+        ge=1,
+        description="Messages a worker buffers per partition before it pauses fetching.",
+    )
+    broker_session_timeout_s: float = Field(
+        6.0,
+        gt=0,
+        description="Consumer session timeout (short: the local broker waits half the rebalance timeout on join).",
+    )
+    broker_rebalance_timeout_s: float = Field(6.0, gt=0, description="Consumer rebalance timeout.")
+    broker_heartbeat_interval_s: float = Field(
+        1.0, gt=0, description="Consumer heartbeat interval."
+    )
+    max_future_skew_s: float = Field(
+        300.0, ge=0, description="Events stamped further than this in the future are rejected."
+    )
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_safe(cls, value: str) -> str:
+        if not value or any(ch in value for ch in " {}*?[]\n\t"):
+            raise ValueError(
+                "key_prefix must be non-empty without spaces, braces or glob characters"
+            )
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_exact(cls, value: list[str]) -> list[str]:
+        # Browsers send Origin as scheme://host[:port], never with a path: an entry with a
+        # trailing slash or a path would silently match nothing.
+        for origin in value:
+            scheme, sep, rest = origin.partition("://")
+            if origin != "*" and (
+                scheme not in ("http", "https") or not sep or not rest or "/" in rest
+            ):
+                raise ValueError(
+                    f"CORS origin {origin!r} must be scheme://host[:port] "
+                    "(http or https, no path or trailing slash) or *"
+                )
+        return value
