@@ -8,13 +8,17 @@ interacted with before; a hit is the converted item being in that list. A conver
 item the user interacted with before can never be a hit, so it is not counted as a case:
 the figures measure discovery, not "recently viewed" (which ``cases`` makes visible). Baselines
 (all-time popularity, trending) are computed in the same run, on the same events.
+
+Cold start is reported apart: the cases whose item is *new* (created, or first seen in the
+log, less than ``new_item_age_ms`` before the conversion; an item never seen before is new)
+and the cases of *new users* (fewer than ``new_user_events`` earlier events with an item).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +78,43 @@ DRAIN_EVERY = 1000
 # Every recommender scored, in report order: the for-you blend, its two components alone,
 # the popularity baselines, and related items of the user's previous item.
 RECOMMENDERS = ("personal", "factors", "cooccurrence", "popularity", "trending", "related")
+# Cold-start defaults: an item is new for a day after it is created or first seen; a user is
+# new before their third event with an item.
+NEW_ITEM_AGE_MS = 86_400_000
+NEW_USER_EVENTS = 3
+
+
+@dataclass
+class ColdStart:
+    """Which cases are cold: new items (by creation or first sight) and new users."""
+
+    new_item_age_ms: int = NEW_ITEM_AGE_MS
+    new_user_events: int = NEW_USER_EVENTS
+    created_at_ms: Mapping[str, int] = field(default_factory=dict)
+    first_seen_ms: dict[str, int] = field(default_factory=dict)
+    user_events: dict[str, int] = field(default_factory=dict)
+
+    def observe(self, event: Event) -> None:
+        """Remember what ``event`` reveals (called after the event's case is scored)."""
+        for item_id in (event.item_id, *event.items):
+            if item_id:
+                self.first_seen_ms.setdefault(item_id, event.timestamp_ms)
+        if event.item_id:
+            self.user_events[event.user_id] = self.user_events.get(event.user_id, 0) + 1
+        if event.event_type == "login" and event.previous_user_id in self.user_events:
+            merged = self.user_events.pop(event.previous_user_id)
+            self.user_events[event.user_id] = self.user_events.get(event.user_id, 0) + merged
+
+    def item_is_new(self, item_id: str, timestamp_ms: int) -> bool:
+        known = [
+            when
+            for when in (self.created_at_ms.get(item_id), self.first_seen_ms.get(item_id))
+            if when is not None
+        ]
+        return not known or timestamp_ms - min(known) < self.new_item_age_ms
+
+    def user_is_new(self, user_id: str) -> bool:
+        return self.user_events.get(user_id, 0) < self.new_user_events
 
 
 def _component_tops(engine: Engine, user_id: str, k: int, seen: set[str]) -> dict[str, list[str]]:
@@ -100,13 +141,21 @@ def evaluate(
     config: PersonalConfig,
     progress: Callable[[int], None] | None = None,
     curve_every: int = 1000,
+    cold: ColdStart | None = None,
 ) -> dict[str, Any]:
-    """Replay ``events`` (sorted here by timestamp, stable) and return the figures."""
+    """Replay ``events`` (sorted here by timestamp, stable) and return the figures.
+
+    ``cold`` says which cases are cold start (defaults: :class:`ColdStart`); their figures
+    are under ``cold_start`` (``new_items`` and ``new_users``, each per recommender).
+    """
+    cold = cold or ColdStart()
     ordered = sorted(events, key=lambda event: event.timestamp_ms)
     engine = Engine(config)
     feedback = config.feedback
     popularity = PopularityBaseline()
     scores = {name: Scores(k) for name in RECOMMENDERS}
+    new_items = {name: Scores(k) for name in RECOMMENDERS}
+    new_users = {name: Scores(k) for name in RECOMMENDERS}
     last_item: dict[str, str] = {}
     catalog: set[str] = set()
     started = time.perf_counter()
@@ -122,12 +171,19 @@ def evaluate(
                 tops = _component_tops(engine, event.user_id, k, seen)
                 tops["popularity"] = popularity.recommend(k, seen)
                 tops["trending"] = [item for item, _ in engine.trending.scores.top(k, seen)]
-                for name, ranked in tops.items():
-                    scores[name].add(ranked, target)
                 previous = last_item.get(event.user_id)
                 if previous is not None:
                     related = engine.related(previous, k, exclude=seen)
-                    scores["related"].add([r.item_id for r in related], target)
+                    tops["related"] = [r.item_id for r in related]
+                groups = [scores]
+                if cold.item_is_new(target, event.timestamp_ms):
+                    groups.append(new_items)
+                if cold.user_is_new(event.user_id):
+                    groups.append(new_users)
+                for name, ranked in tops.items():
+                    for group in groups:
+                        group[name].add(ranked, target)
+        cold.observe(event)
         engine.learn(event)
         if count % DRAIN_EVERY == 0:
             engine.drain_changes()
@@ -153,6 +209,12 @@ def evaluate(
         "k": k,
         "catalog_size": size,
         **{name: figures.summary(size) for name, figures in scores.items()},
+        "cold_start": {
+            "new_item_age_s": cold.new_item_age_ms / 1000,
+            "new_user_events": cold.new_user_events,
+            "new_items": {name: figures.summary(size) for name, figures in new_items.items()},
+            "new_users": {name: figures.summary(size) for name, figures in new_users.items()},
+        },
         "curve_every": curve_every,
         "curves": {name: figures.curve for name, figures in scores.items() if name != "related"},
     }

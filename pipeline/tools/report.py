@@ -85,7 +85,47 @@ def format_table(figures: dict[str, Any]) -> str:
         f"personal HR@{k} / its best component alone: "
         f"{_ratio(figures['personal'][f'hr@{k}'], best_part)}",
     ]
+    lines += format_cold_start(figures)
     return "\n".join(lines)
+
+
+def format_cold_start(figures: dict[str, Any]) -> list[str]:
+    """One line per cold-start group: its cases and each recommender's HR@k on them."""
+    k, cold = figures["k"], figures.get("cold_start")
+    if not cold:
+        return []
+    age_h = cold["new_item_age_s"] / 3600
+    titles = {
+        "new_items": f"new items (created or first seen < {age_h:g} h before)",
+        "new_users": f"new users (< {cold['new_user_events']} earlier events)",
+    }
+    lines = ["", f"cold start, HR@{k}:"]
+    for group, title in titles.items():
+        per = cold[group]
+        cases = per["personal"]["cases"]
+        parts = ", ".join(f"{name} {per[name][f'hr@{k}']:.4f}" for name in RECOMMENDERS)
+        lines.append(f"  {title}: {cases} cases; {parts}")
+    return lines
+
+
+def read_items(lines: Iterable[bytes]) -> tuple[dict[str, int], int]:
+    """Creation times (``created_at``) of the item records in a catalog JSONL file, and how
+    many lines were not valid item records (skipped, never fatal)."""
+    from pipeline.core.items import item_from_dict
+
+    created: dict[str, int] = {}
+    invalid = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            item = item_from_dict(orjson.loads(line))
+        except (InvalidInput, orjson.JSONDecodeError, TypeError, ValueError, OverflowError):
+            invalid += 1
+            continue
+        if item.created_at_ms is not None:
+            created[item.item_id] = item.created_at_ms
+    return created, invalid
 
 
 def plot_curves(figures: dict[str, Any], path: Path) -> None:

@@ -7,7 +7,10 @@ Planted structure (ground truth exposed by :meth:`SyntheticWorld.user_cluster` a
 :meth:`SyntheticWorld.item_cluster`):
 
 * Items belong to one taste cluster and one primary category (sometimes a second), drawn
-  from the cluster's category mix; brand and tags lean on the cluster too.
+  from the cluster's category mix; brand and tags lean on the cluster too, and so does the
+  ``description``: made-up words, most from the cluster's vocabulary, some from the
+  category's, a few common to all (content that carries the taste structure). With
+  ``release_fraction``, items keep being released during the log (``created_at``).
 * Users belong to a cluster. Preference of user ``u`` for item ``i`` is
   ``<latent_u, latent_i> / |centroid| + category affinity of u's cluster for i``; the
   relevance (probability scale) is a sigmoid of it.
@@ -61,6 +64,20 @@ _CATEGORIES = (
     "books",
 )
 _COLORS = ("black", "white", "red", "blue", "green", "grey", "yellow", "pink", "brown", "beige")
+# Syllables of the made-up words of item descriptions (see _vocabulary).
+_SYLLABLES = ("ka", "lo", "mi", "ru", "te", "so", "na", "vi", "po", "de", "zu", "fe", "ga", "xi")
+# Words of a description: from the item's taste cluster, its category, and common to all.
+_CLUSTER_WORDS, _CATEGORY_WORDS, _COMMON_WORDS = 5, 3, 2
+
+
+def _vocabulary(rng: np.random.Generator, groups: int, size: int, tag: str) -> list[list[str]]:
+    """``groups`` disjoint lists of ``size`` made-up words (three syllables and a tag that
+    keeps the groups apart): words that carry a group's identity and nothing else."""
+    syllables = np.array(_SYLLABLES)
+    picks = rng.integers(len(_SYLLABLES), size=(groups, size, 3))
+    return [
+        [f"{''.join(syllables[picks[g, w]])}{tag}{g}" for w in range(size)] for g in range(groups)
+    ]
 
 
 class SyntheticWorld:
@@ -136,8 +153,19 @@ class SyntheticWorld:
             self._release_at[late] = np.sort(rng.integers(1, cfg.release_span, size=late.size))
             ms_per_event = 1000.0 / cfg.events_per_second
             created[late] = cfg.start_ms + (self._release_at[late] * ms_per_event).astype(np.int64)
+        # Descriptions use their own generator: adding them changed no other draw.
+        text_rng = np.random.default_rng([cfg.seed, 7])
+        cluster_words = _vocabulary(text_rng, n_cl, 30, "c")
+        category_words = _vocabulary(text_rng, n_cat, 15, "k")
+        common_words = _vocabulary(text_rng, 1, 40, "x")[0]
         self._catalog = []
         for i in range(n_it):
+            words = [
+                *text_rng.choice(cluster_words[item_cl[i]], _CLUSTER_WORDS),
+                *text_rng.choice(category_words[primary[i]], _CATEGORY_WORDS),
+                *text_rng.choice(common_words, _COMMON_WORDS),
+            ]
+            text_rng.shuffle(words)
             cats = [names[primary[i]]] + ([names[second[i]]] if has_second[i] else [])
             brand, color = f"brand-{int(brands[i]):03d}", _COLORS[colors[i]]
             attributes = {
@@ -155,6 +183,7 @@ class SyntheticWorld:
                     "available": bool(available[i]),
                     "price": self._prices[i],
                     "title": f"{brand} {color} {cats[0]} {i}",
+                    "description": " ".join(str(word) for word in words),
                 }
             )
 

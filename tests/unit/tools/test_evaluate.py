@@ -16,7 +16,7 @@ from pipeline.cli.data import evaluate_command
 from pipeline.core.events import event_from_dict
 from pipeline.core.settings import load_settings
 from pipeline.features.personal.config import personal_config
-from pipeline.tools.evaluate import evaluate
+from pipeline.tools.evaluate import ColdStart, evaluate
 from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld, write_jsonl
 
 N_EVENTS = 60_000
@@ -122,3 +122,100 @@ def test_a_log_without_valid_events_fails_cleanly(tmp_path):
     assert result.exit_code == 1
     assert "skipped 3 invalid lines" in result.stderr
     assert "no valid events" in result.stderr
+
+
+# --- cold start -----------------------------------------------------------------------------
+
+
+# Event times below are offsets from this instant (timestamps must be from 1973 on).
+T0 = 1_700_000_000_000
+
+
+def _event(user: str, item: str, kind: str, at_ms: int, n: int) -> object:
+    return event_from_dict(
+        {
+            "event_id": f"e{n}",
+            "type": kind,
+            "user_id": user,
+            "item_id": item,
+            "timestamp": T0 + at_ms,
+        }
+    )
+
+
+def test_cold_start_cases_are_a_subset_of_all_cases(figures):
+    cold = figures["cold_start"]
+    assert cold["new_user_events"] == 3
+    for group in ("new_items", "new_users"):
+        for name in RECOMMENDERS:
+            part, whole = cold[group][name], figures[name]
+            assert set(part) == FIGURE_KEYS
+            assert part["cases"] <= whole["cases"]
+    # The synthetic log spans less than a day: every item is new by the default age.
+    assert cold["new_items"]["personal"]["cases"] == figures["personal"]["cases"]
+    # A user's first conversions come before their third event only sometimes.
+    assert 0 < cold["new_users"]["personal"]["cases"] < figures["personal"]["cases"]
+
+
+def test_items_are_new_by_creation_or_first_sight():
+    hour = 3_600_000
+    cold = ColdStart(new_item_age_ms=hour, created_at_ms={"made": T0})
+    assert cold.item_is_new("never-seen", T0 + 10 * hour)
+    assert cold.item_is_new("made", T0 + hour - 1)
+    assert not cold.item_is_new("made", T0 + hour)
+    cold.observe(_event("u", "seen", "click", 5 * hour, 1))
+    assert cold.item_is_new("seen", T0 + 6 * hour - 1)
+    assert not cold.item_is_new("seen", T0 + 6 * hour)
+    # Created after its first sight (a catalog published late): the earlier time counts.
+    cold = ColdStart(new_item_age_ms=hour, created_at_ms={"late": T0 + 9 * hour})
+    cold.observe(_event("u", "late", "click", 0, 2))
+    assert not cold.item_is_new("late", T0 + 9 * hour)
+
+
+def test_users_are_new_before_their_third_event_and_logins_carry_counts():
+    cold = ColdStart(new_user_events=3)
+    for n in range(2):
+        cold.observe(_event("anon", f"i{n}", "click", n, n))
+    assert cold.user_is_new("anon")
+    login = event_from_dict(
+        {
+            "event_id": "l",
+            "type": "login",
+            "user_id": "user",
+            "previous_user_id": "anon",
+            "timestamp": T0 + 5,
+        }
+    )
+    cold.observe(login)
+    cold.observe(_event("user", "i9", "click", 6, 9))
+    assert not cold.user_is_new("user")
+    assert cold.user_is_new("anon")
+
+
+def test_new_item_cases_counted_apart():
+    hour = 3_600_000
+    log = [
+        _event("a", "old", "click", 0, 1),
+        _event("a", "old", "buy", 1, 2),  # not a case: "a" met "old" before
+        _event("b", "old", "buy", 2 * hour, 3),  # old item (first seen 2 h before), new user
+        _event("c", "fresh", "buy", 2 * hour + 1, 4),  # never seen: new item, new user
+    ]
+    out = evaluate(log, 10, personal_config(load_settings()), cold=ColdStart(hour, 3))
+    assert out["personal"]["cases"] == 2
+    assert out["cold_start"]["new_items"]["personal"]["cases"] == 1
+    assert out["cold_start"]["new_users"]["personal"]["cases"] == 2
+
+
+def test_command_reports_cold_start(log_file, tmp_path):
+    catalog = tmp_path / "items.jsonl"
+    catalog.write_bytes(
+        orjson.dumps({"item_id": "item-1", "created_at": 1_700_000_000_000}) + b"\n{bad\n"
+    )
+    result = run("--events", str(log_file), "--catalog", str(catalog), "--new-item-age", "60")
+    assert "cold start, HR@10:" in result.output
+    assert "new items (created or first seen < 0.0166667 h before)" in result.output
+    out = orjson.loads(
+        run("--events", str(log_file), "--json", "--new-user-events", "5").output.splitlines()[-1]
+    )
+    assert out["cold_start"]["new_user_events"] == 5
+    assert out["cold_start"]["new_items"]["personal"]["cases"] >= 0

@@ -321,3 +321,21 @@ def test_agrees_with_the_pipeline_contract(world: SyntheticWorld, log: list[dict
         events.event_from_dict(event)
     for item in world.catalog():
         items.item_from_dict(item)
+
+
+def test_descriptions_carry_the_taste_clusters(world: SyntheticWorld) -> None:
+    """Items of one cluster share description words; items of different clusters share
+    only the few common words: content alone separates the clusters."""
+    words = {item["item_id"]: set(item["description"].split()) for item in world.catalog()}
+    same, other = [], []
+    ids = sorted(words)[:120]
+    for a in ids:
+        for b in ids:
+            if a < b:
+                overlap = len(words[a] & words[b]) / len(words[a] | words[b])
+                both = world.item_cluster(a) == world.item_cluster(b)
+                (same if both else other).append(overlap)
+    assert same and other
+    assert sum(same) / len(same) > 3 * sum(other) / len(other)
+    # Ten words each (a word may repeat), all of them valid text.
+    assert all(len(item["description"].split()) == 10 for item in world.catalog())
