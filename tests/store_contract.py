@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import struct
 import time
 from collections.abc import Callable
 
@@ -132,6 +133,20 @@ async def test_zincr_trim_accumulates_trims_and_expires(store: Store, key: Key) 
     # At or under trim_above nothing is trimmed.
     await store.apply(Writes().zincr_trim(key("y"), {"a": 1, "b": 2, "c": 3}, 1, 3))
     assert len(await store.zrange(key("y"), 0, -1)) == 3
+
+
+async def test_a_negative_increment_to_zero_or_below_removes_the_member(
+    store: Store, key: Key
+) -> None:
+    await store.apply(Writes().zadd(key("z"), {"a": 2.0, "b": 1.0, "c": 0.0, "blocked": -math.inf}))
+    await store.apply(
+        Writes().zincr_trim(key("z"), {"a": -1.0, "b": -1.0, "blocked": -1.0, "n": -2.0}, 10)
+    )
+    assert await store.zrange(key("z"), 0, -1) == [
+        (b"blocked", -math.inf),
+        (b"c", 0.0),
+        (b"a", 1.0),
+    ]
 
 
 async def test_minus_infinity_absorbs_increments(store: Store, key: Key) -> None:
@@ -272,3 +287,66 @@ async def test_long_runs_of_writes_apply_whole(store: Store, key: Key) -> None:
     assert [m for m, _ in await store.zrange(key("z299"), 0, 0)] == [b"m5"]
     assert len(await store.zrange(key("z0"), 0, -1)) == 15
     assert len(await store.hgetall(key("h"))) == 5000
+
+
+def _packed(*values: float) -> bytes:
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+def _unpacked(value: bytes | None) -> list[float]:
+    assert value is not None
+    return list(struct.unpack(f"<{len(value) // 4}f", value))
+
+
+async def test_hadd_vectors_adds_packed_float32_deltas(store: Store, key: Key) -> None:
+    base = _packed(1.0, -2.0, 0.5)
+    # A missing field starts at the base; without a base at zeros.
+    await store.apply(
+        Writes().hadd_vectors(
+            key("v"), {"a": (_packed(0.25, 0.25, 0.25), base), "b": (_packed(1.5, -1.0), None)}
+        )
+    )
+    assert _unpacked(await store.hget(key("v"), "a")) == [1.25, -1.75, 0.75]
+    assert _unpacked(await store.hget(key("v"), "b")) == [1.5, -1.0]
+    # An existing field ignores the base: two workers' deltas both count, in any order.
+    await store.apply(Writes().hadd_vectors(key("v"), {"a": (_packed(0.5, 0.0, -0.75), base)}))
+    await store.apply(Writes().hadd_vectors(key("v"), {"a": (_packed(-0.25, 1.0, 0.0), None)}))
+    assert _unpacked(await store.hget(key("v"), "a")) == [1.5, -0.75, 0.0]
+    # Sums are rounded to float32 as numpy rounds a float64 sum (the engine's arithmetic).
+    first, second = 0.1, 1e-9
+    await store.apply(Writes().hadd_vectors(key("r"), {"x": (_packed(first), None)}))
+    await store.apply(Writes().hadd_vectors(key("r"), {"x": (_packed(second), None)}))
+    expected = (
+        struct.unpack("<f", struct.pack("<f", first))[0]
+        + struct.unpack("<f", struct.pack("<f", second))[0]
+    )
+    assert _unpacked(await store.hget(key("r"), "x")) == list(
+        struct.unpack("<f", struct.pack("<f", expected))
+    )
+    # A shorter stored value counts as zeros beyond its end; the delta's length wins.
+    await store.apply(Writes().hadd_vectors(key("v"), {"b": (_packed(1.0, 1.0, 1.0), None)}))
+    assert _unpacked(await store.hget(key("v"), "b")) == [2.5, 0.0, 1.0]
+    # Many fields in one write, next to other writes in the same transaction.
+    many = {f"f{i}": (_packed(float(i), 1.0), None) for i in range(3000)}
+    await store.apply(Writes().hadd_vectors(key("m"), many).set(key("s"), "x"))
+    assert _unpacked(await store.hget(key("m"), "f2999")) == [2999.0, 1.0]
+    assert len(await store.hgetall(key("m"))) == 3000
+
+
+async def test_watch_inside_a_transaction_detects_later_writes(store: Store, key: Key) -> None:
+    calls = 0
+
+    async def build(values: list[bytes | None]) -> Writes:
+        nonlocal calls
+        calls += 1
+        await store.watch([key("extra")])
+        if calls == 1:
+            # Another writer changes the extra key after it was watched.
+            await store.apply(Writes().set(key("extra"), "moved"))
+        return Writes().set(key("out"), str(calls))
+
+    assert await store.transact([key("fence")], build)
+    assert calls == 2
+    assert await store.get(key("out")) == b"2"
+    # Outside a transaction, watch does nothing.
+    await store.watch([key("extra")])

@@ -10,13 +10,15 @@ Build it with :func:`create_collector_app`; nothing is created at import time. E
   "status": "accepted"} | {"index", "status": "rejected", "reason"}]}`` with 200 when at
   least one was accepted, 400 (same shape) when none was. 413 ``{"error", "detail"}`` for a
   body over ``collector_max_body_bytes`` or a list over ``collector_max_events``; 400 for a
-  body that is not JSON or an empty list; 503 when Kafka did not acknowledge in time
-  (nothing is reported accepted: resend the whole request; the event contract makes
-  replays of an ``event_id`` harmless).
+  body that is not JSON or an empty list; 408 (and the connection closed) for a body that
+  has not fully arrived within ``http_body_timeout_s``; 503 when Kafka did not acknowledge
+  in time (nothing is reported accepted: resend the whole request; the event contract
+  makes replays of an ``event_id`` harmless).
 - ``GET /healthz``: 200 ``{"status": "ok"}``. ``GET /readyz``: 200 ``{"status": "ready"}``
   when the producer is started and broker metadata refreshes, else 503 ``{"status":
   "unavailable", "reason"}``. ``GET /metrics``: Prometheus text.
 - ``POST /v1/items``: catalog items, answered like events (``pipeline.api.items``).
+- ``POST /v1/users``: user records (attributes), answered like items (``pipeline.api.users``).
 - ``GET /docs``: Swagger UI, served with its files (``pipeline.api.docs``).
 
 API keys and CORS: ``pipeline.api.security`` (every route under ``/v1`` is a write, except
@@ -50,6 +52,7 @@ from pipeline.api.privacy import install_privacy
 from pipeline.api.producer import Message, Publisher, PublishFailed
 from pipeline.api.schemas import events_body
 from pipeline.api.security import COLLECTOR_ACCESS, install_api_keys, install_cors
+from pipeline.api.users import install_users
 from pipeline.core.events import decode_json, event_from_dict
 from pipeline.core.ids import InvalidInput
 from pipeline.core.settings import Settings
@@ -125,9 +128,14 @@ def create_collector_app(settings: Settings, producer: Any = None) -> FastAPI:
     install_liveness(app)
     install_docs(app)
     install_items(app, settings, registry)
+    install_users(app, settings, registry)
     install_privacy(app, settings)
     install_sdk(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.collector_max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.collector_max_body_bytes,
+        timeout_s=settings.http_body_timeout_s,
+    )
     # Outermost: preflights answered, and every answer (401 included) readable by browsers.
     install_cors(app, settings)
     events_total = Counter(

@@ -117,11 +117,15 @@ class HttpMiddleware:
 
 
 class BodyLimitMiddleware(HttpMiddleware):
-    """Answers 413 before the app sees a body over ``max_bytes`` (Content-Length or read)."""
+    """Answers 413 before the app sees a body over ``max_bytes`` (Content-Length or read),
+    and 408 (closing the connection) when the whole body has not arrived within
+    ``timeout_s`` of the app starting to read it: a client that announces a body and
+    stalls cannot hold a connection and its buffers open."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float | None = None) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
@@ -133,20 +137,17 @@ class BodyLimitMiddleware(HttpMiddleware):
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(send)
             return
-        # Read the body up front (bounded), then replay it to the app.
+        # Read the body up front (bounded in size and time), then replay it to the app.
         messages: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._too_large(send)
-                return
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                too_large = await self._read_body(receive, messages)
+        except TimeoutError:
+            await self._timed_out(send)
+            return
+        if too_large:
+            await self._too_large(send)
+            return
         replay = iter(messages)
 
         async def replayed() -> Message:
@@ -154,24 +155,43 @@ class BodyLimitMiddleware(HttpMiddleware):
 
         await self.app(scope, replayed, send)
 
+    async def _read_body(self, receive: Receive, messages: list[Message]) -> bool:
+        """Receive the body's messages into ``messages``; True once it is over the limit."""
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return False
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return True
+            if not message.get("more_body", False):
+                return False
+
     async def _too_large(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "error": "body_too_large",
-                "detail": f"request bodies are limited to {self.max_bytes} bytes",
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"request bodies are limited to {self.max_bytes} bytes"
+        await _send_error(send, 413, "body_too_large", detail)
+
+    async def _timed_out(self, send: Send) -> None:
+        detail = f"the request body did not arrive within {self.timeout_s:g} s"
+        # The rest of the body may still come: the connection cannot carry another request.
+        await _send_error(send, 408, "body_timeout", detail, close=True)
+
+
+async def _send_error(
+    send: Send, status: int, error: str, detail: str, close: bool = False
+) -> None:
+    """An ``{"error", "detail"}`` answer sent from a middleware (outside FastAPI)."""
+    body = orjson.dumps({"error": error, "detail": detail})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _MetricsMiddleware(HttpMiddleware):

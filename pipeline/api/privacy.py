@@ -62,7 +62,8 @@ def install_privacy(app: FastAPI, settings: Settings) -> None:
         summary="Forget a user",
         description=(
             "Privacy request: removes everything kept about the user (history, latent "
-            "factors, for-you list, aliases, segment memberships). Asynchronous: the answer "
+            "factors, for-you list, aliases, segment memberships, attributes from "
+            "`POST /v1/users`). Asynchronous: the answer "
             "means Kafka acknowledged the `forget` event; the agent groups apply it when "
             "they reach it, usually within a second. Aggregates over all users (trending, "
             "related items, popularity, item factors) are kept."

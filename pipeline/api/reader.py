@@ -82,7 +82,11 @@ def create_reader_app(settings: Settings) -> FastAPI:
     install_docs(app)
     install_demo(app, settings)
     # The largest legitimate body is a rank request of 500 ids with a context.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.reader_max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.reader_max_body_bytes,
+        timeout_s=settings.http_body_timeout_s,
+    )
     # Outermost: preflights answered, and every answer (401 included) readable by browsers.
     install_cors(app, settings)
     for feature in FEATURES:

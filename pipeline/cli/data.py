@@ -34,13 +34,15 @@ def topics() -> None:
 )
 def topics_apply(path: Path | None) -> None:
     """Create missing topics (idempotent) and report differences with the broker."""
-    from pipeline.stream.kafka import apply_topics
+    from pipeline.stream.kafka import apply_topics, kafka_security
 
     settings = load_cli_settings()
     if path is not None:
         settings = settings.model_copy(update={"topics_file": path})
     declared = load_cli_topics(settings)
-    created, differences = asyncio.run(apply_topics(settings.kafka_bootstrap, declared.specs))
+    created, differences = asyncio.run(
+        apply_topics(settings.kafka_bootstrap, declared.specs, kafka_security(settings))
+    )
     for name in created:
         click.echo(f"created {name}")
     for difference in differences:
@@ -200,21 +202,58 @@ def _stderr_is_tty(stream: IO[Any]) -> bool:
     default=None,
     help="Write HR@k over the log (personal, popularity, trending) to this PNG.",
 )
+@click.option(
+    "--catalog",
+    type=INPUT_FILE,
+    default=None,
+    help="JSONL item records; their created_at marks new items (else first sight in the log).",
+)
+@click.option(
+    "--new-item-age",
+    type=click.FloatRange(min=0),
+    default=86_400,
+    show_default=True,
+    help="Seconds after creation (or first sight) during which an item counts as new.",
+)
+@click.option(
+    "--new-user-events",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Users with fewer earlier events than this count as new.",
+)
 def evaluate_command(
-    path: Path, k: int, as_json: bool, curves: bool, curve_every: int, plot: Path | None
+    path: Path,
+    k: int,
+    as_json: bool,
+    curves: bool,
+    curve_every: int,
+    plot: Path | None,
+    catalog: Path | None,
+    new_item_age: float,
+    new_user_events: int,
 ) -> None:
     """Prequential evaluation: replay an event log, predicting before learning each event.
 
     Compares the personal recommender (the engine the agents run, configured from PIPELINE_*
     settings) and related items with popularity and trending baselines. Invalid lines are
-    reported on stderr and skipped.
+    reported on stderr and skipped. Cold-start cases (new items, new users) are also
+    reported apart.
     """
     import orjson
     from tqdm import tqdm
 
     from pipeline.features.personal.config import personal_config
-    from pipeline.tools.evaluate import evaluate
-    from pipeline.tools.report import format_table, plot_curves, read_events
+    from pipeline.tools.evaluate import ColdStart, evaluate
+    from pipeline.tools.report import format_table, plot_curves, read_events, read_items
+
+    created: dict[str, int] = {}
+    if catalog is not None:
+        with catalog.open("rb") as handle:
+            created, bad_items = read_items(handle)
+        if bad_items:
+            click.echo(f"{catalog}: {bad_items} invalid item lines skipped", err=True)
+    cold = ColdStart(int(new_item_age * 1000), new_user_events, created)
 
     config = personal_config(load_cli_settings())
     with path.open("rb") as handle:
@@ -226,7 +265,9 @@ def evaluate_command(
     with tqdm(
         total=len(events), unit="event", unit_scale=True, file=sys.stderr, disable=disable
     ) as bar:
-        figures = evaluate(events, k, config, progress=bar.update, curve_every=curve_every)
+        figures = evaluate(
+            events, k, config, progress=bar.update, curve_every=curve_every, cold=cold
+        )
     if plot is not None:
         plot_curves(figures, plot)
         click.echo(f"wrote {plot}", err=True)

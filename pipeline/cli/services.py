@@ -9,6 +9,10 @@ from typing import Any
 import click
 
 from pipeline.cli.main import check_port, cli, load_cli_settings, load_cli_topics
+from pipeline.core.settings import Settings
+
+# uvicorn's loggers: given the process's format instead of uvicorn's own.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 @cli.command()
@@ -20,11 +24,12 @@ from pipeline.cli.main import check_port, cli, load_cli_settings, load_cli_topic
 )
 @click.option("--loglevel", default="info", show_default=True, help="Faust log level.")
 def worker(agents: str, loglevel: str) -> None:
-    """Run a Faust worker for the given agent groups (scale by starting more)."""
-    from faust import Worker
+    """Run a Faust worker for the given agent groups (scale by starting more).
 
+    SIGTERM stops it gracefully (docs/operations.md, "Stopping a worker")."""
     from pipeline.features.registry import parse_groups
     from pipeline.stream.app import create_app
+    from pipeline.stream.worker import Worker
 
     settings = load_cli_settings()
     if settings.worker_uvloop:
@@ -45,15 +50,32 @@ def worker(agents: str, loglevel: str) -> None:
         )
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     app = create_app(settings, groups, load_cli_topics(settings))
-    Worker(app, loglevel=loglevel).execute_from_commandline()
+    Worker(
+        app,
+        loglevel=loglevel,
+        stop_timeout_s=settings.worker_stop_timeout_s,
+        logging_config=process_logging(settings, "worker", loglevel),
+    ).execute_from_commandline()
 
 
-def serve(app: Any, host: str, port: int, setting: str, log_level: str) -> None:
+def process_logging(
+    settings: Settings, service: str, level: str, loggers: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The process's logging: ``log_format`` lines on stderr, every secret masked."""
+    from pipeline.core.logs import logging_config
+    from pipeline.core.settings import secret_values
+
+    return logging_config(settings.log_format, level, service, secret_values(settings), loggers)
+
+
+def serve(app: Any, host: str, port: int, setting: str, log_level: str, settings: Settings) -> None:
     """Run an ASGI app with uvicorn after checking that its port is free."""
     import uvicorn
 
     check_port(host, port, setting)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    service = setting.removeprefix("PIPELINE_").removesuffix("_PORT").lower()
+    config = process_logging(settings, service, log_level, UVICORN_LOGGERS)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=config)
 
 
 @cli.command()
@@ -70,7 +92,9 @@ def reader(log_level: str) -> None:
         app = create_reader_app(settings)
     except (ApiKeyConfigError, ScenarioFileError) as exc:
         raise click.ClickException(str(exc)) from None
-    serve(app, settings.reader_host, settings.reader_port, "PIPELINE_READER_PORT", log_level)
+    serve(
+        app, settings.reader_host, settings.reader_port, "PIPELINE_READER_PORT", log_level, settings
+    )
 
 
 @cli.command()
@@ -87,7 +111,7 @@ def collector(log_level: str) -> None:
     except ApiKeyConfigError as exc:
         raise click.ClickException(str(exc)) from None
     host, port = settings.collector_host, settings.collector_port
-    serve(app, host, port, "PIPELINE_COLLECTOR_PORT", log_level)
+    serve(app, host, port, "PIPELINE_COLLECTOR_PORT", log_level, settings)
 
 
 @cli.command()

@@ -30,6 +30,9 @@ NOT_IN_FORGET = ("item_id", "items", "value", "price", "previous_user_id")
 MAX_IMPRESSION_ITEMS = 100
 MAX_CONTEXT_ENTRIES = 32
 MAX_CONTEXT_STRING = 256
+# Defaults of the input limits (settings ``max_message_bytes``, ``max_envelope_events``):
+# checked before any element is validated, so one huge message costs one short rejection.
+MAX_MESSAGE_BYTES = 1_048_576
 MAX_BATCH_EVENTS = 10_000
 
 # Epoch-millisecond bounds that catch seconds-instead-of-milliseconds and garbage, and admit
@@ -285,11 +288,23 @@ def decode_json(raw: bytes | str) -> Any:
 
 
 def parse_message(
-    raw: bytes | str | None, now_ms: int | None = None, max_future_ms: int | None = None
+    raw: bytes | str | None,
+    now_ms: int | None = None,
+    max_future_ms: int | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    max_events: int = MAX_BATCH_EVENTS,
 ) -> tuple[list[Event], list[Rejection]]:
-    """Split one Kafka message into valid events and rejections. Never raises."""
+    """Split one Kafka message into valid events and rejections. Never raises.
+
+    A message over ``max_bytes`` is rejected whole before it is parsed, and an envelope of
+    more than ``max_events`` elements before any element is validated: each gives a single
+    rejection, whatever the size of the input.
+    """
     if raw is None:
         return [], [Rejection("empty message (no value)")]
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "replace"))
+    if size > max_bytes:
+        return [], [Rejection(f"message too large: {size} bytes > {max_bytes}")]
     try:
         decoded = decode_json(raw)
     except InvalidInput as exc:
@@ -297,8 +312,8 @@ def parse_message(
     if isinstance(decoded, list):
         if not decoded:
             return [], [Rejection("empty batch envelope")]
-        if len(decoded) > MAX_BATCH_EVENTS:
-            return [], [Rejection(f"batch envelope holds more than {MAX_BATCH_EVENTS} events")]
+        if len(decoded) > max_events:
+            return [], [Rejection(f"envelope too long: {len(decoded)} events > {max_events}")]
         events: list[Event] = []
         rejections: list[Rejection] = []
         for index, element in enumerate(decoded):

@@ -18,7 +18,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:user:{user_id}:factors`` | string | base64 float32 latent vector of the user (TTL) |
 | ``{p}:foryou:{user_id}`` | string | JSON list of the user's current "for you" items with scores and sources (TTL) |
 | ``{p}:foryou:pending`` | sorted set | users whose list waits for a recompute (score: when it became stale, epoch ms) |
-| ``{p}:mf:items`` | hash | item_id -> JSON ``{"v": base64 float32 vector, "b": bias}`` |
+| ``{p}:mf:items`` | hash | item_id -> packed float32 ``[index, bias, factors...]`` (added to as deltas) |
 | ``{p}:personal:trending:{gen}`` | hash | item_id -> forward-decayed count (1-day half-life) behind cold users' lists |
 | ``{p}:related:{relation}:{item_id}`` | sorted set | partner item -> co-occurrence count (capped) |
 | ``{p}:related:anchors`` | set | items that have related lists (loaded by a starting personal worker) |
@@ -29,6 +29,12 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:stats:{scenario}:{hour}`` | hash | counts of one scenario in one hour (epoch hours): ``served``, ``impressions``, ``clicks``, ``conversions``, and each per stage as ``clicks:{stage}`` |
 | ``{p}:stats:{scenario}:{metric}:{day}`` | sorted set | item -> count of ``metric`` in one day (epoch days) |
 | ``{p}:attribution:{user_id}`` | hash | item -> ``{recommendation_id} {timestamp_ms}`` of the user's recent clicks on recommendations (TTL), to credit later conversions |
+| ``{p}:user:{user_id}:attributes`` | hash | attribute name -> JSON value of the user's latest record (``POST /v1/users``; erased by a ``forget``) |
+| ``{p}:content:items`` | set | items that have a content vector |
+| ``{p}:content:vector:{item_id}`` | string | the item's content vector: ``content_dim`` little-endian float32 (hashed TF-IDF of its text, L2-normalised) |
+| ``{p}:content:df`` | hash | bucket index -> how many items' texts hold it; field ``documents``: how many items have a vector |
+| ``{p}:content:similar:{item_id}`` | sorted set | the item's most similar items by text -> cosine similarity (top ``content_neighbours``) |
+| ``{p}:content:version`` | string | counter the content agent increments with every batch (its workers reload when another moved it) |
 | ``{p}:user:{user_id}:segments:{gen}`` | sorted set | segments the user's events of generation ``gen`` put the user in (``i:{item_id}``, ``a:{attribute}:{value}``; score 0), so in their keys of ``gen`` and ``gen + 1``: what a ``forget`` removes the user from; expires with those keys |
 """
 
@@ -146,6 +152,24 @@ class Keys:
 
     def attribution(self, user_id: str) -> str:
         return f"{self.prefix}:attribution:{check_id(user_id, 'user_id')}"
+
+    def user_attributes(self, user_id: str) -> str:
+        return self._user(user_id, "attributes")
+
+    def content_items(self) -> str:
+        return f"{self.prefix}:content:items"
+
+    def content_vector(self, item_id: str) -> str:
+        return f"{self.prefix}:content:vector:{check_id(item_id, 'item_id')}"
+
+    def content_df(self) -> str:
+        return f"{self.prefix}:content:df"
+
+    def content_similar(self, item_id: str) -> str:
+        return f"{self.prefix}:content:similar:{check_id(item_id, 'item_id')}"
+
+    def content_version(self) -> str:
+        return f"{self.prefix}:content:version"
 
     def pattern(self) -> str:
         """Glob matching every key of this namespace (tests, cleanup)."""

@@ -12,12 +12,14 @@ from pipeline.core.topics import Topics, load_topics
 from pipeline.features import (
     attribution,
     catalog,
+    content,
     personal,
     ranking,
     related,
     scenarios,
     segments,
     trending,
+    users,
 )
 from pipeline.features.base import Feature
 
@@ -30,6 +32,8 @@ FEATURES: tuple[Feature, ...] = (
     segments.FEATURE,
     scenarios.FEATURE,
     attribution.FEATURE,
+    content.FEATURE,
+    users.FEATURE,
 )
 
 # Names of the agent groups (features with a handler), in registry order.

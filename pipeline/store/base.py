@@ -176,7 +176,8 @@ class Writes:
     ) -> Writes:
         """Add ``increments`` to sorted set ``key``; once it holds more than ``trim_above``
         (default ``keep``) members, keep the ``keep`` highest (ties: the greater member stays,
-        as Redis's ZREMRANGEBYRANK removes the lowest ranks); then set its expiry."""
+        as Redis's ZREMRANGEBYRANK removes the lowest ranks); then set its expiry. A member
+        that a negative increment brings to zero or below (not to -inf) is removed."""
         if increments:
             bound = trim_above if trim_above is not None else keep
             return self._add("zincr_trim", key, dict(increments), keep, bound, expire_at_s)
@@ -186,6 +187,16 @@ class Writes:
         """``HINCRBYFLOAT key field amount`` for every field; fields may be ints."""
         if increments:
             return self._add("hincr_float", key, dict(increments))
+        return self
+
+    def hadd_vectors(self, key: str, deltas: Mapping[str, tuple[bytes, bytes | None]]) -> Writes:
+        """Add packed vectors (little-endian float32) to hash fields: ``{field: (delta,
+        base)}``. A missing field starts as ``base`` (zeros when None); each component is
+        summed in double precision and stored as float32; the result has the delta's length
+        (a shorter stored value counts as zeros beyond its end). Commutative: workers that
+        send deltas of one field never overwrite each other."""
+        if deltas:
+            return self._add("hadd_vectors", key, dict(deltas))
         return self
 
 
@@ -206,6 +217,8 @@ class Store(ABC):
 
     # Errors that waiting cures (outages, failovers, memory pressure, conflicts).
     transient_errors: tuple[type[BaseException], ...] = (TransactionConflict,)
+    # Kinds of ``transient_errors`` that are not transient after all (a wrong password).
+    permanent_errors: tuple[type[BaseException], ...] = ()
 
     @abstractmethod
     async def read(self, reads: Reads) -> list[Any]:
@@ -224,6 +237,12 @@ class Store(ABC):
         Returns True when writes were applied, False when ``build`` returned None. ``build``
         may read the store; it may run more than once.
         """
+
+    @abstractmethod
+    async def watch(self, keys: Sequence[str]) -> None:
+        """Inside :meth:`transact`'s ``build``: watch ``keys`` too, so the transaction
+        starts again if any of them changes from now until it applies (read them after this
+        call). Outside a transaction it does nothing."""
 
     @abstractmethod
     async def scan(self, pattern: str) -> list[str]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from pipeline.store.base import Bound, Build, Op, Reads, Scalar, Store, TransactionConflict, Writes
@@ -60,6 +62,10 @@ def _rank_slice(length: int, start: int, stop: int) -> slice:
     if start > stop or start >= length:
         return slice(0, 0)
     return slice(start, min(stop, length - 1) + 1)
+
+
+# Keys watched by the ``build`` running in this task, with their versions (Store.watch).
+_WATCHING: ContextVar[dict[str, int] | None] = ContextVar("watching", default=None)
 
 
 class MemoryStore(Store):
@@ -231,6 +237,17 @@ class MemoryStore(Store):
                 self._prune(key)
         elif name == "zincr_trim":
             self._zincr_trim(*op[1:])
+        elif name == "hadd_vectors":
+            fields = self._container(op[1], _Hash)
+            for field, (delta, base) in op[2].items():
+                name_bytes = encode(field)
+                count = len(delta) // 4
+                sums = list(struct.unpack(f"<{count}f", delta[: 4 * count]))
+                stored = fields.get(name_bytes, base or b"")
+                known = min(count, len(stored) // 4)
+                for j, old in enumerate(struct.unpack(f"<{known}f", stored[: 4 * known])):
+                    sums[j] += old
+                fields[name_bytes] = struct.pack(f"<{count}f", *sums)
         elif name == "hincr_float":
             fields = self._container(op[1], _Hash)
             for field, amount in op[2].items():
@@ -260,7 +277,10 @@ class MemoryStore(Store):
             total = scores.get(encoded, 0.0) + float(amount)
             if math.isnan(total):
                 raise ValueError("resulting score is not a number (NaN)")
-            scores[encoded] = total
+            if float(amount) < 0 and -math.inf < total <= 0:
+                scores.pop(encoded, None)
+            else:
+                scores[encoded] = total
         if len(scores) > trim_above:
             # ZREMRANGEBYRANK 0 -(keep + 1): the lowest ranks go, ties by member bytes.
             ordered = sorted(scores.items(), key=lambda row: (row[1], row[0]))
@@ -274,10 +294,15 @@ class MemoryStore(Store):
     async def transact(self, watch: Sequence[str], build: Build, attempts: int = 5) -> bool:
         for _ in range(attempts):
             before = self._snapshot(watch)
-            writes = await build([self._string(key) for key in watch])
+            watched: dict[str, int] = {}
+            token = _WATCHING.set(watched)
+            try:
+                writes = await build([self._string(key) for key in watch])
+            finally:
+                _WATCHING.reset(token)
             if writes is None:
                 return False
-            if self._snapshot(watch) != before:
+            if self._snapshot(watch) != before or self._snapshot(watched) != list(watched.values()):
                 continue
             self._apply(writes)
             return True
@@ -285,6 +310,12 @@ class MemoryStore(Store):
 
     def _snapshot(self, keys: Iterable[str]) -> list[int]:
         return [self._versions.get(key, 0) for key in keys]
+
+    async def watch(self, keys: Sequence[str]) -> None:
+        watched = _WATCHING.get()
+        if watched is not None:
+            for key in keys:
+                watched.setdefault(key, self._versions.get(key, 0))
 
     async def scan(self, pattern: str) -> list[str]:
         live = [key for key in list(self._data) if self._live(key) is not None]

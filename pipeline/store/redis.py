@@ -1,18 +1,21 @@
 """The Redis implementation of the store (redis-py asyncio, hiredis when installed).
 
 Batched reads go in one pipelined round trip; writes go in one MULTI/EXEC, where runs of
-string sets, capped sorted-set increments and float increments go as Lua scripts, each a
-single command for many keys.
+writes of one kind go as Lua scripts, each a single command for many keys.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any, cast
 
 import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
     BusyLoadingError,
     DataError,
     OutOfMemoryError,
@@ -35,64 +38,10 @@ from pipeline.store.base import (
     TransactionConflict,
     Writes,
 )
+from pipeline.store.redis_scripts import SCRIPTED, WRITE_CHUNK
 
-# The multi-key writes run as Lua scripts (EVALSHA), one command for a whole run of writes:
-# redis-py spends tens of microseconds packing each command, far more than Redis spends on
-# it, so a batch that sets a thousand keys must not send a thousand commands.
-
-# Sorted sets: for each key, ARGV holds keep, trim_above, expire_at (0: none) and the count
-# n of its (member, increment) pairs, then the pairs. Adds the increments, trims the set to
-# its ``keep`` highest once it holds more than ``trim_above``, sets its expiry.
-ZINCR_TRIM_MANY = """
-local a = 1
-for k = 1, #KEYS do
-  local keep, above, expire, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
-  a = a + 4
-  for i = 1, n do
-    redis.call('ZINCRBY', KEYS[k], ARGV[a + 1], ARGV[a])
-    a = a + 2
-  end
-  if redis.call('ZCARD', KEYS[k]) > above then
-    redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -(keep + 1))
-  end
-  if tonumber(expire) > 0 then
-    redis.call('EXPIREAT', KEYS[k], expire)
-  end
-end
-return 0
-"""
-
-# Hashes: for each key, ARGV holds the count n of its (field, increment) pairs, then them.
-HINCRBYFLOAT_MANY = """
-local a = 1
-for k = 1, #KEYS do
-  local n = tonumber(ARGV[a])
-  a = a + 1
-  for i = 1, n do
-    redis.call('HINCRBYFLOAT', KEYS[k], ARGV[a], ARGV[a + 1])
-    a = a + 2
-  end
-end
-return 0
-"""
-
-# Strings: for each key, ARGV holds its TTL in seconds (0: none) and its value.
-SET_MANY = """
-for k = 1, #KEYS do
-  local ttl = tonumber(ARGV[2 * k - 1])
-  if ttl > 0 then
-    redis.call('SET', KEYS[k], ARGV[2 * k], 'EX', ttl)
-  else
-    redis.call('SET', KEYS[k], ARGV[2 * k])
-  end
-end
-return 0
-"""
-# Arguments per script call at most: bounds the size of one command (the MULTI still
-# applies them all).
-WRITE_CHUNK = 8192
-# The writes that run as scripts, by op name.
-SCRIPTED = {"set": SET_MANY, "zincr_trim": ZINCR_TRIM_MANY, "hincr_float": HINCRBYFLOAT_MANY}
+# The pipeline of the transaction whose ``build`` is running in this task (Store.watch).
+_WATCHING: ContextVar[Any] = ContextVar("watching", default=None)
 
 # Redis trouble that waiting cures: outages, failovers (READONLY), loading, memory pressure.
 REDIS_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -105,6 +54,8 @@ REDIS_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TransactionConflict,
     OSError,
 )
+# Subclasses of those that waiting never cures: a wrong password, a refused certificate.
+REDIS_PERMANENT_ERRORS = (AuthenticationError, AuthorizationError, ssl.SSLCertVerificationError)
 
 # Reads whose list argument may be empty: Redis refuses the command, the answer is [].
 _LIST_READS = {"mget": 1, "hmget": 2, "zmscore": 2}
@@ -154,6 +105,12 @@ def _script_args(op: Op) -> list[Scalar]:
     if name == "set":
         _, _, value, ttl_s = op
         return [ttl_s or 0, value]
+    if name == "hadd_vectors":
+        deltas = op[2]
+        vector_args: list[Scalar] = [len(deltas)]
+        for field, (delta, base) in deltas.items():
+            vector_args += [field, delta, base or b""]
+        return vector_args
     if name == "zincr_trim":
         _, _, increments, keep, trim_above, expire_at_s = op
         args: list[Scalar] = [keep, trim_above, expire_at_s, len(increments)]
@@ -195,7 +152,7 @@ def _queue_plain(pipe: Any, op: Op) -> None:
 class RedisStore(Store):
     """The store on a redis-py asyncio client (which owns a connection pool)."""
 
-    transient_errors = REDIS_TRANSIENT_ERRORS
+    transient_errors, permanent_errors = REDIS_TRANSIENT_ERRORS, REDIS_PERMANENT_ERRORS
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -261,7 +218,11 @@ class RedisStore(Store):
                         await pipe.watch(*watch)
                         # The client does not decode responses: values are bytes.
                         values = cast(list[bytes | None], await pipe.mget(list(watch)))
-                    writes = await build(values)
+                    token = _WATCHING.set(pipe)
+                    try:
+                        writes = await build(values)
+                    finally:
+                        _WATCHING.reset(token)
                     if writes is None:
                         await pipe.unwatch()
                         return False
@@ -272,6 +233,11 @@ class RedisStore(Store):
                 except WatchError:
                     continue
         raise TransactionConflict(f"keys {list(watch)} kept changing during {attempts} attempts")
+
+    async def watch(self, keys: Sequence[str]) -> None:
+        pipe = _WATCHING.get()
+        if pipe is not None and keys:
+            await pipe.watch(*keys)
 
     async def scan(self, pattern: str) -> list[str]:
         return [key.decode() async for key in self.redis.scan_iter(match=pattern, count=1000)]
@@ -310,7 +276,19 @@ class HiredisPackingConnection(aioredis.Connection):
 
 def connect(settings: Settings, timeout_s: float | None = None) -> RedisStore:
     """A store on ``settings.redis_url``; ``timeout_s`` bounds connects and reads (the HTTP
-    services). Nothing connects until the first command."""
+    services). Nothing connects until the first command.
+
+    ``rediss://`` URLs connect over TLS, verifying the server against ``redis_ssl_cafile``
+    (or the system's trust store) and its host name. ``redis_password`` (and
+    ``redis_username``) apply when the URL carries no credentials of its own."""
+    return RedisStore(
+        aioredis.Redis.from_url(settings.redis_url, **redis_options(settings, timeout_s))
+    )
+
+
+def redis_options(settings: Settings, timeout_s: float | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``Redis.from_url`` for ``settings`` (credentials in the URL win
+    over these, as redis-py merges them)."""
     options: dict[str, Any] = {
         "socket_connect_timeout": timeout_s,
         "socket_timeout": timeout_s,
@@ -318,4 +296,11 @@ def connect(settings: Settings, timeout_s: float | None = None) -> RedisStore:
     }
     if settings.redis_url.startswith("redis://"):
         options["connection_class"] = HiredisPackingConnection
-    return RedisStore(aioredis.Redis.from_url(settings.redis_url, **options))
+    password = settings.redis_password.get_secret_value()
+    if password:
+        options["password"] = password
+        if settings.redis_username:
+            options["username"] = settings.redis_username
+    if settings.redis_url.startswith("rediss://") and settings.redis_ssl_cafile:
+        options["ssl_ca_certs"] = settings.redis_ssl_cafile
+    return options

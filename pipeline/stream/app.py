@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import tempfile
+from dataclasses import astuple
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from pipeline.stream import transport
 from pipeline.stream.batch import Lane, RawMessage, process_lanes, retry_transient
 from pipeline.stream.fence import Position
 from pipeline.stream.handler import Handler
+from pipeline.stream.kafka import faust_credentials
+from pipeline.stream.metrics import LAG
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +86,22 @@ def faust_app(settings: Settings, app_id: str, tuned: bool = True) -> faust.App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         producer_acks=-1,
+        # TLS/SASL as every other Kafka client of the pipeline (pipeline.stream.kafka).
+        broker_credentials=faust_credentials(settings),
         **extra,
     )
     # Read by the consumer of ``pipeline.stream.transport``.
     setattr(app, transport.FETCH_WAIT_ATTRIBUTE, settings.worker_fetch_max_wait_ms)
     return app
+
+
+def partition_ends(app: faust.App) -> dict[tuple[str, int], int]:
+    """Each assigned partition's next offset as the consumer's last fetch saw it (no request)."""
+    return {
+        tp: highwater
+        for tp, (highwater, _) in transport.fetch_state_of(app).items()
+        if highwater is not None
+    }
 
 
 def create_app(settings: Settings, groups: list[str], topics: Topics | None = None) -> faust.App:
@@ -104,14 +118,32 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
             lanes.append(Lane(handler, frozenset(spec.name for spec in specs)))
     if lanes:
         _register_agent(app, settings, keys, lanes, dead_letter)
+    # Consumer lag on the worker's metrics, from what its fetches saw.
+    agents = "+".join(sorted(lane.handler.name for lane in lanes))
+    LAG.watch(agents, partial(transport.fetch_state_of, app))
 
     async def forget_cached_state(sender: Any, revoked: Any, **_: Any) -> None:
         # Users of revoked partitions may be updated by another worker from now on: handlers
         # that cache state drop it and reload from Redis when they next need it.
         for lane in lanes:
             lane.handler.reset()
+        LAG.forget(agents)
 
     app.on_partitions_revoked.connect(forget_cached_state)  # type: ignore[arg-type]
+
+    async def note_ownership(sender: Any, assigned: Any, **_: Any) -> None:
+        # With eager rebalancing, ``assigned`` is the worker's whole new assignment.
+        held = {(tp.topic, tp.partition) for tp in assigned}
+        for lane in lanes:
+            every = {
+                (spec.name, partition)
+                for spec in topics.specs
+                if lane.topics is None or spec.name in lane.topics
+                for partition in range(spec.partitions)
+            }
+            lane.handler.owns_every_partition(bool(every) and every <= held)
+
+    app.on_partitions_assigned.connect(note_ownership)  # type: ignore[arg-type]
     return app
 
 
@@ -122,6 +154,7 @@ def _register_agent(
     topic_names = sorted(set().union(*(lane.topics or () for lane in lanes)))
     source = app.topic(*topic_names, key_serializer="raw", value_serializer="raw")
     name = "+".join(lane.handler.name for lane in lanes)
+    lag_label = "+".join(sorted(lane.handler.name for lane in lanes))
     dedup_window_ms = settings.dedup_window_s * 1000
     phases = [
         [lane for lane in lanes if lane.handler.phase == phase]
@@ -159,10 +192,16 @@ def _register_agent(
                             send_dead_letters,
                             dedup_window_ms,
                             settings.dedup_max_ids,
+                            settings.dead_letter_max_value_bytes,
+                            partition_ends(app),
                         )
                         await retry_transient(
-                            apply, store.transient_errors, f"agents {name}: batch"
+                            apply,
+                            store.transient_errors,
+                            f"agents {name}: batch",
+                            permanent=store.permanent_errors,
                         )
+                    LAG.applied(lag_label, (astuple(m.position) for m in messages))
                 except Exception:
                     # Faust would restart the agent on the same stream and acknowledge this
                     # batch unapplied; ending the process keeps it unacknowledged instead, and

@@ -8,21 +8,19 @@ before the fence moves, so a crash in between re-sends them and never loses one.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import orjson
-
+from pipeline.core.deadletters import DEAD_LETTER_VALUE_BYTES, build_dead_letter, dead_letter_key
 from pipeline.core.events import Rejection
 from pipeline.core.keys import Keys
 from pipeline.store.base import Store, Writes
 from pipeline.stream.fence import Position, apply_fenced_groups
 from pipeline.stream.handler import Handler
-from pipeline.stream.metrics import APPLIED, BATCH_SECONDS, MESSAGES, REJECTED, REPLAYED
+from pipeline.stream.metrics import BATCH_SECONDS, REJECTED, count_lane
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,25 +50,28 @@ async def drop_seen_events(store: Store, seen_key: str, records: list[Any]) -> l
     return kept
 
 
-def dead_letter_record(message: RawMessage, rejection: Rejection, agent: str) -> bytes:
-    """The dead-letter payload: the original bytes, where they came from, and why."""
-    record: dict[str, Any] = {
-        "reason": rejection.reason,
-        "index": rejection.index,
-        "agent": agent,
-        "topic": message.position.topic,
-        "partition": message.position.partition,
-        "offset": message.position.offset,
-        "rejected_at": int(time.time() * 1000),
-    }
-    if message.value is None:
-        record["value"] = None
-    else:
-        try:
-            record["value"] = message.value.decode("utf-8")
-        except UnicodeDecodeError:
-            record["value_base64"] = base64.b64encode(message.value).decode("ascii")
-    return orjson.dumps(record)
+def dead_letter_record(
+    message: RawMessage,
+    rejections: Sequence[Rejection],
+    agent: str,
+    max_value_bytes: int = DEAD_LETTER_VALUE_BYTES,
+) -> bytes:
+    """The one dead letter of a message that ``agent`` (groups joined by ``+``) rejected:
+    where it came from, every reason, and the original bytes (a prefix, the size and a hash
+    when over ``max_value_bytes``). Never longer than
+    :func:`pipeline.core.deadletters.dead_letter_bound` bytes."""
+    position = message.position
+    return build_dead_letter(
+        message.value,
+        message.key,
+        rejections,
+        agent,
+        position.topic,
+        position.partition,
+        position.offset,
+        int(time.time() * 1000),
+        max_value_bytes,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,8 @@ async def process_lanes(
     send_dead_letters: SendDeadLetters,
     dedup_window_ms: int = 0,
     dedup_max_ids: int = 0,
+    dead_letter_max_value_bytes: int = DEAD_LETTER_VALUE_BYTES,
+    partition_ends: Mapping[tuple[str, int], int] | None = None,
 ) -> dict[str, int]:
     """Apply one batch exactly once for every lane; returns records applied per group.
 
@@ -100,7 +103,11 @@ async def process_lanes(
     messages are skipped per group by its fences; with ``dedup_window_ms``, events whose
     ``event_id`` the group applied within that window are skipped too (client retries),
     remembering at most ``dedup_max_ids`` ids per group (0: no limit). A
-    rejected message becomes one dead letter (per rejection), sent before the fences move.
+    rejected message becomes one dead letter (per set of groups that rejected it, listing
+    every rejected element), sent before the fences move; it keeps the original whole up to
+    ``dead_letter_max_value_bytes``, else a prefix, the size and a hash. With
+    ``partition_ends`` (each partition's next offset, as the consumer's fetches saw it), a
+    fence at or past its partition's end is logged (:func:`warn_fences_ahead`).
     """
     members = {
         lane.handler.name: [i for i, message in enumerate(messages) if lane.reads(message)]
@@ -113,7 +120,9 @@ async def process_lanes(
         if indexes
     }
     decoded: dict[tuple[Any, int], tuple[list[Any], list[Rejection]]] = {}
-    applied: dict[str, int] = {}
+    # Per group, the topic of each fresh message and of each applied record (metrics).
+    fresh_topics: dict[str, list[str]] = {}
+    applied: dict[str, list[str]] = {}
 
     def decode(handler: Handler[Any], index: int) -> tuple[list[Any], list[Rejection]]:
         key = (type(handler).decode, index)
@@ -124,9 +133,12 @@ async def process_lanes(
 
     async def prepare(fresh: dict[str, list[int]]) -> Writes:
         applied.clear()
+        fresh_topics.clear()
+        origin: dict[int, str] = {}
         records: dict[str, list[Any]] = {}
-        # (message index, rejection) -> the groups that rejected it: one dead letter each.
-        dead: dict[tuple[int, Rejection], list[str]] = {}
+        # (message index, its rejections) -> the groups that rejected it: one dead letter
+        # each (the event groups share one decoder, hence one dead letter per message).
+        dead: dict[tuple[int, tuple[Rejection, ...]], list[str]] = {}
         for name, local in fresh.items():
             handler = by_name[name].handler
             found: list[Any] = []
@@ -134,21 +146,30 @@ async def process_lanes(
             for index in (members[name][position] for position in local):
                 decoded_records, rejections = decode(handler, index)
                 found.extend(decoded_records)
-                for rejection in rejections:
-                    dead.setdefault((index, rejection), []).append(name)
+                topic = messages[index].position.topic
+                fresh_topics.setdefault(name, []).append(topic)
+                origin.update((id(record), topic) for record in decoded_records)
+                if rejections:
+                    dead.setdefault((index, tuple(rejections)), []).append(name)
         if dead:
             letters = [
                 (
-                    messages[index].key,
-                    dead_letter_record(messages[index], rejection, "+".join(sorted(groups))),
+                    dead_letter_key(messages[index].key),
+                    dead_letter_record(
+                        messages[index],
+                        refused,
+                        "+".join(sorted(groups)),
+                        dead_letter_max_value_bytes,
+                    ),
                 )
-                for (index, rejection), groups in dead.items()
+                for (index, refused), groups in dead.items()
             ]
             # Delivered before the fences move: a crash in between re-sends, never loses.
+            # Each letter is bounded (dead_letter_bound), so none is too large to send.
             await send_dead_letters(letters)
-            for groups in dead.values():
+            for (index, refused), groups in dead.items():
                 for name in groups:
-                    REJECTED.labels(name).inc()
+                    REJECTED.labels(name, messages[index].position.topic).inc(len(refused))
         writes = Writes()
         now_ms = int(time.time() * 1000)
         for name, found in records.items():
@@ -159,7 +180,7 @@ async def process_lanes(
                 found = await drop_seen_events(store, seen_key, found)
             if found:
                 writes.extend(await handler.plan(store, found))
-            applied[name] = len(found)
+            applied[name] = [origin[id(record)] for record in found]
             if deduplicate and found:
                 writes.zadd(seen_key, {record.event_id: now_ms for record in found})
                 writes.zrem_by_score(seen_key, "-inf", now_ms - dedup_window_ms)
@@ -170,11 +191,15 @@ async def process_lanes(
     label = "+".join(sorted(by_name))
     try:
         with BATCH_SECONDS.labels(label).time():
-            outcome = await apply_fenced_groups(store, keys, positions, prepare)
+            outcome = await apply_fenced_groups(
+                store, keys, positions, prepare, ends=partition_ends
+            )
     except BaseException:
         for lane in lanes:
             lane.handler.aborted()
         raise
+    if outcome.ahead:
+        warn_fences_ahead(outcome.ahead)
     result = {}
     for name, lane in by_name.items():
         step = outcome.of(name)
@@ -184,11 +209,52 @@ async def process_lanes(
             lane.handler.aborted()
         elif step.executed:
             lane.handler.committed()
-        result[name] = applied.get(name, 0) if step.executed else 0
-        MESSAGES.labels(name).inc(len(members[name]))
-        REPLAYED.labels(name).inc(len(members[name]) - step.fresh)
-        APPLIED.labels(name).inc(result[name])
+        done = applied.get(name, []) if step.executed else []
+        result[name] = len(done)
+        count_lane(
+            name,
+            [messages[i].position.topic for i in members[name]],
+            fresh_topics.get(name, []) if step.executed else [],
+            done,
+        )
     return result
+
+
+# Seconds between two warnings about the same fence ahead of its partition.
+FENCE_AHEAD_WARN_EVERY_S = 60.0
+_fence_warned: dict[tuple[str, str, int], float] = {}
+
+
+def warn_fences_ahead(ahead: Mapping[tuple[str, str, int], tuple[int, int]]) -> None:
+    """Log each fence found at or past its partition's end (at most once a minute each).
+
+    Offsets of a partition only grow, so such a fence was written for an earlier life of
+    the partition (a topic deleted and re-created, a broker that lost its data): its
+    messages up to the fence would be skipped as replays. Nothing is reset automatically:
+    a consumer that still owns the partition after a rebalance could be the cause for a
+    moment, and resetting then would apply messages twice. docs/operations.md says how
+    to reset fences.
+    """
+    now = time.monotonic()
+    for (group, topic, partition), (fence, end) in ahead.items():
+        slot = (group, topic, partition)
+        if now - _fence_warned.get(slot, -FENCE_AHEAD_WARN_EVERY_S) < FENCE_AHEAD_WARN_EVERY_S:
+            continue
+        _fence_warned[slot] = now
+        log.error(
+            "agent group %s: the fence of %s[%d] is at offset %d but the partition ends at %d: "
+            "its messages up to offset %d are skipped as already applied. If the topic was "
+            "re-created or the broker lost its data, reset the fences: "
+            "pipeline fences reset --agents %s --topic %s",
+            group,
+            topic,
+            partition,
+            fence,
+            end,
+            fence,
+            group,
+            topic,
+        )
 
 
 async def process_batch(
@@ -212,19 +278,24 @@ async def retry_transient(
     transient: tuple[type[BaseException], ...],
     what: str,
     max_backoff_s: float = 5.0,
+    permanent: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Run ``attempt`` until it does not raise a ``transient`` error, with backoff.
 
     Used around :func:`process_batch`: the batch is not acknowledged until it is applied,
-    so nothing is lost while Redis is away. Other errors propagate: the agent then stops the
-    worker process (``pipeline.stream.app``), so that the unacknowledged batch is delivered
-    again after a restart.
+    so nothing is lost while Redis is away. Other errors, and the ``permanent`` kinds of
+    transient ones (a wrong Redis password, a refused certificate: waiting cures neither),
+    propagate: the agent then stops the worker process (``pipeline.stream.app``), so that
+    the unacknowledged batch is delivered again after a restart.
     """
     backoff = 0.1
     while True:
         try:
             return await attempt()
         except transient as exc:
+            if permanent and isinstance(exc, permanent):
+                # A kind of outage that waiting never cures (a wrong password): stop loudly.
+                raise
             log.warning("%s: not applied (%s); retrying in %.1f s", what, exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, max_backoff_s)

@@ -10,7 +10,7 @@ partitions, so workers of one group never abort each other.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.core.keys import Keys
 from pipeline.store.base import Store, Writes
@@ -72,11 +72,18 @@ PrepareGroups = Callable[[dict[str, list[int]]], Awaitable[Writes]]
 @dataclass(frozen=True, slots=True)
 class GroupsApplied:
     """Outcome of :func:`apply_fenced_groups`: ``fresh`` messages applied per group,
-    groups ``planned`` in any attempt, and groups whose writes were ``committed``."""
+    groups ``planned`` in any attempt, and groups whose writes were ``committed``.
+
+    ``ahead``: (group, topic, partition) -> (fence, partition end) where the fence is at or
+    past the partition's end as the consumer's fetches report it: a partition that restarted
+    its offsets (a re-created topic, a broker that lost its data). Its messages at or below
+    the fence are skipped as replays; the operator must reset the fence (docs/operations.md).
+    """
 
     fresh: dict[str, int]
     planned: frozenset[str]
     committed: frozenset[str]
+    ahead: dict[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)
 
     def of(self, group: str) -> Applied:
         return Applied(self.fresh.get(group, 0), group in self.planned, group in self.committed)
@@ -88,6 +95,7 @@ async def apply_fenced_groups(
     batches: Mapping[str, Sequence[Position]],
     prepare: PrepareGroups,
     attempts: int = 5,
+    ends: Mapping[tuple[str, int], int] | None = None,
 ) -> GroupsApplied:
     """Apply one batch for several agent groups in one transaction, each group once.
 
@@ -107,12 +115,19 @@ async def apply_fenced_groups(
     # Planned in any attempt (a handler may hold their effects in memory), and in the last.
     planned: set[str] = set()
     last: dict[str, int] = {}
+    ahead: dict[tuple[str, str, int], tuple[int, int]] = {}
 
     async def build(values: list[bytes | None]) -> Writes | None:
         fences = {
             slot: int(value) if value is not None else -1
             for slot, value in zip(watched, values, strict=True)
         }
+        if ends:
+            ahead.clear()
+            for (group, tp), fence in fences.items():
+                end = ends.get(tp)
+                if end is not None and fence >= end:
+                    ahead[(group, tp[0], tp[1])] = (fence, end)
         fresh: dict[str, list[int]] = {}
         for group, positions in batches.items():
             group_fences = {tp: fences[(g, tp)] for (g, tp) in watched if g == group}
@@ -132,7 +147,7 @@ async def apply_fenced_groups(
 
     executed = await store.transact(list(fence_keys.values()), build, attempts)
     committed = dict(last) if executed else {}
-    return GroupsApplied(committed, frozenset(planned), frozenset(committed))
+    return GroupsApplied(committed, frozenset(planned), frozenset(committed), dict(ahead))
 
 
 async def apply_fenced(

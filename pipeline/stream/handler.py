@@ -60,6 +60,11 @@ class Handler(ABC, Generic[R]):
     def reset(self) -> None:  # noqa: B027
         """Partitions were revoked: drop cached state, reload from the store when needed."""
 
+    def owns_every_partition(self, exclusive: bool) -> None:  # noqa: B027
+        """Called after each rebalance: whether this worker now holds every partition of
+        the topics this group reads (no other worker of the group is writing). Handlers
+        that guard against other workers' writes may skip that work while it holds."""
+
 
 class EventHandler(Handler[Event]):
     """Base of the handlers that read event topics: one ``decode`` for all of them."""
@@ -69,6 +74,14 @@ class EventHandler(Handler[Event]):
     def __init__(self, settings: Settings, keys: Keys) -> None:
         self.keys = keys
         self.max_future_ms = int(settings.max_future_skew_s * 1000)
+        self.max_message_bytes = settings.max_message_bytes
+        self.max_envelope_events = settings.max_envelope_events
 
     def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
-        return parse_message(value, int(time.time() * 1000), self.max_future_ms)
+        return parse_message(
+            value,
+            int(time.time() * 1000),
+            self.max_future_ms,
+            self.max_message_bytes,
+            self.max_envelope_events,
+        )

@@ -2,7 +2,10 @@
 
 Starts the broker and Redis (embedded), applies topics, then runs the worker, reader,
 collector and synthetic traffic as child processes with the same settings. Ctrl-C or
-SIGTERM stops every process it started, in reverse order; so does any child dying.
+SIGTERM stops every process it started, in reverse order; so does any child dying. Should
+dev itself die without stopping them (SIGKILL, a crash), they are killed at once
+(``pipeline.tools.local``: parent-death signal and a guardian process), so their ports are
+free for the next start.
 
 API keys are on as in production: without configured keys it draws a write key and a read
 key for the run, passes them to the services and prints them once, with the other
@@ -20,12 +23,16 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipeline.core.settings import Settings, to_env
+from pipeline.core.logs import configure_logging, mask_url
+from pipeline.core.settings import Settings, secret_values, to_env
 from pipeline.features.registry import AGENT_GROUPS, declared_topics
 from pipeline.stream.kafka import apply_topics
 from pipeline.tools.local import (
+    GuardedList,
+    Guardian,
     LocalStackError,
     ManagedProcess,
+    free_port,
     port_in_use,
     spawn,
     start_broker,
@@ -35,6 +42,8 @@ from pipeline.tools.local import (
 
 # Every agent group in one worker process: enough for one machine.
 DEV_AGENTS = ",".join(AGENT_GROUPS)
+# The worker's /metrics when PIPELINE_WORKER_METRICS_PORT is not set (a free one if taken).
+DEV_METRICS_PORT = 8002
 
 
 def _host_port(bootstrap: str) -> tuple[str, int]:
@@ -88,6 +97,16 @@ def with_demo(settings: Settings) -> Settings:
     return settings.model_copy(update={"demo_page": True, "cors_origins": origins})
 
 
+def with_metrics(settings: Settings) -> Settings:
+    """The worker's metrics on: the configured port, else :data:`DEV_METRICS_PORT`, else
+    (taken) any free port; the start banner shows it."""
+    if settings.worker_metrics_port:
+        return settings
+    host = settings.worker_metrics_host
+    port = DEV_METRICS_PORT if not port_in_use(host, DEV_METRICS_PORT) else free_port(host)
+    return settings.model_copy(update={"worker_metrics_port": port})
+
+
 def with_keys(settings: Settings) -> tuple[Settings, bool]:
     """``settings`` with a fresh write key and read key when none is configured (True), else
     unchanged (False): the embedded stack checks keys like a production one."""
@@ -132,7 +151,8 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> int:
     """Run until interrupted; returns the process exit code."""
-    settings = with_demo(settings)
+    settings = with_metrics(with_demo(settings))
+    configure_logging(settings.log_format, "INFO", "dev", secret_values(settings))
     settings, generated_keys = with_keys(settings)
     problems = check_ports(settings)
     if problems:
@@ -147,7 +167,10 @@ def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> in
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    started: list[ManagedProcess] = []
+    # Whatever ends dev (SIGKILL included), nothing it started outlives it: each child dies
+    # with it (spawn) and the guardian kills the children's process groups.
+    guardian = Guardian()
+    started: list[ManagedProcess] = GuardedList(guardian)
     python = [sys.executable, "-m", "pipeline"]
     try:
         broker_host, broker_port = _host_port(settings.kafka_bootstrap)
@@ -189,10 +212,12 @@ def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> in
         print(
             "\nrunning:\n"
             f"  broker     {settings.kafka_bootstrap}\n"
-            f"  redis      {settings.redis_url}\n"
+            f"  redis      {mask_url(settings.redis_url)}\n"
             f"  reader     {base}/v1/trending?kind=clicks&window=1h   (docs: {base}/docs)\n"
             f"  demo       {base}/demo\n"
             f"  collector  http://{settings.collector_host}:{settings.collector_port}/v1/events\n"
+            f"  metrics    http://{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+            "/metrics   (worker)\n"
             f"  logs       {log_dir}/\n"
             + key_lines(settings, generated_keys, keys_file if generated_keys else None)
             + (
@@ -221,6 +246,7 @@ def run_dev(settings: Settings, traffic_rate: float | None, log_dir: Path) -> in
         print("stopping...", file=sys.stderr, flush=True)
         for process in reversed(started):
             process.stop()
+        guardian.release()
         if generated_keys:
             # The run's keys die with it.
             keys_file.unlink(missing_ok=True)

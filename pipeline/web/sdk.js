@@ -4,7 +4,7 @@
  * One dependency-free file (ES2017, no build step), served by the collector at /v1/sdk.js.
  * It defines window.streamrec; docs/javascript.md documents every call with an example.
  *
- *   streamrec.init({collector, reader, apiKey, userId})
+ *   streamrec.init({collector, reader, apiKey, userId, context})
  *   streamrec.track(event)              -> Promise of the collector's answer for that event
  *   streamrec.recommend(scenario, params) -> Promise of the reader's /v1/recommendations answer
  *   streamrec.render(container, response, renderItem?) -> Promise of the impressions' answers
@@ -280,6 +280,8 @@
     if (filled.event_id == null) filled.event_id = uuid();
     if (filled.timestamp == null) filled.timestamp = Date.now();
     if (filled.user_id == null) filled.user_id = currentUser;
+    // The page context (init's context) under the event's own keys.
+    if (config.context) filled.context = Object.assign({}, config.context, filled.context);
     if (filled.recommendation_id == null && ATTRIBUTED_TYPES[filled.type] && filled.item_id) {
       var recommendationId = recommendationOf(String(filled.item_id));
       if (recommendationId) filled.recommendation_id = recommendationId;
@@ -294,7 +296,8 @@
 
   /** Fetch a scenario's recommendations from the reader. params: userId (default: the
    * current user; null for none), itemIds (context items), n, exclude (array), fields
-   * (array or comma string), and any parameter the scenario declares. */
+   * (array or comma string), context (an object over init's context: the request context
+   * scenarios re-rank in), and any parameter the scenario declares. */
   async function recommend(scenario, params) {
     requireInit("recommend");
     if (typeof scenario !== "string" || !scenario) {
@@ -306,6 +309,9 @@
     var userId = options.userId === undefined ? currentUser : options.userId;
     delete options.userId;
     if (userId != null) query.append("user_id", String(userId));
+    var context = Object.assign({}, config.context, options.context);
+    delete options.context;
+    if (Object.keys(context).length) query.append("context", JSON.stringify(context));
     Object.keys(options).forEach(function (name) {
       var value = options[name];
       if (value == null) return;
@@ -470,6 +476,8 @@
       collector: baseUrl(given.collector),
       reader: baseUrl(given.reader),
       apiKey: given.apiKey ? String(given.apiKey) : null,
+      // Sent with every event and recommendation request (e.g. {device: "mobile"}).
+      context: given.context && typeof given.context === "object" ? given.context : null,
     };
     anonymousId = loadAnonymousId();
     currentUser = given.userId == null ? anonymousId : String(given.userId);

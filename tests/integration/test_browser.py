@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import orjson
@@ -348,6 +349,27 @@ async def test_track_fills_the_event_and_pagehide_sends_the_queue_as_a_beacon(
             " streamrec.track({type: 'click', item_id: 'poem'}).then(a => a.results[0].event_id)"
         )
         assert UUID.fullmatch(fallback) and fallback != event["event_id"]
+
+        # A page context (init's context) goes with every event, under the event's own keys,
+        # and with every recommendation request as the `context` parameter.
+        contexts = await page.evaluate(
+            "(async () => {"
+            f" streamrec.init({{...{json.dumps(config)}, context: {{page: 'demo', slot: 1}}}});"
+            " let seen = null;"
+            " document.addEventListener('streamrec:track', e => { seen = e.detail.event; },"
+            " {once: true});"
+            " await streamrec.track({type: 'click', item_id: 'poem', context: {slot: 2}});"
+            " const urls = []; const original = window.fetch;"
+            " window.fetch = (url, init) => { urls.push(String(url)); return original(url, init); };"
+            " try { await streamrec.recommend('home', {context: {device: 'tablet'}}); }"
+            " catch (error) {}"
+            " window.fetch = original;"
+            " return {event: seen.context, url: urls[0]}; })()"
+        )
+        assert contexts["event"] == {"page": "demo", "slot": 2}
+        query = parse_qs(urlsplit(contexts["url"]).query)
+        assert json.loads(query["context"][0]) == {"page": "demo", "slot": 1, "device": "tablet"}
+        await page.evaluate(f"streamrec.init({json.dumps(config)})")
 
         # Events still queued when the page goes away leave with sendBeacon: text/plain, the
         # key in the query string; the collector accepts them.

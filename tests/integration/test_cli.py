@@ -29,6 +29,12 @@ COMMANDS = [
     ["generate"],
     ["evaluate"],
     ["settings"],
+    ["status"],
+    ["deadletters"],
+    ["deadletters", "replay"],
+    ["fences"],
+    ["fences", "reset"],
+    ["bench"],
 ]
 
 
@@ -80,7 +86,7 @@ def test_topics_apply_and_produce_route_valid_lines_and_report_bad_ones(
 ):
     first = run_cli(isolated, "topics", "apply")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created ") == 6
+    assert first.stdout.count("created ") == len(declared_topics(isolated).specs) == 7
     again = run_cli(isolated, "topics", "apply")
     assert again.returncode == 0 and "created" not in again.stdout and "as declared" in again.stdout
 

@@ -31,6 +31,8 @@ def dev_env(ports: dict[str, int]) -> dict[str, str]:
         PIPELINE_COLLECTOR_PORT=str(ports["collector"]),
         PIPELINE_TOPICS_FILE=str(ROOT / "topics.yaml"),
     )
+    if "metrics" in ports:
+        env["PIPELINE_WORKER_METRICS_PORT"] = str(ports["metrics"])
     return env
 
 
@@ -126,3 +128,63 @@ def test_dev_refuses_a_taken_port_and_names_the_setting(tmp_path: Path):
     assert f"port {ports['reader']}" in output and "PIPELINE_READER_PORT" in output
     for name in ("broker", "redis"):
         assert not port_in_use("127.0.0.1", ports[name]), f"{name} was started anyway"
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> command name of every process below ``pid`` (children, grandchildren...)."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name, _, rest = stat.partition("(")[2].rpartition(")")
+            parents[int(entry.name)] = int(rest.split()[1])
+            names[int(entry.name)] = name
+    found: dict[int, str] = {}
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in found:
+                found[child] = names[child]
+                frontier.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only (/proc)")
+def test_sigkill_of_dev_takes_every_process_down_and_frees_its_ports(tmp_path: Path):
+    ports = {name: free_port() for name in ("broker", "redis", "reader", "collector", "metrics")}
+    dev = start_dev(ports, tmp_path / "logs", "--rate", "100")
+    output = Output(dev)
+    family: dict[int, str] = {}
+    try:
+        output.wait_for(r"Ctrl-C stops everything", 90)
+        family = descendants(dev.pid)
+        # broker, redis, worker, reader, collector, traffic, and the guardian.
+        assert len(family) >= 7, family
+        dev.kill()
+        dev.wait(10)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in family) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = {pid: name for pid, name in family.items() if alive(pid)}
+        assert not survivors, f"still running after dev was killed: {survivors}"
+    finally:
+        dev.kill()
+        for pid in family:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    for name, port in ports.items():
+        assert not port_in_use("127.0.0.1", port), f"{name} still listens on {port}"

@@ -101,6 +101,17 @@ async def test_foryou_related_blacklist_and_login(isolated: Settings, tmp_path: 
             assert "tent" not in ids
             assert ids[0] == "stove", alice
             assert "tent" in alice["items"][0]["source"].get("source_items", [])
+            # The anonymous id follows its login alias: alice's list, not the fallback, on
+            # the fast lane and on the FastAPI route (an extra parameter skips the fast lane).
+            for params in ({"n": 5}, {"n": 5, "extra": "1"}):
+                anon = await get("/v1/users/anon-1/recommendations", **params)
+                assert anon["user_id"] == "anon-1"
+                assert (anon["stage"], anon["items"]) == (alice["stage"], alice["items"])
+            # A scenario resolves the alias too: the personal stage serves alice's stove.
+            home = await get("/v1/recommendations", scenario="home", user_id="anon-1", n=3)
+            personal = [i["item_id"] for i in home["items"] if i["source"]["stage"] == "personal"]
+            assert personal[:1] == ["stove"], home
+            assert "tent" not in [i["item_id"] for i in home["items"]]
             unknown = await get("/v1/users/nobody/recommendations")
             assert unknown["stage"] == "fallback"
 

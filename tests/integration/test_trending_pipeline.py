@@ -189,8 +189,9 @@ async def test_bad_messages_go_to_dead_letter_and_change_nothing(
         # The worker counts what it rejected and applied on its Prometheus endpoint.
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
-        assert 'pipeline_records_rejected_total{agent="trending"} 5.0' in text
-        assert 'pipeline_records_applied_total{agent="trending"} 1.0' in text
+        labels = f'{{agent="trending",topic="{clicks}"}}'
+        assert f"pipeline_records_rejected_total{labels} 5.0" in text
+        assert f"pipeline_records_applied_total{labels} 1.0" in text
     finally:
         await consumer.stop()
         await store.close()

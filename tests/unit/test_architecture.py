@@ -139,7 +139,16 @@ def test_features_register_once_and_agent_groups_come_from_the_registry() -> Non
         p.name for p in (PACKAGE / "features").iterdir() if (p / "__init__.py").exists()
     )
     assert sorted(names) == packages
-    assert AGENT_GROUPS == ("catalog", "trending", "personal", "ranking", "segments", "attribution")
+    assert AGENT_GROUPS == (
+        "catalog",
+        "trending",
+        "personal",
+        "ranking",
+        "segments",
+        "attribution",
+        "content",
+        "users",
+    )
 
 
 @pytest.mark.parametrize(

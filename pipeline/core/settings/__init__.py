@@ -13,10 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from pipeline.core.feedback import Feedback
+from pipeline.core.logs import mask_url
 from pipeline.core.settings.learning import (
     DEFAULT_EVENT_WEIGHTS,
     DEFAULT_TRENDING_KINDS,
@@ -34,6 +37,7 @@ __all__ = [
     "config_of",
     "describe_settings",
     "load_settings",
+    "secret_values",
     "to_env",
 ]
 
@@ -55,6 +59,26 @@ class Settings(LearningSettings, ServiceSettings):
     @property
     def faust_broker(self) -> str:
         return ";".join(f"kafka://{host}" for host in self.kafka_bootstrap.split(","))
+
+    def __repr_args__(self) -> Any:
+        # Printed settings (errors, test reports) never show a password in the Redis URL.
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "redis_url" else value
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret (API keys, SASL and Redis passwords, the password of the
+    Redis URL): what log output masks wherever it appears."""
+    found = [*settings.read_api_keys, *settings.write_api_keys]
+    for name in ("kafka_sasl_password", "redis_password"):
+        value = getattr(settings, name, None)
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+    password = urlsplit(settings.redis_url).password
+    if password:
+        found.append(unquote(password))
+        found.append(password)
+    return [secret for secret in found if secret]
 
 
 def config_of(cls: type[C], settings: Settings, prefix: str, **given: Any) -> C:
@@ -90,6 +114,9 @@ def to_env(settings: Settings) -> dict[str, str]:
     env = {}
     for name in Settings.model_fields:
         value = getattr(settings, name)
+        # A child process needs the secret itself; str() of a SecretStr is its mask.
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         text = json.dumps(value) if isinstance(value, dict | list) else str(value)
         env[ENV_PREFIX + name.upper()] = text
     return env

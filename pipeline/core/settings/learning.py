@@ -164,8 +164,28 @@ class LearningSettings(BaseSettings):
     related_view_window_s: int = Field(
         86400, ge=1, description="A click this long before a conversion is 'viewed then bought'."
     )
-    related_partners: int = Field(
-        10, ge=1, description="Recent items an event is paired with (per relation)."
+
+    # --- content (item text) ------------------------------------------------------------------
+    content_dim: int = Field(
+        256,
+        ge=16,
+        le=4096,
+        description="Size of items' hashed TF-IDF content vectors (changing it invalidates "
+        "stored vectors: they are then ignored until items are published again).",
+    )
+    content_text_fields: list[str] = Field(
+        default_factory=lambda: ["title", "description"],
+        description="Item fields read as text: `title`, or the name of a string (or list of "
+        "strings) attribute.",
+    )
+    content_neighbours: int = Field(
+        20, ge=1, le=200, description="Most similar items kept per item (similar_content)."
+    )
+    content_min_similarity: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="Least cosine similarity of item texts for an item to be a content neighbour.",
     )
 
     # --- scenarios and attribution ------------------------------------------------------------

@@ -5,9 +5,13 @@ defaults are written)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
+
+from pipeline.core.deadletters import DEAD_LETTER_VALUE_BYTES, MAX_DEAD_LETTER_VALUE_BYTES
+from pipeline.core.events import MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES
 
 
 class ServiceSettings(BaseSettings):
@@ -44,6 +48,13 @@ class ServiceSettings(BaseSettings):
     collector_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body."
     )
+    http_body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest the reader and collector wait for a request body to arrive "
+        "once its headers are in; a slower (or stalled) body gets 408 and the connection "
+        "is closed.",
+    )
     worker_metrics_port: int = Field(
         0,
         ge=0,
@@ -52,6 +63,11 @@ class ServiceSettings(BaseSettings):
     )
     worker_metrics_host: str = Field(
         "127.0.0.1", description="Bind address of the worker's metrics server."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines of the worker, reader, collector and dev: text, or json (one "
+        "object per line: time, level, logger, service, message, exception); secrets masked.",
     )
     redis_timeout_s: float = Field(
         0.5,
@@ -114,6 +130,13 @@ class ServiceSettings(BaseSettings):
         ge=1,
         description="Messages a worker buffers per partition before it pauses fetching.",
     )
+    worker_stop_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="Longest a worker's graceful stop (SIGTERM, SIGINT) may take; past it "
+        "the worker exits at once with code 75, leaving the batch in hand unacknowledged "
+        "(it is delivered again; offset fences skip what was applied).",
+    )
     broker_session_timeout_s: float = Field(
         6.0,
         gt=0,
@@ -126,6 +149,72 @@ class ServiceSettings(BaseSettings):
     max_future_skew_s: float = Field(
         300.0, ge=0, description="Events stamped further than this in the future are rejected."
     )
+    # --- bad input (docs/operations.md, "Dead letters") ----------------------------------
+    max_message_bytes: int = Field(
+        MAX_MESSAGE_BYTES,
+        ge=1024,
+        description="Largest event message an agent parses; larger ones are dead letters "
+        "('message too large') without being parsed.",
+    )
+    max_envelope_events: int = Field(
+        MAX_BATCH_EVENTS,
+        ge=1,
+        description="Most events one message (a JSON array, the batch envelope) may hold; "
+        "longer ones are one dead letter ('envelope too long'), no element is validated.",
+    )
+    dead_letter_max_value_bytes: int = Field(
+        DEAD_LETTER_VALUE_BYTES,
+        ge=64,
+        le=MAX_DEAD_LETTER_VALUE_BYTES,
+        description="A dead letter keeps the whole rejected message up to this size; of a "
+        "larger one it keeps this many first bytes, the size and a sha256 (not replayable).",
+    )
+
+    # --- connection security: Kafka SASL/TLS, Redis password/TLS (docs/operations.md) -----
+    # Passwords are SecretStr: printed settings and logs show '**********', never the value.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT "
+        "(SASL without TLS) or SASL_SSL (SASL over TLS).",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN",
+        description="SASL mechanism when the protocol is SASL_PLAINTEXT or SASL_SSL.",
+    )
+    kafka_sasl_username: str = Field(
+        "", description="SASL user name (required with SASL_PLAINTEXT and SASL_SSL)."
+    )
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""),
+        description="SASL password (required with SASL_PLAINTEXT and SASL_SSL; never logged).",
+    )
+    kafka_ssl_cafile: str = Field(
+        "",
+        description="CA bundle (PEM) that signs the brokers' certificates, with SSL and "
+        "SASL_SSL; empty: the system's trust store.",
+    )
+    kafka_ssl_certfile: str = Field(
+        "",
+        description="Client certificate (PEM) for brokers that require mutual TLS; empty: none.",
+    )
+    kafka_ssl_keyfile: str = Field(
+        "",
+        description="Private key (PEM) of kafka_ssl_certfile, unless the certificate file "
+        "holds it.",
+    )
+    redis_password: SecretStr = Field(
+        SecretStr(""),
+        description="Redis password (AUTH), used when PIPELINE_REDIS_URL carries none; "
+        "never logged. Empty: no password.",
+    )
+    redis_username: str = Field(
+        "", description="Redis ACL user name for redis_password; empty: the default user."
+    )
+    redis_ssl_cafile: str = Field(
+        "",
+        description="CA bundle (PEM) that signs the Redis server's certificate, for "
+        "rediss:// URLs (TLS); empty: the system's trust store.",
+    )
 
     @field_validator("key_prefix")
     @classmethod
@@ -135,6 +224,20 @@ class ServiceSettings(BaseSettings):
                 "key_prefix must be non-empty without spaces, braces or glob characters"
             )
         return value
+
+    @model_validator(mode="after")
+    def _kafka_credentials_complete(self) -> ServiceSettings:
+        # Without this a SASL client fails at connect with a vague authentication error.
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "kafka_sasl_username and kafka_sasl_password"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("kafka_ssl_keyfile is set without kafka_ssl_certfile")
+        return self
 
     @field_validator("cors_origins")
     @classmethod

@@ -15,7 +15,7 @@ from pipeline.features.base import Feature
 def _handler(settings: Any, keys: Any) -> Any:
     from pipeline.features.catalog.agent import CatalogHandler
 
-    return CatalogHandler(keys)
+    return CatalogHandler(keys, settings)
 
 
 FEATURE = Feature("catalog", "item records: categories, attributes, availability", _handler)

@@ -14,6 +14,15 @@ follow, lists lag behind learning instead of slowing it down.
 If a transaction does not commit, the in-memory engine may hold learning that Redis does
 not: the handler then drops the engine and reloads it from Redis before the next batch.
 
+Several workers (partitions split between them) stay exact. Item rows are written as
+deltas and the batch's items are read again before each batch (``state.py``). A user's
+state is one worker's (events are keyed by user), except across logins: the anonymous id
+may live on another worker's partition. So for every batch the handler reads again, under
+WATCH, the alias of each of its users (a login on another worker moves them), every
+``previous_user_id`` of a login (merged from what Redis holds), and every user that other
+workers may write: alias targets and users with merged ids. A concurrent write to any of
+them makes the transaction start again from Redis, so no update is lost or counted twice.
+
 A ``forget`` event erases its user in the engine at its place in the batch (timestamp
 order), and the batch's writes start with the deletes of every key of the user (history,
 factors, list, aliases; ``Engine.forget``, ``state.forget_writes``) and the user's removal
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
@@ -47,7 +57,14 @@ class PersonalHandler(EventHandler):
         super().__init__(settings, keys)
         self.settings = settings
         self.budget_s = settings.foryou_batch_budget_ms / 1000.0
+        # True while this worker holds every partition of the group (the usual single
+        # worker): nobody else writes its users or items, so the re-reads and WATCHes that
+        # keep several workers exact are skipped. False (exact for any number) until told.
+        self.exclusive = False
         self.reset()
+
+    def owns_every_partition(self, exclusive: bool) -> None:
+        self.exclusive = exclusive
 
     def reset(self) -> None:
         """Forget everything cached; the next batch reloads from Redis."""
@@ -72,6 +89,9 @@ class PersonalHandler(EventHandler):
             self.reset()
         if not self.items_loaded:
             await self._load_items(store)
+        elif not self.exclusive:
+            items = state.batch_items(records)
+            await state.refresh_items(store, self.keys, self.engine, items)
         await self._load_users(store, records)
         self.uncommitted = True
         changes = self.engine.learn_batch(records)
@@ -118,29 +138,79 @@ class PersonalHandler(EventHandler):
             len(self.pending),
         )
 
+    def _has_merged(self, user: str) -> bool:
+        history = self.engine.histories.get(user)
+        return history is not None and bool(history.merged)
+
     async def _load(self, store: Store, users: list[str]) -> set[str]:
+        # Watched from before the read: a user may be another worker's to write too (an
+        # alias target, whether or not this worker knew it when the user was cached).
+        if not self.exclusive:
+            await store.watch(self._user_keys(users))
         aliased = await state.load_users(store, self.keys, self.engine, users)
         self.users_loaded.update(dict.fromkeys(users))
         return aliased
 
+    def _user_keys(self, users: Iterable[str]) -> list[str]:
+        keys = self.keys
+        return [
+            key
+            for user in users
+            for key in (keys.user_history(user), keys.user_factors(user), keys.user_alias(user))
+        ]
+
+    async def _reload(self, store: Store, users: set[str]) -> None:
+        """Read ``users`` again from Redis, watched: another worker may write them."""
+        ordered = sorted(users)
+        for user in ordered:
+            self.engine.evict_user(user)
+            self.users_loaded.pop(user, None)
+        await self._load(store, ordered)
+
     async def _load_users(self, store: Store, records: list[Event]) -> None:
         engine = self.engine
         own = {e.user_id for e in records}
-        wanted = own | {e.previous_user_id for e in records if e.previous_user_id}
-        await self._load(store, [user for user in wanted if user not in self.users_loaded])
+        previous = {e.previous_user_id for e in records if e.previous_user_id}
+        wanted = own | previous
+        if self.exclusive:
+            # Every user and alias is this worker's: what it holds in memory is current.
+            await self._load(store, [user for user in wanted if user not in self.users_loaded])
+            targets = {engine.aliases[user] for user in wanted if user in engine.aliases}
+            await self._load(store, [user for user in targets if user not in self.users_loaded])
+            self._trim_cache(wanted | targets)
+            return
+        # A login on another worker may alias any of the batch's users until this batch
+        # commits (and may have aliased a cached one since it was loaded).
+        await store.watch([self.keys.user_alias(user) for user in sorted(own)])
+        cached = sorted(user for user in own if user in self.users_loaded)
+        stored = await store.mget([self.keys.user_alias(user) for user in cached])
+        moved = {
+            user
+            for user, alias in zip(cached, stored, strict=True)
+            if (alias.decode() if alias is not None else None) != engine.aliases.get(user)
+        }
+        # Users other workers may write: ids merged at a login here (their state may be
+        # another worker's), and users with merged ids (another worker applies the late
+        # events of those ids to them).
+        shared = previous | moved
+        shared |= {user for user in cached if self._has_merged(user)}
+        await self._load(
+            store, [user for user in wanted if user not in self.users_loaded and user not in shared]
+        )
+        await self._reload(store, shared)
         # Events of an aliased id go to the user it became, whose own events may be another
         # worker's (the anonymous id partitions elsewhere): that user is read from Redis for
         # every such batch, so a copy cached here never overwrites what the other worker
         # wrote since, nor brings back what a forget erased. It must not be evicted below.
-        targets = {engine.aliases[user] for user in wanted if user in engine.aliases} - own
-        for target in targets:
-            engine.evict_user(target)
-        await self._load(store, sorted(targets))
-        wanted |= targets
-        # Bounded memory: forget the users loaded longest ago; Redis still has them.
+        targets = {engine.aliases[user] for user in wanted if user in engine.aliases}
+        await self._reload(store, targets - shared)
+        self._trim_cache(wanted | targets)
+
+    def _trim_cache(self, wanted: set[str]) -> None:
+        """Bounded memory: forget the users loaded longest ago; Redis still has them."""
         excess = len(self.users_loaded) - self.settings.max_cached_users
         if excess > 0:
             for user_id in list(self.users_loaded)[:excess]:
                 if user_id not in wanted and user_id not in self.pending:
                     del self.users_loaded[user_id]
-                    engine.evict_user(user_id)
+                    self.engine.evict_user(user_id)

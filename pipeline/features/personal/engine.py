@@ -20,7 +20,13 @@ from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHi
 from pipeline.features.personal.mf import FactorConfig
 from pipeline.features.personal.neighbours import NeighbourIndex
 from pipeline.features.personal.recommend import BlendConfig, Recommendation, Recommender
-from pipeline.features.related.model import CoOccurrence, Pair, RelatedConfig, co_occurrences
+from pipeline.features.related.model import (
+    CoOccurrence,
+    Pair,
+    RelatedConfig,
+    co_occurrences,
+    merge_pairs,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,8 @@ class Changes:
 
     users: set[str] = field(default_factory=set)
     items: set[str] = field(default_factory=set)
+    # item -> (delta, base) of its stored factor row (``ImplicitMF.drain_deltas``).
+    item_deltas: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)
     removed_users: set[str] = field(default_factory=set)
     # anonymous id -> user id, from logins in this batch.
     aliases: dict[str, str] = field(default_factory=dict)
@@ -113,12 +121,7 @@ class Engine:
             return
         feedback = self.config.feedback
         conversion = feedback.is_conversion(event)
-        pairs = co_occurrences(history, event, conversion, self.config.related)
-        if pairs:
-            self.cooc.apply(pairs)
-            changes.pairs.extend(pairs)
-            for relation, anchor, partner, amount in pairs:
-                self.neighbours.add(relation, anchor, partner, amount)
+        self._add_pairs(co_occurrences(history, event, conversion, self.config.related))
         signal = feedback.signal(event)
         if signal is not None:
             self.neighbours.count_popularity(item, signal)
@@ -138,6 +141,13 @@ class Engine:
             self.learn(event)
         return self.drain_changes()
 
+    def _add_pairs(self, pairs: list[Pair]) -> None:
+        if pairs:
+            self.cooc.apply(pairs)
+            self.changes.pairs.extend(pairs)
+            for relation, anchor, partner, amount in pairs:
+                self.neighbours.add(relation, anchor, partner, amount)
+
     def _merge_user(self, anonymous: str, user: str) -> None:
         if anonymous == user or self.aliases.get(user) == anonymous:
             return
@@ -148,6 +158,7 @@ class Engine:
         history = self.history(user)
         old = self.histories.pop(anonymous, None)
         if old is not None:
+            self._add_pairs(merge_pairs(history, old, self.config.related))
             history.merge_from(old)
         # The user's history lists every id whose alias points to the user (or to an id
         # merged into the user): a forget of the user deletes them all.
@@ -198,7 +209,8 @@ class Engine:
         for relation, anchor in self.cooc.trim_touched():
             self.neighbours.forget(relation, anchor)
         changes, self.changes = self.changes, Changes()
-        changes.items |= self.model.drain_touched()
+        changes.item_deltas = self.model.drain_deltas()
+        changes.items |= changes.item_deltas.keys()
         return changes
 
     # --- recommending (recommend.py) ----------------------------------------------------------
@@ -241,15 +253,14 @@ class Engine:
         self.aliases.pop(user_id, None)
         self.model.user_factors.pop(user_id, None)
 
-    def item_states(self, item_ids: set[str]) -> dict[str, dict[str, Any]]:
-        """Plain state of each known item of ``item_ids`` (factors, bias, index)."""
-        return {
-            item: self.model.item_state(item) for item in item_ids if item in self.model.item_index
-        }
-
-    def restore_items(self, states: dict[str, dict[str, Any]]) -> None:
-        """Item states in their original index order (what sampling and tie-breaks rely on)."""
-        for item_id, state in sorted(
-            states.items(), key=lambda pair: (pair[1].get("i", 1 << 62), pair[0])
-        ):
-            self.model.set_item_state(item_id, state)
+    def restore_items(self, rows: dict[str, bytes]) -> None:
+        """Stored item rows (``ImplicitMF.item_row``), the items new here added in their
+        stored index order (what sampling and tie-breaks rely on). Also the per-batch
+        refresh of items other workers may have changed (between drains)."""
+        model = self.model
+        known = [item for item in rows if item in model.item_index]
+        if known:
+            model.set_item_rows(known, [rows[item] for item in known])
+        new = [(item, row) for item, row in rows.items() if item not in model.item_index]
+        for item_id, row in sorted(new, key=lambda pair: (model.row_index(pair[1]), pair[0])):
+            model.set_item_row(item_id, row)

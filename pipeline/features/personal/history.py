@@ -29,6 +29,13 @@ CONVERSION_ENTRIES = CONVERSION_TYPES | {"rate"}
 MAX_MERGED_IDS = 100
 
 
+def entry_order(entry: tuple[str, str, int]) -> tuple[int, str, str]:
+    """The order of history entries: time, then item and type for equal times, so a history
+    holds its entries in the same order (and trims the same ones) whatever order its events
+    arrived in."""
+    return entry[2], entry[0], entry[1]
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryLimits:
     """``length`` entries at most; entries older than ``max_age_s`` behind the newest are
@@ -65,20 +72,22 @@ class UserHistory:
             self._exclude(event.item_id, event.timestamp_ms)
         entry = (event.item_id, entry_type or event.event_type, event.timestamp_ms)
         recent = self.recent
-        if not recent or recent[-1][2] <= entry[2]:
+        key = entry_order(entry)
+        if not recent or entry_order(recent[-1]) <= key:
             recent.append(entry)
         else:
             # A late event (topics are not ordered against each other): keep time order,
             # which items_since and the age trim rely on. Late events land near the end.
             position = len(recent)
-            while position > 0 and recent[position - 1][2] > entry[2]:
+            while position > 0 and entry_order(recent[position - 1]) > key:
                 position -= 1
             recent.insert(position, entry)
         self.interactions += 1
         self._trim(recent[-1][2])
 
     def _exclude(self, item_id: str, timestamp_ms: int) -> None:
-        self.excluded[item_id] = timestamp_ms
+        # The newest exclusion of the item, whichever of its events arrived last.
+        self.excluded[item_id] = max(timestamp_ms, self.excluded.get(item_id, timestamp_ms))
         if len(self.excluded) > self.limits.max_excluded:
             # Blacklists are for good; the oldest purchase makes room.
             evictable = [k for k in self.excluded if k not in self.blacklisted]
@@ -116,7 +125,7 @@ class UserHistory:
     def merge_from(self, other: UserHistory) -> None:
         """Fold an anonymous history into this one (login), keeping time order. The ids
         merged into ``other`` are not carried over: :meth:`add_merged` them."""
-        merged = sorted([*other.recent, *self.recent], key=lambda entry: entry[2])
+        merged = sorted([*other.recent, *self.recent], key=entry_order)
         self.recent = deque(merged)
         for item_id, timestamp_ms in other.excluded.items():
             self._exclude(item_id, timestamp_ms)

@@ -85,8 +85,11 @@ class ImplicitMF:
         self.item_factors = np.zeros((64, n_factors), dtype=np.float32)
         self.item_bias = np.zeros(64, dtype=np.float32)
         self.user_factors: dict[str, np.ndarray] = {}
-        # Items whose factors changed since the last drain (sampled negatives included).
-        self.touched: set[str] = set()
+        # Rows (bias, factors) of the items changed since the last drain as they were before
+        # the first change (sampled negatives included), by index; and the items created
+        # since then, whose row started at their initial vector.
+        self._before: dict[int, np.ndarray] = {}
+        self._created: set[int] = set()
 
     # --- River contract ----------------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
@@ -149,6 +152,7 @@ class ImplicitMF:
         self.item_bias[index] = 0.0
         self.item_ids.append(item)
         self.item_index[item] = index
+        self._created.add(index)
         return index
 
     def user_vector(self, user: str) -> np.ndarray:
@@ -173,6 +177,12 @@ class ImplicitMF:
     ) -> None:
         """One SGD step on several (item, label, weight) observations of one user."""
         positions = [self.add_item(item) for item in items]
+        before = self._before
+        for position in positions:
+            if position not in before:
+                before[position] = np.concatenate(
+                    (self.item_bias[position : position + 1], self.item_factors[position])
+                )
         index = np.array(positions, dtype=np.int64)
         user_vec = self.user_factors.get(user)
         if user_vec is None:
@@ -196,11 +206,37 @@ class ImplicitMF:
             # An item drawn twice in one step gets both updates (fancy += would keep one).
             np.add.at(self.item_factors, index, item_step)
             np.add.at(self.item_bias, index, rate * gradient)
-        self.touched.update(items)
 
-    def drain_touched(self) -> set[str]:
-        touched, self.touched = self.touched, set()
-        return touched
+    def drain_deltas(self) -> dict[str, tuple[bytes, bytes | None]]:
+        """What learning changed since the last drain, as commutative increments of the
+        stored item rows (``[index, bias, factors...]``, packed little-endian float32):
+        ``{item: (delta, base)}``, ``base`` the row of an item created since then (its
+        initial vector, the same on every worker), else None.
+
+        The local rows are rounded to what the store computes (``float32(stored + delta)``
+        in double precision), so a single writer's memory and store stay bit-identical."""
+        deltas: dict[str, tuple[bytes, bytes | None]] = {}
+        if not self._before:
+            return deltas
+        positions = np.fromiter(self._before, dtype=np.int64, count=len(self._before))
+        before = np.stack(list(self._before.values()))
+        after = np.empty_like(before)
+        after[:, 0] = self.item_bias[positions]
+        after[:, 1:] = self.item_factors[positions]
+        delta = np.zeros((len(positions), self.n_factors + 2), dtype="<f4")
+        delta[:, 1:] = after - before
+        stored = (before.astype(np.float64) + delta[:, 1:]).astype(np.float32)
+        self.item_bias[positions] = stored[:, 0]
+        self.item_factors[positions] = stored[:, 1:]
+        created = self._created
+        ids = self.item_ids
+        for row, position in enumerate(positions.tolist()):
+            base = None
+            if position in created:
+                base = np.concatenate(([np.float32(position)], before[row])).astype("<f4").tobytes()
+            deltas[ids[position]] = (delta[row].tobytes(), base)
+        self._before, self._created = {}, set()
+        return deltas
 
     def score_all(self, user: str) -> np.ndarray:
         """Logits of every known item (index order of ``item_ids``)."""
@@ -208,22 +244,53 @@ class ImplicitMF:
         return self.item_factors[:count] @ self.user_vector(user) + self.item_bias[:count]
 
     # --- plain state (no pickles) ------------------------------------------------------------
-    def item_state(self, item: str) -> dict[str, Any]:
-        """Plain state of one item; ``i`` is its index, so a restore keeps the item order
+    def item_row(self, item: str) -> bytes:
+        """The stored row of one item: ``[index, bias, factors...]`` as packed little-endian
+        float32. The index (exact below 2**24 items) lets a restore keep the item order
         that negative sampling and tie-breaks depend on."""
         index = self.item_index[item]
-        return {
-            "v": encode_vector(self.item_factors[index]),
-            "b": float(self.item_bias[index]),
-            "i": index,
-        }
+        row = np.empty(self.n_factors + 2, dtype="<f4")
+        row[0], row[1] = index, self.item_bias[index]
+        row[2:] = self.item_factors[index]
+        return row.tobytes()
 
-    def set_item_state(self, item: str, state: dict[str, Any]) -> None:
-        """Restore one item; call in ascending ``i`` order to rebuild the original order."""
-        vector = self._checked(decode_vector(state["v"]))
+    def set_item_row(self, item: str, row: bytes) -> None:
+        """Set one item's bias and factors from its stored row (adding the item when new:
+        call in ascending stored index order to rebuild the original order). Changes made
+        by learning since the last drain would be lost: call it between drains."""
+        values = self._checked_row(row)
         index = self.add_item(item)
-        self.item_factors[index] = vector
-        self.item_bias[index] = state["b"]
+        self._created.discard(index)
+        self.item_bias[index] = values[1]
+        self.item_factors[index] = values[2:]
+
+    def set_item_rows(self, items: list[str], rows: list[bytes]) -> None:
+        """:meth:`set_item_row` of many known items at once (the per-batch refresh)."""
+        values = np.frombuffer(b"".join(rows), dtype="<f4")
+        if len(values) != len(rows) * (self.n_factors + 2) or any(r[:1] == b"{" for r in rows):
+            for item, row in zip(items, rows, strict=True):
+                self.set_item_row(item, row)  # raises the clear error of the bad row
+            return
+        matrix = values.reshape(len(rows), self.n_factors + 2)
+        positions = np.array([self.item_index[item] for item in items], dtype=np.int64)
+        self.item_bias[positions] = matrix[:, 1]
+        self.item_factors[positions] = matrix[:, 2:]
+        self._created.difference_update(positions.tolist())
+
+    def _checked_row(self, row: bytes) -> np.ndarray:
+        if row[:1] == b"{":
+            raise ValueError(
+                "stored item factors are JSON (the format before item rows were packed "
+                "float32): delete the {prefix}:mf:items key or use another PIPELINE_KEY_PREFIX"
+            )
+        values = np.frombuffer(row, dtype="<f4").astype(np.float32)
+        self._checked(values[2:])
+        return values
+
+    @staticmethod
+    def row_index(row: bytes) -> float:
+        """The stored index of a row (the order a restore adds items in)."""
+        return float(np.frombuffer(row[:4], dtype="<f4")[0])
 
     def _checked(self, vector: np.ndarray) -> np.ndarray:
         if len(vector) != self.n_factors:

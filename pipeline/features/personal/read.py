@@ -15,12 +15,29 @@ from pipeline.features.catalog.read import Availability
 from pipeline.store.base import Store
 
 
+def alias_target(stored: bytes | None) -> str | None:
+    """The user an anonymous id became at login, from its alias key
+    (``{p}:user:{user_id}:alias``, written by the personal agent); None when it has none."""
+    if not stored:
+        return None
+    target = stored.decode("utf-8", "replace")
+    return target if valid_id(target) else None
+
+
 async def read_foryou(
     store: Store, keys: Keys, availability: Availability, user_id: str, n: int
 ) -> list[dict[str, Any]] | None:
-    """The stored list without unavailable items, or None when the user has none yet (one
-    round trip: the list and the catalog's version in one MGET)."""
-    stored, version = await store.mget([keys.foryou(user_id), keys.catalog_version()])
+    """The stored list without unavailable items, or None when the user has none yet.
+
+    An anonymous id that logged in reads the list of the user it became (its own state
+    moved there): one round trip (the list, the alias and the catalog's version in one MGET)
+    and a second one only for an id with an alias."""
+    stored, alias, version = await store.mget(
+        [keys.foryou(user_id), keys.user_alias(user_id), keys.catalog_version()]
+    )
+    target = alias_target(alias)
+    if target is not None:
+        (stored,) = await store.mget([keys.foryou(target)])
     hidden = await availability.settle(store, version)
     if stored is None:
         return None

@@ -2,9 +2,15 @@
 
 Keys (``pipeline.core.keys``): per user ``user:{id}:history`` (JSON), ``user:{id}:factors``
 (base64 float32), ``user:{id}:alias`` and ``foryou:{id}`` (the served list), all expiring
-when idle; per item ``mf:items`` (factors, bias and index as JSON) and the cold-start
-popularity ``personal:trending:{gen}``; related items through ``features.related.state``.
+when idle; per item ``mf:items`` (index, bias and factors as packed float32, written as
+commutative deltas: ``Writes.hadd_vectors``) and the cold-start popularity
+``personal:trending:{gen}``; related items through ``features.related.state``.
 Nothing is pickled.
+
+Several workers of the group share the item rows: each adds what its batch changed to the
+stored rows (never writes a whole row), and reads the rows of its batch's items again before
+learning it (:func:`refresh_items`), so what other workers learned is neither lost nor long
+ignored.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import time
 import orjson
 
 from pipeline.core.decay import expire_at_s, generation
+from pipeline.core.events import Event
+from pipeline.core.feedback import SIGNALS
 from pipeline.core.keys import Keys
 from pipeline.features.personal.engine import Changes, Engine
 from pipeline.features.related import state as related_state
@@ -34,7 +42,7 @@ async def load_items(store: Store, keys: Keys, engine: Engine, now_ms: int) -> N
     """Every item-level state into ``engine``: factors, popularity, cold-start trending
     (the generation current at ``now_ms`` and the next) and related lists."""
     stored = await store.hgetall(keys.mf_items())
-    engine.restore_items({item.decode(): orjson.loads(state) for item, state in stored.items()})
+    engine.restore_items({item.decode(): row for item, row in stored.items()})
     for signal, counts in (await related_state.load_popularity(store, keys)).items():
         engine.neighbours.load_popularity(signal, counts)
     now_gen = generation(now_ms, engine.trending.half_life_s)
@@ -50,6 +58,43 @@ async def load_items(store: Store, keys: Keys, engine: Engine, now_ms: int) -> N
         }
     )
     await related_state.load_counts(store, keys, engine.cooc)
+
+
+def batch_items(events: list[Event]) -> list[str]:
+    """The items a batch's events name (clicked, converted, shown), sorted."""
+    items = {event.item_id for event in events if event.item_id is not None}
+    for event in events:
+        if event.items:
+            items.update(event.items)
+    return sorted(items)
+
+
+async def refresh_items(store: Store, keys: Keys, engine: Engine, items: list[str]) -> None:
+    """Read again, in one round trip, what other workers of the group may have added to
+    ``items`` since this worker last read them: factor rows and popularity counts. Items
+    not stored yet are left alone (learning creates them).
+
+    Related lists are not read again per batch (a few hundred sorted sets per batch cost
+    more than the learning): the served lists are read from Redis, which holds every
+    worker's counts; the copy that the for-you blend scores with is complete again at each
+    reload (start, partition rebalance, a batch that did not commit)."""
+    if not items:
+        return
+    reads = Reads().hmget(keys.mf_items(), items)
+    for signal in SIGNALS:
+        reads.hmget(keys.popularity(signal), items)
+    answers = iter(await store.read(reads))
+    rows = next(answers)
+    engine.restore_items({item: row for item, row in zip(items, rows, strict=True) if row})
+    for signal in SIGNALS:
+        known = engine.cooc.popularity[signal]
+        changed = {
+            item: float(count)
+            for item, count in zip(items, next(answers), strict=True)
+            if count is not None and known.get(item) != float(count)
+        }
+        if changed:
+            engine.neighbours.load_popularity(signal, changed)
 
 
 async def load_users(store: Store, keys: Keys, engine: Engine, user_ids: list[str]) -> set[str]:
@@ -131,8 +176,7 @@ def changes_writes(engine: Engine, changes: Changes, keys: Keys, ttl_s: int) -> 
         writes.delete(keys.user_history(user_id), keys.user_factors(user_id), keys.foryou(user_id))
     for anonymous, user_id in changes.aliases.items():
         writes.set(keys.user_alias(anonymous), user_id, ttl_s)
-    items = engine.item_states(changes.items)
-    writes.hset(keys.mf_items(), {item: orjson.dumps(state) for item, state in items.items()})
+    writes.hadd_vectors(keys.mf_items(), changes.item_deltas)
     related_state.queue_pairs(writes, keys, changes.pairs, engine.config.related.max_neighbours)
     related_state.queue_popularity(writes, keys, changes.popularity)
     cold: dict[int, dict[str, float]] = {}

@@ -19,6 +19,13 @@ DEVICE_KEY = "device"
 EXACT_POSITIONS = 10
 # Small non-negative whole numbers in the context keep their value; others are bucketed.
 EXACT_NUMBERS = 16
+# Context keys derived from the time of an event (learning) or of a request (serving):
+# the hour of the day (0-23) and the day of the week (0 = Monday), both in UTC.
+HOUR_KEY = "time.hour"
+WEEKDAY_KEY = "time.weekday"
+_MS_PER_HOUR = 3_600_000
+# 1970-01-01 was a Thursday (weekday 3).
+_EPOCH_WEEKDAY = 3
 
 
 def _number_bucket(value: float) -> str:
@@ -56,6 +63,17 @@ def context_features(context: Mapping[str, Any]) -> list[str]:
         elif isinstance(value, int | float):
             out.append(f"ctx:{key}#{_number_bucket(float(value))}")
     return out
+
+
+def with_time(context: Mapping[str, Any], timestamp_ms: int) -> dict[str, Any]:
+    """``context`` with the derived time keys (:data:`HOUR_KEY`, :data:`WEEKDAY_KEY`) set
+    from ``timestamp_ms``, as strings so that each hour and day is its own feature. The
+    same derivation runs when learning (event time) and when ranking (request time)."""
+    hours = timestamp_ms // _MS_PER_HOUR
+    derived = dict(context)
+    derived[HOUR_KEY] = str(hours % 24)
+    derived[WEEKDAY_KEY] = str((hours // 24 + _EPOCH_WEEKDAY) % 7)
+    return derived
 
 
 def device_of(context: Mapping[str, Any]) -> str | None:
@@ -128,15 +146,16 @@ def observations(
     An ``impression`` gives every shown item ``clicked=False`` with ``impression_weight`` at
     its display position (index in ``event.items``, 0 = first). A ``click`` gives its item
     ``clicked=True`` with ``click_weight`` at ``context["position"]`` (None when missing).
-    Other event types teach nothing. ``event`` is a :class:`pipeline.core.events.Event` (any
+    The context gains the event's hour and weekday (:func:`with_time`). Other event types
+    teach nothing. ``event`` is a :class:`pipeline.core.events.Event` (any
     object with ``event_type``, ``user_id``, ``item_id``, ``items`` and ``context``); items
     missing from ``categories_of_item`` have no categories.
     """
     event_type = event.event_type
-    context = event.context or {}
     if event_type == "impression":
         if impression_weight <= 0:
             return []
+        context = with_time(event.context or {}, event.timestamp_ms)
         return [
             (
                 features(event.user_id, item_id, categories_of_item.get(item_id, ()), context, p),
@@ -147,6 +166,7 @@ def observations(
         ]
     if event_type == "click" and event.item_id is not None and click_weight > 0:
         item_id = event.item_id
+        context = with_time(event.context or {}, event.timestamp_ms)
         names = features(
             event.user_id,
             item_id,

@@ -21,6 +21,7 @@ from pipeline.features.ranking.features import (
     context_features,
     device_of,
     position_bucket,
+    with_time,
 )
 
 # Cached entries per table before it is emptied (memory bound; a miss only costs a hash).
@@ -120,7 +121,9 @@ class FeatureIndexer:
     ) -> list[IndexedObservation]:
         """:func:`~pipeline.features.ranking.features.observations`, as indexes."""
         event_type = event.event_type
-        context = event.context or {}
+        if event_type not in ("impression", "click"):
+            return []
+        context = with_time(event.context or {}, event.timestamp_ms)
         if event_type == "impression":
             if impression_weight <= 0:
                 return []

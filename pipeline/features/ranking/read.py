@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import categories_of
-from pipeline.features.ranking.features import features
+from pipeline.features.ranking.features import features, with_time
 from pipeline.features.ranking.model import ClickModel, RankingConfig
 from pipeline.store.base import Store
 
@@ -40,8 +40,10 @@ async def rank_items(
     item_ids: Sequence[str],
     context: Mapping[str, Any],
     config: RankingConfig,
+    now_ms: int,
 ) -> list[dict[str, Any]]:
-    """``item_ids`` ordered by the click model for ``user_id`` in ``context``.
+    """``item_ids`` ordered by the click model for ``user_id`` in ``context`` at ``now_ms``
+    (the hour and weekday features, as the agent derives them from event times).
 
     Returns ``[{"item_id", "score", "source": {"model": "ranking"}}]``, score descending,
     ties in input order; a repeated id keeps its first place only. ``config`` must match
@@ -52,6 +54,7 @@ async def rank_items(
     if not unique:
         return []
     model = config.model()
+    context = with_time(context, now_ms)
     categories = await categories_of(store, keys, unique)
     per_item = [
         model.indexes(features(user_id, item_id, categories.get(item_id, ()), context, None))

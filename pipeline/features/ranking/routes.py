@@ -8,6 +8,7 @@ User ids may hold ``/`` (as is or ``%2F``).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -82,7 +83,15 @@ def ranking_router(settings: Settings) -> APIRouter:
     async def rank(ctx: Context, user_id: str, body: RankRequest) -> Response:
         check_id(user_id, "user_id")
         async with ctx.bounded():
-            items = await rank_items(ctx.store, ctx.keys, user_id, body.items, body.context, config)
+            items = await rank_items(
+                ctx.store,
+                ctx.keys,
+                user_id,
+                body.items,
+                body.context,
+                config,
+                int(time.time() * 1000),
+            )
         return OrjsonResponse({"user_id": user_id, "items": items})
 
     return router

@@ -6,20 +6,24 @@ Relations (Amazon SIMS, Ibexa collaborative filtering):
 - ``viewed_then_bought``: item ``a`` clicked, then ``b`` converted within
   ``view_window_s`` ("ultimately bought"); directed from ``a`` to ``b``.
 
-Counts are commutative increments, so any worker may apply them. Each item keeps at most
+For one user, an item pair counts once while its events are in the user's history, and
+pairing looks at event time in both directions (:func:`co_occurrences`): the counts depend on
+the events, not on the order their topics are read in. Counts are commutative increments, so
+any worker may apply them. Each item keeps at most
 ``max_neighbours`` partners per relation (the lowest counts are dropped). The popularity
 discount is applied when reading: ``score = count / (popularity(b) + 1) ** discount``.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline.core.events import Event
 from pipeline.core.feedback import CLICK, CONVERSION, SIGNALS
+from pipeline.features.personal.history import CLICK_ENTRIES, CONVERSION_ENTRIES, entry_order
 
 RELATIONS = ("also_clicked", "also_bought", "viewed_then_bought")
 # Which popularity signal discounts the partners of each relation.
@@ -35,54 +39,174 @@ Pair = tuple[str, str, str, float]
 
 @dataclass(frozen=True, slots=True)
 class RelatedConfig:
-    """Pairing windows, how many recent items an event pairs with, the cap of partners per
-    item and relation, and the popularity discount exponent (settings ``related_*``)."""
+    """Pairing windows, the cap of partners per item and relation, and the popularity
+    discount exponent (settings ``related_*``)."""
 
     click_window_s: int
     buy_window_s: int
     view_window_s: int
-    partners: int
     max_neighbours: int
     discount: float
 
 
 class History(Protocol):
-    """What pairing needs of a user's history: distinct items, newest first."""
+    """What pairing needs of a user's history: its entries ``(item_id, entry type,
+    timestamp_ms)`` in time order (``UserHistory.recent``)."""
 
-    def clicked_since(self, since_ms: int) -> list[str]: ...
+    @property
+    def recent(self) -> Iterable[tuple[str, str, int]]: ...
 
-    def converted_since(self, since_ms: int) -> list[str]: ...
+
+class Sighting(Protocol):
+    """What pairing needs of an event (a :class:`pipeline.core.events.Event` is one)."""
+
+    @property
+    def item_id(self) -> str | None: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def timestamp_ms(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A history entry seen as the event that made it (for :func:`holding_pairs`)."""
+
+    item_id: str
+    event_type: str
+    timestamp_ms: int
+
+
+@dataclass(slots=True)
+class _Recent:
+    recent: list[tuple[str, str, int]]
 
 
 def co_occurrences(
-    history: History, event: Event, conversion: bool, config: RelatedConfig
+    history: History, event: Sighting, conversion: bool, config: RelatedConfig
 ) -> list[Pair]:
-    """Pairs that ``event`` creates with the user's history *before* it.
+    """Pairs that ``event`` adds to those its user's history already holds.
 
-    A repeat of an item already in the relevant window adds nothing: ten views of one item
-    are one co-occurrence, not ten.
+    Pairing looks at event time in both directions, so the counts depend on the user's
+    events, not on the order they arrive in (clicks and conversions travel on different
+    topics). For one user, an item pair counts once while its events are in the history:
+
+    - ``also_clicked`` {a, b}: clicks of ``a`` and ``b`` at most ``click_window_s`` apart;
+    - ``also_bought`` {a, b}: conversions at most ``buy_window_s`` apart;
+    - ``viewed_then_bought`` a -> b: a click of ``a`` at ``t1`` and a conversion of ``b`` at
+      ``t2`` with ``0 <= t2 - t1 <= view_window_s``.
+
+    The event adds exactly the pairs that hold with it and did not hold without it, so a
+    pair counts once whichever of its events arrives first, and ten views of one item are
+    one co-occurrence, not ten. Call it before the event joins the history. The cost is
+    linear in the history's length (capped by ``history_length``).
     """
     item = event.item_id
     if item is None:
         return []
+    is_click = event.event_type == CLICK
+    if not is_click and not conversion:
+        return []
+    clicks: dict[str, list[int]] = {}
+    conversions: dict[str, list[int]] = {}
+    for partner, entry_type, timestamp_ms in history.recent:
+        if entry_type in CLICK_ENTRIES:
+            clicks.setdefault(partner, []).append(timestamp_ms)
+        elif entry_type in CONVERSION_ENTRIES:
+            conversions.setdefault(partner, []).append(timestamp_ms)
+    t = event.timestamp_ms
     pairs: list[Pair] = []
-    if event.event_type == "click":
-        recent = history.clicked_since(event.timestamp_ms - config.click_window_s * 1000)
-        if item not in recent:
-            for partner in recent[: config.partners]:
+    if is_click:
+        window = config.click_window_s * 1000
+        own = clicks.get(item, [])
+        for partner, times in clicks.items():
+            if partner != item and _near(times, t, window) and not _close(own, times, window):
                 pairs.append(("also_clicked", item, partner, 1.0))
                 pairs.append(("also_clicked", partner, item, 1.0))
-    elif conversion:
-        bought = history.converted_since(event.timestamp_ms - config.buy_window_s * 1000)
-        if item not in bought:
-            for partner in bought[: config.partners]:
+        window = config.view_window_s * 1000
+        for partner, times in conversions.items():
+            # This click, then a conversion of the partner within the window.
+            if (
+                partner != item
+                and _within(times, t, t + window)
+                and not _directed(own, times, window)
+            ):
+                pairs.append(("viewed_then_bought", item, partner, 1.0))
+    else:
+        window = config.buy_window_s * 1000
+        own = conversions.get(item, [])
+        for partner, times in conversions.items():
+            if partner != item and _near(times, t, window) and not _close(own, times, window):
                 pairs.append(("also_bought", item, partner, 1.0))
                 pairs.append(("also_bought", partner, item, 1.0))
-            viewed = history.clicked_since(event.timestamp_ms - config.view_window_s * 1000)
-            for partner in viewed[: config.partners]:
-                if partner != item:
-                    pairs.append(("viewed_then_bought", partner, item, 1.0))
+        window = config.view_window_s * 1000
+        for partner, times in clicks.items():
+            # A click of the partner, then this conversion within the window.
+            if (
+                partner != item
+                and _within(times, t - window, t)
+                and not _directed(times, own, window)
+            ):
+                pairs.append(("viewed_then_bought", partner, item, 1.0))
     return pairs
+
+
+def holding_pairs(
+    entries: Iterable[tuple[str, str, int]], config: RelatedConfig
+) -> set[tuple[str, str, str]]:
+    """The (relation, a, b) pairs that hold in a history's entries (in time order): what
+    :func:`co_occurrences` counted for them, one event after the other."""
+    so_far = _Recent([])
+    held: set[tuple[str, str, str]] = set()
+    for item_id, entry_type, timestamp_ms in entries:
+        if entry_type in CLICK_ENTRIES:
+            sighting, conversion = _Entry(item_id, CLICK, timestamp_ms), False
+        elif entry_type in CONVERSION_ENTRIES:
+            sighting, conversion = _Entry(item_id, CONVERSION, timestamp_ms), True
+        else:
+            continue
+        for relation, a, b, _ in co_occurrences(so_far, sighting, conversion, config):
+            held.add((relation, a, b))
+        so_far.recent.append((item_id, entry_type, timestamp_ms))
+    return held
+
+
+def merge_pairs(user: History, anonymous: History, config: RelatedConfig) -> list[Pair]:
+    """What a login changes in the counts when ``anonymous``'s history joins ``user``'s.
+
+    Each id counted the pairs of its own history; the user must end up with the pairs of
+    the merged history counted once, as if the events had all come under the user's id
+    (which they do when the anonymous events arrive after the login): +1 for each pair that
+    holds only in the merged history, -1 for each pair that held in both (counted twice).
+    So the counts do not depend on whether the login or the anonymous events came first.
+    """
+    mine = holding_pairs(user.recent, config)
+    theirs = holding_pairs(anonymous.recent, config)
+    merged = holding_pairs(sorted([*user.recent, *anonymous.recent], key=entry_order), config)
+    changes = [(r, a, b, 1.0) for r, a, b in merged - mine - theirs]
+    changes += [(r, a, b, -1.0) for r, a, b in mine & theirs]
+    return sorted(changes)
+
+
+def _within(times: list[int], low: int, high: int) -> bool:
+    """Whether a time of ``times`` (ascending) lies in ``[low, high]``."""
+    position = bisect_left(times, low)
+    return position < len(times) and times[position] <= high
+
+
+def _near(times: list[int], t: int, window: int) -> bool:
+    return _within(times, t - window, t + window)
+
+
+def _close(first: list[int], second: list[int], window: int) -> bool:
+    """Whether some time of ``first`` is at most ``window`` from one of ``second``."""
+    return any(_near(second, t, window) for t in first)
+
+
+def _directed(before: list[int], after: list[int], window: int) -> bool:
+    """Whether some ``t1`` of ``before`` and ``t2`` of ``after`` have
+    ``0 <= t2 - t1 <= window``."""
+    return any(_within(after, t, t + window) for t in before)
 
 
 def rank_related(
@@ -141,7 +265,12 @@ class CoOccurrence:
         """Add pair counts; trimming waits for :meth:`trim_touched`."""
         for relation, a, b, amount in pairs:
             partners = self.counts[relation][a]
-            partners[b] = partners.get(b, 0.0) + amount
+            total = partners.get(b, 0.0) + amount
+            if amount < 0 and total <= 0:
+                # A login's correction took the pair back out (as the store's zincr_trim).
+                partners.pop(b, None)
+            else:
+                partners[b] = total
             self._touched.add((relation, a))
 
     def trim_touched(self) -> list[tuple[str, str]]:

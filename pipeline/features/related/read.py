@@ -10,6 +10,7 @@ from pipeline.core.feedback import SIGNALS
 from pipeline.core.ids import decode_id
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import Availability
+from pipeline.features.content.read import SIMILAR_CONTENT, read_similar
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, blend_related, rank_related
 from pipeline.store.base import Reads, Store
 
@@ -26,7 +27,10 @@ async def read_related(
 ) -> list[dict[str, Any]]:
     """Related items of ``item_id``, best first, as the personal engine's ``related`` ranks
     them: one relation, or all blended (``relation`` None). ``depth`` partners are read per
-    relation before the discount reorders them."""
+    relation before the discount reorders them. ``similar_content`` is served from the
+    content feature's neighbours (similar by text; no discount, never blended)."""
+    if relation == SIMILAR_CONTENT:
+        return await read_similar(store, keys, availability, item_id, n, depth)
     relations = [relation] if relation else list(RELATIONS)
     reads = Reads()
     for name in relations:

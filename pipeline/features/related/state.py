@@ -25,9 +25,12 @@ def queue_pairs(writes: Writes, keys: Keys, pairs: Iterable[Pair], max_neighbour
     for relation, a, b, amount in pairs:
         increments[(relation, a)][b] += amount
     for (relation, item_id), partners in increments.items():
-        writes.zincr_trim(
-            keys.related(relation, item_id), partners, max_neighbours, 2 * max_neighbours
-        )
+        # A login's correction and a new pair may cancel out within a batch.
+        changed = {partner: amount for partner, amount in partners.items() if amount}
+        if changed:
+            writes.zincr_trim(
+                keys.related(relation, item_id), changed, max_neighbours, 2 * max_neighbours
+            )
     if increments:
         writes.sadd(keys.related_anchors(), sorted({item_id for _, item_id in increments}))
 

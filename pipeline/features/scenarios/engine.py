@@ -156,3 +156,32 @@ def spread(regular: Sequence[Candidate], extra: Sequence[Candidate], n: int) -> 
             break
         out.append(chosen)
     return out
+
+
+def rerank(items: Sequence[dict[str, Any]], scores: Mapping[str, float]) -> list[dict[str, Any]]:
+    """``items`` (as :func:`assemble` returns them) with the regular ones re-ordered by
+    ``scores`` (best first; ties and unscored items keep their order, unscored last) in the
+    places regular items held; promoted and explored items keep their places. Each re-ordered
+    item's source gains ``rerank: {"model": "ranking", "score": ...}``."""
+    slots = [i for i, item in enumerate(items) if not _reserved(item)]
+    regular = [items[i] for i in slots]
+    order = sorted(
+        range(len(regular)),
+        key=lambda i: (
+            regular[i]["item_id"] not in scores,
+            -scores.get(regular[i]["item_id"], 0.0),
+        ),
+    )
+    out = [dict(item) for item in items]
+    for slot, index in zip(slots, order, strict=True):
+        item = dict(regular[index])
+        score = scores.get(item["item_id"])
+        if score is not None:
+            item["source"] = {**item["source"], "rerank": {"model": "ranking", "score": score}}
+        out[slot] = item
+    return out
+
+
+def _reserved(item: Mapping[str, Any]) -> bool:
+    source = item.get("source", {})
+    return bool(source.get("promoted") or source.get("explore"))

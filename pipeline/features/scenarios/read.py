@@ -24,7 +24,14 @@ from pipeline.features.catalog.read import (
     parse_view,
     queue_view,
 )
-from pipeline.features.personal.read import HistoryView, parse_foryou, parse_history
+from pipeline.features.personal.read import (
+    HistoryView,
+    alias_target,
+    parse_foryou,
+    parse_history,
+)
+from pipeline.features.ranking.config import ranking_config
+from pipeline.features.ranking.read import rank_items
 from pipeline.features.related.read import positive_events, read_related
 from pipeline.features.scenarios.engine import (
     Candidate,
@@ -32,6 +39,7 @@ from pipeline.features.scenarios.engine import (
     SourceList,
     StageInput,
     assemble,
+    rerank,
     reserved_slots,
 )
 from pipeline.features.scenarios.filters import Diversity
@@ -210,6 +218,7 @@ class Reader:
         reads = Reads()
         if user is not None:
             reads.get(self.keys.user_history(user))
+            reads.get(self.keys.user_alias(user))
         if wants_foryou:
             assert user is not None
             reads.get(self.keys.foryou(user))
@@ -217,8 +226,18 @@ class Reader:
             queue_view(reads, self.keys, item_id)
         self.availability.queue(reads)
         answers = list(await self.store.read(reads))
-        history = parse_history(answers.pop(0) if user is not None else None)
-        foryou = parse_foryou(answers.pop(0)) if wants_foryou else None
+        stored = answers.pop(0) if user is not None else None
+        target = alias_target(answers.pop(0)) if user is not None else None
+        listed = answers.pop(0) if wants_foryou else None
+        if target is not None:
+            # An anonymous id that logged in: its state moved to the user it became.
+            again = Reads().get(self.keys.user_history(target))
+            if wants_foryou:
+                again.get(self.keys.foryou(target))
+            stored, *rest = await self.store.read(again)
+            listed = rest[0] if rest else None
+        history = parse_history(stored)
+        foryou = parse_foryou(listed) if wants_foryou else None
         hidden = await self.availability.settle(self.store, answers.pop())
         categories = {c: None for row in answers for c in parse_view(row).categories}
         return Known(
@@ -294,6 +313,18 @@ async def recommend(reader: Reader, request: ScenarioRequest, now_ms: int) -> di
     spec = scenario.spec.filters
     diversity = Diversity(spec.max_per_category, dict(spec.max_per_attribute))
     items = assemble(stages, reserved, views, rule, diversity, request.n)
+    if scenario.spec.rerank == "ranking" and items:
+        # Anonymous requests are ranked by the item, category and context features alone.
+        ranked = await rank_items(
+            reader.store,
+            reader.keys,
+            request.user_id or "",
+            [item["item_id"] for item in items],
+            request.request_context,
+            ranking_config(reader.settings),
+            now_ms,
+        )
+        items = rerank(items, {entry["item_id"]: entry["score"] for entry in ranked})
     for item in items:
         item["recommendation_id"] = f"{rid}:{item['source']['stage']}"
         if request.fields:

@@ -12,11 +12,19 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from pipeline.core.events import check_context
 from pipeline.core.ids import InvalidInput, check_id
 from pipeline.features.catalog.model import CatalogView
 from pipeline.features.scenarios.engine import SourceList
 from pipeline.features.scenarios.filters import Filter, in_category, request_value
-from pipeline.features.scenarios.spec import RESERVED_PARAMS, Scenario, SourceSpec
+from pipeline.features.scenarios.spec import (
+    CONTEXT_PREFIX,
+    RESERVED_PARAMS,
+    Scenario,
+    SourceSpec,
+)
 
 # Longest list a scenario answers, most context items and explicit exclusions.
 MAX_N = 100
@@ -41,6 +49,8 @@ class ScenarioRequest:
     exclude_viewed: bool | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     fields: tuple[str, ...] = ()
+    # The request context (device, page, ...): what ``rerank`` scores the answer in.
+    request_context: Mapping[str, str | int | float] = field(default_factory=dict)
 
     @property
     def depth(self) -> int:
@@ -85,7 +95,8 @@ def parse_request(scenario: Scenario, query: Sequence[tuple[str, str]]) -> Scena
     for name, value in query:
         values.setdefault(name, []).append(value)
     declared = scenario.spec.params
-    unknown = sorted(set(values) - RESERVED_PARAMS - set(declared))
+    named = {name for name in values if name.startswith(CONTEXT_PREFIX)}
+    unknown = sorted(set(values) - RESERVED_PARAMS - set(declared) - named)
     if unknown:
         known = sorted((RESERVED_PARAMS - {"api_key", "scenario"}) | set(declared))
         raise InvalidInput(f"unknown parameters {unknown}; this scenario takes {known}")
@@ -120,6 +131,7 @@ def parse_request(scenario: Scenario, query: Sequence[tuple[str, str]]) -> Scena
         for name, raw in values.items()
         if name in declared
     }
+    request_context = parse_context(one("context"), {n: one(n) or "" for n in named})
     missing = [name for name, p in declared.items() if p.required and name not in params]
     if missing:
         raise InvalidInput(f"scenario {scenario.name!r} needs the parameters {missing}")
@@ -134,7 +146,31 @@ def parse_request(scenario: Scenario, query: Sequence[tuple[str, str]]) -> Scena
         exclude_viewed=None if viewed is None else viewed == "true",
         params=params,
         fields=tuple(dict.fromkeys(fields)),
+        request_context=request_context,
     )
+
+
+def _context_value(text: str) -> str | int | float:
+    """A ``context.{key}`` value: a plain decimal number as a number (events carry numbers
+    as JSON numbers, and the click model tells the two apart), anything else as text."""
+    if text.lstrip("-").isdigit() and len(text) <= 15:
+        return int(text)
+    return text
+
+
+def parse_context(document: str | None, named: Mapping[str, str]) -> dict[str, Any]:
+    """The request context: ``context`` (a JSON object) and ``context.{key}`` parameters,
+    the latter winning; checked as event contexts are (:func:`check_context`)."""
+    context: dict[str, Any] = {}
+    if document is not None:
+        try:
+            decoded = orjson.loads(document)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("context must be a JSON object") from None
+        context.update(check_context(decoded))
+    for name, text in named.items():
+        context[name[len(CONTEXT_PREFIX) :]] = _context_value(text)
+    return check_context(context)
 
 
 def build_filter(

@@ -33,8 +33,11 @@ RESERVED_PARAMS = frozenset(
         "exclude_category",
         "exclude_viewed",
         "api_key",
+        "context",
     }
 )
+# Request parameters named ``context.{key}`` set one key of the request context.
+CONTEXT_PREFIX = "context."
 
 
 class ScenarioFileError(ValueError):
@@ -54,11 +57,14 @@ class PersonalSource(_Strict):
 
 class RelatedSource(_Strict):
     """Items related to the context items (``of: context``) or to the user's latest items
-    (``of: history``); ``relation`` one of the learned relations, or all blended."""
+    (``of: history``); ``relation`` one of the learned relations, or all blended, or
+    ``similar_content`` (items similar by text: the content feature)."""
 
     source: Literal["related"]
     weight: float = Field(1.0, gt=0)
-    relation: Literal["also_clicked", "also_bought", "viewed_then_bought"] | None = None
+    relation: (
+        Literal["also_clicked", "also_bought", "viewed_then_bought", "similar_content"] | None
+    ) = None
     of: Literal["context", "history"] = "context"
     anchors: int = Field(5, ge=1, le=20)
 
@@ -177,6 +183,9 @@ class ScenarioSpec(_Strict):
     stages: list[StageSpec] = Field(min_length=1)
     promotions: list[ReservedSpec] = Field(default_factory=list)
     exploration: ExplorationSpec | None = None
+    # Re-order the answer with the click model (the ranking feature) for the user in the
+    # request's context (device, page, hour, weekday); reserved slots keep their places.
+    rerank: Literal["ranking"] | None = None
 
 
 class ScenariosDocument(_Strict):

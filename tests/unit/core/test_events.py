@@ -18,6 +18,7 @@ from pipeline.core.events import (
     FORGET,
     ITEMLESS_TYPES,
     MAX_BATCH_EVENTS,
+    MAX_MESSAGE_BYTES,
     MAX_TIMESTAMP_MS,
     MIN_TIMESTAMP_MS,
     Event,
@@ -200,7 +201,28 @@ def test_batch_envelope_limits() -> None:
     assert events == []
     assert len(rejections) == 1
     assert rejections[0].index is None
-    assert str(MAX_BATCH_EVENTS) in rejections[0].reason
+    assert rejections[0].reason == f"envelope too long: {MAX_BATCH_EVENTS + 1} events > 10000"
+    # At the limit, every element is validated on its own.
+    events, rejections = parse_message(as_json([1] * MAX_BATCH_EVENTS))
+    assert [rejection.index for rejection in rejections] == list(range(MAX_BATCH_EVENTS))
+
+
+def test_envelope_length_is_checked_before_any_element() -> None:
+    events, rejections = parse_message(as_json([{"bad": 1}] * 3), max_events=2)
+    assert (events, rejections) == ([], [Rejection("envelope too long: 3 events > 2")])
+
+
+def test_a_message_over_the_size_limit_is_refused_unparsed() -> None:
+    assert MAX_MESSAGE_BYTES == 1_048_576
+    huge = b"\xff" * (MAX_MESSAGE_BYTES + 1)
+    assert parse_message(huge) == (
+        [],
+        [Rejection(f"message too large: {MAX_MESSAGE_BYTES + 1} bytes > {MAX_MESSAGE_BYTES}")],
+    )
+    small = b'{"type": "click"}'
+    assert parse_message(small, max_bytes=len(small)) == ([], [Rejection("event_id is required")])
+    events, rejections = parse_message(small, max_bytes=len(small) - 1)
+    assert rejections == [Rejection(f"message too large: {len(small)} bytes > {len(small) - 1}")]
 
 
 def test_single_event_rejection_has_no_index() -> None:

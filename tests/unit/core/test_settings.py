@@ -97,6 +97,12 @@ INVALID_ENV = [
     ("PIPELINE_MAX_FUTURE_SKEW_S", "-1"),
     ("PIPELINE_TRENDING_MAX_ITEMS", "5"),
     ("PIPELINE_COLLECTOR_MAX_BODY_BYTES", "100"),
+    ("PIPELINE_MAX_MESSAGE_BYTES", "10"),
+    ("PIPELINE_MAX_ENVELOPE_EVENTS", "0"),
+    ("PIPELINE_DEAD_LETTER_MAX_VALUE_BYTES", "65537"),
+    ("PIPELINE_DEAD_LETTER_MAX_VALUE_BYTES", "1"),
+    ("PIPELINE_WORKER_STOP_TIMEOUT_S", "0"),
+    ("PIPELINE_HTTP_BODY_TIMEOUT_S", "-1"),
 ]
 
 
@@ -167,7 +173,24 @@ CUSTOM: dict[str, Any] = {
     "trending_max_items": 50,
     "event_weights": {"click": 0.1, "buy": 1e-7, "rate": 2.5},
     "positive_rating": 3.5,
+    "max_message_bytes": 200_000,
+    "max_envelope_events": 500,
+    "dead_letter_max_value_bytes": 1024,
 }
+
+
+def test_bad_input_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings()
+    assert defaults.max_message_bytes == 1_048_576
+    assert defaults.max_envelope_events == 10_000
+    assert defaults.dead_letter_max_value_bytes == 4096
+    monkeypatch.setenv("PIPELINE_MAX_MESSAGE_BYTES", "65536")
+    monkeypatch.setenv("PIPELINE_MAX_ENVELOPE_EVENTS", "100")
+    monkeypatch.setenv("PIPELINE_DEAD_LETTER_MAX_VALUE_BYTES", "65536")
+    loaded = load_settings()
+    assert loaded.max_message_bytes == 65536
+    assert loaded.max_envelope_events == 100
+    assert loaded.dead_letter_max_value_bytes == 65536
 
 
 @pytest.mark.parametrize("overrides", [{}, CUSTOM], ids=["defaults", "custom"])
@@ -212,3 +235,13 @@ def test_http_access_settings_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert loaded.cors_origins == ["https://shop.example", "*"]
     # Keys are secrets: printing the settings never shows them.
     assert "read-key-0123456789" not in repr(loaded) and "w1-0123" not in str(loaded)
+
+
+def test_stop_and_body_timeouts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().worker_stop_timeout_s == 20.0
+    assert load_settings().http_body_timeout_s == 10.0
+    monkeypatch.setenv("PIPELINE_WORKER_STOP_TIMEOUT_S", "7.5")
+    monkeypatch.setenv("PIPELINE_HTTP_BODY_TIMEOUT_S", "2")
+    loaded = load_settings()
+    assert loaded.worker_stop_timeout_s == 7.5
+    assert loaded.http_body_timeout_s == 2.0

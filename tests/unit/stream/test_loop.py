@@ -91,16 +91,35 @@ async def test_bad_messages_become_dead_letters_and_change_nothing() -> None:
     envelope = RawMessage(Position("clicks", 0, 1), b"k", b'[{"type": "click"}, 3]')
     assert await process_batch(store, KEYS, handler, [bad, envelope], dead) == 0
     letters = [orjson.loads(value) for _, value in dead]
-    assert [(letter["offset"], letter["index"]) for letter in letters] == [
-        (0, None),
-        (1, 0),
-        (1, 1),
-    ]
+    # One dead letter per message, listing every rejected element of the envelope.
+    assert [(letter["offset"], letter["rejected"]) for letter in letters] == [(0, 1), (1, 2)]
+    assert [r["index"] for r in letters[1]["reasons"]] == [0, 1]
     assert "value_base64" in letters[0] and letters[1]["value"].startswith("[")
     assert await counts(store) == {}
     # The fences moved past them: a redelivery sends no second dead letter.
     await process_batch(store, KEYS, handler, [bad, envelope], dead)
-    assert len(dead) == 3
+    assert len(dead) == 2
+
+
+class Other(Counting):
+    name = "other"
+
+
+async def test_an_envelope_of_10000_bad_elements_is_one_small_dead_letter_for_all_groups():
+    # Issue: each bad element became a dead letter holding the whole envelope, per group
+    # (a 20 KB message gave 20,000 dead letters, 403 MB).
+    store, dead = MemoryStore(), DeadLetters()
+    lanes = [Lane(Counting()), Lane(Other())]
+    value = orjson.dumps([{"type": "click"}] * 10_000)
+    big = RawMessage(Position("clicks", 0, 0), b"u" * 5000, value)
+    await process_lanes(store, KEYS, lanes, [big, message(1, "e1")], dead, 0, 0, 512)
+    assert len(dead) == 1
+    key, raw = dead[0]
+    letter = orjson.loads(raw)
+    assert letter["agent"] == "counting+other" and letter["rejected"] == 10_000
+    assert len(letter["reasons"]) == 100 and letter["size"] == len(value)
+    assert len(raw) < 30_000 and key is not None and key.startswith(b"sha256:")
+    assert await counts(store) == {"a": 2.0}
 
 
 async def test_a_batch_another_worker_applied_first_is_aborted_here() -> None:
@@ -134,3 +153,58 @@ async def test_remembered_event_ids_are_capped() -> None:
     await process_lanes(store, KEYS, [Lane(handler)], batch, dead, 60_000, 2)
     assert len(await store.zrange(KEYS.seen("counting"), 0, -1)) == 2
     assert await counts(store) == {"a": 5.0}
+
+
+async def test_a_fence_past_its_partitions_end_is_reported_and_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+    batch = [message(offset, f"old{offset}") for offset in range(5)]
+    assert await process_batch(store, KEYS, handler, batch, dead) == 5
+    # The topic starts again from offset 0 (re-created; a broker that lost its data): the
+    # fence (4) is past the partition's end (3), so offsets 0-2 pass for replays.
+    again = [message(offset, f"new{offset}", "b") for offset in range(3)]
+    with caplog.at_level("ERROR", logger="pipeline.stream.batch"):
+        applied = await process_lanes(
+            store, KEYS, [Lane(handler)], again, dead, partition_ends={("clicks", 0): 3}
+        )
+    assert applied == {"counting": 0}
+    assert await counts(store) == {"a": 5.0}
+    [record] = [r for r in caplog.records if "fences reset" in r.getMessage()]
+    assert "clicks[0] is at offset 4 but the partition ends at 3" in record.getMessage()
+    # A partition whose end lies past its fence is normal: no report.
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="pipeline.stream.batch"):
+        await process_lanes(
+            store, KEYS, [Lane(handler)], batch, dead, partition_ends={("clicks", 0): 5}
+        )
+    assert not caplog.records
+
+
+async def test_transient_errors_are_retried_and_permanent_kinds_of_them_stop_at_once() -> None:
+    from redis.exceptions import AuthenticationError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from pipeline.store.redis import RedisStore
+    from pipeline.stream.batch import retry_transient
+
+    failures = [RedisConnectionError("down"), RedisConnectionError("still down")]
+
+    async def flaky() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "applied"
+
+    transient, permanent = RedisStore.transient_errors, RedisStore.permanent_errors
+    assert await retry_transient(flaky, transient, "test", 0.01, permanent) == "applied"
+    calls = []
+
+    async def wrong_password() -> str:
+        calls.append(1)
+        # redis-py's AuthenticationError is a ConnectionError: transient by its class.
+        raise AuthenticationError("invalid username-password pair")
+
+    assert isinstance(AuthenticationError("x"), transient)
+    with pytest.raises(AuthenticationError):
+        await retry_transient(wrong_password, transient, "test", 0.01, permanent)
+    assert calls == [1]

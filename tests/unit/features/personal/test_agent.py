@@ -58,7 +58,11 @@ async def test_login_moves_the_anonymous_history_to_the_user() -> None:
     assert await read_foryou(store, KEYS, Availability(KEYS), "anon-1", 5) is not None
     await run(handler, store, [ev(3, "login", "u9", previous_user_id="anon-1")])
     assert await store.get(KEYS.user_alias("anon-1")) == b"u9"
-    assert await read_foryou(store, KEYS, Availability(KEYS), "anon-1", 5) is None
+    # The anonymous id's own list is gone; reading it follows the alias to the user's list.
+    assert await store.get(KEYS.foryou("anon-1")) is None
+    merged = await read_foryou(store, KEYS, Availability(KEYS), "u9", 5)
+    assert merged is not None
+    assert await read_foryou(store, KEYS, Availability(KEYS), "anon-1", 5) == merged
     history = orjson.loads(await store.get(KEYS.user_history("u9")) or b"{}")
     assert [entry[0] for entry in history["recent"]] == ["a", "b"]
     assert "b" in history["excluded"]

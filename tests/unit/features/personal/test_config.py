@@ -11,13 +11,17 @@ from pipeline.features.personal.mf import ImplicitMF
 
 def test_every_field_comes_from_the_setting_of_its_name() -> None:
     settings = load_settings(
-        mf_factors=7, neighbour_items=3, history_length=9, related_partners=4, positive_rating=5
+        mf_factors=7,
+        neighbour_items=3,
+        history_length=9,
+        related_view_window_s=44,
+        positive_rating=5,
     )
     config = personal_config(settings)
     assert config.mf.factors == 7 and config.mf.model().n_factors == 7
     assert config.blend.neighbour_items == 3
     assert config.history.length == 9
-    assert config.related.partners == 4
+    assert config.related.view_window_s == 44
     assert config.feedback.positive_rating == 5
     for part in (config.mf, config.blend, config.history, config.related):
         assert all(value is not None for value in dataclasses.asdict(part).values())

@@ -135,7 +135,7 @@ def test_snapshot_round_trip():
     model = fit(ImplicitMF(**PARAMS), training_data())
     fresh = model.clone()
     for item in model.item_ids:
-        fresh.set_item_state(item, model.item_state(item))
+        fresh.set_item_row(item, model.item_row(item))
     for user in model.user_factors:
         state = model.user_state(user)
         assert state is not None
@@ -163,11 +163,11 @@ def test_restored_items_keep_their_original_order():
     model = ImplicitMF(n_factors=4, seed=3)
     for n in range(300):
         model.learn_one(f"user-{n % 7}", f"item-{(n * 37) % 200}", 1.0, key=f"e{n}")
-    states = {item: model.item_state(item) for item in model.item_ids}
+    rows = {item: model.item_row(item) for item in model.item_ids}
     restored = ImplicitMF(n_factors=4, seed=3)
-    # Whatever order the store returns, restoring by "i" rebuilds the same index order.
-    for item, state in sorted(states.items(), key=lambda pair: pair[1]["i"]):
-        restored.set_item_state(item, state)
+    # Whatever order the store returns, restoring by the stored index rebuilds the order.
+    for item, row in sorted(rows.items(), key=lambda pair: ImplicitMF.row_index(pair[1])):
+        restored.set_item_row(item, row)
     assert restored.item_ids == model.item_ids
     assert restored.sample_negatives("item-1", 4, "k") == model.sample_negatives("item-1", 4, "k")
 
@@ -177,6 +177,56 @@ def test_vectors_of_another_size_are_refused_with_a_clear_message():
     small.learn_one("u", "a", 1.0)
     big = ImplicitMF(n_factors=8)
     with pytest.raises(ValueError, match="PIPELINE_MF_FACTORS"):
-        big.set_item_state("a", small.item_state("a"))
+        big.set_item_row("a", small.item_row("a"))
+    with pytest.raises(ValueError, match="JSON"):
+        small.set_item_row("a", b'{"v": "AAAA", "b": 0.0, "i": 0}')
     with pytest.raises(ValueError, match="factors"):
         big.set_user_state("u", small.user_state("u"))
+
+
+# --- item deltas (several workers share the item rows) ---------------------------------------
+
+
+def _add(rows: dict[str, bytes], deltas: dict[str, tuple[bytes, bytes | None]]) -> None:
+    """What ``Writes.hadd_vectors`` does in the store: float32(stored + delta)."""
+    for item, (delta, base) in deltas.items():
+        stored = rows.get(item, base)
+        assert stored is not None
+        total = np.frombuffer(stored, "<f4").astype(np.float64)
+        total += np.frombuffer(delta, "<f4")
+        rows[item] = total.astype("<f4").tobytes()
+
+
+def test_drained_deltas_rebuild_the_rows_bit_for_bit():
+    """One writer: the rows its deltas build in the store equal its own rows exactly."""
+    model = ImplicitMF(n_factors=6, seed=5)
+    stored: dict[str, bytes] = {}
+    for step in range(6):
+        for n in range(40):
+            model.learn_one(f"u{n % 5}", f"i{(n * 7 + step) % 23}", 1.0, key=f"e{step}-{n}")
+        _add(stored, model.drain_deltas())
+        assert stored == {item: model.item_row(item) for item in model.item_ids}
+    assert model.drain_deltas() == {}
+
+
+def test_deltas_of_two_workers_both_count():
+    """Two models learning from the same stored rows: the store ends with the sum of both
+    changes (last-writer-wins would keep one), and a new item's base is sent once."""
+    one, two = ImplicitMF(n_factors=4, seed=1), ImplicitMF(n_factors=4, seed=1)
+    one.learn_one("a", "x", 1.0, key="e1")
+    two.learn_one("b", "x", 1.0, key="e2")
+    first, second = one.drain_deltas(), two.drain_deltas()
+    assert first["x"][1] is not None and second["x"][1] is not None
+    stored: dict[str, bytes] = {}
+    _add(stored, first)
+    _add(stored, second)
+    both = np.frombuffer(stored["x"], "<f4")
+    change_one = np.frombuffer(first["x"][0], "<f4")
+    change_two = np.frombuffer(second["x"][0], "<f4")
+    base = np.frombuffer(first["x"][1], "<f4")
+    np.testing.assert_allclose(both, base + change_one + change_two, atol=1e-7)
+    assert np.abs(change_one).sum() > 0 and np.abs(change_two).sum() > 0
+    # A refresh brings the other worker's change in; the next delta is only the new step.
+    one.set_item_row("x", stored["x"])
+    assert one.item_row("x") == stored["x"]
+    assert one.drain_deltas() == {}

@@ -44,11 +44,15 @@ async def test_what_a_user_clicks_ranks_first_for_that_user() -> None:
         events.append(clicked(2 * n + 1, "u1", "c", 2))
     await run(handler, store, events)
     config = ranking_config(settings())
-    ranked = await rank_items(store, KEYS, "u1", ["a", "b", "c"], {"device": "mobile"}, config)
+    ranked = await rank_items(
+        store, KEYS, "u1", ["a", "b", "c"], {"device": "mobile"}, config, T0_MS
+    )
     assert ranked[0]["item_id"] == "c"
     assert ranked[0]["score"] > 0.5 > ranked[1]["score"] >= ranked[2]["score"]
     # Another user never clicked anything: nothing personal lifts c for them as much.
-    other = await rank_items(store, KEYS, "u2", ["a", "b", "c"], {"device": "mobile"}, config)
+    other = await rank_items(
+        store, KEYS, "u2", ["a", "b", "c"], {"device": "mobile"}, config, T0_MS
+    )
     assert other[0]["score"] < ranked[0]["score"]
     assert ranked[0]["source"] == {"model": "ranking"}
     # Weights are increments: a second batch adds to what the first stored.

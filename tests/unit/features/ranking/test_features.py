@@ -10,6 +10,7 @@ from pipeline.features.ranking.features import (
     features,
     observations,
     position_bucket,
+    with_time,
 )
 from tests.unit.features.ranking.helpers import NOW, click, impression
 
@@ -68,7 +69,8 @@ def test_observations_of_impressions_and_clicks():
     assert "cat=x" in negatives[0][0] and "cat=x" not in negatives[1][0]
 
     (positive,) = observations(click("u1", "b", 1, {"device": "web"}), {}, 0.3, 1.0)
-    assert positive == (features("u1", "b", [], {"device": "web"}, 1), True, 1.0)
+    context = with_time({"device": "web"}, NOW)
+    assert positive == (features("u1", "b", [], context, 1), True, 1.0)
     (no_position,) = observations(click("u1", "b", None), {}, 0.3, 1.0)
     assert not any(n.startswith("pos=") for n in no_position[0])
 
@@ -77,3 +79,21 @@ def test_observations_of_impressions_and_clicks():
     )
     assert observations(buy, {}, 0.3, 1.0) == []
     assert observations(shown, {}, 0.0, 1.0) == []
+
+
+def test_time_features_are_the_utc_hour_and_weekday():
+    # 2026-12-03 (a Thursday) 14:05 UTC.
+    thursday_afternoon = 1_796_306_700_000
+    derived = with_time({"device": "ios"}, thursday_afternoon)
+    assert derived == {"device": "ios", "time.hour": "14", "time.weekday": "3"}
+    # Monday 1973-01-01 00:00 UTC is weekday 0, hour 0.
+    assert with_time({}, 94_694_400_000) == {"time.hour": "0", "time.weekday": "0"}
+    assert "ctx:time.hour=14" in context_features(derived)
+
+
+def test_events_teach_their_hour_and_weekday():
+    learned = observations(click("u1", "a", position=1), {}, 0.1, 1.0)
+    names = learned[0][0]
+    hour = (NOW // 3_600_000) % 24
+    assert f"ctx:time.hour={hour}" in names
+    assert any(name.startswith("ctx:time.weekday=") for name in names)

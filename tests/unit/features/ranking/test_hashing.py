@@ -60,6 +60,7 @@ def test_indexed_observations_equal_the_named_ones() -> None:
             item_id=None,
             items=("a", "b", "c"),
             context={"device": "mobile", "page": "home"},
+            timestamp_ms=1_796_306_700_000,
         ),
         SimpleNamespace(
             event_type="click",
@@ -67,8 +68,11 @@ def test_indexed_observations_equal_the_named_ones() -> None:
             item_id="c",
             items=(),
             context={"device": "mobile", "position": 2},
+            timestamp_ms=1_796_310_000_000,
         ),
-        SimpleNamespace(event_type="buy", user_id="u1", item_id="c", items=(), context={}),
+        SimpleNamespace(
+            event_type="buy", user_id="u1", item_id="c", items=(), context={}, timestamp_ms=0
+        ),
     ]
     for event in events:
         named = observations(event, categories, 0.3, 1.0)

@@ -14,6 +14,7 @@ from pipeline.features.scenarios.engine import (
     StageInput,
     assemble,
     blend,
+    rerank,
     reserved_slots,
     spread,
 )
@@ -186,3 +187,38 @@ def test_no_combination_of_filters_lets_an_excluded_item_through(
         for category in CATEGORIES:
             holding = [i for i in served if category in views.get(i, unknown).categories]
             assert len(holding) <= per_category
+
+
+def test_rerank_orders_regular_items_by_score_and_keeps_reserved_places() -> None:
+    views = {f"p{i}": CatalogView(attributes={"sale": True}) for i in range(5)}
+    promoted = ReservedInput(
+        "sale",
+        "promoted",
+        reserved_slots(0.2, 10),
+        Filter(conditions=(BoundCondition("sale", "==", True),)),
+        [ranked("p0", "p1")],
+    )
+    regular = [stage("main", ranked(*[f"r{i}" for i in range(20)]))]
+    items = assemble(regular, [promoted], views, Filter(), Diversity(), 10)
+    scores = {f"r{i}": i / 100 for i in range(20)}  # the click model prefers later items
+    scores["r3"] = 0.5
+    out = rerank(items, scores)
+    assert [i for i, item in enumerate(out) if item["source"].get("promoted")] == [2, 7]
+    regular_ids = [item["item_id"] for item in out if not item["source"].get("promoted")]
+    assert regular_ids == ["r3", "r7", "r6", "r5", "r4", "r2", "r1", "r0"]
+    assert out[0]["source"]["rerank"] == {"model": "ranking", "score": 0.5}
+    assert out[0]["source"]["stage"] == "main"
+    # The input is not changed; unscored items keep their order, after the scored ones.
+    assert "rerank" not in items[0]["source"]
+    partial = rerank(items, {"r5": 0.9})
+    assert [item["item_id"] for item in partial if not item["source"].get("promoted")] == [
+        "r5",
+        "r0",
+        "r1",
+        "r2",
+        "r3",
+        "r4",
+        "r6",
+        "r7",
+    ]
+    assert rerank([], {}) == []

@@ -207,3 +207,65 @@ async def test_a_required_parameter_must_be_sent() -> None:
     }
     with pytest.raises(InvalidInput, match="max_price"):
         await serve(spec, [])
+
+
+def test_the_request_context_comes_from_context_parameters_and_a_json_object() -> None:
+    request = parse_request(
+        scenario(stages=stages({"source": "trending"})),
+        [
+            ("context", '{"page": "home", "visits": 3}'),
+            ("context.device", "mobile"),
+            ("context.page", "cart"),
+            ("context.slot", "-2"),
+        ],
+    )
+    assert request.request_context == {"page": "cart", "visits": 3, "device": "mobile", "slot": -2}
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ([("context", "{not json")], "context must be a JSON object"),
+        ([("context", "[1]")], "context must be an object"),
+        ([("context", '{"k": [1]}')], "must be a string or a number"),
+        ([("context", orjson.dumps({f"k{i}": i for i in range(40)}).decode())], "at most"),
+        ([("context.device", "x" * 1000)], "longer than"),
+    ],
+)
+def test_a_bad_request_context_names_the_problem(query: list[tuple[str, str]], reason: str) -> None:
+    with pytest.raises(InvalidInput, match=reason):
+        parse_request(scenario(stages=stages({"source": "trending"})), query)
+
+
+@pytest.mark.asyncio
+async def test_rerank_orders_the_answer_by_the_click_model_in_the_request_context() -> None:
+    from pipeline.features.ranking.config import ranking_config
+
+    spec = {
+        "rerank": "ranking",
+        "stages": stages({"source": "editorial", "items": ["i0", "i1", "i3", "i4", "i5"]}),
+    }
+    store = await catalog_store()
+    config = settings(trending_windows={"1d": 86400.0})
+    model = ranking_config(config).model()
+    # On mobile, this user clicks running shoes (the odd items) far more than hats.
+    writes = Writes()
+    writes.hset(
+        KEYS.rank_weights(),
+        {str(model.index("cat_device=shoes/running|mobile")): "3.0"},
+    )
+    await store.apply(writes)
+    reader = Reader(store, KEYS, config, Availability(KEYS))
+
+    async def ask(query: list[tuple[str, str]]) -> dict[str, Any]:
+        return await recommend(reader, parse_request(scenario(**spec), query), NOW)
+
+    on_mobile = await ask([("user_id", "u2"), ("context.device", "mobile")])
+    assert served(on_mobile) == ["i1", "i3", "i5", "i0", "i4"]
+    assert on_mobile["items"][0]["source"]["rerank"]["model"] == "ranking"
+    assert on_mobile["items"][0]["source"]["rerank"]["score"] > 0.9
+    # Another device: nothing learned for it, the editorial order stays.
+    on_desktop = await ask([("user_id", "u2"), ("context.device", "desktop")])
+    assert served(on_desktop) == ["i0", "i1", "i3", "i4", "i5"]
+    # Anonymous requests are re-ranked by the context too.
+    assert served(await ask([("context.device", "mobile")])) == ["i1", "i3", "i5", "i0", "i4"]

@@ -1,0 +1,108 @@
+"""The Lua scripts of the Redis store's writes (``pipeline.store.redis``): each applies a
+whole run of writes of one kind in a single command."""
+
+from __future__ import annotations
+
+# The multi-key writes run as Lua scripts (EVALSHA), one command for a whole run of writes:
+# redis-py spends tens of microseconds packing each command, far more than Redis spends on
+# it, so a batch that sets a thousand keys must not send a thousand commands.
+
+# Sorted sets: for each key, ARGV holds keep, trim_above, expire_at (0: none) and the count
+# n of its (member, increment) pairs, then the pairs. Adds the increments, trims the set to
+# its ``keep`` highest once it holds more than ``trim_above``, sets its expiry. A member that
+# a negative increment brings to zero or below (but not to -inf: a block) is removed.
+ZINCR_TRIM_MANY = """
+local a = 1
+for k = 1, #KEYS do
+  local keep, above, expire, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+  a = a + 4
+  for i = 1, n do
+    local score = redis.call('ZINCRBY', KEYS[k], ARGV[a + 1], ARGV[a])
+    local total = tonumber(score)
+    if tonumber(ARGV[a + 1]) < 0 and total <= 0 and total > -math.huge then
+      redis.call('ZREM', KEYS[k], ARGV[a])
+    end
+    a = a + 2
+  end
+  if redis.call('ZCARD', KEYS[k]) > above then
+    redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -(keep + 1))
+  end
+  if tonumber(expire) > 0 then
+    redis.call('EXPIREAT', KEYS[k], expire)
+  end
+end
+return 0
+"""
+
+# Hashes: for each key, ARGV holds the count n of its (field, increment) pairs, then them.
+HINCRBYFLOAT_MANY = """
+local a = 1
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, n do
+    redis.call('HINCRBYFLOAT', KEYS[k], ARGV[a], ARGV[a + 1])
+    a = a + 2
+  end
+end
+return 0
+"""
+
+# Packed float32 vectors in hashes: for each key, ARGV holds the count n of its fields, then
+# (field, delta, base) triples; a missing field starts as base (zeros when empty). One
+# command per item costs less than one HINCRBYFLOAT per component (see hadd_vectors).
+HADD_VECTORS_MANY = """
+local a = 1
+local formats = {}
+local function format(count)
+  local f = formats[count]
+  if not f then
+    f = '<' .. string.rep('f', count)
+    formats[count] = f
+  end
+  return f
+end
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, n do
+    local field, delta, base = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    a = a + 3
+    local count = math.floor(#delta / 4)
+    local current = redis.call('HGET', KEYS[k], field) or base
+    local known = math.min(count, math.floor(#current / 4))
+    local sums = {struct.unpack(format(count), delta)}
+    if known > 0 then
+      local olds = {struct.unpack(format(known), current)}
+      for j = 1, known do
+        sums[j] = sums[j] + olds[j]
+      end
+    end
+    redis.call('HSET', KEYS[k], field, struct.pack(format(count), unpack(sums, 1, count)))
+  end
+end
+return 0
+"""
+
+# Strings: for each key, ARGV holds its TTL in seconds (0: none) and its value.
+SET_MANY = """
+for k = 1, #KEYS do
+  local ttl = tonumber(ARGV[2 * k - 1])
+  if ttl > 0 then
+    redis.call('SET', KEYS[k], ARGV[2 * k], 'EX', ttl)
+  else
+    redis.call('SET', KEYS[k], ARGV[2 * k])
+  end
+end
+return 0
+"""
+# Arguments per script call at most: bounds the size of one command (the MULTI still
+# applies them all).
+WRITE_CHUNK = 8192
+# The writes that run as scripts, by op name.
+SCRIPTED = {
+    "set": SET_MANY,
+    "zincr_trim": ZINCR_TRIM_MANY,
+    "hincr_float": HINCRBYFLOAT_MANY,
+    "hadd_vectors": HADD_VECTORS_MANY,
+}

@@ -1,0 +1,121 @@
+"""Cold start from content, end to end through Kafka: items posted to the collector get
+content neighbours from their text (``similar_content``) before anyone interacts with them,
+and user records posted to ``POST /v1/users`` are stored, then erased by ``DELETE
+/v1/users/{user_id}``. One worker runs the catalog, content and users agent groups."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pipeline.api.collector import create_collector_app
+from pipeline.core.keys import Keys
+from pipeline.core.settings import Settings
+from pipeline.features.registry import declared_topics
+from pipeline.features.users.read import user_attributes
+from pipeline.store.redis import connect
+from pipeline.stream.kafka import apply_topics
+from tests.integration.helpers import (
+    get_json,
+    log_tail,
+    pipeline_process,
+    reader_client,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+ITEMS = [
+    {"item_id": "shoes/trail-1", "title": "Waterproof trail running shoe", "categories": ["shoes"]},
+    {"item_id": "hat-1", "title": "Merino wool beanie", "categories": ["hats"]},
+    {
+        "item_id": "jacket-1",
+        "title": "Rain jacket",
+        "attributes": {"description": "light waterproof shell for hiking"},
+    },
+    {"item_id": "mug-1", "title": "Enamel camping mug"},
+]
+NEWCOMER = {"item_id": "shoes/trail-2", "title": "Trail running shoe, waterproof"}
+
+
+@asynccontextmanager
+async def collector_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_collector_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as client,
+    ):
+        yield client
+
+
+async def test_new_items_get_content_neighbours_and_users_are_data(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    settings = isolated
+    await apply_topics(settings.kafka_bootstrap, declared_topics(settings).specs)
+    log = tmp_path / "worker.log"
+    worker = pipeline_process(settings, ["worker", "--agents", "catalog,content,users"], log)
+    store = connect(settings)
+    keys = Keys(settings.key_prefix)
+    try:
+        async with collector_client(settings) as collector, reader_client(settings) as reader:
+            response = await collector.post("/v1/items", json=ITEMS)
+            assert response.status_code == 200 and response.json()["accepted"] == 4
+
+            async def similar(item_id: str) -> list[str]:
+                body: dict[str, Any] = await get_json(
+                    reader, f"/v1/items/{item_id}/related", relation="similar_content"
+                )
+                return [entry["item_id"] for entry in body["items"]]
+
+            try:
+                # The jacket's description shares "waterproof" with the first shoe.
+                await wait_for(
+                    lambda: similar("jacket-1"),
+                    lambda ids: ids == ["shoes/trail-1"],
+                    60,
+                    "the jacket's content neighbours",
+                )
+                # A new item: nobody has seen it; its text finds its closest item at once.
+                response = await collector.post("/v1/items", json=NEWCOMER)
+                assert response.status_code == 200
+                found = await wait_for(
+                    lambda: similar("shoes/trail-2"),
+                    lambda ids: bool(ids),
+                    20,
+                    "the newcomer's content neighbours",
+                )
+                assert found[0] == "shoes/trail-1"
+                assert (await similar("shoes/trail-1"))[0] == "shoes/trail-2"
+                body = await get_json(
+                    reader, "/v1/items/shoes/trail-2/related", relation="similar_content", n=1
+                )
+                assert body["items"][0]["source"]["model"] == "content"
+
+                # Users as data: stored, replaced, then erased by a privacy request.
+                user = {"user_id": "shop/u1", "attributes": {"country": "DE", "tier": "gold"}}
+                assert (await collector.post("/v1/users", json=user)).status_code == 200
+                await wait_for(
+                    lambda: user_attributes(store, keys, "shop/u1"),
+                    lambda found: found == user["attributes"],
+                    20,
+                    "the user's attributes",
+                )
+                assert (await collector.delete("/v1/users/shop/u1")).status_code == 202
+                await wait_for(
+                    lambda: user_attributes(store, keys, "shop/u1"),
+                    lambda found: found == {},
+                    20,
+                    "the forget",
+                )
+            except AssertionError:
+                print(log_tail(log))
+                raise
+    finally:
+        await store.close()
+        worker.stop()
