@@ -141,7 +141,13 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
                 if lane.topics is None or spec.name in lane.topics
                 for partition in range(spec.partitions)
             }
-            lane.handler.owns_every_partition(bool(every) and every <= held)
+            exclusive = bool(every) and every <= held
+            lane.handler.owns_every_partition(exclusive)
+            log.info(
+                "agent group %s: this worker holds %s partition of its topics",
+                lane.handler.name,
+                "every" if exclusive else "not every",
+            )
 
     app.on_partitions_assigned.connect(note_ownership)  # type: ignore[arg-type]
     return app
