@@ -7,10 +7,10 @@ for every element that breaks the contract. The item (catalog) contract is in ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -285,6 +285,23 @@ def decode_json(raw: bytes | str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"not valid JSON: {exc}") from None
+
+
+R = TypeVar("R")
+
+
+def parse_record(
+    raw: bytes | str | None, build: Callable[[Any], R]
+) -> tuple[R | None, Rejection | None]:
+    """One message holding one record (an item, a user) to ``build(decoded JSON)`` or the
+    rejection that says why not. Never raises: ``build`` reports bad input as
+    :class:`InvalidInput`."""
+    if raw is None:
+        return None, Rejection("empty message (no value)")
+    try:
+        return build(decode_json(raw)), None
+    except InvalidInput as exc:
+        return None, Rejection(str(exc))
 
 
 def parse_message(

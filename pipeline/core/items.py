@@ -17,8 +17,8 @@ import orjson
 from pipeline.core.events import (
     MAX_CONTEXT_STRING,
     Rejection,
-    decode_json,
     optional_price,
+    parse_record,
     parse_timestamp,
 )
 from pipeline.core.ids import InvalidInput, check_id, check_number, valid_id
@@ -111,12 +111,7 @@ def item_from_dict(raw: object) -> Item:
 
 def parse_item_message(raw: bytes | str | None) -> tuple[Item | None, Rejection | None]:
     """One catalog message to an item or a rejection. Never raises."""
-    if raw is None:
-        return None, Rejection("empty message (no value)")
-    try:
-        return item_from_dict(decode_json(raw)), None
-    except InvalidInput as exc:
-        return None, Rejection(str(exc))
+    return parse_record(raw, item_from_dict)
 
 
 # --- stored fields (the catalog hash) -----------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.core.events import Rejection, decode_json, parse_timestamp
+from pipeline.core.events import Rejection, parse_record, parse_timestamp
 from pipeline.core.ids import InvalidInput, check_id
 from pipeline.core.items import MAX_ATTRIBUTE_VALUES, MAX_ATTRIBUTES
 from pipeline.core.items import _attribute_value as attribute_value
@@ -71,12 +71,7 @@ def user_from_dict(raw: object) -> User:
 
 def parse_user_message(raw: bytes | str | None) -> tuple[User | None, Rejection | None]:
     """One ``catalog.users`` message to a user record or a rejection. Never raises."""
-    if raw is None:
-        return None, Rejection("empty message (no value)")
-    try:
-        return user_from_dict(decode_json(raw)), None
-    except InvalidInput as exc:
-        return None, Rejection(str(exc))
+    return parse_record(raw, user_from_dict)
 
 
 def stored_attribute(raw: bytes) -> Any:
