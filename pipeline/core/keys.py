@@ -24,6 +24,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:related:anchors`` | set | items that have related lists (loaded by a starting personal worker) |
 | ``{p}:popularity:{signal}`` | hash | item_id -> count of positive events (signal: click, conversion) |
 | ``{p}:rank:weights`` | hash | hashed feature index -> weight of the click model |
+| ``{p}:rank:sums`` | hash | hashed feature index -> the click model's sum of squared gradients (AdaGrad; learner only) |
 | ``{p}:segment:item:{item_id}:{gen}`` | sorted set | user_id -> forward-decayed affinity for one item (capped; ``-inf`` marks a blacklist) |
 | ``{p}:segment:attr:{attribute}:{value}:{gen}`` | sorted set | the same for an attribute value (``attribute`` has no ``:``; ``category`` = catalog categories) |
 | ``{p}:stats:{scenario}:{hour}`` | hash | counts of one scenario in one hour (epoch hours): ``served``, ``impressions``, ``clicks``, ``conversions``, and each per stage as ``clicks:{stage}`` |
@@ -131,6 +132,9 @@ class Keys:
 
     def rank_weights(self) -> str:
         return f"{self.prefix}:rank:weights"
+
+    def rank_sums(self) -> str:
+        return f"{self.prefix}:rank:sums"
 
     def item_segment(self, item_id: str, generation: int) -> str:
         return f"{self.prefix}:segment:item:{check_id(item_id, 'item_id')}:{int(generation)}"

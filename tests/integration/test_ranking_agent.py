@@ -136,6 +136,10 @@ async def test_clicked_items_rank_first_for_the_user_who_clicked(
             weights = await store.hgetall(keys.rank_weights())
             n_bits = ranking_config(isolated).n_bits
             assert weights and all(0 <= int(index) < 2**n_bits for index in weights)
+            # AdaGrad's sums of squared gradients: one per learned weight, all positive.
+            sums = await store.hgetall(keys.rank_sums())
+            assert sums.keys() == weights.keys()
+            assert all(float(total) > 0 for total in sums.values())
 
             # A stranger and unknown items are still ranked (bias, context, categories).
             response = await client.post(

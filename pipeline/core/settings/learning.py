@@ -222,7 +222,10 @@ class LearningSettings(BaseSettings):
         description="Hashed feature space of the click model is 2**n_bits (changing it invalidates stored weights).",
     )
     ranking_learning_rate: float = Field(
-        0.05, gt=0, le=1, description="SGD step of the click model."
+        0.05,
+        gt=0,
+        le=1,
+        description="Base step of the click model (AdaGrad: a feature's step is this over the root of its summed squared gradients).",
     )
     ranking_l2: float = Field(1e-6, ge=0, description="L2 penalty of the click model.")
     ranking_seed: int = Field(

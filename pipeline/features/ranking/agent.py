@@ -1,9 +1,9 @@
 """Agent group ``ranking``: impressions and clicks teach the click model (see model.py).
 
 Redis holds the only copy of the weights (``{p}:rank:weights``, hashed feature index ->
-weight). Each batch starts from a fresh model, loads the current weight of every index the
-batch touches (one HMGET), takes one mini-batch step (``ClickModel.learn_batch``), and writes
-the changes as HINCRBYFLOAT increments.
+weight) and of AdaGrad's sums of squared gradients (``{p}:rank:sums``). Each batch starts
+from a fresh model, loads the weight and sum of every index the batch touches, learns the batch's observations one AdaGrad step each in event-time
+order (``ClickModel.learn_many``), and writes the changes of both as HINCRBYFLOAT increments.
 Increments commute, so any number of workers can share the table; a restarted worker needs
 no snapshot of its own; and a retried transaction (the fence moved) recomputes its plan from
 Redis, not from state an aborted attempt left behind.
@@ -16,7 +16,7 @@ from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import categories_of
 from pipeline.features.ranking.config import ranking_config
-from pipeline.features.ranking.read import load_weights
+from pipeline.features.ranking.read import load_learning_state
 from pipeline.store.base import Store, Writes
 from pipeline.stream.handler import EventHandler
 
@@ -34,7 +34,12 @@ class RankingHandler(EventHandler):
 
     async def plan(self, store: Store, records: list[Event]) -> Writes:
         writes = Writes()
-        events = [event for event in records if event.event_type in LEARNING_TYPES]
+        # Event-time order (stable for equal times), so that how topics and partitions were
+        # interleaved in this batch does not change what is learned.
+        events = sorted(
+            (event for event in records if event.event_type in LEARNING_TYPES),
+            key=lambda event: event.timestamp_ms,
+        )
         if not events:
             return writes
         item_ids = sorted(
@@ -54,6 +59,7 @@ class RankingHandler(EventHandler):
         ]
         if not steps:
             return writes
-        await load_weights(store, self.keys, model, [indexes for indexes, _, _ in steps])
-        model.learn_batch(steps)
+        await load_learning_state(store, self.keys, model, [indexes for indexes, _, _ in steps])
+        model.learn_many(steps)
+        writes.hincr_float(self.keys.rank_sums(), model.drain_sum_deltas())
         return writes.hincr_float(self.keys.rank_weights(), model.drain_deltas())

@@ -19,7 +19,7 @@ learns, and writes :meth:`ClickModel.drain_deltas` as increments, which commute,
 workers can share one weight table. Indexes come from a stable hash (CRC-32 salted by
 ``seed``), so every process maps a feature to the same index.
 
-This module is pure: numpy and the standard library.
+This module is pure: the standard library only.
 """
 
 from __future__ import annotations
@@ -28,10 +28,7 @@ import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
-
-import numpy as np
 
 from pipeline.features.ranking.features import features
 from pipeline.features.ranking.hashing import FeatureIndexer
@@ -75,9 +72,13 @@ class ClickModel:
     of names, each with value 1. ``predict_proba_one`` returns P(click) as a float (River's
     classifiers return ``{True: p, False: 1 - p}``; a ranker only ever needs the float).
 
-    Each SGD step on ``(x, y, weight)`` with ``p = sigmoid(sum w_i x_i)`` moves every touched
-    weight by ``learning_rate * (weight * (y - p) * x_i - l2 * w_i)``; L2 is applied lazily,
-    to touched weights only, so a step costs O(features), not O(2**n_bits).
+    Each step on ``(x, y, weight)`` with ``p = sigmoid(sum w_i x_i)`` is AdaGrad: the gradient
+    ``g_i = weight * (y - p) * x_i`` adds ``g_i**2`` to the feature's sum of squares ``n_i``
+    and moves ``w_i`` by ``learning_rate * g_i / sqrt(n_i) - learning_rate * l2 * w_i`` (the
+    per-coordinate rates of click-through models in production; a rare feature keeps long
+    steps, a frequent one converges). L2 is applied lazily, to touched weights only, so a
+    step costs O(features), not O(2**n_bits). The sums of squares are state like the
+    weights (:meth:`set_sums`, :meth:`drain_sum_deltas`).
     """
 
     def __init__(
@@ -93,8 +94,11 @@ class ClickModel:
         # CRC-32's starting value salts the hash; 32 bits of the seed.
         self._salt = seed & 0xFFFFFFFF
         self._weights: dict[int, float] = {}
-        # Value of each weight when it first changed since the last drain_deltas().
+        # AdaGrad's sum of squared gradients per index (sets each index's step size).
+        self._sumsq: dict[int, float] = {}
+        # Value of each weight (and its sum) when it first changed since the last drain.
         self._base: dict[int, float] = {}
+        self._base_sumsq: dict[int, float] = {}
 
     # --- River contract ----------------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
@@ -155,61 +159,62 @@ class ClickModel:
         weight: float = 1.0,
         values: Sequence[float] | None = None,
     ) -> float:
-        """One SGD step on hashed features; returns P(click) predicted *before* the step."""
+        """One AdaGrad step on hashed features; returns P(click) predicted *before* the step.
+
+        With ``g_i = weight * (y - p) * x_i``: ``n_i += g_i**2``, then
+        ``w_i += learning_rate * g_i / sqrt(n_i) - learning_rate * l2 * w_i``.
+        """
         p = self.proba_indexes(indexes, values)
-        step = self.learning_rate * weight * ((1.0 if y else 0.0) - p)
-        shrink = self.learning_rate * self.l2
-        weights, base = self._weights, self._base
+        error = weight * ((1.0 if y else 0.0) - p)
         if values is None:
-            for i in indexes:
-                old = weights.get(i, 0.0)
-                if i not in base:
-                    base[i] = old
-                weights[i] = old + step - shrink * old
+            self._step(indexes, error)
         else:
             for i, v in zip(indexes, values, strict=True):
-                old = weights.get(i, 0.0)
-                if i not in base:
-                    base[i] = old
-                weights[i] = old + step * v - shrink * old
+                self._step((i,), error * v)
         return p
 
-    def learn_batch(self, steps: Sequence[tuple[Sequence[int], bool, float]]) -> None:
-        """One mini-batch step on ``(indexes, clicked, weight)`` observations.
-
-        Every observation is predicted with the weights as they were before the batch, and
-        each weight it touches moves by the mean of its observations' gradients, minus its
-        L2 shrink: ``w += rate * mean(weight * (y - p)) - rate * l2 * w``. The mean (rather
-        than the sum) keeps a feature that every observation has (the bias, a position) from
-        taking a step a thousand times too long; a feature seen once moves as in
-        :meth:`learn_indexes`. Vectorised, so a batch costs little more than its hashing.
-        """
-        if not steps:
+    def _step(self, indexes: Iterable[int], gradient: float) -> None:
+        """The AdaGrad update of ``indexes`` that all have ``gradient`` (see learn_many)."""
+        if gradient == 0.0:
             return
-        lengths = np.fromiter((len(indexes) for indexes, _, _ in steps), np.int64, len(steps))
-        flat = np.fromiter(
-            chain.from_iterable(indexes for indexes, _, _ in steps), np.int64, int(lengths.sum())
-        )
-        touched, local = np.unique(flat, return_inverse=True)
-        weights = self._weights
-        current = np.array([weights.get(i, 0.0) for i in touched.tolist()])
-        owner = np.repeat(np.arange(len(steps)), lengths)
-        logits = np.bincount(owner, current[local], minlength=len(steps))
-        predicted = 1.0 / (1.0 + np.exp(-np.clip(logits, -MAX_LOGIT, MAX_LOGIT)))
-        target = np.fromiter(
-            (1.0 if clicked else 0.0 for _, clicked, _ in steps), float, len(steps)
-        )
-        weight = np.fromiter((w for _, _, w in steps), float, len(steps))
-        gradient = weight * (target - predicted)
-        sums = np.bincount(local, gradient[owner], minlength=len(touched))
-        counts = np.bincount(local, minlength=len(touched))
+        weights, base, sumsq, base_sumsq = self._weights, self._base, self._sumsq, self._base_sumsq
         rate = self.learning_rate
-        moved = current + rate * sums / counts - rate * self.l2 * current
-        base = self._base
-        for i, old, new in zip(touched.tolist(), current.tolist(), moved.tolist(), strict=True):
+        shrink = rate * self.l2
+        squared = gradient * gradient
+        for i in indexes:
+            old = weights.get(i, 0.0)
             if i not in base:
                 base[i] = old
-            weights[i] = new
+            total = sumsq.get(i, 0.0)
+            if i not in base_sumsq:
+                base_sumsq[i] = total
+            total += squared
+            sumsq[i] = total
+            weights[i] = old + rate * gradient / math.sqrt(total) - shrink * old
+
+    def learn_many(self, steps: Iterable[tuple[Sequence[int], bool, float]]) -> None:
+        """:meth:`learn_indexes` on each ``(indexes, clicked, weight)`` observation, in order.
+
+        Sequential steps, each seeing the weights the previous one left, so how much the
+        model learns depends on the observations, not on how the broker cut them into
+        batches. AdaGrad's per-feature step (``rate / sqrt(sum of squared gradients)``)
+        shrinks as a feature accumulates evidence, so the last few hundred observations
+        (one user's backlog read before another's, say) cannot swing a well-known feature:
+        the model ends near the same weights in whatever order it saw the events.
+        """
+        weights = self._weights
+        exp = math.exp
+        step = self._step
+        for indexes, clicked, weight in steps:
+            logit = 0.0
+            for i in indexes:
+                logit += weights.get(i, 0.0)
+            if logit > MAX_LOGIT:
+                logit = MAX_LOGIT
+            elif logit < -MAX_LOGIT:
+                logit = -MAX_LOGIT
+            p = 1.0 / (1.0 + exp(-logit))
+            step(indexes, weight * ((1.0 if clicked else 0.0) - p))
 
     def learn_one(
         self, x: Mapping[str, float] | Iterable[str], y: bool, weight: float = 1.0
@@ -258,6 +263,13 @@ class ClickModel:
             weights[i] = float(value)
             base.pop(i, None)
 
+    def set_sums(self, mapping: Mapping[int, float]) -> None:
+        """Overwrite AdaGrad's sums of squared gradients, like :meth:`set_weights`."""
+        sumsq, base = self._sumsq, self._base_sumsq
+        for i, value in mapping.items():
+            sumsq[i] = float(value)
+            base.pop(i, None)
+
     def drain_deltas(self) -> dict[int, float]:
         """``{index: change}`` of every weight changed since the last drain; resets tracking.
 
@@ -267,6 +279,13 @@ class ClickModel:
         weights, base = self._weights, self._base
         deltas = {i: weights[i] - old for i, old in base.items() if weights[i] != old}
         self._base = {}
+        return deltas
+
+    def drain_sum_deltas(self) -> dict[int, float]:
+        """:meth:`drain_deltas` of AdaGrad's sums of squared gradients."""
+        sumsq = self._sumsq
+        deltas = {i: sumsq[i] - old for i, old in self._base_sumsq.items() if sumsq[i] != old}
+        self._base_sumsq = {}
         return deltas
 
     @property

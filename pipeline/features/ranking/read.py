@@ -6,6 +6,7 @@ items' features need from ``{p}:rank:weights``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,19 +19,33 @@ from pipeline.store.base import Store
 SOURCE = {"model": "ranking"}
 
 
+def _present(indexes: list[int], stored: list[Any]) -> dict[int, float]:
+    return {
+        index: float(value)
+        for index, value in zip(indexes, stored, strict=True)
+        if value is not None
+    }
+
+
 async def load_weights(
     store: Store, keys: Keys, model: ClickModel, indexes: Iterable[Sequence[int]]
 ) -> None:
     """Set ``model``'s weights of every index in ``indexes`` from the stored table."""
     touched = sorted({index for group in indexes for index in group})
-    stored = await store.hmget(keys.rank_weights(), touched)
-    model.set_weights(
-        {
-            index: float(value)
-            for index, value in zip(touched, stored, strict=True)
-            if value is not None
-        }
+    model.set_weights(_present(touched, await store.hmget(keys.rank_weights(), touched)))
+
+
+async def load_learning_state(
+    store: Store, keys: Keys, model: ClickModel, indexes: Iterable[Sequence[int]]
+) -> None:
+    """:func:`load_weights` plus AdaGrad's sums of squared gradients (what the learner needs;
+    the reader needs only the weights)."""
+    touched = sorted({index for group in indexes for index in group})
+    weights, sums = await asyncio.gather(
+        store.hmget(keys.rank_weights(), touched), store.hmget(keys.rank_sums(), touched)
     )
+    model.set_weights(_present(touched, weights))
+    model.set_sums(_present(touched, sums))
 
 
 async def rank_items(

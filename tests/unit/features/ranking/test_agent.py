@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
+from pipeline.core.items import Item
+from pipeline.features.catalog.model import item_hash
 from pipeline.features.ranking.agent import RankingHandler
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.read import rank_items
+from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
 from tests.unit.features.helpers import KEYS, T0_MS, run, settings
 
@@ -24,7 +29,7 @@ def shown(n: int, user: str, items: list[str], **context: object) -> dict:
     }
 
 
-def clicked(n: int, user: str, item: str, position: int) -> dict:
+def click_at(n: int, user: str, item: str, position: int) -> dict:
     return {
         "event_id": f"c{n}",
         "type": "click",
@@ -41,7 +46,7 @@ async def test_what_a_user_clicks_ranks_first_for_that_user() -> None:
     events: list[dict] = []
     for n in range(30):
         events.append(shown(2 * n, "u1", ["a", "b", "c"]))
-        events.append(clicked(2 * n + 1, "u1", "c", 2))
+        events.append(click_at(2 * n + 1, "u1", "c", 2))
     await run(handler, store, events)
     config = ranking_config(settings())
     ranked = await rank_items(
@@ -67,3 +72,35 @@ async def test_events_that_teach_nothing_write_nothing() -> None:
     buy = {"event_id": "b1", "type": "buy", "user_id": "u", "item_id": "a", "timestamp": T0_MS}
     await run(handler, store, [buy])
     assert await store.scan("*") == []
+
+
+@pytest.mark.parametrize("split", [1, 2, 3])
+async def test_what_each_user_clicked_leads_however_the_backlogs_are_cut_into_batches(
+    split: int,
+) -> None:
+    """Regression: a worker catching up reads one partition's backlog (one user's clicks, say)
+    as a batch of its own. One averaged gradient step per batch then taught "everything in
+    this batch is clicked" and ranked alice's hats first for bob. Every order of the four
+    backlogs (two users, impressions and clicks), cut into two batches at ``split``."""
+    items = ["a0", "a1", "a2", "a3", "a4", "a5"]
+    clicked = {"alice": ["a3", "a5"], "bob": ["a0"]}
+    backlogs = {}
+    for user, theirs in clicked.items():
+        backlogs[f"{user} shown"] = [shown(n, user, items) for n in range(20)]
+        backlogs[f"{user} clicked"] = [
+            click_at(n, user, item, items.index(item)) for n in range(20) for item in theirs
+        ]
+    config = ranking_config(settings())
+    for order in itertools.permutations(backlogs):
+        store = MemoryStore()
+        for item in items:
+            category = "shoes" if item < "a3" else "hats"
+            await store.apply(Writes().hset(KEYS.item(item), item_hash(Item(item, (category,)))))
+        handler = RankingHandler(settings(), KEYS)
+        values = [backlogs[name] for name in order]
+        await run(handler, store, sum(values[:split], []))
+        await run(handler, store, sum(values[split:], []))
+        for user, theirs in clicked.items():
+            ranked = await rank_items(store, KEYS, user, items, {"device": "mobile"}, config, T0_MS)
+            top = {entry["item_id"] for entry in ranked[: len(theirs)]}
+            assert top == set(theirs), (order, user, ranked)

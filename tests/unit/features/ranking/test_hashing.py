@@ -1,5 +1,5 @@
 """The fast paths of the click model equal the readable ones: indexes without names, and
-SGD over a batch of steps."""
+AdaGrad over a batch of steps."""
 
 from __future__ import annotations
 
@@ -80,21 +80,43 @@ def test_indexed_observations_equal_the_named_ones() -> None:
         assert indexed == [(model.indexes(names), y, w) for names, y, w in named]
 
 
-def test_a_batch_step_moves_each_weight_by_its_mean_gradient() -> None:
+observation_lists = st.lists(
+    st.tuples(
+        st.lists(st.integers(0, 255), min_size=1, max_size=10),
+        st.booleans(),
+        st.floats(0.01, 3.0),
+    ),
+    max_size=40,
+)
+
+
+@FAST
+@given(observation_lists, st.dictionaries(st.integers(0, 255), st.floats(-3, 3), max_size=30))
+def test_learn_many_equals_one_learn_indexes_per_observation(steps, start) -> None:
+    fast, slow = ClickModel(n_bits=8, l2=1e-3), ClickModel(n_bits=8, l2=1e-3)
+    for model in (fast, slow):
+        model.set_weights(start)
+        model.set_sums({index: 1.0 for index in start})
+    fast.learn_many(steps)
+    for indexes, clicked, weight in steps:
+        slow.learn_indexes(indexes, clicked, weight)
+    assert fast.weights == slow.weights
+    assert fast.drain_sum_deltas() == slow.drain_sum_deltas()
+    assert fast.drain_deltas() == slow.drain_deltas()
+
+
+def test_an_adagrad_step_shrinks_as_a_feature_accumulates_evidence() -> None:
     model = ClickModel(n_bits=8, learning_rate=0.5, l2=0.0)
-    model.set_weights({1: 0.0, 2: 1.0})
-    # Index 1 is in both observations, index 2 in the second only; index 3 is new.
-    model.learn_batch([([1], True, 1.0), ([1, 2, 3], False, 2.0)])
-    p_first, p_second = 0.5, 1.0 / (1.0 + math.exp(-1.0))
-    g_first, g_second = 1.0 * (1.0 - p_first), 2.0 * (0.0 - p_second)
-    weights = model.weights
-    assert math.isclose(weights[1], 0.5 * (g_first + g_second) / 2)
-    assert math.isclose(weights[2], 1.0 + 0.5 * g_second)
-    assert math.isclose(weights[3], 0.5 * g_second)
-    assert model.drain_deltas() == {1: weights[1], 2: weights[2] - 1.0, 3: weights[3]}
-
-
-def test_a_batch_step_never_overshoots_on_a_feature_every_observation_has() -> None:
-    model = ClickModel(n_bits=8, learning_rate=0.05)
-    model.learn_batch([([7], False, 1.0)] * 10_000)
-    assert -0.05 < model.weights[7] < 0.0
+    model.learn_many([([1], True, 1.0)])
+    # First step: g = 0.5, n = 0.25, so w = 0.5 * 0.5 / 0.5.
+    assert math.isclose(model.weights[1], 0.5)
+    assert model.drain_sum_deltas() == {1: 0.25}
+    steps = []
+    for _ in range(200):
+        before = model.weights[1]
+        model.learn_many([([1], False, 1.0)])
+        steps.append(before - model.weights[1])
+    # Every negative lowers the weight, by less and less, and never past a sane bound.
+    assert all(step > 0 for step in steps)
+    assert steps[-1] < steps[0] / 5
+    assert -10.0 < model.weights[1] < 0.0
