@@ -38,6 +38,7 @@ EXCLUDED_VALUES: dict[str, str] = {
     r"user:.+:factors": "user factors: SGD depends on cross-partition interleaving",
     r"mf:items": "item factors: SGD depends on cross-partition interleaving",
     r"rank:weights": "click model weights: SGD depends on cross-partition interleaving",
+    r"rank:sums": "click model AdaGrad sums: squared gradients depend on the weights above",
     r"foryou:.+": "for-you lists are computed from the factors above",
     r"foryou:pending": "recompute queue: scored by wall-clock time",
     # Incremented once per batch: count batches, not records.
