@@ -19,7 +19,13 @@ from pipeline.core.events import (
     MAX_IMPRESSION_ITEMS,
 )
 from pipeline.core.ids import MAX_ID_LENGTH
-from pipeline.core.items import MAX_ATTRIBUTE_VALUES, MAX_ATTRIBUTES, MAX_CATEGORIES, MAX_TITLE
+from pipeline.core.items import (
+    MAX_ATTRIBUTE_VALUES,
+    MAX_ATTRIBUTES,
+    MAX_CATEGORIES,
+    MAX_DESCRIPTION,
+    MAX_TITLE,
+)
 
 # A fixed instant keeps the examples stable; a real client sends its own clock.
 EXAMPLE_MS = 1_767_225_600_000
@@ -123,6 +129,11 @@ ITEM_SCHEMA: dict[str, Any] = {
         "created_at": _TIMESTAMP,
         "price": {"type": "number", "minimum": 0},
         "title": {"type": "string", "maxLength": MAX_TITLE},
+        "description": {
+            "type": "string",
+            "maxLength": MAX_DESCRIPTION,
+            "description": "Free text; with the title it makes the item's content vector.",
+        },
     },
 }
 

@@ -206,7 +206,8 @@ def _stderr_is_tty(stream: IO[Any]) -> bool:
     "--catalog",
     type=INPUT_FILE,
     default=None,
-    help="JSONL item records; their created_at marks new items (else first sight in the log).",
+    help="JSONL item records; their created_at marks new items (else first sight in the log), "
+    "their text feeds the content taste (and personal_without_content is reported).",
 )
 @click.option(
     "--new-item-age",
@@ -243,19 +244,22 @@ def evaluate_command(
     import orjson
     from tqdm import tqdm
 
+    from pipeline.features.content.config import content_config
     from pipeline.features.personal.config import personal_config
     from pipeline.tools.evaluate import ColdStart, evaluate
     from pipeline.tools.report import format_table, plot_curves, read_events, read_items
 
-    created: dict[str, int] = {}
+    items: list = []
     if catalog is not None:
         with catalog.open("rb") as handle:
-            created, bad_items = read_items(handle)
+            items, bad_items = read_items(handle)
         if bad_items:
             click.echo(f"{catalog}: {bad_items} invalid item lines skipped", err=True)
+    created = {item.item_id: item.created_at_ms for item in items if item.created_at_ms is not None}
     cold = ColdStart(int(new_item_age * 1000), new_user_events, created)
 
-    config = personal_config(load_cli_settings())
+    settings = load_cli_settings()
+    config = personal_config(settings)
     with path.open("rb") as handle:
         events, invalid = read_events(handle)
     _report_invalid(invalid, path)
@@ -266,7 +270,14 @@ def evaluate_command(
         total=len(events), unit="event", unit_scale=True, file=sys.stderr, disable=disable
     ) as bar:
         figures = evaluate(
-            events, k, config, progress=bar.update, curve_every=curve_every, cold=cold
+            events,
+            k,
+            config,
+            progress=bar.update,
+            curve_every=curve_every,
+            cold=cold,
+            catalog=items,
+            content=content_config(settings),
         )
     if plot is not None:
         plot_curves(figures, plot)

@@ -27,6 +27,8 @@ MAX_CATEGORIES = 32
 MAX_ATTRIBUTES = 64
 MAX_ATTRIBUTE_VALUES = 64
 MAX_TITLE = 512
+# Descriptions feed the content vectors, which read at most this many characters of text.
+MAX_DESCRIPTION = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,8 @@ class Item:
     available: bool = True
     price: float | None = None
     title: str | None = None
+    # Free text for the content vectors (features/content); not stored in the catalog hash.
+    description: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -54,6 +58,8 @@ class Item:
             out["price"] = self.price
         if self.title is not None:
             out["title"] = self.title
+        if self.description is not None:
+            out["description"] = self.description
         return out
 
 
@@ -98,6 +104,11 @@ def item_from_dict(raw: object) -> Item:
     title = raw.get("title")
     if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE):
         raise InvalidInput(f"title must be a string of at most {MAX_TITLE} characters")
+    description = raw.get("description")
+    if description is not None and (
+        not isinstance(description, str) or len(description) > MAX_DESCRIPTION
+    ):
+        raise InvalidInput(f"description must be a string of at most {MAX_DESCRIPTION} characters")
     return Item(
         item_id=item_id,
         categories=unique,
@@ -106,6 +117,7 @@ def item_from_dict(raw: object) -> Item:
         available=available,
         price=price,
         title=title,
+        description=description,
     )
 
 

@@ -36,6 +36,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:content:df`` | hash | bucket index -> how many items' texts hold it; field ``documents``: how many items have a vector |
 | ``{p}:content:similar:{item_id}`` | sorted set | the item's most similar items by text -> cosine similarity (top ``content_neighbours``) |
 | ``{p}:content:version`` | string | counter the content agent increments with every batch (its workers reload when another moved it) |
+| ``{p}:content:changed`` | sorted set | item -> the content version whose batch last set or deleted its vector (the personal agent reads what changed since it last looked) |
 | ``{p}:user:{user_id}:segments:{gen}`` | sorted set | segments the user's events of generation ``gen`` put the user in (``i:{item_id}``, ``a:{attribute}:{value}``; score 0), so in their keys of ``gen`` and ``gen + 1``: what a ``forget`` removes the user from; expires with those keys |
 """
 
@@ -174,6 +175,9 @@ class Keys:
 
     def content_version(self) -> str:
         return f"{self.prefix}:content:version"
+
+    def content_changed(self) -> str:
+        return f"{self.prefix}:content:changed"
 
     def pattern(self) -> str:
         """Glob matching every key of this namespace (tests, cleanup)."""

@@ -14,7 +14,7 @@ import orjson
 
 from pipeline.core.events import Event, event_from_dict
 from pipeline.core.ids import InvalidInput
-from pipeline.tools.evaluate import RECOMMENDERS
+from pipeline.tools.evaluate import RECOMMENDERS, WITHOUT_CONTENT
 
 # The curves plotted: the blend, its components and the popularity baselines.
 CURVES = ("personal", "factors", "cooccurrence", "popularity", "trending")
@@ -47,12 +47,17 @@ def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator > 0 else "n/a"
 
 
+def _reported(figures: dict[str, Any]) -> tuple[str, ...]:
+    """The recommenders in the figures, in report order."""
+    return RECOMMENDERS + ((WITHOUT_CONTENT,) if WITHOUT_CONTENT in figures else ())
+
+
 def format_table(figures: dict[str, Any]) -> str:
     """The figures as a plain-text table with throughput and the lift over popularity."""
     k = figures["k"]
     headers = ("recommender", f"HR@{k}", f"NDCG@{k}", f"MRR@{k}", "coverage", "cases")
     rows = [headers]
-    for name in RECOMMENDERS:
+    for name in _reported(figures):
         scores = figures[name]
         rows.append(
             (
@@ -103,17 +108,17 @@ def format_cold_start(figures: dict[str, Any]) -> list[str]:
     for group, title in titles.items():
         per = cold[group]
         cases = per["personal"]["cases"]
-        parts = ", ".join(f"{name} {per[name][f'hr@{k}']:.4f}" for name in RECOMMENDERS)
+        parts = ", ".join(f"{name} {per[name][f'hr@{k}']:.4f}" for name in _reported(figures))
         lines.append(f"  {title}: {cases} cases; {parts}")
     return lines
 
 
-def read_items(lines: Iterable[bytes]) -> tuple[dict[str, int], int]:
-    """Creation times (``created_at``) of the item records in a catalog JSONL file, and how
-    many lines were not valid item records (skipped, never fatal)."""
+def read_items(lines: Iterable[bytes]) -> tuple[list[Any], int]:
+    """The item records of a catalog JSONL file (:class:`pipeline.core.items.Item`), and
+    how many lines were not valid item records (skipped, never fatal)."""
     from pipeline.core.items import item_from_dict
 
-    created: dict[str, int] = {}
+    items: list[Any] = []
     invalid = 0
     for line in lines:
         if not line.strip():
@@ -123,9 +128,8 @@ def read_items(lines: Iterable[bytes]) -> tuple[dict[str, int], int]:
         except (InvalidInput, orjson.JSONDecodeError, TypeError, ValueError, OverflowError):
             invalid += 1
             continue
-        if item.created_at_ms is not None:
-            created[item.item_id] = item.created_at_ms
-    return created, invalid
+        items.append(item)
+    return items, invalid
 
 
 def plot_curves(figures: dict[str, Any], path: Path) -> None:

@@ -1,10 +1,12 @@
 """Cold start from content, end to end through Kafka: items posted to the collector get
-content neighbours from their text (``similar_content``) before anyone interacts with them,
-and user records posted to ``POST /v1/users`` are stored, then erased by ``DELETE
-/v1/users/{user_id}``. One worker runs the catalog, content and users agent groups."""
+content neighbours from their text (``similar_content``) and, with content on, a place in
+the for-you list of a user whose items their text is like, before anyone interacts with
+them; user records posted to ``POST /v1/users`` are stored, then erased by ``DELETE
+/v1/users/{user_id}``. One worker runs the catalog, content, users and personal groups."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,6 +45,25 @@ ITEMS = [
 NEWCOMER = {"item_id": "shoes/trail-2", "title": "Trail running shoe, waterproof"}
 
 
+async def post_click(collector: httpx.AsyncClient, user: str, item: str, n: int) -> None:
+    event = {
+        "event_id": f"{user}-{n}",
+        "type": "click",
+        "user_id": user,
+        "item_id": item,
+        "timestamp": int(time.time() * 1000),
+    }
+    response = await collector.post("/v1/events", json=event)
+    assert response.status_code == 200, response.text
+
+
+async def foryou(reader: httpx.AsyncClient, user: str) -> list[str]:
+    response = await reader.get(f"/v1/users/{user}/recommendations", params={"n": 20})
+    if response.status_code != 200:
+        return []
+    return [entry["item_id"] for entry in response.json()["items"]]
+
+
 @asynccontextmanager
 async def collector_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_collector_app(settings)
@@ -56,10 +77,12 @@ async def collector_client(settings: Settings) -> AsyncIterator[httpx.AsyncClien
 async def test_new_items_get_content_neighbours_and_users_are_data(
     isolated: Settings, tmp_path: Path
 ) -> None:
-    settings = isolated
+    settings = isolated.model_copy(update={"content_taste_weight": 1.0})
     await apply_topics(settings.kafka_bootstrap, declared_topics(settings).specs)
     log = tmp_path / "worker.log"
-    worker = pipeline_process(settings, ["worker", "--agents", "catalog,content,users"], log)
+    worker = pipeline_process(
+        settings, ["worker", "--agents", "catalog,content,users,personal"], log
+    )
     store = connect(settings)
     keys = Keys(settings.key_prefix)
     try:
@@ -81,6 +104,12 @@ async def test_new_items_get_content_neighbours_and_users_are_data(
                     60,
                     "the jacket's content neighbours",
                 )
+                # A shopper looks at the trail shoe; their list exists.
+                shopper = "shop/u2"
+                await post_click(collector, shopper, "shoes/trail-1", 1)
+                await wait_for(
+                    lambda: foryou(reader, shopper), bool, 30, "the shopper's for-you list"
+                )
                 # A new item: nobody has seen it; its text finds its closest item at once.
                 response = await collector.post("/v1/items", json=NEWCOMER)
                 assert response.status_code == 200
@@ -96,6 +125,17 @@ async def test_new_items_get_content_neighbours_and_users_are_data(
                     reader, "/v1/items/shoes/trail-2/related", relation="similar_content", n=1
                 )
                 assert body["items"][0]["source"]["model"] == "content"
+                # The shopper's next event (another item) recomputes their list: the new shoe
+                # is in it, ahead of the items unlike what they looked at; nobody touched it.
+                await post_click(collector, shopper, "jacket-1", 2)
+                listed = await wait_for(
+                    lambda: foryou(reader, shopper),
+                    lambda ids: "shoes/trail-2" in ids,
+                    30,
+                    "the new shoe in the shopper's list",
+                )
+                assert listed.index("shoes/trail-2") < listed.index("mug-1")
+                assert listed.index("shoes/trail-2") < listed.index("hat-1")
 
                 # Users as data: stored, replaced, then erased by a privacy request.
                 user = {"user_id": "shop/u1", "attributes": {"country": "DE", "tier": "gold"}}

@@ -181,6 +181,14 @@ class LearningSettings(BaseSettings):
     content_neighbours: int = Field(
         20, ge=1, le=200, description="Most similar items kept per item (similar_content)."
     )
+    content_taste_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Content in the for-you lists (0: off). Above 0, catalog items with text "
+        "join the factor model from their look-alikes, and the cosine of an item's text with "
+        "the user's recent items' texts is blended in with this weight, fading as the item "
+        "gathers events (docs/content.md).",
+    )
     content_min_similarity: float = Field(
         0.05,
         ge=0,

@@ -50,7 +50,11 @@ class ContentHandler(Handler[Item]):
         self._version = None
         update = self.engine.apply(records)
         self._planned = stored + 1
-        return update_writes(self.keys, update).incr(self.keys.content_version())
+        writes = update_writes(self.keys, update)
+        # Which vectors this version changed: readers of the vectors (the personal agent)
+        # fetch only those.
+        writes.zadd(self.keys.content_changed(), dict.fromkeys(update.vectors, self._planned))
+        return writes.incr(self.keys.content_version())
 
     def committed(self) -> None:
         self._version = self._planned

@@ -133,11 +133,18 @@ def term_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def item_text(item: Item, fields: Sequence[str]) -> str:
-    """The text of an item: each named field in order, ``title`` the item's title and any
-    other name an attribute (strings, or lists whose strings are joined); others skipped."""
+    """The text of an item: each named field in order, ``title`` and ``description`` the
+    item's own fields (``description`` falls back to an attribute of that name) and any other
+    name an attribute (strings, or lists whose strings are joined); others skipped."""
     parts: list[str] = []
     for name in fields:
-        value: Any = item.title if name == "title" else item.attributes.get(name)
+        value: Any
+        if name == "title":
+            value = item.title
+        elif name == "description" and item.description is not None:
+            value = item.description
+        else:
+            value = item.attributes.get(name)
         if isinstance(value, str):
             parts.append(value)
         elif isinstance(value, list):

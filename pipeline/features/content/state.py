@@ -3,10 +3,13 @@
 Keys (``pipeline.core.keys``): ``content:items`` (the items with a vector),
 ``content:vector:{item_id}`` (packed float32), ``content:df`` (document frequencies per
 bucket, and ``documents``), ``content:similar:{item_id}`` (the item's neighbours) and
-``content:version`` (moved by every batch). Nothing is pickled.
+``content:version`` (moved by every batch) with ``content:changed`` (which items each version
+changed, read by the personal agent). Nothing is pickled.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from pipeline.core.ids import decode_id
 from pipeline.core.keys import Keys
@@ -56,6 +59,43 @@ async def load_engine(store: Store, keys: Keys, config: ContentConfig) -> tuple[
     engine = ContentEngine(config)
     engine.load(vectors, lists, counts, documents)
     return engine, parse_version(version)
+
+
+async def read_vectors(
+    store: Store, keys: Keys, dim: int, item_ids: list[str]
+) -> dict[str, np.ndarray | None]:
+    """The stored vectors of ``item_ids`` (None: none stored, or not ``dim`` values)."""
+    if not item_ids:
+        return {}
+    raws = await store.mget([keys.content_vector(item_id) for item_id in item_ids])
+    return {
+        item_id: unpack(raw, dim) if raw is not None else None
+        for item_id, raw in zip(item_ids, raws, strict=True)
+    }
+
+
+async def all_vectors(
+    store: Store, keys: Keys, dim: int
+) -> tuple[dict[str, np.ndarray | None], int]:
+    """Every stored vector, and the content version read before them (so that a change
+    made meanwhile is read again by :func:`changed_vectors`)."""
+    version, members = await store.read(
+        Reads().get(keys.content_version()).smembers(keys.content_items())
+    )
+    item_ids = sorted(item_id for m in members if (item_id := decode_id(m)) is not None)
+    return await read_vectors(store, keys, dim, item_ids), parse_version(version)
+
+
+async def changed_vectors(
+    store: Store, keys: Keys, dim: int, since: int
+) -> tuple[dict[str, np.ndarray | None], int]:
+    """The vectors changed after version ``since`` (None: deleted), and the version now."""
+    version = parse_version(await store.get(keys.content_version()))
+    if version <= since:
+        return {}, since
+    rows = await store.zrange_by_score(keys.content_changed(), f"({since}", "+inf")
+    item_ids = sorted(item_id for m, _ in rows if (item_id := decode_id(m)) is not None)
+    return await read_vectors(store, keys, dim, item_ids), version
 
 
 def update_writes(keys: Keys, update: ContentUpdate) -> Writes:

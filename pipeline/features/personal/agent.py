@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
+from pipeline.features.content.state import all_vectors, changed_vectors
 from pipeline.features.personal import state
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
@@ -75,6 +76,8 @@ class PersonalHandler(EventHandler):
         # Users whose lists wait for a recompute, in the order they will get one.
         self.pending: dict[str, None] = {}
         self.uncommitted = False
+        # The content version whose item vectors the engine holds.
+        self.content_version = 0
 
     def committed(self) -> None:
         self.uncommitted = False
@@ -89,9 +92,11 @@ class PersonalHandler(EventHandler):
             self.reset()
         if not self.items_loaded:
             await self._load_items(store)
-        elif not self.exclusive:
-            items = state.batch_items(records)
-            await state.refresh_items(store, self.keys, self.engine, items)
+        else:
+            if not self.exclusive:
+                items = state.batch_items(records)
+                await state.refresh_items(store, self.keys, self.engine, items)
+            await self._load_content(store)
         await self._load_users(store, records)
         self.uncommitted = True
         changes = self.engine.learn_batch(records)
@@ -131,12 +136,29 @@ class PersonalHandler(EventHandler):
     async def _load_items(self, store: Store) -> None:
         await state.load_items(store, self.keys, self.engine, int(time.time() * 1000))
         self.pending = dict.fromkeys(await state.load_pending(store, self.keys, MAX_PENDING_LOADED))
+        if self.settings.content_taste_weight > 0:
+            vectors, self.content_version = await all_vectors(
+                store, self.keys, self.settings.content_dim
+            )
+            self.engine.set_content(vectors)
         self.items_loaded = True
         log.info(
-            "personal: loaded %d items and %d waiting lists from Redis",
+            "personal: loaded %d items (%d with content vectors) and %d waiting lists from Redis",
             len(self.engine.model.item_ids),
+            len(self.engine.taste),
             len(self.pending),
         )
+
+    async def _load_content(self, store: Store) -> None:
+        """The item vectors the content agent changed since the engine last looked: new
+        items join the factor model from their content neighbours (``content.py``)."""
+        if self.settings.content_taste_weight <= 0:
+            return
+        vectors, self.content_version = await changed_vectors(
+            store, self.keys, self.settings.content_dim, self.content_version
+        )
+        if vectors:
+            self.engine.set_content(vectors)
 
     def _has_merged(self, user: str) -> bool:
         history = self.engine.histories.get(user)

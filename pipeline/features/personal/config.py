@@ -22,4 +22,5 @@ def personal_config(settings: Settings) -> PersonalConfig:
         history=history_limits(settings),
         related=related_config(settings),
         feedback=settings.feedback,
+        content_dim=settings.content_dim,
     )

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.core.decay import DecayedCounts
 from pipeline.core.events import FORGET, Event
 from pipeline.core.feedback import Feedback
+from pipeline.features.personal.content import ContentTaste
 from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHistory
 from pipeline.features.personal.mf import FactorConfig
 from pipeline.features.personal.neighbours import NeighbourIndex
@@ -38,6 +39,8 @@ class PersonalConfig:
     history: HistoryLimits
     related: RelatedConfig
     feedback: Feedback
+    # Size of the content vectors (settings ``content_dim``); others are ignored.
+    content_dim: int
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Engine:
         self.cooc = CoOccurrence(c.related)
         self.trending = DecayedCounts(c.blend.cold_start_half_life_s)
         self.neighbours = NeighbourIndex(self.cooc, self.model, c.related.discount)
+        self.taste = ContentTaste(c.content_dim)
         self.recommender = Recommender(self)
         self.changes = Changes()
 
@@ -134,6 +138,17 @@ class Engine:
             # A low rating is explicit negative feedback.
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
         history.add(event, LOW_RATING if feedback.is_low_rating(event) else None)
+
+    def set_content(self, vectors: dict[str, Any]) -> list[str]:
+        """Items' content vectors (None: the item has none any more). Items new to the factor
+        model join it, started from their content neighbours (``content.py``), and their
+        rows are written with the next drain. Returns the items that joined. Ignored while
+        ``content_taste_weight`` is 0 (content off: the default)."""
+        if self.config.blend.content_taste_weight <= 0:
+            return []
+        added = self.taste.update(self.model, vectors)
+        self.changes.items.update(added)
+        return added
 
     def learn_batch(self, events: list[Event]) -> Changes:
         """Learn a batch in timestamp order (stable) and drain what it changed."""

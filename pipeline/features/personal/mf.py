@@ -155,6 +155,21 @@ class ImplicitMF:
         self._created.add(index)
         return index
 
+    def add_item_like(self, item: str, factors: np.ndarray, bias: float) -> int:
+        """Add ``item`` (when new) starting from ``factors`` and ``bias`` instead of its noise
+        vector: a new item placed where items like it are (content neighbours). Its row is
+        drained as a created item (base = this start) even before anything is learned."""
+        index = self.item_index.get(item)
+        if index is not None:
+            return index
+        index = self.add_item(item)
+        self.item_factors[index] = np.asarray(factors, dtype=np.float32)
+        self.item_bias[index] = np.float32(bias)
+        self._before[index] = np.concatenate(
+            (self.item_bias[index : index + 1], self.item_factors[index])
+        )
+        return index
+
     def user_vector(self, user: str) -> np.ndarray:
         vector = self.user_factors.get(user)
         if vector is None:

@@ -3,8 +3,9 @@ items in memory (the evaluation's view of the related feature).
 
 The for-you score of every item is the factor model's logit, plus the discounted neighbour
 scores of the user's recent items (``neighbour_weight / (1 + rank)`` per recent item), plus
-recently viewed items (``recent_weight``), plus trending for users with fewer than
-``cold_start_interactions`` interactions. Excluded items (bought, consumed, blacklisted)
+the cosine of the item's text with the user's content taste, fading as the item gathers
+events (``content_taste_weight``; :meth:`Recommender._content`, ``content.py``), plus recently viewed items (``recent_weight``), plus trending for users
+with fewer than ``cold_start_interactions`` interactions. Excluded items (bought, consumed, blacklisted)
 never appear.
 """
 
@@ -41,6 +42,7 @@ class BlendConfig:
     cold_start_interactions: int
     cold_start_trending_weight: float
     cold_start_half_life_s: float
+    content_taste_weight: float
 
     def __post_init__(self) -> None:
         unknown = set(self.neighbour_relations) - set(RELATIONS)
@@ -62,11 +64,13 @@ class Parts:
     """One user's score of every item (the model's index order), part by part.
 
     ``blend`` is what the for-you list ranks by; ``factors`` and ``neighbours`` are the two
-    components alone (the evaluation reports each, so that the blend must beat its parts).
+    components alone (the evaluation reports each, so that the blend must beat its parts);
+    ``content`` is the weighted content-taste part of the blend (None when it added nothing).
     """
 
     factors: np.ndarray
     neighbours: np.ndarray | None
+    content: np.ndarray | None
     blend: np.ndarray
     attribution: Attribution | None
     cold: bool
@@ -90,13 +94,22 @@ class Recommender:
         scores = factors.copy()
         neighbours = None
         attribution = None
-        if history and history.recent and c.neighbour_weight > 0:
+        content = None
+        if history and history.recent:
             anchors = history.items_since(0)[: c.neighbour_items]
-            weights = [c.neighbour_weight / (1.0 + rank) for rank in range(len(anchors))]
-            neighbours, attribution = engine.neighbours.scores(
-                anchors, weights, len(model.item_ids), c.neighbour_relations
-            )
-            scores += neighbours
+            weights = [1.0 / (1.0 + rank) for rank in range(len(anchors))]
+            if c.neighbour_weight > 0:
+                neighbours, attribution = engine.neighbours.scores(
+                    anchors,
+                    [c.neighbour_weight * w for w in weights],
+                    len(model.item_ids),
+                    c.neighbour_relations,
+                )
+                scores += neighbours
+            if c.content_taste_weight > 0 and len(engine.taste):
+                content = self._content(anchors, weights, neighbours)
+                if content is not None:
+                    scores += content
         if history and history.recent and c.recent_weight > 0:
             # Recently viewed, not yet converted: the strongest intent signal there is.
             newest = history.recent[-1][2]
@@ -114,7 +127,30 @@ class Recommender:
                     index = model.item_index.get(item_id)
                     if index is not None:
                         scores[index] += c.cold_start_trending_weight * 4.0 * value / best
-        return Parts(factors, neighbours, scores, attribution, cold)
+        return Parts(factors, neighbours, content, scores, attribution, cold)
+
+    def _content(
+        self, anchors: list[str], weights: list[float], neighbours: np.ndarray | None
+    ) -> np.ndarray | None:
+        """The content-taste part of the blend: ``content_taste_weight * scale * cosine /
+        (1 + interactions)`` per item, where ``scale`` is the user's best neighbour score
+        (1 without one) and ``interactions`` the item's positive events. An item nobody has
+        touched gets its whole text match, on the scale of what the user's co-occurrence
+        evidence gives the best-matched items, so a new item as like the user's items as
+        their best neighbours can stand next to them; as an item gathers events, the
+        evidence takes over and its text counts less."""
+        engine = self.engine
+        cosines = engine.taste.scores(engine.model, anchors, weights)
+        if cosines is None:
+            return None
+        scale = 1.0
+        if neighbours is not None and len(neighbours):
+            scale = max(float(neighbours.max()), 1.0)
+        count = len(cosines)
+        interactions = engine.neighbours.popularity_vector("click")[:count]
+        interactions = interactions + engine.neighbours.popularity_vector("conversion")[:count]
+        weight = engine.config.blend.content_taste_weight * scale
+        return weight * np.maximum(cosines, 0.0) / (1.0 + interactions)
 
     def recommend(
         self, user_id: str, n: int, exclude: set[str] | None = None

@@ -102,6 +102,8 @@ ITEM_REJECTED: list[tuple[Any, str]] = [
     ({"item_id": "a", "price": "10"}, "price must be a number"),
     ({"item_id": "a", "title": 5}, "title must be a string"),
     ({"item_id": "a", "title": "t" * 513}, "title must be a string of at most 512"),
+    ({"item_id": "a", "description": ["d"]}, "description must be a string"),
+    ({"item_id": "a", "description": "d" * 8193}, "description must be a string of at most 8192"),
     ({"item_id": "a", "created_at": "2024-03-01T10:00:00"}, "created_at needs a UTC offset"),
     ({"item_id": "a", "created_at": 1_700_000_000}, "created_at must lie between 1973"),
     ({"item_id": "a", "created_at": True}, "created_at must be a number"),
@@ -120,6 +122,10 @@ def test_item_rules_reject_with_reason(raw: Any, reason: str) -> None:
 def test_item_title_and_price_boundaries() -> None:
     item = item_from_dict({"item_id": "a", "title": "t" * 512, "price": 0})
     assert item.title == "t" * 512
+    long = item_from_dict({"item_id": "a", "description": "d" * 8192})
+    assert long.description == "d" * 8192
+    assert long.to_dict()["description"] == "d" * 8192
+    assert "description" not in item.to_dict()
     assert item.price == 0.0
 
 

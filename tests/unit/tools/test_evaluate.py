@@ -219,3 +219,36 @@ def test_command_reports_cold_start(log_file, tmp_path):
     )
     assert out["cold_start"]["new_user_events"] == 5
     assert out["cold_start"]["new_items"]["personal"]["cases"] >= 0
+
+
+def test_with_content_on_a_never_seen_item_can_be_a_hit_and_the_plain_engine_is_reported():
+    """A catalog with text and content on: the engine knows a new item from its text before
+    its first event, so its first conversion can be a hit; the same run's engine without
+    content cannot, and is reported as ``personal_without_content``."""
+    from pipeline.core.items import Item
+    from pipeline.features.content.config import content_config
+
+    settings = load_settings(content_taste_weight=1.0)
+    catalog = [Item(f"k{n}", (), title=f"kitchen knife chef steel {n}") for n in range(6)]
+    catalog += [Item(f"g{n}", (), title=f"garden hose water green {n}") for n in range(6)]
+    catalog.append(Item("k-new", (), title="chef knife kitchen", created_at_ms=5_000_000))
+    log = []
+    t = 1_000
+    for n in range(40):
+        user, group = f"u{n % 4}", "kg"[n % 2]
+        log.append(_event(user, f"{group}{(n // 2) % 6}", "click", t, len(log)))
+        t += 1_000
+    log.append(_event("u0", "k-new", "buy", 6_000_000, len(log)))
+    out = evaluate(
+        log,
+        10,
+        personal_config(settings),
+        catalog=catalog,
+        content=content_config(settings),
+    )
+    assert out["personal_without_content"]["cases"] == out["personal"]["cases"]
+    new_items = out["cold_start"]["new_items"]
+    assert new_items["personal"]["hr@10"] > new_items["personal_without_content"]["hr@10"] == 0
+    # Content off (the default): no second engine, nothing reported for it.
+    plain = evaluate(log, 10, personal_config(load_settings()), catalog=catalog)
+    assert "personal_without_content" not in plain

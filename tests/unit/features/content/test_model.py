@@ -147,6 +147,11 @@ def test_item_text_reads_the_title_and_named_text_attributes() -> None:
         "Red shoe Leather trail run"
     )
     assert item_text(item, ()) == ""
+    # The description field wins over an attribute of that name (kept for older records).
+    both = item_from_dict(
+        {"item_id": "i2", "description": "Suede", "attributes": {"description": "Leather"}}
+    )
+    assert item_text(both, ("title", "description")) == "Suede"
 
 
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
