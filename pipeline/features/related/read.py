@@ -28,7 +28,12 @@ async def read_related(
     """Related items of ``item_id``, best first, as the personal engine's ``related`` ranks
     them: one relation, or all blended (``relation`` None). ``depth`` partners are read per
     relation before the discount reorders them. ``similar_content`` is served from the
-    content feature's neighbours (similar by text; no discount, never blended)."""
+    content feature's neighbours (similar by text; no discount).
+
+    The blend of an item with fewer than ``n`` partners (a new item, or one few users
+    have met) is filled up with its content neighbours, after the learned ones and marked
+    ``{"model": "content", "relation": "similar_content"}``: a new item's related list is
+    its look-alikes until co-occurrences take their places."""
     if relation == SIMILAR_CONTENT:
         return await read_similar(store, keys, availability, item_id, n, depth)
     relations = [relation] if relation else list(RELATIONS)
@@ -60,7 +65,7 @@ async def read_related(
         )
         for name in relations
     }
-    return [
+    found = [
         {
             "item_id": pid,
             "score": score,
@@ -68,6 +73,11 @@ async def read_related(
         }
         for pid, score, label in blend_related(lists, n)
     ]
+    if relation is None and len(found) < n:
+        listed = {entry["item_id"] for entry in found}
+        similar = await read_similar(store, keys, availability, item_id, n, depth)
+        found += [entry for entry in similar if entry["item_id"] not in listed][: n - len(found)]
+    return found
 
 
 async def positive_events(store: Store, keys: Keys, item_ids: Sequence[str]) -> dict[str, float]:

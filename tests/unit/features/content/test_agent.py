@@ -13,6 +13,7 @@ from pipeline.features.content.model import unpack
 from pipeline.features.content.read import SIMILAR_CONTENT, read_similar
 from pipeline.features.content.state import DOCUMENTS
 from pipeline.features.related.read import read_related
+from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
 from tests.unit.features.helpers import KEYS, run, settings
 
@@ -137,3 +138,20 @@ async def test_decode_rejects_bad_records_like_the_catalog() -> None:
     content, catalog = handler(), CatalogHandler(KEYS)
     for raw in (b'{"categories": []}', b"not json", None):
         assert content.decode(raw) == catalog.decode(raw)
+
+
+async def test_the_blend_of_an_item_with_few_partners_is_filled_with_its_look_alikes() -> None:
+    store = MemoryStore()
+    await run(handler(), store, ITEMS)
+
+    async def blend(item_id: str, n: int) -> list[tuple[str, str]]:
+        found = await read_related(store, KEYS, Availability(KEYS), item_id, None, n, 200, 0.5)
+        return [(entry["item_id"], entry["source"]["model"]) for entry in found]
+
+    # Nobody has met the hat: its related items are the items like it, marked as content.
+    assert await blend("hat-1", 5) == [("scarf-1", "content")]
+    # Once co-occurrence gives it a partner, that partner comes first; content fills the rest.
+    await store.apply(Writes().zadd(KEYS.related("also_clicked", "hat-1"), {"shoes/red-1": 2.0}))
+    assert await blend("hat-1", 5) == [("shoes/red-1", "related"), ("scarf-1", "content")]
+    # A list the learned relations fill holds no content.
+    assert await blend("hat-1", 1) == [("shoes/red-1", "related")]
