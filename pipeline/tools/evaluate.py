@@ -80,12 +80,16 @@ class ContentFeed:
         # Items without a creation time are there from the start.
         self.queue = sorted(items, key=lambda item: item.created_at_ms or 0, reverse=True)
 
-    def due(self, timestamp_ms: int) -> dict[str, Any]:
-        """The vectors of the items created up to ``timestamp_ms`` not yet released."""
+    def due(self, timestamp_ms: int) -> tuple[dict[str, Any], dict[str, int]]:
+        """The vectors of the items created up to ``timestamp_ms`` not yet released, and
+        their creation times."""
         batch = []
         while self.queue and (self.queue[-1].created_at_ms or 0) <= timestamp_ms:
             batch.append(self.queue.pop())
-        return self.engine.apply(batch).vectors if batch else {}
+        if not batch:
+            return {}, {}
+        created = {i.item_id: i.created_at_ms for i in batch if i.created_at_ms is not None}
+        return self.engine.apply(batch).vectors, created
 
 
 class PopularityBaseline:
@@ -199,9 +203,9 @@ def evaluate(
     started = time.perf_counter()
     for count, event in enumerate(ordered, start=1):
         if feed is not None:
-            vectors = feed.due(event.timestamp_ms)
+            vectors, created = feed.due(event.timestamp_ms)
             if vectors:
-                engine.set_content(vectors)
+                engine.set_content(vectors, created)
         if event.item_id:
             seen_items.add(event.item_id)
         seen_items.update(event.items)

@@ -111,7 +111,8 @@ async def test_new_items_get_content_neighbours_and_users_are_data(
                     lambda: foryou(reader, shopper), bool, 30, "the shopper's for-you list"
                 )
                 # A new item: nobody has seen it; its text finds its closest item at once.
-                response = await collector.post("/v1/items", json=NEWCOMER)
+                newcomer = {**NEWCOMER, "created_at": int(time.time() * 1000)}
+                response = await collector.post("/v1/items", json=newcomer)
                 assert response.status_code == 200
                 found = await wait_for(
                     lambda: similar("shoes/trail-2"),

@@ -189,6 +189,12 @@ class LearningSettings(BaseSettings):
         "the user's recent items' texts is blended in with this weight, fading as the item "
         "gathers events (docs/content.md).",
     )
+    content_new_item_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="Items created this many seconds before the latest event or later get the "
+        "content taste's lift in for-you lists (older items, or of unknown creation time, do not).",
+    )
     content_min_similarity: float = Field(
         0.05,
         ge=0,

@@ -140,7 +140,7 @@ class PersonalHandler(EventHandler):
             vectors, self.content_version = await all_vectors(
                 store, self.keys, self.settings.content_dim
             )
-            self.engine.set_content(vectors)
+            await self._set_content(store, vectors)
         self.items_loaded = True
         log.info(
             "personal: loaded %d items (%d with content vectors) and %d waiting lists from Redis",
@@ -158,7 +158,19 @@ class PersonalHandler(EventHandler):
             store, self.keys, self.settings.content_dim, self.content_version
         )
         if vectors:
-            self.engine.set_content(vectors)
+            await self._set_content(store, vectors)
+
+    async def _set_content(self, store: Store, vectors: dict) -> None:
+        """Vectors into the engine, with the items' creation times from the catalog
+        (``{p}:items`` scores; 0 there means none was given)."""
+        item_ids = sorted(vectors)
+        scores = await store.zmscore(self.keys.items(), item_ids) if item_ids else []
+        created = {
+            item_id: int(score)
+            for item_id, score in zip(item_ids, scores, strict=True)
+            if score is not None and score > 0
+        }
+        self.engine.set_content(vectors, created)
 
     def _has_merged(self, user: str) -> bool:
         history = self.engine.histories.get(user)

@@ -81,6 +81,8 @@ class Engine:
         self.taste = ContentTaste(c.content_dim)
         self.recommender = Recommender(self)
         self.changes = Changes()
+        # The latest event time learned: the engine's "now" (what counts as a new item).
+        self.now_ms = 0
 
     # --- learning ----------------------------------------------------------------------------
     def history(self, user_id: str) -> UserHistory:
@@ -92,6 +94,8 @@ class Engine:
     def learn(self, event: Event) -> None:
         """Fold one event into every model. Call :meth:`recommend` before it to evaluate."""
         event_type = event.event_type
+        if event.timestamp_ms > self.now_ms:
+            self.now_ms = event.timestamp_ms
         if event_type == FORGET:
             # The id itself, never the user it became: a forget names one id exactly.
             self.forget(event.user_id)
@@ -139,14 +143,18 @@ class Engine:
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
         history.add(event, LOW_RATING if feedback.is_low_rating(event) else None)
 
-    def set_content(self, vectors: dict[str, Any]) -> list[str]:
+    def set_content(
+        self, vectors: dict[str, Any], created_ms: dict[str, int] | None = None
+    ) -> list[str]:
         """Items' content vectors (None: the item has none any more). Items new to the factor
         model join it, started from their content neighbours (``content.py``), and their
-        rows are written with the next drain. Returns the items that joined. Ignored while
+        rows are written with the next drain. ``created_ms``: the items' creation times
+        (only items created lately get the taste's lift). Returns the items that joined.
+        Ignored while
         ``content_taste_weight`` is 0 (content off: the default)."""
         if self.config.blend.content_taste_weight <= 0:
             return []
-        added = self.taste.update(self.model, vectors)
+        added = self.taste.update(self.model, vectors, created_ms)
         self.changes.items.update(added)
         return added
 

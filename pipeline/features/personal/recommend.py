@@ -43,6 +43,7 @@ class BlendConfig:
     cold_start_trending_weight: float
     cold_start_half_life_s: float
     content_taste_weight: float
+    content_new_item_s: float
 
     def __post_init__(self) -> None:
         unknown = set(self.neighbour_relations) - set(RELATIONS)
@@ -133,12 +134,14 @@ class Recommender:
         self, anchors: list[str], weights: list[float], neighbours: np.ndarray | None
     ) -> np.ndarray | None:
         """The content-taste part of the blend: ``content_taste_weight * scale * cosine /
-        (1 + interactions)`` per item, where ``scale`` is the user's best neighbour score
-        (1 without one) and ``interactions`` the item's positive events. An item nobody has
-        touched gets its whole text match, on the scale of what the user's co-occurrence
-        evidence gives the best-matched items, so a new item as like the user's items as
-        their best neighbours can stand next to them; as an item gathers events, the
-        evidence takes over and its text counts less."""
+        (1 + interactions)`` per item created less than ``content_new_item_s`` before the
+        latest event (0 for older items and items of unknown age), where ``scale`` is the
+        user's best neighbour score (1 without one) and ``interactions`` the item's positive
+        events. A new item nobody has touched gets its whole text match, on the scale of
+        what the user's co-occurrence evidence gives the best-matched items, so a new item
+        as like the user's items as their best neighbours can stand next to them; as it
+        gathers events, the evidence takes over. Old items nobody touched get nothing: their
+        silence is evidence too (the long tail), which text knows nothing of."""
         engine = self.engine
         cosines = engine.taste.scores(engine.model, anchors, weights)
         if cosines is None:
@@ -149,8 +152,12 @@ class Recommender:
         count = len(cosines)
         interactions = engine.neighbours.popularity_vector("click")[:count]
         interactions = interactions + engine.neighbours.popularity_vector("conversion")[:count]
-        weight = engine.config.blend.content_taste_weight * scale
-        return weight * np.maximum(cosines, 0.0) / (1.0 + interactions)
+        blend = engine.config.blend
+        new = engine.taste.created_since(
+            engine.model, engine.now_ms - blend.content_new_item_s * 1000
+        )
+        weight = blend.content_taste_weight * scale
+        return weight * np.maximum(cosines, 0.0) * new / (1.0 + interactions)
 
     def recommend(
         self, user_id: str, n: int, exclude: set[str] | None = None

@@ -231,7 +231,7 @@ def test_with_content_on_a_never_seen_item_can_be_a_hit_and_the_plain_engine_is_
     settings = load_settings(content_taste_weight=1.0)
     catalog = [Item(f"k{n}", (), title=f"kitchen knife chef steel {n}") for n in range(6)]
     catalog += [Item(f"g{n}", (), title=f"garden hose water green {n}") for n in range(6)]
-    catalog.append(Item("k-new", (), title="chef knife kitchen", created_at_ms=5_000_000))
+    catalog.append(Item("k-new", (), title="chef knife kitchen", created_at_ms=T0 + 5_000_000))
     log = []
     t = 1_000
     for n in range(40):

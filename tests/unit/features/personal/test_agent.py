@@ -103,6 +103,7 @@ async def test_an_aborted_batch_is_forgotten() -> None:
 async def test_with_content_on_new_catalog_items_join_the_lists_of_users_with_that_taste() -> None:
     """The content agent's vectors reach the personal agent: every item's at start, then
     what each content version changed (``content:changed``), with no event of the item."""
+    from pipeline.features.catalog.agent import CatalogHandler
     from pipeline.features.content.agent import ContentHandler
     from pipeline.features.personal.mf import ImplicitMF
 
@@ -121,8 +122,11 @@ async def test_with_content_on_new_catalog_items_join_the_lists_of_users_with_th
     rows = await store.hgetall(KEYS.mf_items())
     assert {item.decode() for item in rows} == {item["item_id"] for item in catalog}
 
-    # A new kitchen item: its vector, then the kitchen user's next event (not with it).
-    await run(content, store, [{"item_id": "k-new", "title": "chef knife"}])
+    # A new kitchen item (the catalog records its creation), its vector, then the kitchen
+    # user's next event (not with it).
+    new_item = {"item_id": "k-new", "title": "chef knife", "created_at": T0_MS + 90_000}
+    await run(CatalogHandler(KEYS, on), store, [new_item])
+    await run(content, store, [new_item])
     assert await store.zrange_by_score(KEYS.content_changed(), "(1", "+inf") == [(b"k-new", 2.0)]
     await run(personal, store, [ev(100, "click", "u0", "k1"), ev(101, "click", "u1", "g1")])
     row = (await store.hgetall(KEYS.mf_items()))[b"k-new"]

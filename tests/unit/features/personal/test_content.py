@@ -107,7 +107,8 @@ def catalog_engine(weight: float) -> tuple[Engine, ContentEngine]:
 def test_a_new_item_like_a_users_items_enters_their_list_before_anyone_touches_it() -> None:
     engine, content = catalog_engine(1.0)
     newcomer = content.apply([Item("k-new", (), title="chef knife")]).vectors
-    assert engine.set_content(newcomer) == ["k-new"]
+    # Created a minute before the latest event: new.
+    assert engine.set_content(newcomer, {"k-new": engine.now_ms - 60_000}) == ["k-new"]
     assert "k-new" in engine.drain_changes().item_deltas
 
     def place(engine: Engine, user: str) -> int:
@@ -116,7 +117,15 @@ def test_a_new_item_like_a_users_items_enters_their_list_before_anyone_touches_i
 
     kitchen_user, garden_user = "u0", "u1"
     # Among the kitchen user's first twenty; not among the garden user's.
-    assert place(engine, kitchen_user) < 20 <= place(engine, garden_user)
+    new_place = place(engine, kitchen_user)
+    assert new_place < 20 <= place(engine, garden_user)
+    # The same item created long ago (or of unknown age) gets no lift: nobody touched it in
+    # all that time, and its text says nothing of why.
+    old = content.apply([Item("k-new", (), title="chef knife")]).vectors
+    engine.set_content(old, {"k-new": engine.now_ms - 30 * 86_400_000})
+    assert place(engine, kitchen_user) > new_place
+    engine.set_content(old)
+    assert place(engine, kitchen_user) > new_place
     # Content off (the default): the engine knows nothing of the item until its first event.
     without, _ = catalog_engine(0.0)
     assert without.set_content(newcomer) == []
