@@ -78,7 +78,7 @@ class ContentTaste:
             if index is None:
                 start = self._neighbour_start(model, vector)
                 if start is None:
-                    index = model.add_item(item_id)
+                    index = model.add_item_like(item_id, None)
                 else:
                     index = model.add_item_like(item_id, *start)
                 added.append(item_id)

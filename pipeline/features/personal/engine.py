@@ -79,6 +79,9 @@ class Engine:
         self.trending = DecayedCounts(c.blend.cold_start_half_life_s)
         self.neighbours = NeighbourIndex(self.cooc, self.model, c.related.discount)
         self.taste = ContentTaste(c.content_dim)
+        if c.blend.content_taste_weight > 0:
+            # Items that joined from their content are no negatives before their first event.
+            self.model.use_negative_pool([])
         self.recommender = Recommender(self)
         self.changes = Changes()
         # The latest event time learned: the engine's "now" (what counts as a new item).
@@ -157,6 +160,21 @@ class Engine:
         added = self.taste.update(self.model, vectors, created_ms)
         self.changes.items.update(added)
         return added
+
+    def rebuild_negative_pool(self) -> None:
+        """With content on, the factor model's negatives come from the items with positive
+        events (``ImplicitMF.use_negative_pool``): rebuilt from the popularity counts after
+        a restore, so a restarted worker samples what an uninterrupted one would."""
+        if self.model.negative_pool is not None:
+            popularity = self.cooc.popularity
+            self.model.use_negative_pool(
+                [
+                    item
+                    for counts in popularity.values()
+                    for item, count in counts.items()
+                    if count > 0
+                ]
+            )
 
     def learn_batch(self, events: list[Event]) -> Changes:
         """Learn a batch in timestamp order (stable) and drain what it changed."""

@@ -16,6 +16,7 @@ user from a small random vector seeded by the id, so two users' first updates di
 from __future__ import annotations
 
 import base64
+import bisect
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ class ImplicitMF:
         # since then, whose row started at their initial vector.
         self._before: dict[int, np.ndarray] = {}
         self._created: set[int] = set()
+        # Indexes negatives are drawn from, ascending; None: every item (the default).
+        self.negative_pool: list[int] | None = None
 
     # --- River contract ----------------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
@@ -125,6 +128,12 @@ class ImplicitMF:
         else:
             items, labels, weights = [item], [float(y > 0)], [weight]
         self.learn_many(user, items, labels, weights)
+        pool = self.negative_pool
+        if y > 0 and pool is not None:
+            index = self.item_index[item]
+            at = bisect.bisect_left(pool, index)
+            if at == len(pool) or pool[at] != index:
+                pool.insert(at, index)
 
     def predict_one(self, user: str, item: str) -> float:
         """Probability-like score in (0, 1) that ``user`` interacts with ``item``."""
@@ -155,16 +164,18 @@ class ImplicitMF:
         self._created.add(index)
         return index
 
-    def add_item_like(self, item: str, factors: np.ndarray, bias: float) -> int:
-        """Add ``item`` (when new) starting from ``factors`` and ``bias`` instead of its noise
-        vector: a new item placed where items like it are (content neighbours). Its row is
-        drained as a created item (base = this start) even before anything is learned."""
+    def add_item_like(self, item: str, factors: np.ndarray | None, bias: float = 0.0) -> int:
+        """Add ``item`` (when new) starting from ``factors`` and ``bias`` (None: its noise
+        vector, as :meth:`add_item`): a new item placed where items like it are (content
+        neighbours). Its row is drained as a created item (base = this start) even before
+        anything is learned."""
         index = self.item_index.get(item)
         if index is not None:
             return index
         index = self.add_item(item)
-        self.item_factors[index] = np.asarray(factors, dtype=np.float32)
-        self.item_bias[index] = np.float32(bias)
+        if factors is not None:
+            self.item_factors[index] = np.asarray(factors, dtype=np.float32)
+            self.item_bias[index] = np.float32(bias)
         self._before[index] = np.concatenate(
             (self.item_bias[index : index + 1], self.item_factors[index])
         )
@@ -176,8 +187,28 @@ class ImplicitMF:
             return np.zeros(self.n_factors, dtype=np.float32)
         return vector
 
+    def use_negative_pool(self, items: Sequence[str]) -> None:
+        """Draw negatives only from ``items`` and from the items later learned as positives
+        (:meth:`learn_one`), instead of from every item: items that joined without an event
+        (from their content) are not easy negatives. The pool is a function of which items
+        had positives, so a worker rebuilding it from stored state samples as before."""
+        index = self.item_index
+        self.negative_pool = sorted({index[item] for item in items if item in index})
+
     def sample_negatives(self, positive: str, n: int, key: str | None = None) -> list[str]:
-        """Up to ``n`` uniformly drawn items other than ``positive``."""
+        """Up to ``n`` uniformly drawn items other than ``positive`` (from the negative pool
+        when there is one)."""
+        pool = self.negative_pool
+        if pool is not None:
+            count = len(pool)
+            if count == 0:
+                return []
+            if key is None:
+                picks = self._rng.integers(0, count, n).tolist()
+            else:
+                base = zlib.crc32(key.encode(), self.seed)
+                picks = [((base + 1) * (2 * j + 1) * 2654435761 >> 7) % count for j in range(n)]
+            return [self.item_ids[pool[i]] for i in picks if self.item_ids[pool[i]] != positive]
         count = len(self.item_ids)
         if key is None:
             picks = self._rng.integers(0, count, n).tolist()

@@ -58,6 +58,7 @@ async def load_items(store: Store, keys: Keys, engine: Engine, now_ms: int) -> N
         }
     )
     await related_state.load_counts(store, keys, engine.cooc)
+    engine.rebuild_negative_pool()
 
 
 def batch_items(events: list[Event]) -> list[str]:

@@ -130,3 +130,22 @@ def test_a_new_item_like_a_users_items_enters_their_list_before_anyone_touches_i
     without, _ = catalog_engine(0.0)
     assert without.set_content(newcomer) == []
     assert place(without, kitchen_user) == 40 and "k-new" not in without.model.item_index
+
+
+def test_items_joined_from_content_are_no_negatives_before_their_first_positive() -> None:
+    engine, content = catalog_engine(1.0)
+    model = engine.model
+    assert model.negative_pool is not None
+    newcomer = content.apply([Item("k-new", (), title="chef knife")]).vectors
+    engine.set_content(newcomer, {"k-new": engine.now_ms})
+    index = model.item_index["k-new"]
+    assert index not in model.negative_pool
+    drawn = {item for n in range(300) for item in model.sample_negatives("k1", 4, key=f"x{n}")}
+    assert "k-new" not in drawn and len(drawn) > 10
+    engine.learn(make_event("click", "u3", "k-new", engine.now_ms + 1000))
+    assert index in model.negative_pool
+    assert model.negative_pool == sorted(model.negative_pool)
+    # A worker restoring this state rebuilds the same pool from the popularity counts.
+    pool = list(model.negative_pool)
+    engine.rebuild_negative_pool()
+    assert model.negative_pool == pool
