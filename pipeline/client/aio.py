@@ -138,9 +138,12 @@ class AsyncClient:
         )
         return await self._send(call)
 
-    async def for_you(self, user_id: str, n: int = 10) -> models.ForYou:
-        """The user's for-you list (``GET /v1/users/{user_id}/recommendations``)."""
-        return await self._send(calls.for_you(self._endpoints, user_id, n))
+    async def for_you(
+        self, user_id: str, n: int = 10, context: Mapping[str, Any] | None = None
+    ) -> models.ForYou:
+        """The user's for-you list (``GET /v1/users/{user_id}/recommendations``); with a
+        ``context`` (device, page, ...), re-ranked by the click model in it."""
+        return await self._send(calls.for_you(self._endpoints, user_id, n, context))
 
     async def related(
         self, item_id: str, n: int = 10, relation: str | None = None

@@ -229,9 +229,14 @@ def recommend(
     return Call("GET", url, models.parse_recommendations, params=query, repeatable=True)
 
 
-def for_you(at: Endpoints, user_id: str, n: int) -> Call[models.ForYou]:
+def for_you(
+    at: Endpoints, user_id: str, n: int, context: Mapping[str, Any] | None = None
+) -> Call[models.ForYou]:
     url = f"{at.reader}/v1/users/{segment(user_id, 'user_id')}/recommendations"
-    return Call("GET", url, models.parse_for_you, params=[("n", query_value(n))], repeatable=True)
+    query: Query = [("n", query_value(n))]
+    if context:
+        query.append(("context", orjson.dumps(dict(context)).decode()))
+    return Call("GET", url, models.parse_for_you, params=query, repeatable=True)
 
 
 def related(at: Endpoints, item_id: str, n: int, relation: str | None) -> Call[models.Related]:

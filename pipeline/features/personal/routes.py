@@ -1,8 +1,12 @@
-"""``GET /v1/users/{user_id}/recommendations?n=``: the user's for-you list.
+"""``GET /v1/users/{user_id}/recommendations?n=&context.{key}=``: the user's for-you list.
 
 The list as the personal agent last computed it, minus items that became unavailable; a user
-with no list yet gets trending items (``stage: "fallback"``). Served by the fast lane
-(``pipeline.api.fast``) when well-formed, by FastAPI otherwise; both call :func:`answer`.
+with no list yet gets trending items (``stage: "fallback"``). With a request context
+(``context={json}`` and/or ``context.{key}=value``), the click model re-ranks the list's
+first ``CONTEXT_CANDIDATES x n`` items in that context (time of day and day of week derived
+from now) and the best ``n`` are served, each source with ``rerank: {"model": "ranking",
+"score"}``. Served by the fast lane (``pipeline.api.fast``) when well-formed and without
+context, by FastAPI otherwise; both call :func:`answer`.
 User ids may hold ``/`` (as is or ``%2F``). ``n`` is at most the stored list's length
 (``foryou_size``): a larger one is a 422, never a silently shorter list.
 """
@@ -13,21 +17,26 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from pipeline.api.deps import MAX_ITEMS, Context, ServiceContext
 from pipeline.api.fast import FastRoute, small_int
 from pipeline.api.http import ERRORS, OrjsonResponse
 from pipeline.api.limits import CountLimit, count_limit
-from pipeline.core.ids import check_id, valid_id
+from pipeline.core.ids import InvalidInput, check_id, valid_id
+from pipeline.core.request_context import CONTEXT_PARAM, CONTEXT_PREFIX, parse_context
 from pipeline.core.settings import Settings
 from pipeline.features.personal.read import read_foryou
+from pipeline.features.ranking.config import ranking_config
+from pipeline.features.ranking.read import rank_items
 from pipeline.features.trending.read import read_trending
 
 # {user_id:path}: user ids may hold "/".
 PATH = "/v1/users/{user_id:path}/recommendations"
 DEFAULT_N = 10
+# With a request context, this many times ``n`` of the list's first items are re-ranked.
+CONTEXT_CANDIDATES = 3
 
 
 def foryou_limit(settings: Settings) -> CountLimit:
@@ -42,12 +51,15 @@ def foryou_limit(settings: Settings) -> CountLimit:
     )
 
 
-async def answer(ctx: ServiceContext, user_id: str, n: int) -> dict[str, Any]:
-    """The response body for a valid user id and ``n``."""
+async def answer(
+    ctx: ServiceContext, user_id: str, n: int, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The response body for a valid user id, ``n`` and request context (None: none)."""
     settings = ctx.settings
     now_ms = int(time.time() * 1000)
+    depth = n * CONTEXT_CANDIDATES if context else n
     async with ctx.bounded():
-        items = await read_foryou(ctx.store, ctx.keys, ctx.availability, user_id, n)
+        items = await read_foryou(ctx.store, ctx.keys, ctx.availability, user_id, depth)
         if items is not None:
             # The list's stage: "personal", or "cold_start" for a user with little history.
             stage = items[0]["source"].get("stage", "personal") if items else "personal"
@@ -57,11 +69,60 @@ async def answer(ctx: ServiceContext, user_id: str, n: int) -> dict[str, Any]:
             window = next(iter(settings.trending_windows))
             half_life = settings.trending_windows[window]
             items = await read_trending(
-                ctx.store, ctx.keys, ctx.availability, kind, window, half_life, None, n, now_ms
+                ctx.store, ctx.keys, ctx.availability, kind, window, half_life, None, depth, now_ms
             )
             for item in items:
                 item["source"] = {**item["source"], "stage": "fallback"}
-    return {"user_id": user_id, "stage": stage, "generated_at": now_ms, "items": items}
+        if context and items:
+            items = await _in_context(ctx, user_id, items, context, now_ms)
+    body: dict[str, Any] = {
+        "user_id": user_id,
+        "stage": stage,
+        "generated_at": now_ms,
+        "items": items[:n],
+    }
+    if context:
+        body["context"] = context
+    return body
+
+
+async def _in_context(
+    ctx: ServiceContext,
+    user_id: str,
+    items: list[dict[str, Any]],
+    context: dict[str, Any],
+    now_ms: int,
+) -> list[dict[str, Any]]:
+    """``items`` ordered by the click model for ``user_id`` in ``context`` (stable)."""
+    ranked = await rank_items(
+        ctx.store,
+        ctx.keys,
+        user_id,
+        [item["item_id"] for item in items],
+        context,
+        ranking_config(ctx.settings),
+        now_ms,
+    )
+    by_id = {item["item_id"]: item for item in items}
+    return [
+        {
+            **by_id[entry["item_id"]],
+            "source": {
+                **by_id[entry["item_id"]]["source"],
+                "rerank": {"model": "ranking", "score": entry["score"]},
+            },
+        }
+        for entry in ranked
+    ]
+
+
+def _context_of(request: Request) -> dict[str, Any]:
+    """The request context of the query string (``context``, ``context.{key}``)."""
+    params = request.query_params
+    if len(params.getlist(CONTEXT_PARAM)) > 1:
+        raise InvalidInput("context given twice")
+    named = {name: params[name] for name in params if name.startswith(CONTEXT_PREFIX)}
+    return parse_context(params.get(CONTEXT_PARAM), named)
 
 
 def personal_router(settings: Settings) -> APIRouter:
@@ -76,12 +137,19 @@ def personal_router(settings: Settings) -> APIRouter:
             "Personalised items for one user: online latent factors blended with neighbours of "
             "the user's recent history (trending for users with little history). Excludes "
             "items the user bought, consumed or blacklisted. Unknown users get trending items "
-            f"with `source.stage` = `fallback`. {limit.sentence}"
+            f"with `source.stage` = `fallback`. {limit.sentence} A request context "
+            "(`context.device=mobile`, `context.page=...`, or `context={json}`) re-ranks the "
+            f"list's first {CONTEXT_CANDIDATES} x n items with the click model in that context "
+            "(time of day and day of week derived from now); each item's source then carries "
+            "`rerank: {model: ranking, score}`."
         ),
     )
-    async def recommendations(ctx: Context, user_id: str, n: int = limit.query()) -> Response:
+    async def recommendations(
+        request: Request, ctx: Context, user_id: str, n: int = limit.query()
+    ) -> Response:
         check_id(user_id, "user_id")
-        return OrjsonResponse(await answer(ctx, user_id, limit.check(n)))
+        context = _context_of(request)
+        return OrjsonResponse(await answer(ctx, user_id, limit.check(n), context or None))
 
     return router
 

@@ -12,15 +12,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from pipeline.core.events import check_context
 from pipeline.core.ids import InvalidInput, check_id
+from pipeline.core.request_context import CONTEXT_PREFIX, parse_context
 from pipeline.features.catalog.model import CatalogView
 from pipeline.features.scenarios.engine import SourceList
 from pipeline.features.scenarios.filters import Filter, in_category, request_value
 from pipeline.features.scenarios.spec import (
-    CONTEXT_PREFIX,
     RESERVED_PARAMS,
     Scenario,
     SourceSpec,
@@ -148,29 +145,6 @@ def parse_request(scenario: Scenario, query: Sequence[tuple[str, str]]) -> Scena
         fields=tuple(dict.fromkeys(fields)),
         request_context=request_context,
     )
-
-
-def _context_value(text: str) -> str | int | float:
-    """A ``context.{key}`` value: a plain decimal number as a number (events carry numbers
-    as JSON numbers, and the click model tells the two apart), anything else as text."""
-    if text.lstrip("-").isdigit() and len(text) <= 15:
-        return int(text)
-    return text
-
-
-def parse_context(document: str | None, named: Mapping[str, str]) -> dict[str, Any]:
-    """The request context: ``context`` (a JSON object) and ``context.{key}`` parameters,
-    the latter winning; checked as event contexts are (:func:`check_context`)."""
-    context: dict[str, Any] = {}
-    if document is not None:
-        try:
-            decoded = orjson.loads(document)
-        except orjson.JSONDecodeError:
-            raise InvalidInput("context must be a JSON object") from None
-        context.update(check_context(decoded))
-    for name, text in named.items():
-        context[name[len(CONTEXT_PREFIX) :]] = _context_value(text)
-    return check_context(context)
 
 
 def build_filter(

@@ -36,8 +36,6 @@ RESERVED_PARAMS = frozenset(
         "context",
     }
 )
-# Request parameters named ``context.{key}`` set one key of the request context.
-CONTEXT_PREFIX = "context."
 
 
 class ScenarioFileError(ValueError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 import pytest
 
 from pipeline.client import Client
@@ -81,6 +82,15 @@ def test_path_ids_are_percent_encoded_as_one_segment(user_id: str, raw_path: byt
     with server.client() as client:
         client.for_you(user_id, n=3)
     assert server.requests[0].url.raw_path == raw_path + b"?n=3"
+
+
+def test_for_you_sends_the_request_context_as_one_json_parameter():
+    server = Server(answer(200, FOR_YOU))
+    with server.client() as client:
+        client.for_you("u", n=3, context={"device": "mobile", "slot": 2})
+    params = dict(server.requests[0].url.params)
+    assert params["n"] == "3"
+    assert orjson.loads(params["context"]) == {"device": "mobile", "slot": 2}
 
 
 def test_a_dot_dot_id_cannot_climb_out_of_its_path():

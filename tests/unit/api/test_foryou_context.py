@@ -1,0 +1,115 @@
+"""``GET /v1/users/{user_id}/recommendations`` with a request context: the click model
+re-ranks the stored list in that context."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import orjson
+import pytest
+import pytest_asyncio
+
+from pipeline.api.deps import ServiceContext
+from pipeline.api.reader import create_reader_app
+from pipeline.features.catalog.agent import CatalogHandler
+from pipeline.features.catalog.read import Availability
+from pipeline.features.ranking.agent import RankingHandler
+from pipeline.store.base import Writes
+from pipeline.store.memory import MemoryStore
+from tests.unit.features.helpers import KEYS, run, settings
+
+pytestmark = pytest.mark.asyncio
+
+STORED = ["web-1", "phone-1", "other-1", "other-2"]
+
+
+@asynccontextmanager
+async def reader_with_store(store: MemoryStore) -> AsyncIterator[httpx.AsyncClient]:
+    config = settings()
+    app = create_reader_app(config)
+    async with app.router.lifespan_context(app):
+        app.state.context = ServiceContext(config, KEYS, store, Availability(KEYS))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest_asyncio.fixture
+async def reader() -> AsyncIterator[httpx.AsyncClient]:
+    now = int(time.time() * 1000)
+    store = MemoryStore()
+    # On phones u1 clicks phone-1, on the web web-1 (both shown in the same lists).
+    events = []
+    for n in range(40):
+        device = "mobile" if n % 2 else "web"
+        clicked = "phone-1" if device == "mobile" else "web-1"
+        context = {"device": device}
+        events.append(
+            {
+                "event_id": f"s{n}",
+                "type": "impression",
+                "user_id": "u1",
+                "items": STORED,
+                "timestamp": now - 60_000 + n,
+                "context": context,
+            }
+        )
+        events.append(
+            {
+                "event_id": f"c{n}",
+                "type": "click",
+                "user_id": "u1",
+                "item_id": clicked,
+                "timestamp": now - 60_000 + n,
+                "context": {**context, "position": STORED.index(clicked)},
+            }
+        )
+    # The click model crosses the device with the item's categories.
+    catalog = [{"item_id": item, "categories": [item.split("-")[0]]} for item in STORED]
+    await run(CatalogHandler(KEYS), store, catalog)
+    await run(RankingHandler(settings(), KEYS), store, events)
+    # The stored for-you list, as the personal agent writes it.
+    stored = [
+        {
+            "item_id": item,
+            "score": 1.0 - k / 10,
+            "source": {"model": "for_you", "stage": "personal"},
+        }
+        for k, item in enumerate(STORED)
+    ]
+    await store.apply(Writes().set(KEYS.foryou("u1"), orjson.dumps(stored)))
+    async with reader_with_store(store) as client:
+        yield client
+
+
+async def ids(reader: httpx.AsyncClient, **params: str) -> list[str]:
+    response = await reader.get("/v1/users/u1/recommendations", params=params)
+    assert response.status_code == 200, response.text
+    return [item["item_id"] for item in response.json()["items"]]
+
+
+async def test_the_context_reorders_the_list_with_the_click_model(reader) -> None:
+    assert await ids(reader, n="4") == STORED
+    assert (await ids(reader, n="4", **{"context.device": "mobile"}))[0] == "phone-1"
+    assert (await ids(reader, n="4", **{"context.device": "web"}))[0] == "web-1"
+    # The same as a JSON object; the named key wins over it.
+    assert (await ids(reader, n="4", context='{"device": "mobile"}'))[0] == "phone-1"
+    both = {"context": '{"device": "mobile"}', "context.device": "web"}
+    assert (await ids(reader, n="4", **both))[0] == "web-1"
+    body = (
+        await reader.get("/v1/users/u1/recommendations", params={"n": 2, "context.device": "web"})
+    ).json()
+    assert len(body["items"]) == 2 and body["context"] == {"device": "web"}
+    source = body["items"][0]["source"]
+    assert source["stage"] == "personal" and source["rerank"]["model"] == "ranking"
+    assert 0 < source["rerank"]["score"] < 1
+
+
+async def test_a_bad_context_or_parameter_is_a_4xx_with_a_message(reader) -> None:
+    for params in ({"context": "not json"}, {"context": "[1]"}, {"context.": "x"}):
+        response = await reader.get("/v1/users/u1/recommendations", params=params)
+        assert 400 <= response.status_code < 500, params
+        assert response.json()["detail"], params
