@@ -16,7 +16,9 @@ from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import categories_of
 from pipeline.features.ranking.config import ranking_config
+from pipeline.features.ranking.features import user_attribute_features
 from pipeline.features.ranking.read import load_learning_state
+from pipeline.features.users.read import users_attributes
 from pipeline.store.base import Store, Writes
 from pipeline.stream.handler import EventHandler
 
@@ -47,6 +49,11 @@ class RankingHandler(EventHandler):
             | {event.item_id for event in events if event.item_id is not None}
         )
         categories = await categories_of(store, self.keys, item_ids)
+        users = sorted({event.user_id for event in events})
+        attributes = {
+            user_id: user_attribute_features(found)
+            for user_id, found in (await users_attributes(store, self.keys, users)).items()
+        }
         config = self.config
         # A fresh model per call: nothing an earlier (aborted) attempt learned leaks in.
         model = config.model()
@@ -54,7 +61,11 @@ class RankingHandler(EventHandler):
             step
             for event in events
             for step in self.indexer.observations(
-                event, categories, config.impression_weight, config.click_weight
+                event,
+                categories,
+                config.impression_weight,
+                config.click_weight,
+                attributes.get(event.user_id, ()),
             )
         ]
         if not steps:

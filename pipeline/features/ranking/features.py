@@ -26,6 +26,8 @@ WEEKDAY_KEY = "time.weekday"
 _MS_PER_HOUR = 3_600_000
 # 1970-01-01 was a Thursday (weekday 3).
 _EPOCH_WEEKDAY = 3
+# User attribute values crossed with each item category, at most (bounds each observation).
+MAX_USER_ATTRIBUTES = 16
 
 
 def _number_bucket(value: float) -> str:
@@ -76,6 +78,23 @@ def with_time(context: Mapping[str, Any], timestamp_ms: int) -> dict[str, Any]:
     return derived
 
 
+def user_attribute_features(attributes: Mapping[str, Any]) -> tuple[str, ...]:
+    """A user's attributes (the users feature's records) as ``{name}={value}`` strings, one
+    per string, number or boolean value (lists give one per element), sorted, at most
+    :data:`MAX_USER_ATTRIBUTES`. Numbers are bucketed like context numbers; other values
+    (objects, None) are left out."""
+    out: set[str] = set()
+    for name, value in attributes.items():
+        for entry in value if isinstance(value, list) else (value,):
+            if isinstance(entry, bool):
+                out.add(f"{name}={'true' if entry else 'false'}")
+            elif isinstance(entry, str):
+                out.add(f"{name}={entry}")
+            elif isinstance(entry, int | float):
+                out.add(f"{name}#{_number_bucket(float(entry))}")
+    return tuple(sorted(out)[:MAX_USER_ATTRIBUTES])
+
+
 def device_of(context: Mapping[str, Any]) -> str | None:
     device = context.get(DEVICE_KEY)
     if isinstance(device, str):
@@ -91,6 +110,7 @@ def features(
     categories: Sequence[str],
     context: Mapping[str, Any],
     position: int | None,
+    user_attributes: Sequence[str] = (),
 ) -> list[str]:
     """The binary features of showing ``item_id`` to ``user_id`` (names, before hashing).
 
@@ -103,7 +123,10 @@ def features(
     - ``user_item={user_id}|{item_id}``;
     - the context features of :func:`context_features` (device, page, locale, ...);
     - ``cat_device={category}|{device}`` for each category when the context has a device;
-    - ``pos={bucket}`` when ``position`` is not None (training only; see the module doc).
+    - ``pos={bucket}`` when ``position`` is not None (training only; see the module doc);
+    - ``uattr_cat={attribute}|{category}`` for each of ``user_attributes`` (strings of
+      :func:`user_attribute_features`) and each category: what users like this one (their
+      country, membership, ...) choose, which carries over to users never seen before.
 
     Ids never contain ``|`` (``pipeline.core.ids.ID_PATTERN``), so the crossed names are
     unambiguous. The function is pure: same arguments, same list.
@@ -119,6 +142,8 @@ def features(
             out.extend(f"cat_device={category}|{device}" for category in categories)
     if position is not None:
         out.append(f"pos={position_bucket(position)}")
+    for attribute in user_attributes:
+        out.extend(f"uattr_cat={attribute}|{category}" for category in categories)
     return out
 
 
@@ -140,6 +165,7 @@ def observations(
     categories_of_item: Mapping[str, Sequence[str]],
     impression_weight: float,
     click_weight: float,
+    user_attributes: Sequence[str] = (),
 ) -> list[Observation]:
     """What one event teaches the click model: ``(features, clicked, weight)`` triples.
 
@@ -149,7 +175,8 @@ def observations(
     The context gains the event's hour and weekday (:func:`with_time`). Other event types
     teach nothing. ``event`` is a :class:`pipeline.core.events.Event` (any
     object with ``event_type``, ``user_id``, ``item_id``, ``items`` and ``context``); items
-    missing from ``categories_of_item`` have no categories.
+    missing from ``categories_of_item`` have no categories; ``user_attributes`` are the
+    event's user's (:func:`user_attribute_features`).
     """
     event_type = event.event_type
     if event_type == "impression":
@@ -158,7 +185,14 @@ def observations(
         context = with_time(event.context or {}, event.timestamp_ms)
         return [
             (
-                features(event.user_id, item_id, categories_of_item.get(item_id, ()), context, p),
+                features(
+                    event.user_id,
+                    item_id,
+                    categories_of_item.get(item_id, ()),
+                    context,
+                    p,
+                    user_attributes,
+                ),
                 False,
                 impression_weight,
             )
@@ -173,6 +207,7 @@ def observations(
             categories_of_item.get(item_id, ()),
             context,
             click_position(context),
+            user_attributes,
         )
         return [(names, True, click_weight)]
     return []

@@ -38,6 +38,7 @@ class EventParts:
     user_cat: int  # CRC state after "user_cat={user}|"
     context: list[int]  # indexes of the context features
     device: str | None
+    attributes: Sequence[str] = ()  # the user's attribute strings
 
 
 class FeatureIndexer:
@@ -52,6 +53,7 @@ class FeatureIndexer:
         self._cat_devices: dict[tuple[str, str], int] = {}
         self._contexts: dict[tuple[tuple[str, Any], ...], list[int]] = {}
         self._positions: dict[int, int] = {}
+        self._user_cats: dict[tuple[str, str], int] = {}
 
     def _index(self, name: bytes) -> int:
         return zlib.crc32(name, self.salt) & self.mask
@@ -62,7 +64,9 @@ class FeatureIndexer:
         table[key] = value
         return value
 
-    def event(self, user_id: str, context: Mapping[str, Any]) -> EventParts:
+    def event(
+        self, user_id: str, context: Mapping[str, Any], attributes: Sequence[str] = ()
+    ) -> EventParts:
         user = user_id.encode()
         signature = tuple(context.items())
         indexes = self._contexts.get(signature)
@@ -76,12 +80,14 @@ class FeatureIndexer:
             zlib.crc32(b"user_cat=" + user + b"|", self.salt),
             indexes,
             device_of(context) if context else None,
+            attributes,
         )
 
     def indexes(
         self, parts: EventParts, item_id: str, categories: Sequence[str], position: int | None
     ) -> list[int]:
-        """The indexes of ``features(user, item_id, categories, context, position)``."""
+        """The indexes of ``features(user, item_id, categories, context, position,
+        attributes)`` (the user and context of ``parts``)."""
         crc32, mask = zlib.crc32, self.mask
         item = self._items.get(item_id)
         if item is None:
@@ -110,6 +116,14 @@ class FeatureIndexer:
                 name = f"pos={position_bucket(position)}".encode()
                 index = self._cached(self._positions, position, self._index(name))
             out.append(index)
+        for attribute in parts.attributes:
+            for category in categories:
+                key = (attribute, category)
+                index = self._user_cats.get(key)
+                if index is None:
+                    name = f"uattr_cat={attribute}|{category}".encode()
+                    index = self._cached(self._user_cats, key, self._index(name))
+                out.append(index)
         return out
 
     def observations(
@@ -118,6 +132,7 @@ class FeatureIndexer:
         categories_of_item: Mapping[str, Sequence[str]],
         impression_weight: float,
         click_weight: float,
+        user_attributes: Sequence[str] = (),
     ) -> list[IndexedObservation]:
         """:func:`~pipeline.features.ranking.features.observations`, as indexes."""
         event_type = event.event_type
@@ -127,7 +142,7 @@ class FeatureIndexer:
         if event_type == "impression":
             if impression_weight <= 0:
                 return []
-            parts = self.event(event.user_id, context)
+            parts = self.event(event.user_id, context, user_attributes)
             return [
                 (
                     self.indexes(parts, item_id, categories_of_item.get(item_id, ()), p),
@@ -137,7 +152,7 @@ class FeatureIndexer:
                 for p, item_id in enumerate(event.items)
             ]
         if event_type == "click" and event.item_id is not None and click_weight > 0:
-            parts = self.event(event.user_id, context)
+            parts = self.event(event.user_id, context, user_attributes)
             categories = categories_of_item.get(event.item_id, ())
             indexes = self.indexes(parts, event.item_id, categories, click_position(context))
             return [(indexes, True, click_weight)]

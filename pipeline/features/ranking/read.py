@@ -1,7 +1,8 @@
 """Ranking a caller's list of items for one user with the click model's stored weights.
 
-Two round trips: the catalog categories of the items, then one HMGET of every weight the
-items' features need from ``{p}:rank:weights``.
+Two round trips: the catalog categories of the items with the user's attributes (the users
+feature's record), then one HMGET of every weight the items' features need from
+``{p}:rank:weights``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import categories_of
-from pipeline.features.ranking.features import features, with_time
+from pipeline.features.ranking.features import features, user_attribute_features, with_time
 from pipeline.features.ranking.model import ClickModel, RankingConfig
+from pipeline.features.users.read import users_attributes
 from pipeline.store.base import Store
 
 SOURCE = {"model": "ranking"}
@@ -70,9 +72,15 @@ async def rank_items(
         return []
     model = config.model()
     context = with_time(context, now_ms)
-    categories = await categories_of(store, keys, unique)
+    categories, found = await asyncio.gather(
+        categories_of(store, keys, unique),
+        users_attributes(store, keys, [user_id] if user_id else []),
+    )
+    attributes = user_attribute_features(found.get(user_id, {}))
     per_item = [
-        model.indexes(features(user_id, item_id, categories.get(item_id, ()), context, None))
+        model.indexes(
+            features(user_id, item_id, categories.get(item_id, ()), context, None, attributes)
+        )
         for item_id in unique
     ]
     await load_weights(store, keys, model, per_item)

@@ -104,3 +104,42 @@ async def test_what_each_user_clicked_leads_however_the_backlogs_are_cut_into_ba
             ranked = await rank_items(store, KEYS, user, items, {"device": "mobile"}, config, T0_MS)
             top = {entry["item_id"] for entry in ranked[: len(theirs)]}
             assert top == set(theirs), (order, user, ranked)
+
+
+async def test_a_new_user_is_ranked_by_what_users_with_the_same_attributes_clicked() -> None:
+    """User attributes (the users feature's records) cross with item categories: a user
+    never seen before, from a country whose users pick hats, gets hats first; one from a
+    country whose users pick shoes, shoes."""
+    import orjson
+
+    store = MemoryStore()
+    items = ["hat-1", "hat-2", "shoe-1", "shoe-2"]
+    for item in items:
+        await store.apply(
+            Writes().hset(KEYS.item(item), item_hash(Item(item, (item.split("-")[0],))))
+        )
+    picks = {"DE": "hat", "FR": "shoe"}
+    for country in picks:
+        for k in range(6):
+            await store.apply(
+                Writes().hset(
+                    KEYS.user_attributes(f"{country}-{k}"), {"country": orjson.dumps(country)}
+                )
+            )
+    events = []
+    for n in range(30):
+        for country, kind in picks.items():
+            user = f"{country}-{n % 6}"
+            # Each user clicks a different item of the kind each time: no item of its own.
+            clicked = f"{kind}-{1 + n % 2}"
+            events.append(shown(len(events), user, items))
+            events.append(click_at(len(events), user, clicked, items.index(clicked)))
+    await run(RankingHandler(settings(), KEYS), store, events)
+    config = ranking_config(settings())
+    for country, kind in picks.items():
+        newcomer = f"new-{country}"
+        await store.apply(
+            Writes().hset(KEYS.user_attributes(newcomer), {"country": orjson.dumps(country)})
+        )
+        ranked = await rank_items(store, KEYS, newcomer, items, {"device": "mobile"}, config, T0_MS)
+        assert {entry["item_id"].split("-")[0] for entry in ranked[:2]} == {kind}, ranked

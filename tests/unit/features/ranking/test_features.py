@@ -97,3 +97,17 @@ def test_events_teach_their_hour_and_weekday():
     hour = (NOW // 3_600_000) % 24
     assert f"ctx:time.hour={hour}" in names
     assert any(name.startswith("ctx:time.weekday=") for name in names)
+
+
+def test_user_attributes_become_sorted_bounded_strings_crossed_with_categories():
+    from pipeline.features.ranking.features import MAX_USER_ATTRIBUTES, user_attribute_features
+
+    found = user_attribute_features(
+        {"country": "DE", "gold": True, "age": 37, "tags": ["a", "b", 3], "extra": {"x": 1}}
+    )
+    assert found == ("age#+2^6", "country=DE", "gold=true", "tags#3", "tags=a", "tags=b")
+    many = user_attribute_features({"k": [f"v{n:02d}" for n in range(40)]})
+    assert len(many) == MAX_USER_ATTRIBUTES and many == tuple(sorted(many))
+    names = features("u", "i", ["hats", "shoes"], {}, None, ("country=DE",))
+    assert "uattr_cat=country=DE|hats" in names and "uattr_cat=country=DE|shoes" in names
+    assert not any(name.startswith("uattr") for name in features("u", "i", ["hats"], {}, None))

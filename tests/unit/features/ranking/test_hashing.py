@@ -30,6 +30,7 @@ contexts = st.dictionaries(
     st.none() | st.integers(0, 300),
     st.integers(0, 2**32 - 1),
     st.integers(8, 24),
+    st.lists(st.from_regex(r"[a-z]{1,4}=[\w-]{1,6}", fullmatch=True), max_size=3, unique=True),
 )
 def test_indexes_equal_the_hashes_of_the_feature_names(
     user: str,
@@ -39,14 +40,16 @@ def test_indexes_equal_the_hashes_of_the_feature_names(
     position: int | None,
     seed: int,
     n_bits: int,
+    attributes: list[str],
 ) -> None:
     model = ClickModel(n_bits=n_bits, seed=seed)
     indexer = model.indexer()
-    parts = indexer.event(user, context)
-    expected = model.indexes(features(user, item, categories, context, position))
+    parts = indexer.event(user, context, attributes)
+    expected = model.indexes(features(user, item, categories, context, position, attributes))
     assert indexer.indexes(parts, item, categories, position) == expected
     # Cached parts give the same answer the second time.
-    assert indexer.indexes(indexer.event(user, context), item, categories, position) == expected
+    again = indexer.event(user, context, attributes)
+    assert indexer.indexes(again, item, categories, position) == expected
 
 
 def test_indexed_observations_equal_the_named_ones() -> None:
