@@ -1,13 +1,15 @@
 """Reading segments: users for an item (its own affinity blended with its categories' and
-attributes'), users for an attribute value."""
+attributes'), users for an attribute value; both narrowed to users with given attributes
+(the users feature's records) on request."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.core.decay import decayed, generation
-from pipeline.core.ids import decode_id
+from pipeline.core.events import MAX_CONTEXT_STRING
+from pipeline.core.ids import InvalidInput, decode_id, valid_id
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import (
     ATTRIBUTES,
@@ -25,6 +27,7 @@ from pipeline.features.segments.model import (
     rank_item_segment,
     segment_key,
 )
+from pipeline.features.users.read import users_attributes
 from pipeline.store.base import Reads, Store
 
 # Exclusion markers read per item: users who blacklisted it.
@@ -155,3 +158,54 @@ async def campaign_audience(
         if len(kept) == n:
             break
     return kept
+
+
+def parse_user_attributes(conditions: Sequence[str]) -> list[tuple[str, str]]:
+    """``user_attribute`` parameters (``name:value``) as pairs; :class:`InvalidInput` says
+    which is malformed."""
+    pairs = []
+    for condition in conditions:
+        name, sep, value = condition.partition(":")
+        if not sep or not valid_id(name) or not value or len(value) > MAX_CONTEXT_STRING:
+            raise InvalidInput(
+                f"user_attribute must be name:value (an attribute name and a value), "
+                f"not {condition[:80]!r}"
+            )
+        pairs.append((name, value))
+    return pairs
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def holds(attributes: Mapping[str, Any], name: str, value: str) -> bool:
+    """Whether a user's attribute ``name`` is ``value`` (or, for a list, contains it);
+    numbers and booleans compare as text (``42``, ``true``)."""
+    found = attributes.get(name)
+    entries = found if isinstance(found, list) else [found]
+    return any(entry is not None and _as_text(entry) == value for entry in entries)
+
+
+async def with_user_attributes(
+    store: Store,
+    keys: Keys,
+    users: list[dict[str, Any]],
+    conditions: Sequence[tuple[str, str]],
+    n: int,
+) -> list[dict[str, Any]]:
+    """The first ``n`` of ``users`` whose stored attributes (the users feature's records)
+    meet every ``(name, value)`` condition; one round trip."""
+    if not conditions:
+        return users[:n]
+    found = await users_attributes(store, keys, [entry["user_id"] for entry in users])
+    kept = [
+        entry
+        for entry in users
+        if all(holds(found.get(entry["user_id"], {}), name, value) for name, value in conditions)
+    ]
+    return kept[:n]

@@ -24,13 +24,20 @@ from pipeline.features.segments.config import segments_config
 from pipeline.features.segments.model import CATEGORY
 from pipeline.features.segments.read import (
     campaign_audience,
+    parse_user_attributes,
     users_for_attribute,
     users_for_item,
+    with_user_attributes,
 )
 
 DEFAULT_USERS = 100
 ACTIVE_DAYS: Any = Query(
     None, gt=0, le=3650, description="Only users with an interaction in the last N days."
+)
+USER_ATTRIBUTE: Any = Query(
+    [],
+    description="`name:value` (repeatable): only users whose record (`POST /v1/users`) has "
+    "that attribute value (or, for a list, contains it); numbers and booleans as text.",
 )
 CAMPAIGN: Any = Query(
     "email",
@@ -73,7 +80,8 @@ def segments_router(settings: Settings) -> APIRouter:
             "for the item's categories and attributes (weight 0.5), each list scaled to its "
             "top user. Users who blacklisted the item are left out. `score` is the blend "
             "(0-1.5); `source` gives the decayed affinities it came from. For a campaign: "
-            "`exclude_converted`, `active_days`, and `scenario` (the campaign's name, carried "
+            "`exclude_converted`, `active_days`, `user_attribute=name:value` (users whose "
+            "record has that value), and `scenario` (the campaign's name, carried "
             "by the answer's `recommendation_id`, so conversions sent back with it are "
             f"counted). {limit.sentence}"
         ),
@@ -87,16 +95,19 @@ def segments_router(settings: Settings) -> APIRouter:
         ),
         active_days: float | None = ACTIVE_DAYS,
         scenario: str = CAMPAIGN,
+        user_attribute: list[str] = USER_ATTRIBUTE,
     ) -> Response:
         check_id(item_id, "item_id")
         limit.check(n)
+        conditions = parse_user_attributes(user_attribute)
         rid = campaign_id(scenario)
         now_ms = int(time.time() * 1000)
         since = None if active_days is None else now_ms - int(active_days * 86_400_000)
-        filtered = exclude_converted or since is not None
+        filtered = exclude_converted or since is not None or bool(conditions)
         depth = min(limit.cap, 3 * n + 20) if filtered else n
         async with ctx.bounded():
             users = await users_for_item(ctx.store, ctx.keys, item_id, depth, now_ms, config)
+            users = await with_user_attributes(ctx.store, ctx.keys, users, conditions, depth)
             users = await campaign_audience(
                 ctx.store, ctx.keys, users, n, item_id if exclude_converted else None, since
             )
@@ -112,7 +123,8 @@ def segments_router(settings: Settings) -> APIRouter:
             "(Item-Attribute-Affinity), from their positive events on items carrying it. "
             f"`attribute={CATEGORY}` means catalog categories. `score` is the decayed "
             "weighted event count. `active_days` keeps only recently active users; "
-            f"`scenario` names the campaign in `recommendation_id`. {limit.sentence}"
+            "`scenario` names the campaign in `recommendation_id`; `user_attribute=name:value` "
+            f"keeps users whose record has that attribute value. {limit.sentence}"
         ),
     )
     async def attribute_users(
@@ -122,18 +134,22 @@ def segments_router(settings: Settings) -> APIRouter:
         n: int = limit.query(),
         active_days: float | None = ACTIVE_DAYS,
         scenario: str = CAMPAIGN,
+        user_attribute: list[str] = USER_ATTRIBUTE,
     ) -> Response:
         check_id(attribute, "attribute")
         check_id(value, "value")
         limit.check(n)
+        conditions = parse_user_attributes(user_attribute)
         rid = campaign_id(scenario)
         now_ms = int(time.time() * 1000)
         since = None if active_days is None else now_ms - int(active_days * 86_400_000)
-        depth = n if since is None else min(limit.cap, 3 * n + 20)
+        filtered = since is not None or bool(conditions)
+        depth = min(limit.cap, 3 * n + 20) if filtered else n
         async with ctx.bounded():
             users = await users_for_attribute(
                 ctx.store, ctx.keys, attribute, value, depth, now_ms, config
             )
+            users = await with_user_attributes(ctx.store, ctx.keys, users, conditions, depth)
             users = await campaign_audience(ctx.store, ctx.keys, users, n, None, since)
         body = {"attribute": attribute, "value": value, "recommendation_id": rid}
         return OrjsonResponse({**body, "generated_at": now_ms, "users": users})

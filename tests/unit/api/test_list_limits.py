@@ -112,3 +112,11 @@ def test_the_route_maximum_binds_when_the_setting_holds_more() -> None:
     assert limit.check(500) == 500
     with pytest.raises(InvalidInput, match="at most 500, the most this route returns"):
         limit.check(501)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/v1/segments?attribute=color&value=red", "/v1/items/tv/segment"])
+async def test_a_malformed_user_attribute_condition_is_a_4xx_naming_it(reader, path: str) -> None:
+    response = await reader.get(f"{path}{'&' if '?' in path else '?'}user_attribute=country")
+    assert 400 <= response.status_code < 500
+    assert "user_attribute" in response.json()["detail"]
