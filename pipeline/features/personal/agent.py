@@ -6,8 +6,9 @@ state when the user first appears in a batch. Each batch is learned by the engin
 everything it touched is written back in the batch's fenced transaction (``state.py``).
 
 For-you lists are recomputed within a time budget per batch (``foryou_batch_budget_ms``)
-when the batch is full (messages are waiting), with no limit otherwise, first come first
-served: users left over by earlier batches, then the users of the batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
+when the batch is full (messages are waiting), with no limit otherwise: first the batch's
+users who have no list yet (they see trending until they get one), then, first come first
+served, users left over by earlier batches, then the other users of the batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
 transaction, so a restarted worker carries on with them. Under a load the budget cannot
 follow, lists lag behind learning instead of slowing it down.
 
@@ -98,33 +99,47 @@ class PersonalHandler(EventHandler):
                 await state.refresh_items(store, self.keys, self.engine, items)
             await self._load_content(store)
         await self._load_users(store, records)
+        # Users with no state before this batch have no list yet: the reader serves them
+        # trending until they get one.
+        listless = {e.user_id for e in records} - self.engine.histories.keys()
         self.uncommitted = True
         changes = self.engine.learn_batch(records)
         writes = state.changes_writes(self.engine, changes, self.keys, self.settings.user_ttl_s)
-        # First come, first served: users left over by earlier batches, then this batch's
-        # in the order of their events. Under any load the budget can follow, every list is
-        # refreshed within a few batches; none waits behind an endless stream of newcomers.
+        # Newcomers first (half the budget at most), then first come, first served: users left
+        # over by earlier batches, then this batch's in the order of their events. Under any
+        # load the budget can follow, every list is refreshed within a few batches; with half
+        # the budget kept for refreshes, none waits behind an endless stream of newcomers.
         touched = changes.users - changes.removed_users
         # Users whose list must not come back: merged into another at login, or forgotten
         # with no event after the forget.
         gone = changes.removed_users | (changes.forgotten - changes.users)
         arrivals = dict.fromkeys(e.user_id for e in sorted(records, key=lambda e: e.timestamp_ms))
-        queue = [user for user in self.pending if user not in gone]
-        queue += [user for user in arrivals if user in touched and user not in self.pending]
-        queue += sorted(touched - set(queue))
-        await self._load(store, [user for user in queue if user not in self.users_loaded])
+        # A user's first list comes before refreshes: without one they see trending only.
+        first = [user for user in arrivals if user in listless and user in touched]
+        queue = [user for user in self.pending if user not in gone and user not in first]
+        queue += [user for user in arrivals if user in touched and user not in queue]
+        queue = [user for user in queue if user not in first]
+        queue += sorted(touched - set(first) - set(queue))
+        await self._load(store, [user for user in first + queue if user not in self.users_loaded])
         # A batch smaller than the batch size means no message was waiting: no ingest to
         # hold back, so the lists get all the time they need (the backlog drains).
         busy = len(records) >= self.settings.batch_size
-        left = state.foryou_writes(
-            writes,
-            self.engine,
-            self.keys,
-            queue,
-            self.settings.user_ttl_s,
-            self.settings.foryou_size,
-            self.budget_s if busy else 0.0,
-        )
+        budget = self.budget_s / 2 if busy else 0.0
+        left = [
+            user
+            for users in (first, queue)
+            if users
+            for user in state.foryou_writes(
+                writes,
+                self.engine,
+                self.keys,
+                users,
+                self.settings.user_ttl_s,
+                self.settings.foryou_size,
+                budget,
+            )
+        ]
+        queue = first + queue
         done = set(queue) - set(left)
         writes.zrem(self.keys.foryou_pending(), sorted(done | gone))
         now_ms = int(time.time() * 1000)

@@ -140,3 +140,29 @@ async def test_with_content_on_new_catalog_items_join_the_lists_of_users_with_th
     kitchen, garden = await listed("u0"), await listed("u1")
     assert "k-new" in kitchen[:10]
     assert "k-new" not in garden[:10]
+
+
+async def test_under_a_full_budget_a_newcomer_gets_a_list_before_waiting_refreshes() -> None:
+    """With the budget spent after one list per group, a user with no list (served trending
+    meanwhile) gets theirs ahead of the refreshes that wait; the refreshes still get one."""
+    store = store_at(T0_MS)
+    tight = settings(batch_size=3, foryou_batch_budget_ms=1e-6)
+    handler = PersonalHandler(tight, KEYS)
+    await run(
+        handler,
+        store,
+        [ev(1, "click", "a", "i1"), ev(2, "click", "b", "i2"), ev(3, "click", "c", "i3")],
+    )
+    # One list per batch under this budget (at least one per call): b and c wait.
+    assert await store.get(KEYS.foryou("a")) is not None
+    assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"b", b"c"]
+    await run(
+        handler,
+        store,
+        [ev(4, "click", "b", "i1"), ev(5, "click", "c", "i1"), ev(6, "click", "z", "i2")],
+    )
+    # The newcomer z first; the refreshes' half of the budget still serves the longest waiting.
+    assert await store.get(KEYS.foryou("z")) is not None
+    assert await store.get(KEYS.foryou("b")) is not None
+    assert await store.get(KEYS.foryou("c")) is None
+    assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"c"]
