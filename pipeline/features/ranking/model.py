@@ -202,19 +202,37 @@ class ClickModel:
         (one user's backlog read before another's, say) cannot swing a well-known feature:
         the model ends near the same weights in whatever order it saw the events.
         """
-        weights = self._weights
-        exp = math.exp
-        step = self._step
+        # _step inlined, with the lookups bound to locals: this loop is the ranking agent's
+        # hot path (a dozen features per shown item).
+        weights, sumsq = self._weights, self._sumsq
+        base, base_sumsq = self._base, self._base_sumsq
+        get_weight, get_sum = weights.get, sumsq.get
+        rate = self.learning_rate
+        shrink = rate * self.l2
+        exp, sqrt = math.exp, math.sqrt
         for indexes, clicked, weight in steps:
             logit = 0.0
             for i in indexes:
-                logit += weights.get(i, 0.0)
+                logit += get_weight(i, 0.0)
             if logit > MAX_LOGIT:
                 logit = MAX_LOGIT
             elif logit < -MAX_LOGIT:
                 logit = -MAX_LOGIT
-            p = 1.0 / (1.0 + exp(-logit))
-            step(indexes, weight * ((1.0 if clicked else 0.0) - p))
+            gradient = weight * ((1.0 if clicked else 0.0) - 1.0 / (1.0 + exp(-logit)))
+            if gradient == 0.0:
+                continue
+            squared = gradient * gradient
+            move = rate * gradient
+            for i in indexes:
+                old = get_weight(i, 0.0)
+                total = get_sum(i, 0.0)
+                if i not in base:
+                    base[i] = old
+                if i not in base_sumsq:
+                    base_sumsq[i] = total
+                total += squared
+                sumsq[i] = total
+                weights[i] = old + move / sqrt(total) - shrink * old
 
     def learn_one(
         self, x: Mapping[str, float] | Iterable[str], y: bool, weight: float = 1.0
