@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -64,6 +65,36 @@ def users_limit(settings: Settings) -> CountLimit:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """What both segment endpoints make of their campaign parameters."""
+
+    recommendation_id: str
+    now_ms: int
+    active_since_ms: int | None
+    conditions: list[tuple[str, str]]
+    # Candidates read before the filters narrow them to ``n``.
+    depth: int
+
+
+def audience(
+    limit: CountLimit,
+    n: int,
+    scenario: str,
+    active_days: float | None,
+    user_attribute: list[str],
+    other_filter: bool = False,
+) -> Audience:
+    """Check ``n`` and the campaign parameters (4xx on a bad one)."""
+    limit.check(n)
+    conditions = parse_user_attributes(user_attribute)
+    now_ms = int(time.time() * 1000)
+    since = None if active_days is None else now_ms - int(active_days * 86_400_000)
+    filtered = other_filter or since is not None or bool(conditions)
+    depth = min(limit.cap, 3 * n + 20) if filtered else n
+    return Audience(campaign_id(scenario), now_ms, since, conditions, depth)
+
+
 def segments_router(settings: Settings) -> APIRouter:
     router = APIRouter()
     config = segments_config(settings)
@@ -98,21 +129,16 @@ def segments_router(settings: Settings) -> APIRouter:
         user_attribute: list[str] = USER_ATTRIBUTE,
     ) -> Response:
         check_id(item_id, "item_id")
-        limit.check(n)
-        conditions = parse_user_attributes(user_attribute)
-        rid = campaign_id(scenario)
-        now_ms = int(time.time() * 1000)
-        since = None if active_days is None else now_ms - int(active_days * 86_400_000)
-        filtered = exclude_converted or since is not None or bool(conditions)
-        depth = min(limit.cap, 3 * n + 20) if filtered else n
+        a = audience(limit, n, scenario, active_days, user_attribute, exclude_converted)
         async with ctx.bounded():
-            users = await users_for_item(ctx.store, ctx.keys, item_id, depth, now_ms, config)
-            users = await with_user_attributes(ctx.store, ctx.keys, users, conditions, depth)
+            users = await users_for_item(ctx.store, ctx.keys, item_id, a.depth, a.now_ms, config)
+            users = await with_user_attributes(ctx.store, ctx.keys, users, a.conditions, a.depth)
+            converted = item_id if exclude_converted else None
             users = await campaign_audience(
-                ctx.store, ctx.keys, users, n, item_id if exclude_converted else None, since
+                ctx.store, ctx.keys, users, n, converted, a.active_since_ms
             )
-        body = {"item_id": item_id, "recommendation_id": rid, "generated_at": now_ms}
-        return OrjsonResponse({**body, "users": users})
+        body = {"item_id": item_id, "recommendation_id": a.recommendation_id}
+        return OrjsonResponse({**body, "generated_at": a.now_ms, "users": users})
 
     @router.get(
         "/v1/segments",
@@ -138,20 +164,14 @@ def segments_router(settings: Settings) -> APIRouter:
     ) -> Response:
         check_id(attribute, "attribute")
         check_id(value, "value")
-        limit.check(n)
-        conditions = parse_user_attributes(user_attribute)
-        rid = campaign_id(scenario)
-        now_ms = int(time.time() * 1000)
-        since = None if active_days is None else now_ms - int(active_days * 86_400_000)
-        filtered = since is not None or bool(conditions)
-        depth = min(limit.cap, 3 * n + 20) if filtered else n
+        a = audience(limit, n, scenario, active_days, user_attribute)
         async with ctx.bounded():
             users = await users_for_attribute(
-                ctx.store, ctx.keys, attribute, value, depth, now_ms, config
+                ctx.store, ctx.keys, attribute, value, a.depth, a.now_ms, config
             )
-            users = await with_user_attributes(ctx.store, ctx.keys, users, conditions, depth)
-            users = await campaign_audience(ctx.store, ctx.keys, users, n, None, since)
-        body = {"attribute": attribute, "value": value, "recommendation_id": rid}
-        return OrjsonResponse({**body, "generated_at": now_ms, "users": users})
+            users = await with_user_attributes(ctx.store, ctx.keys, users, a.conditions, a.depth)
+            users = await campaign_audience(ctx.store, ctx.keys, users, n, None, a.active_since_ms)
+        body = {"attribute": attribute, "value": value, "recommendation_id": a.recommendation_id}
+        return OrjsonResponse({**body, "generated_at": a.now_ms, "users": users})
 
     return router
