@@ -11,6 +11,8 @@ Redis, not from state an aborted attempt left behind.
 
 from __future__ import annotations
 
+import asyncio
+
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
@@ -48,12 +50,12 @@ class RankingHandler(EventHandler):
             {item for event in events for item in event.items}
             | {event.item_id for event in events if event.item_id is not None}
         )
-        categories = await categories_of(store, self.keys, item_ids)
         users = sorted({event.user_id for event in events})
-        attributes = {
-            user_id: user_attribute_features(found)
-            for user_id, found in (await users_attributes(store, self.keys, users)).items()
-        }
+        # Both reads at once: the batch's item categories and its users' attributes.
+        categories, stored = await asyncio.gather(
+            categories_of(store, self.keys, item_ids), users_attributes(store, self.keys, users)
+        )
+        attributes = {user_id: user_attribute_features(found) for user_id, found in stored.items()}
         config = self.config
         # A fresh model per call: nothing an earlier (aborted) attempt learned leaks in.
         model = config.model()
