@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.core.events import Event
@@ -191,7 +191,9 @@ def evaluate(
     feed = None
     if catalog and content is not None and config.blend.content_taste_weight > 0:
         feed = ContentFeed(catalog, content)
-    plain = Engine(config) if feed is not None else None
+    # Content off: the configuration with the taste weight at 0 (the default engine).
+    off = replace(config, blend=replace(config.blend, content_taste_weight=0.0))
+    plain = Engine(off) if feed is not None else None
     names = (*RECOMMENDERS, WITHOUT_CONTENT) if plain is not None else RECOMMENDERS
     feedback = config.feedback
     popularity = PopularityBaseline()
