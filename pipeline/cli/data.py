@@ -207,7 +207,8 @@ def _stderr_is_tty(stream: IO[Any]) -> bool:
     type=INPUT_FILE,
     default=None,
     help="JSONL item records; their created_at marks new items (else first sight in the log), "
-    "their text feeds the content taste (and personal_without_content is reported).",
+    "their text feeds the content taste when PIPELINE_CONTENT_TASTE_WEIGHT > 0 (then "
+    "personal_without_content is reported too).",
 )
 @click.option(
     "--new-item-age",

@@ -4,6 +4,7 @@ for-you endpoint read it, and the click model ranks in it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,12 +17,14 @@ from pipeline.core.ids import InvalidInput
 CONTEXT_PREFIX = "context."
 # The parameter holding the whole context as a JSON object.
 CONTEXT_PARAM = "context"
+# A context value read as a number: an optional minus and 1-15 ASCII digits.
+_INTEGER = re.compile(r"-?[0-9]{1,15}")
 
 
 def _context_value(text: str) -> str | int | float:
     """A ``context.{key}`` value: a plain decimal number as a number (events carry numbers
     as JSON numbers, and the click model tells the two apart), anything else as text."""
-    if text.lstrip("-").isdigit() and len(text) <= 15:
+    if _INTEGER.fullmatch(text):
         return int(text)
     return text
 

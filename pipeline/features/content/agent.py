@@ -43,6 +43,9 @@ class ContentHandler(Handler[Item]):
         return [], [rejection]
 
     async def plan(self, store: Store, records: list[Item]) -> Writes:
+        # Watched: two content workers committing the same next version would tag their
+        # changed items alike, and a reader of `content:changed` could miss the second.
+        await store.watch([self.keys.content_version()])
         stored = parse_version(await store.get(self.keys.content_version()))
         if self.engine is None or self._version != stored:
             self.engine, stored = await load_engine(store, self.keys, self.config)

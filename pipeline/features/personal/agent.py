@@ -99,9 +99,11 @@ class PersonalHandler(EventHandler):
                 await state.refresh_items(store, self.keys, self.engine, items)
             await self._load_content(store)
         await self._load_users(store, records)
-        # Users with no state before this batch have no list yet: the reader serves them
-        # trending until they get one.
-        listless = {e.user_id for e in records} - self.engine.histories.keys()
+        # Users with no state before this batch (no history, no factors: impressions alone
+        # give factors) have no list yet: the reader serves them trending until they get one.
+        engine = self.engine
+        listless = {e.user_id for e in records} - engine.histories.keys()
+        listless -= engine.model.user_factors.keys()
         self.uncommitted = True
         changes = self.engine.learn_batch(records)
         writes = state.changes_writes(self.engine, changes, self.keys, self.settings.user_ttl_s)
@@ -116,29 +118,32 @@ class PersonalHandler(EventHandler):
         arrivals = dict.fromkeys(e.user_id for e in sorted(records, key=lambda e: e.timestamp_ms))
         # A user's first list comes before refreshes: without one they see trending only.
         first = [user for user in arrivals if user in listless and user in touched]
-        queue = [user for user in self.pending if user not in gone and user not in first]
-        queue += [user for user in arrivals if user in touched and user not in queue]
-        queue = [user for user in queue if user not in first]
-        queue += sorted(touched - set(first) - set(queue))
+        # Sets beside the ordered lists: the pending queue may hold 100,000 users.
+        placed = set(first)
+        queue = [user for user in self.pending if user not in gone and user not in placed]
+        placed.update(queue)
+        queue += [user for user in arrivals if user in touched and user not in placed]
+        placed.update(arrivals)
+        queue += sorted(touched - placed)
         await self._load(store, [user for user in first + queue if user not in self.users_loaded])
         # A batch smaller than the batch size means no message was waiting: no ingest to
         # hold back, so the lists get all the time they need (the backlog drains).
-        busy = len(records) >= self.settings.batch_size
-        budget = self.budget_s / 2 if busy else 0.0
-        left = [
-            user
-            for users in (first, queue)
-            if users
-            for user in state.foryou_writes(
-                writes,
-                self.engine,
-                self.keys,
-                users,
-                self.settings.user_ttl_s,
-                self.settings.foryou_size,
-                budget,
-            )
-        ]
+        limited = len(records) >= self.settings.batch_size and self.budget_s > 0
+        started = time.perf_counter()
+        left = []
+        # Newcomers get half the budget at most; the refreshes what is left of all of it.
+        for users, budget in ((first, self.budget_s / 2), (queue, self.budget_s)):
+            if users:
+                remaining = max(budget - (time.perf_counter() - started), 1e-9)
+                left += state.foryou_writes(
+                    writes,
+                    engine,
+                    self.keys,
+                    users,
+                    self.settings.user_ttl_s,
+                    self.settings.foryou_size,
+                    remaining if limited else 0.0,
+                )
         queue = first + queue
         done = set(queue) - set(left)
         writes.zrem(self.keys.foryou_pending(), sorted(done | gone))

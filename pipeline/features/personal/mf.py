@@ -257,7 +257,8 @@ class ImplicitMF:
         """What learning changed since the last drain, as commutative increments of the
         stored item rows (``[index, bias, factors...]``, packed little-endian float32):
         ``{item: (delta, base)}``, ``base`` the row of an item created since then (its
-        initial vector, the same on every worker), else None.
+        initial vector: the same on every worker, except a start from content neighbours,
+        which depends on what the worker knew; the first base stored wins), else None.
 
         The local rows are rounded to what the store computes (``float32(stored + delta)``
         in double precision), so a single writer's memory and store stay bit-identical."""
