@@ -24,10 +24,17 @@ from pipeline.core.ranked import RankedScores
 GENERATION_HALF_LIVES = 32
 
 
-def generation(timestamp_ms: int, half_life_s: float) -> int:
-    """Generation whose landmark lies at or before ``timestamp_ms``."""
+def generation(timestamp_ms: float, half_life_s: float) -> int:
+    """Generation whose landmark lies at or before ``timestamp_ms``: the largest ``g`` with
+    ``landmark_ms(g) <= timestamp_ms``, exactly as :func:`landmark_ms` computes it (a plain
+    division can round across the boundary when the half-life is not a round number)."""
     period_ms = GENERATION_HALF_LIVES * half_life_s * 1000.0
-    return math.floor(timestamp_ms / period_ms)
+    gen = math.floor(timestamp_ms / period_ms)
+    if landmark_ms(gen, half_life_s) > timestamp_ms:
+        return gen - 1
+    if landmark_ms(gen + 1, half_life_s) <= timestamp_ms:
+        return gen + 1
+    return gen
 
 
 def landmark_ms(gen: int, half_life_s: float) -> float:

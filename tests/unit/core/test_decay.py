@@ -146,3 +146,15 @@ def test_readers_find_every_event_in_the_generation_they_read(
     assume(now < end)
     assert generation(now, half_life) in (gen, gen + 1)
     assert expire_at_s(generation(now, half_life), half_life) * 1000.0 > now
+
+
+def test_generation_agrees_with_landmarks_at_a_boundary_a_division_rounds_across() -> None:
+    # Found by the property test above: now / period rounded up to the next generation while
+    # landmark_ms of that generation still lay after now.
+    half_life = 4294998.448259045
+    gen = generation(137_439_950_663, half_life)
+    end = landmark_ms(gen + 2, half_life)
+    now = 137_439_950_663 + 0.9999999999999999 * (end - 137_439_950_663)
+    assert now < end
+    assert generation(now, half_life) in (gen, gen + 1)
+    assert landmark_ms(generation(now, half_life), half_life) <= now
