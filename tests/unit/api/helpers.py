@@ -7,10 +7,27 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 
+from pipeline.api.deps import ServiceContext
+from pipeline.api.reader import create_reader_app
+from pipeline.features.catalog.read import Availability
+from pipeline.store.base import Store
+from tests.unit.features.helpers import KEYS, settings
+
 
 async def client_of(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on ``app`` (ASGI transport) while the app's lifespan runs."""
     async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def reader_on(store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on a reader app (test settings) whose routes read ``store``."""
+    config = settings()
+    app = create_reader_app(config)
+    async with app.router.lifespan_context(app):
+        app.state.context = ServiceContext(config, KEYS, store, Availability(KEYS))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client

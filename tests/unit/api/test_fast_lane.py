@@ -10,15 +10,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from pipeline.api.deps import ServiceContext
 from pipeline.api.fast import FastRoute, query_params, small_int
-from pipeline.api.reader import create_reader_app
 from pipeline.features.catalog.agent import CatalogHandler
-from pipeline.features.catalog.read import Availability
 from pipeline.features.personal.agent import PersonalHandler
 from pipeline.features.trending.agent import TrendingHandler
-from pipeline.store.base import Reads, Store
+from pipeline.store.base import Reads
 from pipeline.store.memory import MemoryStore
+from tests.unit.api.helpers import reader_on
 from tests.unit.features.helpers import KEYS, run, settings
 
 
@@ -29,16 +27,6 @@ class DownStore(MemoryStore):
         raise ConnectionError("connection refused")
 
     transient_errors = (ConnectionError,)
-
-
-async def client_with(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    config = settings()
-    app = create_reader_app(config)
-    async with app.router.lifespan_context(app):
-        app.state.context = ServiceContext(config, KEYS, store, Availability(KEYS))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
 
 
 @pytest_asyncio.fixture
@@ -63,7 +51,7 @@ async def reader() -> AsyncIterator[httpx.AsyncClient]:
     )
     await run(TrendingHandler(settings(), KEYS), store, events)
     await run(PersonalHandler(settings(), KEYS), store, events)
-    async for client in client_with(store):
+    async for client in reader_on(store):
         yield client
 
 
@@ -117,7 +105,7 @@ async def test_malformed_requests_get_the_routes_errors(reader, path, status, er
 
 @pytest.mark.asyncio
 async def test_a_store_outage_is_a_503_in_the_error_shape() -> None:
-    async for client in client_with(DownStore()):
+    async for client in reader_on(DownStore()):
         response = await client.get("/v1/users/u1/recommendations")
         assert response.status_code == 503
         assert response.json()["error"] == "redis_unavailable"

@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import orjson
 import pytest
 import pytest_asyncio
 
-from pipeline.api.deps import ServiceContext
-from pipeline.api.reader import create_reader_app
 from pipeline.features.catalog.agent import CatalogHandler
-from pipeline.features.catalog.read import Availability
 from pipeline.features.ranking.agent import RankingHandler
 from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
+from tests.unit.api.helpers import reader_on
 from tests.unit.features.helpers import KEYS, run, settings
 
 pytestmark = pytest.mark.asyncio
 
 STORED = ["web-1", "phone-1", "other-1", "other-2"]
-
-
-@asynccontextmanager
-async def reader_with_store(store: MemoryStore) -> AsyncIterator[httpx.AsyncClient]:
-    config = settings()
-    app = create_reader_app(config)
-    async with app.router.lifespan_context(app):
-        app.state.context = ServiceContext(config, KEYS, store, Availability(KEYS))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
 
 
 @pytest_asyncio.fixture
@@ -81,7 +67,7 @@ async def reader() -> AsyncIterator[httpx.AsyncClient]:
         for k, item in enumerate(STORED)
     ]
     await store.apply(Writes().set(KEYS.foryou("u1"), orjson.dumps(stored)))
-    async with reader_with_store(store) as client:
+    async for client in reader_on(store):
         yield client
 
 
