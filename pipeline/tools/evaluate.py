@@ -80,16 +80,14 @@ class ContentFeed:
         # Items without a creation time are there from the start.
         self.queue = sorted(items, key=lambda item: item.created_at_ms or 0, reverse=True)
 
-    def due(self, timestamp_ms: int) -> tuple[dict[str, Any], dict[str, int]]:
-        """The vectors of the items created up to ``timestamp_ms`` not yet released, and
-        their creation times."""
+    def due(self, timestamp_ms: int) -> dict[str, Any]:
+        """The vectors of the items created up to ``timestamp_ms`` not yet released."""
         batch = []
         while self.queue and (self.queue[-1].created_at_ms or 0) <= timestamp_ms:
             batch.append(self.queue.pop())
         if not batch:
-            return {}, {}
-        created = {i.item_id: i.created_at_ms for i in batch if i.created_at_ms is not None}
-        return self.engine.apply(batch).vectors, created
+            return {}
+        return self.engine.apply(batch).vectors
 
 
 class PopularityBaseline:
@@ -195,6 +193,11 @@ def evaluate(
     off = replace(config, blend=replace(config.blend, content_taste_weight=0.0))
     plain = Engine(off) if feed is not None else None
     names = (*RECOMMENDERS, WITHOUT_CONTENT) if plain is not None else RECOMMENDERS
+    # The catalog's creation times (what makes an item new), as a worker reads them.
+    created = {item.item_id: item.created_at_ms for item in catalog}
+    for each in (engine, plain):
+        if each is not None:
+            each.set_created(created)
     feedback = config.feedback
     popularity = PopularityBaseline()
     scores = {name: Scores(k) for name in names}
@@ -205,9 +208,9 @@ def evaluate(
     started = time.perf_counter()
     for count, event in enumerate(ordered, start=1):
         if feed is not None:
-            vectors, created = feed.due(event.timestamp_ms)
+            vectors = feed.due(event.timestamp_ms)
             if vectors:
-                engine.set_content(vectors, created)
+                engine.set_content(vectors)
         if event.item_id:
             seen_items.add(event.item_id)
         seen_items.update(event.items)

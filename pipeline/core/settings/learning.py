@@ -165,6 +165,21 @@ class LearningSettings(BaseSettings):
         86400, ge=1, description="A click this long before a conversion is 'viewed then bought'."
     )
 
+    # --- new items (the catalog's created_at) -------------------------------------------------
+    new_item_days: float = Field(
+        7.0,
+        gt=0,
+        description="Items created (catalog created_at) this many days before the latest event "
+        "or later are new: for-you lists weigh them up, scenarios' exploration offers them; "
+        "items without created_at are never new.",
+    )
+    new_item_weight: float = Field(
+        1.0,
+        ge=0,
+        description="A new item's positive factor-model score counts 1 + this many times in "
+        "for-you lists (0: new items ranked like any other).",
+    )
+
     # --- content (item text) ------------------------------------------------------------------
     content_dim: int = Field(
         256,
@@ -189,12 +204,6 @@ class LearningSettings(BaseSettings):
         "the user's recent items' texts is blended in with this weight, fading as the item "
         "gathers events (docs/content.md).",
     )
-    content_new_item_s: float = Field(
-        7 * 86400.0,
-        gt=0,
-        description="Items created this many seconds before the latest event or later get the "
-        "content taste's lift in for-you lists (older items, or of unknown creation time, do not).",
-    )
     content_min_similarity: float = Field(
         0.05,
         ge=0,
@@ -206,11 +215,6 @@ class LearningSettings(BaseSettings):
     scenarios_file: Path = Field(
         Path("scenarios.yaml"),
         description="Scenario definitions (scenarios.yaml) the reader serves.",
-    )
-    exploration_new_days: float = Field(
-        7.0,
-        gt=0,
-        description="Items created this many days ago or later count as new for exploration.",
     )
     exploration_max_events: int = Field(
         20,

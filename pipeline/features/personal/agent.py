@@ -98,6 +98,10 @@ class PersonalHandler(EventHandler):
                 items = state.batch_items(records)
                 await state.refresh_items(store, self.keys, self.engine, items)
             await self._load_content(store)
+        if self._new_items_matter():
+            # Items first met (or whose catalog record was missing) in this batch.
+            untold = self.engine.created.untold(state.batch_items(records))
+            await state.read_created(store, self.keys, self.engine, untold)
         await self._load_users(store, records)
         # Users with no state before this batch (no history, no factors: impressions alone
         # give factors) have no list yet: the reader serves them trending until they get one.
@@ -153,8 +157,16 @@ class PersonalHandler(EventHandler):
         self.pending = dict.fromkeys(left)
         return writes
 
+    def _new_items_matter(self) -> bool:
+        """Whether the lists use items' creation times (``new_item_weight``, content)."""
+        return self.settings.new_item_weight > 0 or self.settings.content_taste_weight > 0
+
     async def _load_items(self, store: Store) -> None:
         await state.load_items(store, self.keys, self.engine, int(time.time() * 1000))
+        if self._new_items_matter():
+            await state.read_created(
+                store, self.keys, self.engine, list(self.engine.model.item_ids)
+            )
         self.pending = dict.fromkeys(await state.load_pending(store, self.keys, MAX_PENDING_LOADED))
         if self.settings.content_taste_weight > 0:
             vectors, self.content_version = await all_vectors(
@@ -181,16 +193,10 @@ class PersonalHandler(EventHandler):
             await self._set_content(store, vectors)
 
     async def _set_content(self, store: Store, vectors: dict) -> None:
-        """Vectors into the engine, with the items' creation times from the catalog
-        (``{p}:items`` scores; 0 there means none was given)."""
-        item_ids = sorted(vectors)
-        scores = await store.zmscore(self.keys.items(), item_ids) if item_ids else []
-        created = {
-            item_id: int(score)
-            for item_id, score in zip(item_ids, scores, strict=True)
-            if score is not None and score > 0
-        }
-        self.engine.set_content(vectors, created)
+        """Vectors into the engine, with the items' creation times read again from the
+        catalog (a changed record may carry another ``created_at``)."""
+        self.engine.set_content(vectors)
+        await state.read_created(store, self.keys, self.engine, sorted(vectors))
 
     def _has_merged(self, user: str) -> bool:
         history = self.engine.histories.get(user)

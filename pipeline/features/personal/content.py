@@ -36,8 +36,6 @@ class ContentTaste:
         self.dim = dim
         self.matrix = np.zeros((64, dim), dtype=np.float32)
         self.known = np.zeros(64, dtype=bool)
-        # Creation time of each item (epoch ms; -inf when unknown: never new).
-        self.created_ms = np.full(64, -np.inf)
         self.count = 0
 
     def __len__(self) -> int:
@@ -50,21 +48,12 @@ class ContentTaste:
             matrix[: len(self.matrix)] = self.matrix
             known = np.zeros(grown, dtype=bool)
             known[: len(self.known)] = self.known
-            created = np.full(grown, -np.inf)
-            created[: len(self.created_ms)] = self.created_ms
-            self.matrix, self.known, self.created_ms = matrix, known, created
+            self.matrix, self.known = matrix, known
 
-    def update(
-        self,
-        model: ImplicitMF,
-        vectors: Mapping[str, np.ndarray | None],
-        created_ms: Mapping[str, int] | None = None,
-    ) -> list[str]:
-        """Set (or, for None, clear) the vectors of items, with their creation times where
-        ``created_ms`` has them; items new to ``model`` are added to it, started from their
-        content neighbours (see the module doc). Returns the items added. Vectors of another
-        size are ignored."""
-        created_ms = created_ms or {}
+    def update(self, model: ImplicitMF, vectors: Mapping[str, np.ndarray | None]) -> list[str]:
+        """Set (or, for None, clear) the vectors of items; items new to ``model`` are added
+        to it, started from their content neighbours (see the module doc). Returns the items
+        added. Vectors of another size are ignored."""
         added = []
         for item_id in sorted(vectors):
             vector = vectors[item_id]
@@ -87,15 +76,7 @@ class ContentTaste:
                 self.count += 1
             self.known[index] = True
             self.matrix[index] = vector
-            created = created_ms.get(item_id)
-            self.created_ms[index] = -np.inf if created is None else float(created)
         return added
-
-    def created_since(self, model: ImplicitMF, since_ms: float) -> np.ndarray:
-        """Whether each model item (index order) was created at ``since_ms`` or later."""
-        n = len(model.item_ids)
-        self._fit(n)
-        return self.created_ms[:n] >= since_ms
 
     def _neighbour_start(
         self, model: ImplicitMF, vector: np.ndarray

@@ -10,13 +10,17 @@ asking for recommendations (``recommend.py``) before each event is learned.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from pipeline.core.decay import DecayedCounts
 from pipeline.core.events import FORGET, Event
 from pipeline.core.feedback import Feedback
 from pipeline.features.personal.content import ContentTaste
+from pipeline.features.personal.created import CreationTimes
 from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHistory
 from pipeline.features.personal.mf import FactorConfig
 from pipeline.features.personal.neighbours import NeighbourIndex
@@ -79,6 +83,7 @@ class Engine:
         self.trending = DecayedCounts(c.blend.cold_start_half_life_s)
         self.neighbours = NeighbourIndex(self.cooc, self.model, c.related.discount)
         self.taste = ContentTaste(c.content_dim)
+        self.created = CreationTimes()
         if c.blend.content_taste_weight > 0:
             # Items that joined from their content are no negatives before their first event.
             self.model.use_negative_pool([])
@@ -146,18 +151,32 @@ class Engine:
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
         history.add(event, LOW_RATING if feedback.is_low_rating(event) else None)
 
+    def set_created(self, created: Mapping[str, int | None]) -> None:
+        """The catalog's creation times of items (None: the record has none, never new);
+        items created less than ``new_item_days`` before the latest event are *new*
+        (``recommend.py``). Items may be told before they are in the model."""
+        self.created.tell(self.model, created)
+
+    def new_items(self) -> np.ndarray:
+        """Whether each model item (index order) is new: created less than
+        ``new_item_days`` before the latest event learned."""
+        since = self.now_ms - self.config.blend.new_item_days * 86_400_000
+        return self.created.since(self.model, since)
+
     def set_content(
-        self, vectors: dict[str, Any], created_ms: dict[str, int] | None = None
+        self, vectors: dict[str, Any], created_ms: Mapping[str, int] | None = None
     ) -> list[str]:
         """Items' content vectors (None: the item has none any more). Items new to the factor
         model join it, started from their content neighbours (``content.py``), and their
-        rows are written with the next drain. ``created_ms``: the items' creation times
-        (only items created lately get the taste's lift). Returns the items that joined.
-        Ignored while
-        ``content_taste_weight`` is 0 (content off: the default)."""
+        rows are written with the next drain. ``created_ms``, when given: the items'
+        creation times (an item of ``vectors`` missing there has none; see
+        :meth:`set_created`). Returns the items that joined.
+        Ignored while ``content_taste_weight`` is 0 (content off: the default)."""
         if self.config.blend.content_taste_weight <= 0:
             return []
-        added = self.taste.update(self.model, vectors, created_ms)
+        added = self.taste.update(self.model, vectors)
+        if created_ms is not None:
+            self.set_created({item: created_ms.get(item) for item in vectors})
         self.changes.items.update(added)
         return added
 

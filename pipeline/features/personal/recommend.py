@@ -1,7 +1,8 @@
 """Recommending from the personal engine: the for-you blend with its attribution, and related
 items in memory (the evaluation's view of the related feature).
 
-The for-you score of every item is the factor model's logit, plus the discounted neighbour
+The for-you score of every item is the factor model's logit (a new item's positive logit
+counts ``1 + new_item_weight`` times), plus the discounted neighbour
 scores of the user's recent items (``neighbour_weight / (1 + rank)`` per recent item), plus
 the cosine of the item's text with the user's content taste, fading as the item gathers
 events (``content_taste_weight``; :meth:`Recommender._content`, ``content.py``), plus recently viewed items (``recent_weight``), plus trending for users
@@ -43,7 +44,8 @@ class BlendConfig:
     cold_start_trending_weight: float
     cold_start_half_life_s: float
     content_taste_weight: float
-    content_new_item_s: float
+    new_item_weight: float
+    new_item_days: float
 
     def __post_init__(self) -> None:
         unknown = set(self.neighbour_relations) - set(RELATIONS)
@@ -93,6 +95,12 @@ class Recommender:
         history = engine.histories.get(user_id)
         factors = model.score_all(user_id).astype(np.float64)
         scores = factors.copy()
+        if c.new_item_weight > 0:
+            # New items: what the factor model sees in them counts more. Their factors and
+            # bias are learned from their first, most recent events (or start from their
+            # look-alikes' with content on) while the co-occurrence counts, summed over all
+            # time, still favour items that had years to gather them.
+            scores += c.new_item_weight * np.maximum(factors, 0.0) * engine.new_items()
         neighbours = None
         attribution = None
         content = None
@@ -134,8 +142,8 @@ class Recommender:
         self, anchors: list[str], weights: list[float], neighbours: np.ndarray | None
     ) -> np.ndarray | None:
         """The content-taste part of the blend: ``content_taste_weight * scale * cosine /
-        (1 + interactions)`` per item created less than ``content_new_item_s`` before the
-        latest event (0 for older items and items of unknown age), where ``scale`` is the
+        (1 + interactions)`` per new item (created less than ``new_item_days`` before the
+        latest event; 0 for older items and items of unknown age), where ``scale`` is the
         user's best neighbour score (1 without one) and ``interactions`` the item's positive
         events. A new item nobody has touched gets its whole text match, on the scale of
         what the user's co-occurrence evidence gives the best-matched items, so a new item
@@ -152,11 +160,8 @@ class Recommender:
         count = len(cosines)
         interactions = engine.neighbours.popularity_vector("click")[:count]
         interactions = interactions + engine.neighbours.popularity_vector("conversion")[:count]
-        blend = engine.config.blend
-        new = engine.taste.created_since(
-            engine.model, engine.now_ms - blend.content_new_item_s * 1000
-        )
-        weight = blend.content_taste_weight * scale
+        new = engine.new_items()[:count]
+        weight = engine.config.blend.content_taste_weight * scale
         return weight * np.maximum(cosines, 0.0) * new / (1.0 + interactions)
 
     def recommend(

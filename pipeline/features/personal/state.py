@@ -70,6 +70,22 @@ def batch_items(events: list[Event]) -> list[str]:
     return sorted(items)
 
 
+async def read_created(store: Store, keys: Keys, engine: Engine, items: list[str]) -> None:
+    """Tell ``engine`` the catalog's creation times of ``items``, in one round trip (the
+    scores of ``{p}:items``, where 0 means the record has no ``created_at``). Items without
+    a catalog record stay untold: they are asked again when a batch names them."""
+    if not items:
+        return
+    scores = await store.zmscore(keys.items(), items)
+    engine.set_created(
+        {
+            item: (int(score) if score > 0 else None)
+            for item, score in zip(items, scores, strict=True)
+            if score is not None
+        }
+    )
+
+
 async def refresh_items(store: Store, keys: Keys, engine: Engine, items: list[str]) -> None:
     """Read again, in one round trip, what other workers of the group may have added to
     ``items`` since this worker last read them: factor rows and popularity counts. Items

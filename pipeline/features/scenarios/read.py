@@ -194,10 +194,10 @@ class Reader:
     async def exploration(
         self, known: Known, now_ms: int, seed: str, category: str | None
     ) -> list[Candidate]:
-        """New and little-seen items (created within ``exploration_new_days``, fewer than
+        """New and little-seen items (created within ``new_item_days``, fewer than
         ``exploration_max_events`` positive events), in a random order seeded by ``seed``."""
         settings = self.settings
-        since = now_ms - int(settings.exploration_new_days * 86_400_000)
+        since = now_ms - int(settings.new_item_days * 86_400_000)
         newest = await newest_items(self.store, self.keys, EXPLORATION_DEPTH)
         fresh = [i for i, created in newest if created >= since and i not in known.hidden]
         seen = await positive_events(self.store, self.keys, fresh)

@@ -149,7 +149,7 @@ async def test_related_of_the_context_items_merges_anchors() -> None:
 async def test_exploration_offers_only_new_little_seen_items() -> None:
     store = await catalog_store()
     await store.apply(Writes().hincr_float(KEYS.popularity("click"), {"i1": 50.0}))
-    reader = Reader(store, KEYS, settings(exploration_new_days=3.5), Availability(KEYS))
+    reader = Reader(store, KEYS, settings(new_item_days=3.5), Availability(KEYS))
     spec = {
         "exploration": {"share": 0.5},
         "stages": stages({"source": "editorial", "items": ["i20", "i21", "i22", "i23"]}),
