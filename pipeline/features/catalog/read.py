@@ -66,6 +66,14 @@ async def categories_of(store: Store, keys: Keys, item_ids: Sequence[str]) -> di
     return {item_id: fields.categories for item_id, fields in found.items()}
 
 
+async def attributes_of(
+    store: Store, keys: Keys, item_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Catalog attributes of each item (one round trip); unknown items have none."""
+    found = await item_fields(store, keys, item_ids, (ATTRIBUTES,))
+    return {item_id: fields.attributes for item_id, fields in found.items()}
+
+
 class Availability:
     """The unavailable items, as a reader caches them: re-read only when the catalog agent
     has moved ``{p}:catalog:version`` since (every batch of items moves it).

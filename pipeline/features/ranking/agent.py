@@ -16,9 +16,9 @@ import asyncio
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
-from pipeline.features.catalog.read import categories_of
+from pipeline.features.catalog.read import attributes_of, categories_of
 from pipeline.features.ranking.config import ranking_config
-from pipeline.features.ranking.features import user_attribute_features
+from pipeline.features.ranking.features import item_attribute_features, user_attribute_features
 from pipeline.features.ranking.read import load_learning_state
 from pipeline.features.users.read import users_attributes
 from pipeline.store.base import Store, Writes
@@ -56,6 +56,13 @@ class RankingHandler(EventHandler):
             categories_of(store, self.keys, item_ids), users_attributes(store, self.keys, users)
         )
         attributes = {user_id: user_attribute_features(found) for user_id, found in stored.items()}
+        # Item attributes cross with user attributes only: read them when a user has some.
+        item_attributes: dict[str, tuple[str, ...]] = {}
+        if any(attributes.values()):
+            found_items = await attributes_of(store, self.keys, item_ids)
+            item_attributes = {
+                item_id: item_attribute_features(found) for item_id, found in found_items.items()
+            }
         config = self.config
         # A fresh model per call: nothing an earlier (aborted) attempt learned leaks in.
         model = config.model()
@@ -68,6 +75,7 @@ class RankingHandler(EventHandler):
                 config.impression_weight,
                 config.click_weight,
                 attributes.get(event.user_id, ()),
+                item_attributes,
             )
         ]
         if not steps:

@@ -28,6 +28,8 @@ _MS_PER_HOUR = 3_600_000
 _EPOCH_WEEKDAY = 3
 # User attribute values crossed with each item category, at most (bounds each observation).
 MAX_USER_ATTRIBUTES = 16
+# Item attribute values crossed with each user attribute value, at most.
+MAX_ITEM_ATTRIBUTES = 8
 
 
 def _number_bucket(value: float) -> str:
@@ -78,11 +80,11 @@ def with_time(context: Mapping[str, Any], timestamp_ms: int) -> dict[str, Any]:
     return derived
 
 
-def user_attribute_features(attributes: Mapping[str, Any]) -> tuple[str, ...]:
-    """A user's attributes (the users feature's records) as ``{name}={value}`` strings, one
-    per string, number or boolean value (lists give one per element), sorted, at most
-    :data:`MAX_USER_ATTRIBUTES`. Numbers are bucketed like context numbers; other values
-    (objects, None) are left out."""
+def attribute_strings(attributes: Mapping[str, Any], limit: int) -> tuple[str, ...]:
+    """Attributes (of a user's or an item's record) as ``{name}={value}`` strings, one per
+    string, number or boolean value (lists give one per element), sorted, at most ``limit``.
+    Numbers are bucketed like context numbers (``{name}#{bucket}``); other values (objects,
+    None) are left out."""
     out: set[str] = set()
     for name, value in attributes.items():
         for entry in value if isinstance(value, list) else (value,):
@@ -92,7 +94,19 @@ def user_attribute_features(attributes: Mapping[str, Any]) -> tuple[str, ...]:
                 out.add(f"{name}={entry}")
             elif isinstance(entry, int | float):
                 out.add(f"{name}#{_number_bucket(float(entry))}")
-    return tuple(sorted(out)[:MAX_USER_ATTRIBUTES])
+    return tuple(sorted(out)[:limit])
+
+
+def user_attribute_features(attributes: Mapping[str, Any]) -> tuple[str, ...]:
+    """A user's attributes (the users feature's records) as :func:`attribute_strings`, at
+    most :data:`MAX_USER_ATTRIBUTES`."""
+    return attribute_strings(attributes, MAX_USER_ATTRIBUTES)
+
+
+def item_attribute_features(attributes: Mapping[str, Any]) -> tuple[str, ...]:
+    """An item's catalog attributes as :func:`attribute_strings`, at most
+    :data:`MAX_ITEM_ATTRIBUTES`."""
+    return attribute_strings(attributes, MAX_ITEM_ATTRIBUTES)
 
 
 def device_of(context: Mapping[str, Any]) -> str | None:
@@ -111,6 +125,7 @@ def features(
     context: Mapping[str, Any],
     position: int | None,
     user_attributes: Sequence[str] = (),
+    item_attributes: Sequence[str] = (),
 ) -> list[str]:
     """The binary features of showing ``item_id`` to ``user_id`` (names, before hashing).
 
@@ -126,7 +141,10 @@ def features(
     - ``pos={bucket}`` when ``position`` is not None (training only; see the module doc);
     - ``uattr_cat={attribute}|{category}`` for each of ``user_attributes`` (strings of
       :func:`user_attribute_features`) and each category: what users like this one (their
-      country, membership, ...) choose, which carries over to users never seen before.
+      country, membership, ...) choose, which carries over to users never seen before;
+    - ``uattr_iattr={attribute}|{item attribute}`` for each of ``user_attributes`` and each
+      of ``item_attributes`` (:func:`item_attribute_features`): the same across item
+      attributes (brand, material, price band, ...), for items of any category.
 
     Ids never contain ``|`` (``pipeline.core.ids.ID_PATTERN``), so the crossed names are
     unambiguous. The function is pure: same arguments, same list.
@@ -144,6 +162,7 @@ def features(
         out.append(f"pos={position_bucket(position)}")
     for attribute in user_attributes:
         out.extend(f"uattr_cat={attribute}|{category}" for category in categories)
+        out.extend(f"uattr_iattr={attribute}|{value}" for value in item_attributes)
     return out
 
 
@@ -166,6 +185,7 @@ def observations(
     impression_weight: float,
     click_weight: float,
     user_attributes: Sequence[str] = (),
+    attributes_of_item: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Observation]:
     """What one event teaches the click model: ``(features, clicked, weight)`` triples.
 
@@ -176,8 +196,10 @@ def observations(
     teach nothing. ``event`` is a :class:`pipeline.core.events.Event` (any
     object with ``event_type``, ``user_id``, ``item_id``, ``items`` and ``context``); items
     missing from ``categories_of_item`` have no categories; ``user_attributes`` are the
-    event's user's (:func:`user_attribute_features`).
+    event's user's (:func:`user_attribute_features`), ``attributes_of_item`` the items'
+    (:func:`item_attribute_features`; missing: none).
     """
+    item_attributes = attributes_of_item or {}
     event_type = event.event_type
     if event_type == "impression":
         if impression_weight <= 0:
@@ -192,6 +214,7 @@ def observations(
                     context,
                     p,
                     user_attributes,
+                    item_attributes.get(item_id, ()),
                 ),
                 False,
                 impression_weight,
@@ -208,6 +231,7 @@ def observations(
             context,
             click_position(context),
             user_attributes,
+            item_attributes.get(item_id, ()),
         )
         return [(names, True, click_weight)]
     return []

@@ -54,6 +54,7 @@ class FeatureIndexer:
         self._contexts: dict[tuple[tuple[str, Any], ...], list[int]] = {}
         self._positions: dict[int, int] = {}
         self._user_cats: dict[tuple[str, str], int] = {}
+        self._user_attrs: dict[tuple[str, str], int] = {}
 
     def _index(self, name: bytes) -> int:
         return zlib.crc32(name, self.salt) & self.mask
@@ -84,10 +85,15 @@ class FeatureIndexer:
         )
 
     def indexes(
-        self, parts: EventParts, item_id: str, categories: Sequence[str], position: int | None
+        self,
+        parts: EventParts,
+        item_id: str,
+        categories: Sequence[str],
+        position: int | None,
+        item_attributes: Sequence[str] = (),
     ) -> list[int]:
         """The indexes of ``features(user, item_id, categories, context, position,
-        attributes)`` (the user and context of ``parts``)."""
+        attributes, item_attributes)`` (the user, context and attributes of ``parts``)."""
         crc32, mask = zlib.crc32, self.mask
         item = self._items.get(item_id)
         if item is None:
@@ -124,6 +130,13 @@ class FeatureIndexer:
                     name = f"uattr_cat={attribute}|{category}".encode()
                     index = self._cached(self._user_cats, key, self._index(name))
                 out.append(index)
+            for value in item_attributes:
+                key = (attribute, value)
+                index = self._user_attrs.get(key)
+                if index is None:
+                    name = f"uattr_iattr={attribute}|{value}".encode()
+                    index = self._cached(self._user_attrs, key, self._index(name))
+                out.append(index)
         return out
 
     def observations(
@@ -133,9 +146,12 @@ class FeatureIndexer:
         impression_weight: float,
         click_weight: float,
         user_attributes: Sequence[str] = (),
+        attributes_of_item: Mapping[str, Sequence[str]] | None = None,
     ) -> list[IndexedObservation]:
         """:func:`~pipeline.features.ranking.features.observations`, as indexes."""
         event_type = event.event_type
+        # Item attributes only cross with user attributes: skip the lookups without them.
+        item_attributes = (attributes_of_item or {}) if user_attributes else {}
         if event_type not in ("impression", "click"):
             return []
         context = with_time(event.context or {}, event.timestamp_ms)
@@ -145,7 +161,13 @@ class FeatureIndexer:
             parts = self.event(event.user_id, context, user_attributes)
             return [
                 (
-                    self.indexes(parts, item_id, categories_of_item.get(item_id, ()), p),
+                    self.indexes(
+                        parts,
+                        item_id,
+                        categories_of_item.get(item_id, ()),
+                        p,
+                        item_attributes.get(item_id, ()),
+                    ),
                     False,
                     impression_weight,
                 )
@@ -154,6 +176,12 @@ class FeatureIndexer:
         if event_type == "click" and event.item_id is not None and click_weight > 0:
             parts = self.event(event.user_id, context, user_attributes)
             categories = categories_of_item.get(event.item_id, ())
-            indexes = self.indexes(parts, event.item_id, categories, click_position(context))
+            indexes = self.indexes(
+                parts,
+                event.item_id,
+                categories,
+                click_position(context),
+                item_attributes.get(event.item_id, ()),
+            )
             return [(indexes, True, click_weight)]
         return []

@@ -1,8 +1,8 @@
 """Ranking a caller's list of items for one user with the click model's stored weights.
 
-Two round trips: the catalog categories of the items with the user's attributes (the users
-feature's record), then one HMGET of every weight the items' features need from
-``{p}:rank:weights``.
+Two round trips: the catalog categories and attributes of the items with the user's
+attributes (the users feature's record), then one HMGET of every weight the items'
+features need from ``{p}:rank:weights``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pipeline.core.keys import Keys
-from pipeline.features.catalog.read import categories_of
-from pipeline.features.ranking.features import features, user_attribute_features, with_time
+from pipeline.features.catalog.read import ATTRIBUTES, CATEGORIES, ItemFields, item_fields
+from pipeline.features.ranking.features import (
+    features,
+    item_attribute_features,
+    user_attribute_features,
+    with_time,
+)
 from pipeline.features.ranking.model import ClickModel, RankingConfig
 from pipeline.features.users.read import users_attributes
 from pipeline.store.base import Store
@@ -72,17 +77,20 @@ async def rank_items(
         return []
     model = config.model()
     context = with_time(context, now_ms)
-    categories, found = await asyncio.gather(
-        categories_of(store, keys, unique),
+    catalog, found = await asyncio.gather(
+        item_fields(store, keys, unique, (CATEGORIES, ATTRIBUTES)),
         users_attributes(store, keys, [user_id] if user_id else []),
     )
     attributes = user_attribute_features(found.get(user_id, {}))
-    per_item = [
-        model.indexes(
-            features(user_id, item_id, categories.get(item_id, ()), context, None, attributes)
+    empty = ItemFields()
+    per_item = []
+    for item_id in unique:
+        fields = catalog.get(item_id, empty)
+        item_attributes = item_attribute_features(fields.attributes) if attributes else ()
+        names = features(
+            user_id, item_id, fields.categories, context, None, attributes, item_attributes
         )
-        for item_id in unique
-    ]
+        per_item.append(model.indexes(names))
     await load_weights(store, keys, model, per_item)
     scored = [
         (item_id, model.proba_indexes(indexes))

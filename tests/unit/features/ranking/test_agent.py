@@ -143,3 +143,37 @@ async def test_a_new_user_is_ranked_by_what_users_with_the_same_attributes_click
         )
         ranked = await rank_items(store, KEYS, newcomer, items, {"device": "mobile"}, config, T0_MS)
         assert {entry["item_id"].split("-")[0] for entry in ranked[:2]} == {kind}, ranked
+
+
+async def test_user_attributes_cross_with_item_attributes_across_categories() -> None:
+    """Users of one country pick one brand in every category: a user never seen before
+    from that country gets that brand first in a category nobody has clicked yet (the
+    categories alone tell nothing there)."""
+    import orjson
+
+    store = MemoryStore()
+    brands = {"DE": "acme", "FR": "zeta"}
+    known = [f"{kind}-{brand}" for kind in ("hat", "shoe") for brand in brands.values()]
+    unseen = ["bag-zeta", "bag-acme"]
+    for item in known + unseen:
+        kind, brand = item.split("-")
+        record = Item(item, (kind,), attributes={"brand": brand})
+        await store.apply(Writes().hset(KEYS.item(item), item_hash(record)))
+    users = {country: [f"{country}-{k}" for k in range(6)] for country in brands}
+    for country, names in users.items():
+        for user in [*names, f"new-{country}"]:
+            await store.apply(
+                Writes().hset(KEYS.user_attributes(user), {"country": orjson.dumps(country)})
+            )
+    events = []
+    for n in range(30):
+        for country, brand in brands.items():
+            user = users[country][n % 6]
+            clicked = f"{('hat', 'shoe')[n % 2]}-{brand}"
+            events.append(shown(len(events), user, known))
+            events.append(click_at(len(events), user, clicked, known.index(clicked)))
+    await run(RankingHandler(settings(), KEYS), store, events)
+    config = ranking_config(settings())
+    for country, brand in brands.items():
+        ranked = await rank_items(store, KEYS, f"new-{country}", unseen, {}, config, T0_MS)
+        assert ranked[0]["item_id"] == f"bag-{brand}", ranked

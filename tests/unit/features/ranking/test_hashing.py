@@ -31,6 +31,7 @@ contexts = st.dictionaries(
     st.integers(0, 2**32 - 1),
     st.integers(8, 24),
     st.lists(st.from_regex(r"[a-z]{1,4}=[\w-]{1,6}", fullmatch=True), max_size=3, unique=True),
+    st.lists(st.from_regex(r"[a-z]{1,4}[=#][\w -]{1,6}", fullmatch=True), max_size=3, unique=True),
 )
 def test_indexes_equal_the_hashes_of_the_feature_names(
     user: str,
@@ -41,15 +42,17 @@ def test_indexes_equal_the_hashes_of_the_feature_names(
     seed: int,
     n_bits: int,
     attributes: list[str],
+    item_attributes: list[str],
 ) -> None:
     model = ClickModel(n_bits=n_bits, seed=seed)
     indexer = model.indexer()
     parts = indexer.event(user, context, attributes)
-    expected = model.indexes(features(user, item, categories, context, position, attributes))
-    assert indexer.indexes(parts, item, categories, position) == expected
+    named = features(user, item, categories, context, position, attributes, item_attributes)
+    expected = model.indexes(named)
+    assert indexer.indexes(parts, item, categories, position, item_attributes) == expected
     # Cached parts give the same answer the second time.
     again = indexer.event(user, context, attributes)
-    assert indexer.indexes(again, item, categories, position) == expected
+    assert indexer.indexes(again, item, categories, position, item_attributes) == expected
 
 
 def test_indexed_observations_equal_the_named_ones() -> None:
@@ -77,10 +80,18 @@ def test_indexed_observations_equal_the_named_ones() -> None:
             event_type="buy", user_id="u1", item_id="c", items=(), context={}, timestamp_ms=0
         ),
     ]
+    item_attributes = {"a": ("brand=acme", "size#3"), "c": ("brand=zeta",)}
     for event in events:
-        named = observations(event, categories, 0.3, 1.0)
-        indexed = indexer.observations(event, categories, 0.3, 1.0)
-        assert indexed == [(model.indexes(names), y, w) for names, y, w in named]
+        for user_attributes in ((), ("country=DE", "vip=true")):
+            args = (categories, 0.3, 1.0, user_attributes, item_attributes)
+            named = observations(event, *args)
+            indexed = indexer.observations(event, *args)
+            assert indexed == [(model.indexes(names), y, w) for names, y, w in named]
+    # The crossed features are there when the user has attributes, and only then.
+    crossed = observations(events[1], categories, 0.3, 1.0, ("country=DE",), item_attributes)
+    assert "uattr_iattr=country=DE|brand=zeta" in crossed[0][0]
+    plain = observations(events[1], categories, 0.3, 1.0, (), item_attributes)
+    assert not any(name.startswith("uattr_iattr=") for name in plain[0][0])
 
 
 observation_lists = st.lists(
