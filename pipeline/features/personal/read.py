@@ -27,22 +27,32 @@ def alias_target(stored: bytes | None) -> str | None:
 async def read_foryou(
     store: Store, keys: Keys, availability: Availability, user_id: str, n: int
 ) -> list[dict[str, Any]] | None:
-    """The stored list without unavailable items, or None when the user has none yet.
+    """The stored list without unavailable items, or None when the user has none yet
+    (:func:`read_foryou_of`, without saying whose list it is)."""
+    items, _ = await read_foryou_of(store, keys, availability, user_id, n)
+    return items
+
+
+async def read_foryou_of(
+    store: Store, keys: Keys, availability: Availability, user_id: str, n: int
+) -> tuple[list[dict[str, Any]] | None, str]:
+    """The stored list without unavailable items (None when the user has none yet), and
+    the user it belongs to.
 
     An anonymous id that logged in reads the list of the user it became (its own state
-    moved there): one round trip (the list, the alias and the catalog's version in one MGET)
-    and a second one only for an id with an alias."""
+    moved there), and that user is the owner: one round trip (the list, the alias and the
+    catalog's version in one MGET) and a second one only for an id with an alias."""
     stored, alias, version = await store.mget(
         [keys.foryou(user_id), keys.user_alias(user_id), keys.catalog_version()]
     )
-    target = alias_target(alias)
-    if target is not None:
-        (stored,) = await store.mget([keys.foryou(target)])
+    owner = alias_target(alias) or user_id
+    if owner != user_id:
+        (stored,) = await store.mget([keys.foryou(owner)])
     hidden = await availability.settle(store, version)
     if stored is None:
-        return None
+        return None, owner
     items = orjson.loads(stored)
-    return [item for item in items if item["item_id"] not in hidden][:n]
+    return [item for item in items if item["item_id"] not in hidden][:n], owner
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from pipeline.api.limits import CountLimit, count_limit
 from pipeline.core.ids import InvalidInput, check_id, valid_id
 from pipeline.core.request_context import CONTEXT_PARAM, CONTEXT_PREFIX, parse_context
 from pipeline.core.settings import Settings
-from pipeline.features.personal.read import read_foryou
+from pipeline.features.personal.read import read_foryou_of
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.read import rank_items
 from pipeline.features.trending.read import read_trending
@@ -59,7 +59,8 @@ async def answer(
     now_ms = int(time.time() * 1000)
     depth = n * CONTEXT_CANDIDATES if context else n
     async with ctx.bounded():
-        items = await read_foryou(ctx.store, ctx.keys, ctx.availability, user_id, depth)
+        # An anonymous id that logged in reads its user's list, ranked as that user.
+        items, owner = await read_foryou_of(ctx.store, ctx.keys, ctx.availability, user_id, depth)
         if items is not None:
             # The list's stage: "personal", or "cold_start" for a user with little history.
             stage = items[0]["source"].get("stage", "personal") if items else "personal"
@@ -74,7 +75,7 @@ async def answer(
             for item in items:
                 item["source"] = {**item["source"], "stage": "fallback"}
         if context and items:
-            items = await _in_context(ctx, user_id, items, context, now_ms)
+            items = await _in_context(ctx, owner, items, context, now_ms)
     body: dict[str, Any] = {
         "user_id": user_id,
         "stage": stage,

@@ -70,7 +70,8 @@ EXPLORATION = "exploration"
 @dataclass(frozen=True, slots=True)
 class Known:
     """What the first round trip learned: the user's history and for-you list, the context
-    items' categories, the unavailable items."""
+    items' categories, the unavailable items, and whose state it is (``owner``: the user an
+    anonymous id became at login, else the request's user; "" for anonymous requests)."""
 
     history: HistoryView
     foryou: list[dict[str, Any]] | None
@@ -78,6 +79,7 @@ class Known:
     context_categories: tuple[str, ...]
     hidden: frozenset[str]
     request_categories: tuple[str, ...]
+    owner: str = ""
 
 
 def _ranked(item_id: str, rank: int, source: dict[str, Any]) -> Candidate:
@@ -247,6 +249,7 @@ class Reader:
             tuple(categories),
             hidden,
             request.categories or tuple(request.scenario.spec.filters.categories),
+            target or user or "",
         )
 
 
@@ -314,11 +317,12 @@ async def recommend(reader: Reader, request: ScenarioRequest, now_ms: int) -> di
     diversity = Diversity(spec.max_per_category, dict(spec.max_per_attribute))
     items = assemble(stages, reserved, views, rule, diversity, request.n)
     if scenario.spec.rerank == "ranking" and items:
-        # Anonymous requests are ranked by the item, category and context features alone.
+        # Anonymous requests are ranked by the item, category and context features alone; an
+        # anonymous id that logged in as the user it became.
         ranked = await rank_items(
             reader.store,
             reader.keys,
-            request.user_id or "",
+            known.owner,
             [item["item_id"] for item in items],
             request.request_context,
             ranking_config(reader.settings),

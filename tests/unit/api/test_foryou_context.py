@@ -99,3 +99,52 @@ async def test_a_bad_context_or_parameter_is_a_4xx_with_a_message(reader) -> Non
         response = await reader.get("/v1/users/u1/recommendations", params=params)
         assert 400 <= response.status_code < 500, params
         assert response.json()["detail"], params
+
+
+async def test_an_anonymous_id_that_logged_in_is_ranked_as_the_user_it_became() -> None:
+    """u1 and u2 see the same lists and click the other of two items every time: only
+    their own (user x item) weights tell them apart. Ids that logged in as them read their
+    lists and are re-ranked with their weights, not with the anonymous id's (none)."""
+    now = int(time.time() * 1000)
+    store = MemoryStore()
+    shown = ["other-1", "other-2"]
+    picks = {"u1": "other-2", "u2": "other-1"}
+    events = []
+    for n in range(40):
+        for user, clicked in picks.items():
+            at = now - 60_000 + n
+            events.append(
+                {
+                    "event_id": f"s{user}{n}",
+                    "type": "impression",
+                    "user_id": user,
+                    "items": shown,
+                    "timestamp": at,
+                    "context": {"device": "web"},
+                }
+            )
+            events.append(
+                {
+                    "event_id": f"c{user}{n}",
+                    "type": "click",
+                    "user_id": user,
+                    "item_id": clicked,
+                    "timestamp": at,
+                    "context": {"device": "web", "position": shown.index(clicked)},
+                }
+            )
+    await run(RankingHandler(settings(), KEYS), store, events)
+    stored = [{"item_id": item, "score": 1.0, "source": {"model": "for_you"}} for item in shown]
+    writes = Writes()
+    for user in picks:
+        writes.set(KEYS.foryou(user), orjson.dumps(stored))
+        writes.set(KEYS.user_alias(f"anon-{user}"), user)
+    await store.apply(writes)
+    async for client in reader_on(store):
+        for user, clicked in picks.items():
+            for asking in (user, f"anon-{user}"):
+                response = await client.get(
+                    f"/v1/users/{asking}/recommendations", params={"n": 2, "context.device": "web"}
+                )
+                assert response.status_code == 200, response.text
+                assert response.json()["items"][0]["item_id"] == clicked, asking

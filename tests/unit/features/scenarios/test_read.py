@@ -269,3 +269,12 @@ async def test_rerank_orders_the_answer_by_the_click_model_in_the_request_contex
     assert served(on_desktop) == ["i0", "i1", "i3", "i4", "i5"]
     # Anonymous requests are re-ranked by the context too.
     assert served(await ask([("context.device", "mobile")])) == ["i1", "i3", "i5", "i0", "i4"]
+    # An anonymous id that logged in is ranked as the user it became (that user's weights).
+    await store.apply(
+        Writes()
+        .hset(KEYS.rank_weights(), {str(model.index("user_item=u7|i4")): "5.0"})
+        .set(KEYS.user_alias("anon-7"), "u7")
+    )
+    for asking in ("u7", "anon-7"):
+        assert served(await ask([("user_id", asking), ("context.device", "desktop")]))[0] == "i4"
+    assert served(await ask([("user_id", "anon-8"), ("context.device", "desktop")]))[0] == "i0"
