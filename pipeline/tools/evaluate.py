@@ -260,7 +260,11 @@ def evaluate(
     elapsed = time.perf_counter() - started
     if progress is not None:
         progress(len(ordered) % 1000)
-    size = len(seen_items | {item.item_id for item in catalog})
+    # Items the log names, and any item a recommender served without the log naming it (a
+    # catalog item recommended from its text): with or without --catalog, coverage counts
+    # the same items and stays at most 1.
+    served = set().union(*(figures.recommended for figures in scores.values()))
+    size = len(seen_items | served)
     return {
         "events": len(ordered),
         "seconds": elapsed,

@@ -252,3 +252,21 @@ def test_with_content_on_a_never_seen_item_can_be_a_hit_and_the_plain_engine_is_
     # Content off (the default): no second engine, nothing reported for it.
     plain = evaluate(log, 10, personal_config(load_settings()), catalog=catalog)
     assert "personal_without_content" not in plain
+
+
+def test_coverage_counts_the_same_items_with_or_without_a_catalog():
+    """Catalog items that no event names and nobody was served do not dilute coverage:
+    a run with the catalog and one without report the same figures (content off)."""
+    from pipeline.core.items import Item
+
+    log = [
+        _event(f"u{n % 3}", f"i{n % 5}", "buy" if n % 4 == 3 else "click", 1_000 * n, n)
+        for n in range(60)
+    ]
+    catalog = [Item(f"i{n}", ("c",)) for n in range(50)]
+    config = personal_config(load_settings())
+    without = evaluate(log, 10, config)
+    with_catalog = evaluate(log, 10, config, catalog=catalog)
+    assert with_catalog["catalog_size"] == without["catalog_size"] == 5
+    for name in RECOMMENDERS:
+        assert with_catalog[name]["coverage"] == without[name]["coverage"] <= 1.0
