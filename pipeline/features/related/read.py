@@ -33,7 +33,8 @@ async def read_related(
     The blend of an item with fewer than ``n`` partners (a new item, or one few users
     have met) is filled up with its content neighbours, after the learned ones and marked
     ``{"model": "content", "relation": "similar_content"}``: a new item's related list is
-    its look-alikes until co-occurrences take their places."""
+    its look-alikes until co-occurrences take their places. The engine's ``related`` (what
+    ``pipeline evaluate`` scores) has no content and ranks only the learned part."""
     if relation == SIMILAR_CONTENT:
         return await read_similar(store, keys, availability, item_id, n, depth)
     relations = [relation] if relation else list(RELATIONS)
