@@ -48,8 +48,9 @@ class CreationTimes:
         """The ``item_ids`` the catalog has not answered for yet, sorted."""
         return sorted({item for item in item_ids if item not in self.told})
 
-    def since(self, model: ImplicitMF, since_ms: float) -> np.ndarray:
-        """Whether each model item (index order) was created at ``since_ms`` or later."""
+    def since(self, model: ImplicitMF, since_ms: float, until_ms: float = np.inf) -> np.ndarray:
+        """Whether each model item (index order) was created at ``since_ms`` or later (and
+        at ``until_ms`` or earlier)."""
         n = len(model.item_ids)
         self._fit(n)
         if self.waiting and self.matched < n:
@@ -58,7 +59,8 @@ class CreationTimes:
                 if value is not None:
                     self.by_index[index] = value
         self.matched = n
-        return self.by_index[:n] >= since_ms
+        created = self.by_index[:n]
+        return (created >= since_ms) & (created <= until_ms)
 
     def _fit(self, size: int) -> None:
         if size > len(self.by_index):

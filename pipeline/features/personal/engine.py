@@ -159,9 +159,13 @@ class Engine:
 
     def new_items(self) -> np.ndarray:
         """Whether each model item (index order) is new: created less than
-        ``new_item_days`` before the latest event learned."""
-        since = self.now_ms - self.config.blend.new_item_days * 86_400_000
-        return self.created.since(self.model, since)
+        ``new_item_days`` before the latest event learned, and not after it by more than
+        ``max_future_skew_s`` (a catalog exported long after a log it is replayed with
+        stamps its records with the export's time: none of them is new then)."""
+        blend = self.config.blend
+        since = self.now_ms - blend.new_item_days * 86_400_000
+        until = self.now_ms + blend.max_future_skew_s * 1000
+        return self.created.since(self.model, since, until)
 
     def set_content(
         self, vectors: dict[str, Any], created_ms: Mapping[str, int] | None = None

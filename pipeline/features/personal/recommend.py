@@ -46,6 +46,8 @@ class BlendConfig:
     content_taste_weight: float
     new_item_weight: float
     new_item_days: float
+    # Items created further than this after the latest event are not new (see Engine).
+    max_future_skew_s: float
 
     def __post_init__(self) -> None:
         unknown = set(self.neighbour_relations) - set(RELATIONS)

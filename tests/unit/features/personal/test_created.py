@@ -130,3 +130,17 @@ async def test_the_agent_reads_creation_times_of_the_items_a_batch_meets() -> No
     await run(restarted, store, [click(7, "aged")])
     handler = restarted
     assert new() == {"fresh", "late"}
+
+
+def test_an_item_created_long_after_the_latest_event_is_not_new() -> None:
+    """Replaying an old log with a catalog exported today: its records carry the export's
+    time, years after the events. A creation time a little ahead of the latest event (a
+    record published while the worker has not yet learned the newest events) is new."""
+    engine = twin_engine(1.0)
+    index = engine.model.item_index
+    old, new = index["twin-old"], index["twin-new"]
+    for ahead_ms, lifted in ((30 * DAY_MS, False), (60_000, True)):
+        engine.set_created({"twin-new": engine.now_ms + ahead_ms})
+        parts = engine.recommender.parts("u0")
+        assert parts is not None
+        assert bool(parts.blend[new] > parts.blend[old] + 0.1) == lifted, ahead_ms
