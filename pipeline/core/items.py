@@ -74,6 +74,17 @@ def _attribute_value(value: object, name: str) -> str | float | int | bool:
     return value  # type: ignore[return-value]
 
 
+def new_item_window(
+    now_ms: float, new_item_days: float, max_future_skew_s: float
+) -> tuple[float, float]:
+    """The creation times (epoch ms, inclusive) of items that are *new* at ``now_ms``: created
+    less than ``new_item_days`` before it, and not after it by more than
+    ``max_future_skew_s`` (a catalog exported long after the events it is replayed with
+    stamps the export's time, which says nothing of an item's age). Items without a
+    creation time are never new. The one rule of the for-you blend and of exploration."""
+    return now_ms - new_item_days * 86_400_000, now_ms + max_future_skew_s * 1000
+
+
 def item_from_dict(raw: object) -> Item:
     """Validate one catalog record; raises :class:`InvalidInput` with the reason."""
     if not isinstance(raw, dict):

@@ -19,6 +19,7 @@ import numpy as np
 from pipeline.core.decay import DecayedCounts
 from pipeline.core.events import FORGET, Event
 from pipeline.core.feedback import Feedback
+from pipeline.core.items import new_item_window
 from pipeline.features.personal.content import ContentTaste
 from pipeline.features.personal.created import CreationTimes
 from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHistory
@@ -158,13 +159,10 @@ class Engine:
         self.created.tell(self.model, created)
 
     def new_items(self) -> np.ndarray:
-        """Whether each model item (index order) is new: created less than
-        ``new_item_days`` before the latest event learned, and not after it by more than
-        ``max_future_skew_s`` (a catalog exported long after a log it is replayed with
-        stamps its records with the export's time: none of them is new then)."""
+        """Whether each model item (index order) is new at the latest event learned
+        (:func:`pipeline.core.items.new_item_window`)."""
         blend = self.config.blend
-        since = self.now_ms - blend.new_item_days * 86_400_000
-        until = self.now_ms + blend.max_future_skew_s * 1000
+        since, until = new_item_window(self.now_ms, blend.new_item_days, blend.max_future_skew_s)
         return self.created.since(self.model, since, until)
 
     def set_content(

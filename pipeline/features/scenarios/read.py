@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.core.items import new_item_window
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.model import CatalogView
@@ -196,12 +197,16 @@ class Reader:
     async def exploration(
         self, known: Known, now_ms: int, seed: str, category: str | None
     ) -> list[Candidate]:
-        """New and little-seen items (created within ``new_item_days``, fewer than
+        """New and little-seen items (:func:`~pipeline.core.items.new_item_window`, fewer than
         ``exploration_max_events`` positive events), in a random order seeded by ``seed``."""
         settings = self.settings
-        since = now_ms - int(settings.new_item_days * 86_400_000)
+        since, until = new_item_window(now_ms, settings.new_item_days, settings.max_future_skew_s)
         newest = await newest_items(self.store, self.keys, EXPLORATION_DEPTH)
-        fresh = [i for i, created in newest if created >= since and i not in known.hidden]
+        fresh = [
+            item
+            for item, created in newest
+            if since <= created <= until and item not in known.hidden
+        ]
         seen = await positive_events(self.store, self.keys, fresh)
         chosen = [item for item in fresh if seen[item] < settings.exploration_max_events]
         random.Random(seed).shuffle(chosen)

@@ -158,6 +158,12 @@ async def test_exploration_offers_only_new_little_seen_items() -> None:
     explored = [item["item_id"] for item in body["items"] if item["source"].get("explore")]
     # i0-i3 are new; i1 is seen enough, i2 unavailable.
     assert sorted(explored) == ["i0", "i3"]
+    # A creation time far ahead of now (a catalog's export time, not an age) is not new;
+    # one a minute ahead (clocks differ) is.
+    await store.apply(Writes().zadd(KEYS.items(), {"i0": NOW + 30 * DAY_MS, "i3": NOW + 60_000}))
+    body = await recommend(reader, parse_request(scenario(**spec), [("n", "4")]), NOW)
+    explored = [item["item_id"] for item in body["items"] if item["source"].get("explore")]
+    assert explored == ["i3"]
 
 
 @pytest.mark.asyncio
