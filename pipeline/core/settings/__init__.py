@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -93,8 +96,40 @@ def config_of(cls: type[C], settings: Settings, prefix: str, **given: Any) -> C:
     return cls(**values, **given)
 
 
+log = logging.getLogger(__name__)
+
+# Settings that were renamed: old environment variable -> what replaced it.
+RENAMED = {
+    "PIPELINE_EXPLORATION_NEW_DAYS": "PIPELINE_NEW_ITEM_DAYS",
+    "PIPELINE_CONTENT_NEW_ITEM_S": "PIPELINE_NEW_ITEM_DAYS (in days)",
+}
+# Variables of the test suite (its Kafka and Redis), not settings.
+TEST_PREFIX = ENV_PREFIX + "TEST_"
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """The ``PIPELINE_*`` variables of ``environ`` that name no setting (a typo, or a
+    setting that was renamed), sorted: the settings ignore them."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX)
+        and not name.upper().startswith(TEST_PREFIX)
+        and name.upper() not in known
+    )
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment; keyword overrides win over it."""
+    """Build settings from the environment; keyword overrides win over it. Variables named
+    like settings that are none are logged (names only: values may be secrets)."""
+    for name in unknown_environment(os.environ):
+        hint = RENAMED.get(name.upper())
+        log.warning(
+            "%s is not a setting and is ignored%s (`pipeline settings` lists them)",
+            name,
+            f"; it was renamed {hint}" if hint else "",
+        )
     return Settings(**overrides)
 
 

@@ -245,3 +245,24 @@ def test_stop_and_body_timeouts_from_the_environment(monkeypatch: pytest.MonkeyP
     loaded = load_settings()
     assert loaded.worker_stop_timeout_s == 7.5
     assert loaded.http_body_timeout_s == 2.0
+
+
+def test_variables_named_like_settings_that_are_none_are_logged_by_name(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipeline.core.settings import unknown_environment
+
+    monkeypatch.setenv("PIPELINE_EXPLORATION_NEW_DAYS", "3")
+    monkeypatch.setenv("PIPELINE_TRENDING_WINDWOS", "secret-looking-value")
+    monkeypatch.setenv("PIPELINE_TEST_REDIS_URL", "redis://x")
+    monkeypatch.setenv("PIPELINE_NEW_ITEM_DAYS", "2")
+    assert unknown_environment(
+        {"PIPELINE_NEW_ITEM_DAYS": "2", "pipeline_typo": "1", "OTHER": "1"}
+    ) == ["pipeline_typo"]
+    with caplog.at_level("WARNING", logger="pipeline.core.settings"):
+        settings = load_settings()
+    assert settings.new_item_days == 2.0
+    text = caplog.text
+    assert "PIPELINE_EXPLORATION_NEW_DAYS" in text and "renamed PIPELINE_NEW_ITEM_DAYS" in text
+    assert "PIPELINE_TRENDING_WINDWOS" in text and "secret-looking-value" not in text
+    assert "PIPELINE_TEST_REDIS_URL" not in text and "PIPELINE_NEW_ITEM_DAYS is" not in text
