@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
@@ -63,6 +63,8 @@ class PersonalHandler(EventHandler):
         # worker): nobody else writes its users or items, so the re-reads and WATCHes that
         # keep several workers exact are skipped. False (exact for any number) until told.
         self.exclusive = False
+        # Seconds for "ask the catalog again" (replaceable in tests).
+        self.clock: Callable[[], float] = time.monotonic
         self.reset()
 
     def owns_every_partition(self, exclusive: bool) -> None:
@@ -99,9 +101,10 @@ class PersonalHandler(EventHandler):
                 await state.refresh_items(store, self.keys, self.engine, items)
             await self._load_content(store)
         if self._new_items_matter():
-            # Items first met (or whose catalog record was missing) in this batch.
-            untold = self.engine.created.untold(state.batch_items(records))
-            await state.read_created(store, self.keys, self.engine, untold)
+            # Items first met in this batch, or whose catalog record was missing a minute ago.
+            now_s = self.clock()
+            untold = self.engine.created.untold(state.batch_items(records), now_s)
+            await state.read_created(store, self.keys, self.engine, untold, now_s)
         await self._load_users(store, records)
         # Users with no state before this batch (no history, no factors: impressions alone
         # give factors) have no list yet: the reader serves them trending until they get one.
@@ -165,7 +168,7 @@ class PersonalHandler(EventHandler):
         await state.load_items(store, self.keys, self.engine, int(time.time() * 1000))
         if self._new_items_matter():
             await state.read_created(
-                store, self.keys, self.engine, list(self.engine.model.item_ids)
+                store, self.keys, self.engine, list(self.engine.model.item_ids), self.clock()
             )
         self.pending = dict.fromkeys(await state.load_pending(store, self.keys, MAX_PENDING_LOADED))
         if self.settings.content_taste_weight > 0:
@@ -196,7 +199,7 @@ class PersonalHandler(EventHandler):
         """Vectors into the engine, with the items' creation times read again from the
         catalog (a changed record may carry another ``created_at``)."""
         self.engine.set_content(vectors)
-        await state.read_created(store, self.keys, self.engine, sorted(vectors))
+        await state.read_created(store, self.keys, self.engine, sorted(vectors), self.clock())
 
     def _has_merged(self, user: str) -> bool:
         history = self.engine.histories.get(user)

@@ -14,11 +14,15 @@ Pure: numpy only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from pipeline.features.personal.mf import ImplicitMF
+
+# Seconds before an item the catalog had no record of is asked about again.
+ASK_AGAIN_S = 60.0
 
 
 class CreationTimes:
@@ -29,24 +33,47 @@ class CreationTimes:
         # Told, not yet in the model: item -> time (-inf: none).
         self.waiting: dict[str, float] = {}
         self.told: set[str] = set()
+        # Items the catalog had no record of -> when they were asked (monotonic seconds).
+        self.asked: dict[str, float] = {}
         # Model items already matched against ``waiting``.
         self.matched = 0
+        # Moves whenever a time is told (what caches of :meth:`since` depend on).
+        self.version = 0
 
     def tell(self, model: ImplicitMF, created: Mapping[str, int | None]) -> None:
         """Record the catalog's answer for items: a time, or None when the record has none."""
         for item_id, when in created.items():
             value = -np.inf if when is None else float(when)
             self.told.add(item_id)
+            self.asked.pop(item_id, None)
             index = model.item_index.get(item_id)
             if index is None:
                 self.waiting[item_id] = value
             else:
+                # An answer still waiting from before the item joined is older than this one.
+                self.waiting.pop(item_id, None)
                 self._fit(index + 1)
                 self.by_index[index] = value
+        self.version += 1
 
-    def untold(self, item_ids: Iterable[str]) -> list[str]:
-        """The ``item_ids`` the catalog has not answered for yet, sorted."""
-        return sorted({item for item in item_ids if item not in self.told})
+    def unanswered(self, item_ids: Iterable[str], now_s: float) -> None:
+        """Record that the catalog had no record of ``item_ids`` at ``now_s``."""
+        for item_id in item_ids:
+            if item_id not in self.told:
+                self.asked[item_id] = now_s
+
+    def untold(self, item_ids: Iterable[str], now_s: float = math.inf) -> list[str]:
+        """The ``item_ids`` the catalog has not answered for, sorted, without those asked
+        less than :data:`ASK_AGAIN_S` before ``now_s`` (so an item the catalog does not
+        know costs one question a minute, not one per batch)."""
+        asked = self.asked
+        return sorted(
+            {
+                item
+                for item in item_ids
+                if item not in self.told and now_s - asked.get(item, -math.inf) >= ASK_AGAIN_S
+            }
+        )
 
     def since(self, model: ImplicitMF, since_ms: float, until_ms: float = np.inf) -> np.ndarray:
         """Whether each model item (index order) was created at ``since_ms`` or later (and

@@ -85,6 +85,8 @@ class Engine:
         self.neighbours = NeighbourIndex(self.cooc, self.model, c.related.discount)
         self.taste = ContentTaste(c.content_dim)
         self.created = CreationTimes()
+        # (now_ms, told version, item count) -> the new items' indexes (new_item_indexes).
+        self._new_items: tuple[tuple[int, int, int] | None, np.ndarray] = (None, np.zeros(0))
         if c.blend.content_taste_weight > 0:
             # Items that joined from their content are no negatives before their first event.
             self.model.use_negative_pool([])
@@ -158,12 +160,25 @@ class Engine:
         (``recommend.py``). Items may be told before they are in the model."""
         self.created.tell(self.model, created)
 
+    def new_item_indexes(self) -> np.ndarray:
+        """Model indexes of the items new at the latest event learned
+        (:func:`pipeline.core.items.new_item_window`), ascending. Cached until the latest
+        event, the told times or the items change: one pass over the items per batch, not
+        one per list."""
+        key = (self.now_ms, self.created.version, len(self.model.item_ids))
+        if self._new_items[0] != key:
+            blend = self.config.blend
+            since, until = new_item_window(
+                self.now_ms, blend.new_item_days, blend.max_future_skew_s
+            )
+            self._new_items = (key, np.flatnonzero(self.created.since(self.model, since, until)))
+        return self._new_items[1]
+
     def new_items(self) -> np.ndarray:
-        """Whether each model item (index order) is new at the latest event learned
-        (:func:`pipeline.core.items.new_item_window`)."""
-        blend = self.config.blend
-        since, until = new_item_window(self.now_ms, blend.new_item_days, blend.max_future_skew_s)
-        return self.created.since(self.model, since, until)
+        """Whether each model item (index order) is new (:meth:`new_item_indexes`)."""
+        mask = np.zeros(len(self.model.item_ids), dtype=bool)
+        mask[self.new_item_indexes()] = True
+        return mask
 
     def set_content(
         self, vectors: dict[str, Any], created_ms: Mapping[str, int] | None = None

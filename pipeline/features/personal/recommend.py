@@ -82,7 +82,7 @@ class Parts:
 
 
 class Recommender:
-    """Reads the engine's state; never changes it."""
+    """Reads the engine's state; never changes what it learned (only caches)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -102,7 +102,9 @@ class Recommender:
             # bias are learned from their first, most recent events (or start from their
             # look-alikes' with content on) while the co-occurrence counts, summed over all
             # time, still favour items that had years to gather them.
-            scores += c.new_item_weight * np.maximum(factors, 0.0) * engine.new_items()
+            new = engine.new_item_indexes()
+            if len(new):
+                scores[new] += c.new_item_weight * np.maximum(factors[new], 0.0)
         neighbours = None
         attribution = None
         content = None

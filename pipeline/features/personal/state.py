@@ -70,19 +70,33 @@ def batch_items(events: list[Event]) -> list[str]:
     return sorted(items)
 
 
-async def read_created(store: Store, keys: Keys, engine: Engine, items: list[str]) -> None:
+# Items per ZMSCORE when reading creation times (a worker's start reads every item's).
+CREATED_CHUNK = 10_000
+
+
+async def read_created(
+    store: Store, keys: Keys, engine: Engine, items: list[str], now_s: float
+) -> None:
     """Tell ``engine`` the catalog's creation times of ``items``, in one round trip (the
-    scores of ``{p}:items``, where 0 means the record has no ``created_at``). Items without
-    a catalog record stay untold: they are asked again when a batch names them."""
+    scores of ``{p}:items``, where 0 means the record has no ``created_at``; chunks of
+    :data:`CREATED_CHUNK` items). Items without a catalog record stay untold and are noted
+    as asked at ``now_s``: a batch that names them a minute later asks again."""
     if not items:
         return
-    scores = await store.zmscore(keys.items(), items)
+    reads = Reads()
+    chunks = [items[at : at + CREATED_CHUNK] for at in range(0, len(items), CREATED_CHUNK)]
+    for chunk in chunks:
+        reads.zmscore(keys.items(), chunk)
+    scores = [score for column in await store.read(reads) for score in column]
     engine.set_created(
         {
             item: (int(score) if score > 0 else None)
             for item, score in zip(items, scores, strict=True)
             if score is not None
         }
+    )
+    engine.created.unanswered(
+        [item for item, score in zip(items, scores, strict=True) if score is None], now_s
     )
 
 

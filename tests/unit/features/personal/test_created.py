@@ -32,6 +32,19 @@ def test_times_told_before_an_item_joins_the_model_apply_when_it_does() -> None:
     # A later answer replaces the earlier one.
     times.tell(model, {"old": 9_000})
     assert times.since(model, 2_000).tolist() == [True, False, True]
+    # Also when the earlier one was still waiting for the item to join.
+    times.tell(model, {"joining": 1_000})
+    model.learn_one("u", "joining", 1.0, key="e4")
+    times.tell(model, {"joining": 7_000})
+    assert times.since(model, 2_000).tolist() == [True, False, True, True]
+
+
+def test_an_item_the_catalog_does_not_know_is_asked_again_a_minute_later() -> None:
+    times = CreationTimes()
+    assert times.untold(["a", "b"], now_s=100.0) == ["a", "b"]
+    times.unanswered(["a"], now_s=100.0)
+    assert times.untold(["a", "b"], now_s=130.0) == ["b"]
+    assert times.untold(["a", "b"], now_s=160.0) == ["a", "b"]
 
 
 def twin_engine(weight: float) -> Engine:
@@ -99,6 +112,8 @@ async def test_the_agent_reads_creation_times_of_the_items_a_batch_meets() -> No
     ]
     await run(CatalogHandler(KEYS, config), store, catalog)
     handler = PersonalHandler(config, KEYS)
+    clock = [1000.0]
+    handler.clock = lambda: clock[0]
 
     def click(n: int, item: str) -> dict:
         return {
@@ -123,11 +138,16 @@ async def test_the_agent_reads_creation_times_of_the_items_a_batch_meets() -> No
     await run(CatalogHandler(KEYS, config), store, [late])
     await run(handler, store, [click(5, "fresh")])
     assert new() == {"fresh"}
+    # Asked again a minute after the catalog had no record of it, not before.
+    clock[0] += 30
     await run(handler, store, [click(6, "late")])
+    assert new() == {"fresh"}
+    clock[0] += 30
+    await run(handler, store, [click(7, "late")])
     assert new() == {"fresh", "late"}
     # A restarted worker reads every known item's time when it loads.
     restarted = PersonalHandler(config, KEYS)
-    await run(restarted, store, [click(7, "aged")])
+    await run(restarted, store, [click(8, "aged")])
     handler = restarted
     assert new() == {"fresh", "late"}
 
