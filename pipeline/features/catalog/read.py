@@ -154,9 +154,22 @@ async def item_views(
     }
 
 
-async def newest_items(store: Store, keys: Keys, depth: int) -> list[tuple[str, int]]:
-    """The ``depth`` newest catalog items as (item_id, created_at_ms), newest first."""
-    rows = await store.zrange(keys.items(), 0, depth - 1, desc=True)
+async def newest_items(
+    store: Store,
+    keys: Keys,
+    depth: int,
+    since_ms: float | None = None,
+    until_ms: float | None = None,
+) -> list[tuple[str, int]]:
+    """The ``depth`` newest catalog items as (item_id, created_at_ms), newest first; with
+    bounds, only items created in ``[since_ms, until_ms]`` (so that items dated far ahead
+    do not take the places of the ones in range)."""
+    if since_ms is None and until_ms is None:
+        rows = await store.zrange(keys.items(), 0, depth - 1, desc=True)
+    else:
+        low = "-inf" if since_ms is None else since_ms
+        high = "+inf" if until_ms is None else until_ms
+        rows = await store.zrange_by_score(keys.items(), low, high, desc=True, count=depth)
     return [
         (item_id, int(created_at))
         for member, created_at in rows

@@ -201,12 +201,8 @@ class Reader:
         ``exploration_max_events`` positive events), in a random order seeded by ``seed``."""
         settings = self.settings
         since, until = new_item_window(now_ms, settings.new_item_days, settings.max_future_skew_s)
-        newest = await newest_items(self.store, self.keys, EXPLORATION_DEPTH)
-        fresh = [
-            item
-            for item, created in newest
-            if since <= created <= until and item not in known.hidden
-        ]
+        newest = await newest_items(self.store, self.keys, EXPLORATION_DEPTH, since, until)
+        fresh = [item for item, _ in newest if item not in known.hidden]
         seen = await positive_events(self.store, self.keys, fresh)
         chosen = [item for item in fresh if seen[item] < settings.exploration_max_events]
         random.Random(seed).shuffle(chosen)

@@ -147,6 +147,8 @@ async def test_related_of_the_context_items_merges_anchors() -> None:
 
 @pytest.mark.asyncio
 async def test_exploration_offers_only_new_little_seen_items() -> None:
+    from pipeline.features.scenarios.read import EXPLORATION_DEPTH
+
     store = await catalog_store()
     await store.apply(Writes().hincr_float(KEYS.popularity("click"), {"i1": 50.0}))
     reader = Reader(store, KEYS, settings(new_item_days=3.5), Availability(KEYS))
@@ -161,6 +163,9 @@ async def test_exploration_offers_only_new_little_seen_items() -> None:
     # A creation time far ahead of now (a catalog's export time, not an age) is not new;
     # one a minute ahead (clocks differ) is.
     await store.apply(Writes().zadd(KEYS.items(), {"i0": NOW + 30 * DAY_MS, "i3": NOW + 60_000}))
+    # However many items are dated far ahead, the ones in range are found.
+    ahead = {f"ahead-{k}": NOW + (40 + k) * DAY_MS for k in range(EXPLORATION_DEPTH + 5)}
+    await store.apply(Writes().zadd(KEYS.items(), ahead))
     body = await recommend(reader, parse_request(scenario(**spec), [("n", "4")]), NOW)
     explored = [item["item_id"] for item in body["items"] if item["source"].get("explore")]
     assert explored == ["i3"]
