@@ -6,6 +6,7 @@ across processes. Pure: the standard library only.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +31,21 @@ _EPOCH_WEEKDAY = 3
 MAX_USER_ATTRIBUTES = 16
 # Item attribute values crossed with each user attribute value, at most.
 MAX_ITEM_ATTRIBUTES = 8
+# (user attribute, item attribute) crosses per observation, at most (the first in order):
+# the click model's cost per shown item grows with them.
+MAX_ATTRIBUTE_CROSSES = 32
+
+
+def attribute_crosses(
+    user_attributes: Sequence[str], item_attributes: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The (user attribute, item attribute) pairs crossed for one observation: every pair
+    in order (user attributes outer), the first :data:`MAX_ATTRIBUTE_CROSSES`."""
+    if not user_attributes or not item_attributes:
+        return []
+    return list(
+        itertools.islice(itertools.product(user_attributes, item_attributes), MAX_ATTRIBUTE_CROSSES)
+    )
 
 
 def _number_bucket(value: float) -> str:
@@ -142,9 +158,10 @@ def features(
     - ``uattr_cat={attribute}|{category}`` for each of ``user_attributes`` (strings of
       :func:`user_attribute_features`) and each category: what users like this one (their
       country, membership, ...) choose, which carries over to users never seen before;
-    - ``uattr_iattr={attribute}|{item attribute}`` for each of ``user_attributes`` and each
-      of ``item_attributes`` (:func:`item_attribute_features`): the same across item
-      attributes (brand, material, price band, ...), for items of any category.
+    - ``uattr_iattr={attribute}|{item attribute}`` for the pairs of ``user_attributes`` and
+      ``item_attributes`` (:func:`item_attribute_features`) that :func:`attribute_crosses`
+      keeps: the same across item attributes (brand, material, price band, ...), for items
+      of any category.
 
     Ids never contain ``|`` (``pipeline.core.ids.ID_PATTERN``), so the crossed names are
     unambiguous. The function is pure: same arguments, same list.
@@ -162,7 +179,8 @@ def features(
         out.append(f"pos={position_bucket(position)}")
     for attribute in user_attributes:
         out.extend(f"uattr_cat={attribute}|{category}" for category in categories)
-        out.extend(f"uattr_iattr={attribute}|{value}" for value in item_attributes)
+    crosses = attribute_crosses(user_attributes, item_attributes)
+    out.extend(f"uattr_iattr={attribute}|{value}" for attribute, value in crosses)
     return out
 
 

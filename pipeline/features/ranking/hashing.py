@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.features.ranking.features import (
+    attribute_crosses,
     click_position,
     context_features,
     device_of,
@@ -130,13 +131,12 @@ class FeatureIndexer:
                     name = f"uattr_cat={attribute}|{category}".encode()
                     index = self._cached(self._user_cats, key, self._index(name))
                 out.append(index)
-            for value in item_attributes:
-                key = (attribute, value)
-                index = self._user_attrs.get(key)
-                if index is None:
-                    name = f"uattr_iattr={attribute}|{value}".encode()
-                    index = self._cached(self._user_attrs, key, self._index(name))
-                out.append(index)
+        for key in attribute_crosses(parts.attributes, item_attributes):
+            index = self._user_attrs.get(key)
+            if index is None:
+                name = f"uattr_iattr={key[0]}|{key[1]}".encode()
+                index = self._cached(self._user_attrs, key, self._index(name))
+            out.append(index)
         return out
 
     def observations(

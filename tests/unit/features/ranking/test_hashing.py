@@ -134,3 +134,18 @@ def test_an_adagrad_step_shrinks_as_a_feature_accumulates_evidence() -> None:
     assert all(step > 0 for step in steps)
     assert steps[-1] < steps[0] / 5
     assert -10.0 < model.weights[1] < 0.0
+
+
+def test_attribute_crosses_are_capped_per_observation_in_both_paths() -> None:
+    from pipeline.features.ranking.features import MAX_ATTRIBUTE_CROSSES
+
+    user_attributes = [f"u{k}=x" for k in range(16)]
+    item_attributes = [f"i{k}=y" for k in range(8)]
+    names = features("u", "item", ["c"], {}, None, user_attributes, item_attributes)
+    crossed = [name for name in names if name.startswith("uattr_iattr=")]
+    assert len(crossed) == MAX_ATTRIBUTE_CROSSES < 16 * 8
+    assert crossed[0] == "uattr_iattr=u0=x|i0=y" and crossed[-1] == "uattr_iattr=u3=x|i7=y"
+    model = ClickModel(seed=3)
+    indexer = model.indexer()
+    parts = indexer.event("u", {}, user_attributes)
+    assert indexer.indexes(parts, "item", ["c"], None, item_attributes) == model.indexes(names)
