@@ -20,6 +20,7 @@ from pipeline.api.http import ERRORS, OrjsonResponse
 from pipeline.core.events import check_context
 from pipeline.core.ids import check_id
 from pipeline.core.settings import Settings
+from pipeline.features.personal.read import alias_target
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.read import rank_items
 
@@ -83,10 +84,12 @@ def ranking_router(settings: Settings) -> APIRouter:
     async def rank(ctx: Context, user_id: str, body: RankRequest) -> Response:
         check_id(user_id, "user_id")
         async with ctx.bounded():
+            # An anonymous id that logged in is ranked as the user it became.
+            owner = alias_target(await ctx.store.get(ctx.keys.user_alias(user_id))) or user_id
             items = await rank_items(
                 ctx.store,
                 ctx.keys,
-                user_id,
+                owner,
                 body.items,
                 body.context,
                 config,

@@ -104,7 +104,8 @@ async def test_a_bad_context_or_parameter_is_a_4xx_with_a_message(reader) -> Non
 async def test_an_anonymous_id_that_logged_in_is_ranked_as_the_user_it_became() -> None:
     """u1 and u2 see the same lists and click the other of two items every time: only
     their own (user x item) weights tell them apart. Ids that logged in as them read their
-    lists and are re-ranked with their weights, not with the anonymous id's (none)."""
+    lists and are re-ranked with their weights, not with the anonymous id's (none), and so
+    does ``POST /v1/users/{id}/rank``."""
     now = int(time.time() * 1000)
     store = MemoryStore()
     shown = ["other-1", "other-2"]
@@ -145,6 +146,13 @@ async def test_an_anonymous_id_that_logged_in_is_ranked_as_the_user_it_became() 
             for asking in (user, f"anon-{user}"):
                 response = await client.get(
                     f"/v1/users/{asking}/recommendations", params={"n": 2, "context.device": "web"}
+                )
+                assert response.status_code == 200, response.text
+                assert response.json()["items"][0]["item_id"] == clicked, asking
+                # The rank endpoint agrees.
+                response = await client.post(
+                    f"/v1/users/{asking}/rank",
+                    json={"items": shown, "context": {"device": "web"}},
                 )
                 assert response.status_code == 200, response.text
                 assert response.json()["items"][0]["item_id"] == clicked, asking
