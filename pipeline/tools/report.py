@@ -83,7 +83,8 @@ def format_table(figures: dict[str, Any]) -> str:
     lines += [
         "",
         f"events: {figures['events']} in {figures['seconds']:.2f} s "
-        f"({figures['events_per_second']:,.0f} events/s); catalog: {figures['catalog_size']} items",
+        f"({figures['events_per_second']:,.0f} events/s); items: {figures['catalog_size']} "
+        "(named by the log or served; the coverage denominator)",
         f"personal HR@{k} / popularity HR@{k}: "
         f"{_ratio(figures['personal'][f'hr@{k}'], popularity)}",
         f"related HR@{k} / popularity HR@{k}: {_ratio(figures['related'][f'hr@{k}'], popularity)}",

@@ -169,9 +169,10 @@ class LearningSettings(BaseSettings):
     new_item_days: float = Field(
         7.0,
         gt=0,
-        description="Items created (catalog created_at) this many days before the latest event "
-        "or later are new: for-you lists weigh them up, scenarios' exploration offers them; "
-        "items without created_at are never new.",
+        description="Items created (catalog created_at) this many days before now or later, "
+        "and not more than max_future_skew_s after it, are new: for-you lists weigh them up "
+        "(now: the latest event the worker learned), scenarios' exploration offers them (now: "
+        "the request's time); items without created_at are never new.",
     )
     new_item_weight: float = Field(
         1.0,
