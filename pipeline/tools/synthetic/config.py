@@ -55,6 +55,10 @@ class SyntheticConfig:
     # catalog created_at is their release time, spread evenly over release_span events.
     release_fraction: float = 0.0
     release_span: int = 100_000
+    # Log-popularity an item released during the log has at its release, fading by a factor
+    # e every novelty_span events (news, drops, listings: consumed while fresh).
+    novelty_boost: float = 0.0
+    novelty_span: int = 10_000
 
     def __post_init__(self) -> None:
         for name in (
@@ -102,6 +106,8 @@ class SyntheticConfig:
             raise ValueError("session_steps must be >= 1")
         if not self.popularity_spread > 0 or self.release_span < 1:
             raise ValueError("popularity_spread must be > 0 and release_span >= 1")
+        if self.novelty_boost < 0 or self.novelty_span < 1:
+            raise ValueError("novelty_boost must be >= 0 and novelty_span >= 1")
 
 
 # Named profiles for `pipeline generate --profile`. "dense" has what real logs have and the
@@ -119,6 +125,24 @@ PROFILES: dict[str, dict[str, object]] = {
         "release_fraction": 0.2,
         "release_span": 300_000,
         "rate_prob": 0.8,
+        "session_steps": 5.0,
+        "concurrent_sessions": 50,
+    },
+    # "fresh": a steady stream of new items consumed while they are new (news, drops,
+    # listings): 90% of the items are released during the log, each popular at its release
+    # and fading within about 10,000 events, with a short popularity tail, so that which new
+    # item a user picks is mostly taste, which the item's text tells.
+    "fresh": {
+        "n_users": 2000,
+        "n_items": 3000,
+        "n_categories": 40,
+        "n_clusters": 20,
+        "popularity_spread": 0.5,
+        "taste_drift": 0.02,
+        "release_fraction": 0.9,
+        "release_span": 300_000,
+        "novelty_boost": 3.0,
+        "novelty_span": 10_000,
         "session_steps": 5.0,
         "concurrent_sessions": 50,
     },

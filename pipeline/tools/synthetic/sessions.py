@@ -49,6 +49,7 @@ class SessionStream:
         n_it = len(world._item_ids)
         self._walk = np.zeros(n_it)
         self._boost = np.zeros(n_it)
+        self._novelty = np.zeros(n_it)
         self._trending = np.zeros(0, dtype=np.int64)
         self._refreshes = 0
         self._released_until = 0
@@ -68,8 +69,16 @@ class SessionStream:
         items whose time has come."""
         cfg, rng = self.cfg, self._rng_drift
         if cfg.release_fraction > 0:
-            self._available = self.w._available & (self.w._release_at <= events_so_far)
+            released = self.w._release_at <= events_so_far
+            self._available = self.w._available & released
             self._n_avail = int(self._available.sum())
+            if cfg.novelty_boost > 0:
+                # Items released during the log start popular and fade (exp of their age).
+                age = np.maximum(events_so_far - self.w._release_at, 0)
+                late = released & (self.w._release_at > 0)
+                self._novelty = np.where(
+                    late, cfg.novelty_boost * np.exp(-age / cfg.novelty_span), 0.0
+                )
         self._walk *= 1.0 - cfg.drift_reversion
         self._walk += rng.normal(0.0, cfg.drift_sigma, self._walk.size)
         self._boost *= cfg.trend_decay
@@ -83,7 +92,7 @@ class SessionStream:
     def _rebuild(self) -> None:
         # Cumulative weights as Python lists: bisect on them is far cheaper than numpy.
         w = self.w
-        logpop = w._base_logpop + self._walk + self._boost
+        logpop = w._base_logpop + self._walk + self._boost + self._novelty
         # Tables are (cdf, top), top just under cdf[-1]: bisect_right(cdf, u * top) is a valid
         # index for u < 1 and never a zero-weight item. Unavailable items get -inf before the
         # max shift, so every table's largest weight is 1 and none underflows to all zeros.
