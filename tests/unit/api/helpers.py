@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from pipeline.api.deps import ServiceContext
 from pipeline.api.reader import create_reader_app
+from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import Availability
 from pipeline.store.base import Store
 from tests.unit.features.helpers import KEYS, settings
@@ -22,9 +23,12 @@ async def client_of(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def reader_on(store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on a reader app (test settings) whose routes read ``store``."""
-    config = settings()
+async def reader_on(
+    store: Store, config: Settings | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on a reader app (``config``, default: the test settings) whose routes read
+    ``store``."""
+    config = config or settings()
     app = create_reader_app(config)
     async with app.router.lifespan_context(app):
         app.state.context = ServiceContext(config, KEYS, store, Availability(KEYS))

@@ -10,15 +10,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from pipeline.api.deps import ServiceContext
 from pipeline.api.fast import FastRoute
-from pipeline.api.reader import create_reader_app
 from pipeline.features.catalog.agent import CatalogHandler
-from pipeline.features.catalog.read import Availability
 from pipeline.features.personal.agent import PersonalHandler
 from pipeline.features.segments.agent import SegmentsHandler
 from pipeline.features.trending.agent import TrendingHandler
 from pipeline.store.memory import MemoryStore
+from tests.unit.api.helpers import reader_on
 from tests.unit.features.helpers import KEYS, run, settings
 
 USER = "shop/u1"
@@ -59,12 +57,8 @@ async def reader() -> AsyncIterator[httpx.AsyncClient]:
         SegmentsHandler(config, KEYS),
     ):
         await run(handler, store, events)
-    app = create_reader_app(config)
-    async with app.router.lifespan_context(app):
-        app.state.context = ServiceContext(config, KEYS, store, Availability(KEYS))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async for client in reader_on(store, config):
+        yield client
 
 
 def ids(body: dict, field: str = "items", key: str = "item_id") -> list[str]:

@@ -15,7 +15,6 @@ import pytest
 import pytest_asyncio
 
 from pipeline.api.collector import create_collector_app
-from pipeline.api.deps import ServiceContext
 from pipeline.api.reader import create_reader_app
 from pipeline.api.security import (
     COLLECTOR_ACCESS,
@@ -29,10 +28,9 @@ from pipeline.api.security import (
     split_query_key,
 )
 from pipeline.core.settings import Settings
-from pipeline.features.catalog.read import Availability
 from pipeline.features.personal.agent import PersonalHandler
 from pipeline.store.memory import MemoryStore
-from tests.unit.api.helpers import client_of
+from tests.unit.api.helpers import client_of, reader_on
 from tests.unit.api.test_collector import PREFIX, TOPICS_FILE, ListProducer, event
 from tests.unit.features.helpers import KEYS, run, settings
 
@@ -65,12 +63,8 @@ async def reader_of(config: Settings) -> AsyncIterator[httpx.AsyncClient]:
         store,
         [{**c, "timestamp": now - 100 + i} for i, c in enumerate(clicks)],
     )
-    app = create_reader_app(config)
-    async with app.router.lifespan_context(app):
-        app.state.context = ServiceContext(config, KEYS, store, Availability(KEYS))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async for client in reader_on(store, config):
+        yield client
 
 
 @pytest_asyncio.fixture

@@ -10,8 +10,6 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from pipeline.api.deps import ServiceContext
-from pipeline.api.reader import create_reader_app
 from pipeline.features.catalog.agent import CatalogHandler
 from pipeline.features.catalog.read import Availability
 from pipeline.features.content.agent import ContentHandler
@@ -19,6 +17,7 @@ from pipeline.features.scenarios.read import Reader, recommend
 from pipeline.features.scenarios.request import parse_request
 from pipeline.features.scenarios.spec import parse_scenarios
 from pipeline.store.memory import MemoryStore
+from tests.unit.api.helpers import reader_on
 from tests.unit.features.helpers import KEYS, T0_MS, run, settings
 
 ITEMS = [
@@ -40,12 +39,8 @@ async def content_store() -> MemoryStore:
 @pytest_asyncio.fixture
 async def reader() -> AsyncIterator[httpx.AsyncClient]:
     store = await content_store()
-    app = create_reader_app(CONFIG)
-    async with app.router.lifespan_context(app):
-        app.state.context = ServiceContext(CONFIG, KEYS, store, Availability(KEYS))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async for client in reader_on(store, CONFIG):
+        yield client
 
 
 @pytest.mark.asyncio
