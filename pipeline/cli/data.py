@@ -225,6 +225,13 @@ def _stderr_is_tty(stream: IO[Any]) -> bool:
     show_default=True,
     help="Users with fewer earlier events than this count as new.",
 )
+@click.option(
+    "--cold-item-events",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Items that fewer earlier events named than this count as cold.",
+)
 def evaluate_command(
     path: Path,
     k: int,
@@ -235,6 +242,7 @@ def evaluate_command(
     catalog: Path | None,
     new_item_age: float,
     new_user_events: int,
+    cold_item_events: int,
 ) -> None:
     """Prequential evaluation: replay an event log, predicting before learning each event.
 
@@ -258,7 +266,9 @@ def evaluate_command(
         if bad_items:
             click.echo(f"{catalog}: {bad_items} invalid item lines skipped", err=True)
     created = {item.item_id: item.created_at_ms for item in items if item.created_at_ms is not None}
-    cold = ColdStart(int(new_item_age * 1000), new_user_events, created)
+    cold = ColdStart(
+        int(new_item_age * 1000), new_user_events, created, cold_item_events=cold_item_events
+    )
 
     settings = load_cli_settings()
     config = personal_config(settings)

@@ -113,6 +113,8 @@ RECOMMENDERS = ("personal", "factors", "cooccurrence", "popularity", "trending",
 # new before their third event with an item.
 NEW_ITEM_AGE_MS = 86_400_000
 NEW_USER_EVENTS = 3
+# Cold items: fewer earlier events naming them than this (what only their text can tell).
+COLD_ITEM_EVENTS = 5
 
 
 @dataclass
@@ -124,6 +126,8 @@ class ColdStart:
     created_at_ms: Mapping[str, int] = field(default_factory=dict)
     first_seen_ms: dict[str, int] = field(default_factory=dict)
     user_events: dict[str, int] = field(default_factory=dict)
+    cold_item_events: int = COLD_ITEM_EVENTS
+    item_events: dict[str, int] = field(default_factory=dict)
 
     def observe(self, event: Event) -> None:
         """Remember what ``event`` reveals (called after the event's case is scored)."""
@@ -132,6 +136,7 @@ class ColdStart:
                 self.first_seen_ms.setdefault(item_id, event.timestamp_ms)
         if event.item_id:
             self.user_events[event.user_id] = self.user_events.get(event.user_id, 0) + 1
+            self.item_events[event.item_id] = self.item_events.get(event.item_id, 0) + 1
         if event.event_type == "login" and event.previous_user_id in self.user_events:
             merged = self.user_events.pop(event.previous_user_id)
             self.user_events[event.user_id] = self.user_events.get(event.user_id, 0) + merged
@@ -146,6 +151,10 @@ class ColdStart:
 
     def user_is_new(self, user_id: str) -> bool:
         return self.user_events.get(user_id, 0) < self.new_user_events
+
+    def item_is_cold(self, item_id: str) -> bool:
+        """Fewer than ``cold_item_events`` earlier events (of any user) named the item."""
+        return self.item_events.get(item_id, 0) < self.cold_item_events
 
 
 def _component_tops(engine: Engine, user_id: str, k: int, seen: set[str]) -> dict[str, list[str]]:
@@ -179,7 +188,8 @@ def evaluate(
     """Replay ``events`` (sorted here by timestamp, stable) and return the figures.
 
     ``cold`` says which cases are cold start (defaults: :class:`ColdStart`); their figures
-    are under ``cold_start`` (``new_items`` and ``new_users``, each per recommender).
+    are under ``cold_start`` (``new_items``, ``new_users`` and ``cold_items``, each per
+    recommender).
     ``catalog`` items with text, vectorised with ``content``, feed the engine's content
     taste; then ``personal_without_content`` is reported too (see the module doc).
     """
@@ -203,6 +213,7 @@ def evaluate(
     scores = {name: Scores(k) for name in names}
     new_items = {name: Scores(k) for name in names}
     new_users = {name: Scores(k) for name in names}
+    cold_items = {name: Scores(k) for name in names}
     last_item: dict[str, str] = {}
     seen_items: set[str] = set()
     started = time.perf_counter()
@@ -235,6 +246,8 @@ def evaluate(
                     groups.append(new_items)
                 if cold.user_is_new(event.user_id):
                     groups.append(new_users)
+                if cold.item_is_cold(target):
+                    groups.append(cold_items)
                 for name, ranked in tops.items():
                     for group in groups:
                         group[name].add(ranked, target)
@@ -277,6 +290,8 @@ def evaluate(
             "new_user_events": cold.new_user_events,
             "new_items": {name: figures.summary(size) for name, figures in new_items.items()},
             "new_users": {name: figures.summary(size) for name, figures in new_users.items()},
+            "cold_item_events": cold.cold_item_events,
+            "cold_items": {name: figures.summary(size) for name, figures in cold_items.items()},
         },
         "curve_every": curve_every,
         "curves": {name: figures.curve for name, figures in scores.items() if name != "related"},

@@ -104,6 +104,7 @@ def format_cold_start(figures: dict[str, Any]) -> list[str]:
     titles = {
         "new_items": f"new items (created or first seen < {age_h:g} h before)",
         "new_users": f"new users (< {cold['new_user_events']} earlier events)",
+        "cold_items": f"cold items (< {cold['cold_item_events']} earlier events named them)",
     }
     lines = ["", f"cold start, HR@{k}:"]
     for group, title in titles.items():

@@ -146,7 +146,7 @@ def _event(user: str, item: str, kind: str, at_ms: int, n: int) -> object:
 def test_cold_start_cases_are_a_subset_of_all_cases(figures):
     cold = figures["cold_start"]
     assert cold["new_user_events"] == 3
-    for group in ("new_items", "new_users"):
+    for group in ("new_items", "new_users", "cold_items"):
         for name in RECOMMENDERS:
             part, whole = cold[group][name], figures[name]
             assert set(part) == FIGURE_KEYS
@@ -204,6 +204,13 @@ def test_new_item_cases_counted_apart():
     assert out["personal"]["cases"] == 2
     assert out["cold_start"]["new_items"]["personal"]["cases"] == 1
     assert out["cold_start"]["new_users"]["personal"]["cases"] == 2
+    # Cold items: "old" had 2 earlier events, "fresh" none; with a bar of 2 only "fresh" is.
+    cold = ColdStart(hour, 3, cold_item_events=2)
+    out = evaluate(log, 10, personal_config(load_settings()), cold=cold)
+    assert out["cold_start"]["cold_item_events"] == 2
+    assert out["cold_start"]["cold_items"]["personal"]["cases"] == 1
+    out = evaluate(log, 10, personal_config(load_settings()), cold=ColdStart(hour, 3))
+    assert out["cold_start"]["cold_items"]["personal"]["cases"] == 2
 
 
 def test_command_reports_cold_start(log_file, tmp_path):
@@ -218,6 +225,11 @@ def test_command_reports_cold_start(log_file, tmp_path):
         run("--events", str(log_file), "--json", "--new-user-events", "5").output.splitlines()[-1]
     )
     assert out["cold_start"]["new_user_events"] == 5
+    out = orjson.loads(
+        run("--events", str(log_file), "--json", "--cold-item-events", "2").output.splitlines()[-1]
+    )
+    assert out["cold_start"]["cold_item_events"] == 2
+    assert "cold items (< 5 earlier events named them)" in result.output
     assert out["cold_start"]["new_items"]["personal"]["cases"] >= 0
 
 
