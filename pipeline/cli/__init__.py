@@ -1,6 +1,6 @@
 """The ``pipeline`` command line: one entry point for every role (``pipeline --help``)."""
 
-from pipeline.cli import data, deadletters, fences, services, status  # noqa: F401 - registers the commands
+from pipeline.cli import bench, data, deadletters, fences, services, status  # noqa: F401 - registers the commands
 from pipeline.cli.main import cli
 
 
