@@ -5,9 +5,9 @@ co-occurrence counts of its partners, scaled so that the anchor's best partner c
 the score of every item. This index keeps each anchor's partners as numpy arrays aligned with
 the factor model's item indexes, updated in place as pairs are counted (never rebuilt by a
 Python sort per call), and the popularity counters as vectors in the same order. Scoring
-all of a user's anchors is then one concatenation, one discount, one segmented maximum and
-one weighted ``bincount``: its cost grows with the partners of ten items, not with the
-user's history or the catalog.
+all of a user's anchors, in every relation at once, is then one concatenation, one discount,
+one segmented maximum and one weighted ``bincount``: its cost grows with the partners of ten
+items, not with the user's history or the catalog.
 """
 
 from __future__ import annotations
@@ -50,46 +50,41 @@ class Partners:
 
 
 class Attribution:
-    """Which anchors have which items as partners, for the few items a list shows."""
+    """Which anchors have which items as partners, for the few items a list shows: every
+    (partner index, anchor rank) pair the scoring went through, in one pair of arrays."""
 
-    def __init__(self, anchors: list[str], n_items: int) -> None:
+    __slots__ = ("anchors", "indexes", "ranks")
+
+    def __init__(self, anchors: list[str], indexes: np.ndarray, ranks: np.ndarray) -> None:
         self.anchors = anchors
-        self.n_items = n_items
-        self._indexes: list[np.ndarray] = []
-        self._ranks: list[np.ndarray] = []
-
-    def add(self, indexes: np.ndarray, ranks: np.ndarray) -> None:
-        self._indexes.append(indexes)
-        self._ranks.append(ranks)
+        self.indexes = indexes
+        self.ranks = ranks
 
     def sources(self, items: list[int], limit: int) -> dict[int, list[str]]:
         """Item index -> the first ``limit`` anchors (most recent first) it is a partner of."""
-        if not self._indexes or not items:
+        if not len(self.indexes) or not items:
             return {}
-        wanted = np.zeros(self.n_items, dtype=bool)
-        wanted[items] = True
-        hits = [
-            (indexes[wanted[indexes]], ranks[wanted[indexes]])
-            for indexes, ranks in zip(self._indexes, self._ranks, strict=True)
-        ]
-        index = np.concatenate([found for found, _ in hits])
-        rank = np.concatenate([found for _, found in hits])
-        if not len(index):
+        # Position of each wanted item (0 for the others: masked out below).
+        position = np.zeros(int(self.indexes.max()) + 1, dtype=np.int64)
+        wanted = np.zeros(len(position), dtype=bool)
+        served = np.asarray([i for i in items if i < len(position)], dtype=np.int64)
+        if not len(served):
             return {}
-        order = np.lexsort((rank, index))
-        index, rank = index[order], rank[order]
-        # One entry per (item, anchor): an anchor may hold the item in several relations.
-        first = np.ones(len(index), dtype=bool)
-        first[1:] = (index[1:] != index[:-1]) | (rank[1:] != rank[:-1])
-        index, rank = index[first], rank[first]
-        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
-        ends = np.r_[starts[1:], len(index)].tolist()
-        ranks = rank.tolist()
+        position[served] = np.arange(len(served))
+        wanted[served] = True
+        hit = wanted[self.indexes]
+        # (served item, anchor) pairs met; an anchor may hold the item in several relations.
+        met = np.zeros((len(served), len(self.anchors)), dtype=bool)
+        met[position[self.indexes[hit]], self.ranks[hit]] = True
+        slots, ranks = np.nonzero(met)  # by item, then anchor (most recent first)
+        found: dict[int, list[str]] = {}
         anchors = self.anchors
-        return {
-            int(index[start]): [anchors[r] for r in ranks[start : min(end, start + limit)]]
-            for start, end in zip(starts.tolist(), ends, strict=True)
-        }
+        served_items = served.tolist()
+        for slot, rank in zip(slots.tolist(), ranks.tolist(), strict=True):
+            named = found.setdefault(served_items[slot], [])
+            if len(named) < limit:
+                named.append(anchors[rank])
+        return found
 
 
 class NeighbourIndex:
@@ -146,40 +141,51 @@ class NeighbourIndex:
         """The neighbour score of every item: for each anchor and relation, the partners'
         discounted counts divided by the anchor's best, times the anchor's weight and the
         relation's, summed; and what :meth:`Attribution.sources` needs to say which anchors
-        led to an item."""
-        total = np.zeros(n_items)
-        attribution = Attribution(anchors, n_items)
+        led to an item. Every (anchor, relation) list goes through the same few vector steps
+        at once, so the cost is a handful of numpy calls whatever the number of lists."""
+        signals = sorted({DISCOUNT_BY[r] for r in RELATIONS if relation_weights.get(r, 0.0) > 0})
+        row_of = {signal: row for row, signal in enumerate(signals)}
+        indexes: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        lengths: list[int] = []
+        scale: list[float] = []
+        ranks: list[int] = []
+        rows: list[int] = []
         for relation in RELATIONS:
             relation_weight = relation_weights.get(relation, 0.0)
             if relation_weight <= 0:
                 continue
-            lists = []
-            scale = []
-            ranks = []
+            row = row_of[DISCOUNT_BY[relation]]
             for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
                 found = self.partners(relation, anchor)
                 if found is not None:
-                    lists.append(found)
+                    size = found.size
+                    indexes.append(found.indexes[:size])
+                    counts.append(found.counts[:size])
+                    lengths.append(size)
                     scale.append(weight * relation_weight)
                     ranks.append(rank)
-            if not lists:
-                continue
-            lengths = np.fromiter((p.size for p in lists), dtype=np.int64, count=len(lists))
-            indexes = np.concatenate([p.indexes[: p.size] for p in lists])
-            attribution.add(indexes, np.repeat(np.asarray(ranks, dtype=np.int64), lengths))
-            counts = np.concatenate([p.counts[: p.size] for p in lists])
-            popularity = self.popularity_vector(DISCOUNT_BY[relation])[indexes] + 1.0
-            if self.discount == 0.5:
-                discounted = counts / np.sqrt(popularity)
-            else:
-                discounted = counts / popularity**self.discount
-            starts = np.zeros(len(lists), dtype=np.int64)
-            np.cumsum(lengths[:-1], out=starts[1:])
-            best = np.maximum.reduceat(discounted, starts)
-            best[best <= 0] = 1.0
-            factor = np.repeat(np.asarray(scale) / best, lengths)
-            total += np.bincount(indexes, discounted * factor, minlength=n_items)[:n_items]
-        return total, attribution
+                    rows.append(row)
+        if not indexes:
+            empty = np.zeros(0, dtype=np.int64)
+            return np.zeros(n_items), Attribution(anchors, empty, empty)
+        length = np.asarray(lengths, dtype=np.int64)
+        index = np.concatenate(indexes)
+        # Each signal's popularity, one after the other: entry (row, item) at row * n + item.
+        popularity = np.concatenate([self.popularity_vector(s)[:n_items] for s in signals])
+        offset = np.repeat(np.asarray(rows, dtype=np.int64) * n_items, length)
+        discounted = np.concatenate(counts)
+        if self.discount == 0.5:
+            discounted /= np.sqrt(popularity[index + offset] + 1.0)
+        else:
+            discounted /= (popularity[index + offset] + 1.0) ** self.discount
+        starts = np.zeros(len(length), dtype=np.int64)
+        np.cumsum(length[:-1], out=starts[1:])
+        best = np.maximum.reduceat(discounted, starts)
+        best[best <= 0] = 1.0
+        discounted *= np.repeat(np.asarray(scale) / best, length)
+        total = np.bincount(index, discounted, minlength=n_items)[:n_items]
+        return total, Attribution(anchors, index, np.repeat(np.asarray(ranks), length))
 
     # --- popularity, aligned with the model's item indexes --------------------------------------
     def popularity_vector(self, signal: str) -> np.ndarray:

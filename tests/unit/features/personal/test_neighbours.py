@@ -3,13 +3,16 @@ mirror, however the counts were built (incrementally, or loaded by a restarted w
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
+import pytest
 
 from pipeline.core.events import event_from_dict
 from pipeline.core.settings import load_settings
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
-from pipeline.features.related.model import RELATIONS
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS
 
 T0 = 1_767_225_600_000
 
@@ -72,3 +75,65 @@ def test_partner_arrays_follow_the_counts_as_pairs_arrive() -> None:
             engine.recommend(user, 10)  # builds the arrays, which later pairs then update
         engine.drain_changes()
         assert_mirrors_counts(engine)
+
+
+def reference_scores(
+    engine: Engine, anchors: list[str], weights: list[float], relations: dict[str, float]
+) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """The documented rule with plain dictionaries: per anchor and relation, each partner's
+    ``count / (popularity + 1) ** discount`` over the anchor's best, times the anchor's weight and the
+    relation's, summed; and per item, the anchors (most recent first) that hold it."""
+    discount = engine.neighbours.discount
+    totals: dict[str, float] = {}
+    held: dict[str, set[int]] = {}
+    for relation, relation_weight in relations.items():
+        popularity = engine.cooc.popularity[DISCOUNT_BY[relation]]
+        for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
+            counts = {
+                p: c
+                for p, c in engine.cooc.counts[relation].get(anchor, {}).items()
+                if p in engine.model.item_index
+            }
+            discounted = {
+                p: c / (popularity.get(p, 0.0) + 1.0) ** discount for p, c in counts.items()
+            }
+            if not discounted:
+                continue
+            best = max(discounted.values())
+            best = best if best > 0 else 1.0
+            for partner, value in discounted.items():
+                totals[partner] = totals.get(partner, 0.0) + weight * relation_weight * value / best
+                held.setdefault(partner, set()).add(rank)
+    return totals, {item: [anchors[r] for r in sorted(ranks)] for item, ranks in held.items()}
+
+
+@pytest.mark.parametrize("discount", [0.4, 0.5])  # the default, and the square-root path
+def test_vector_scores_and_sources_equal_the_rule_computed_item_by_item(discount: float) -> None:
+    """Every (anchor, relation) list is scored in one set of vector steps: the result must be
+    what the rule gives list by list, for any relation weights (one relation off included)."""
+    engine = Engine(personal_config(load_settings(related_discount=discount)))
+    rng = random.Random(7)
+    for n in range(1, 3000):
+        kind = rng.choice(["click", "click", "click", "buy", "basket"])
+        engine.learn(
+            click(n, f"u{rng.randrange(40)}", f"i{int(rng.paretovariate(1.2)) % 60}", kind)
+        )
+    engine.drain_changes()
+    anchors = [f"i{k}" for k in (3, 1, 17, 2, 40, 99)]  # i99 was never seen: no partners
+    weights = [1.0 / (1 + rank) for rank in range(len(anchors))]
+    ids = engine.model.item_ids
+    for relations in (
+        {"also_clicked": 1.0, "also_bought": 0.5, "viewed_then_bought": 2.0},
+        {"also_clicked": 1.0, "also_bought": 0.0, "viewed_then_bought": 0.3},
+    ):
+        scores, attribution = engine.neighbours.scores(anchors, weights, len(ids), relations)
+        expected, held = reference_scores(
+            engine, anchors, weights, {r: w for r, w in relations.items() if w > 0}
+        )
+        assert len(expected) > 20
+        assert {ids[i]: s for i, s in enumerate(scores.tolist()) if s} == pytest.approx(expected)
+        served = sorted(held)[:25] + ["i0"]
+        sources = attribution.sources([engine.model.item_index[i] for i in served], 3)
+        assert {ids[i]: named for i, named in sources.items()} == {
+            item: held[item][:3] for item in served if item in held
+        }
