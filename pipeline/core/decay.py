@@ -80,9 +80,12 @@ class DecayedCounts:
         self.half_life_s = half_life_s
         self.current: int | None = None
         self.generations: dict[int, RankedScores] = {}
+        # Changes with every add and load: what readers cache derived rankings by.
+        self.version = 0
 
     def add(self, key: str, weight: float, timestamp_ms: int) -> list[tuple[int, float]]:
         """Count one event; returns the (generation, amount) increments made, for persistence."""
+        self.version += 1
         gen = generation(timestamp_ms, self.half_life_s)
         if self.current is None or gen > self.current:
             self.current = gen
@@ -100,6 +103,7 @@ class DecayedCounts:
 
     def load(self, generations: dict[int, dict[str, float]]) -> None:
         """Replace the state with stored generations (the current one and the next)."""
+        self.version += 1
         self.generations = {g: RankedScores(v) for g, v in generations.items() if v}
         self.current = min(self.generations) if self.generations else None
 

@@ -86,6 +86,8 @@ class Recommender:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        empty = np.zeros(0, dtype=np.int64)
+        self._cold: tuple[tuple[int, int] | None, np.ndarray, np.ndarray] = (None, empty, empty)
 
     def parts(self, user_id: str) -> Parts | None:
         """Every item's score for ``user_id``, or None while no item is known."""
@@ -132,15 +134,28 @@ class Recommender:
                 if index is not None:
                     scores[index] += c.recent_weight / (1.0 + rank)
         cold = history is None or history.interactions < c.cold_start_interactions
-        if cold and c.cold_start_trending_weight > 0 and engine.trending.scores:
-            top_trending = engine.trending.top(COLD_TRENDING_ITEMS)
-            if top_trending:
-                best = top_trending[0][1]
-                for item_id, value in top_trending:
-                    index = model.item_index.get(item_id)
-                    if index is not None:
-                        scores[index] += c.cold_start_trending_weight * 4.0 * value / best
+        if cold and c.cold_start_trending_weight > 0:
+            indexes, boost = self._cold_trending()
+            if len(indexes):
+                scores[indexes] += boost
         return Parts(factors, neighbours, content, scores, attribution, cold)
+
+    def _cold_trending(self) -> tuple[np.ndarray, np.ndarray]:
+        """(model indexes, boost) of the top trending items for a cold user's list:
+        ``cold_start_trending_weight * 4 * count / best count``. Cached until the counts or
+        the items change: a batch's lists share it."""
+        engine = self.engine
+        key = (engine.trending.version, len(engine.model.item_ids))
+        if self._cold[0] != key:
+            top_trending = engine.trending.top(COLD_TRENDING_ITEMS)
+            index_of = engine.model.item_index
+            weight = engine.config.blend.cold_start_trending_weight
+            best = top_trending[0][1] if top_trending else 1.0
+            found = [(index_of[item], value) for item, value in top_trending if item in index_of]
+            indexes = np.array([index for index, _ in found], dtype=np.int64)
+            boost = np.array([weight * 4.0 * value / best for _, value in found], dtype=np.float64)
+            self._cold = (key, indexes, boost)
+        return self._cold[1], self._cold[2]
 
     def _content(
         self, anchors: list[str], weights: list[float], neighbours: np.ndarray | None
@@ -173,6 +188,17 @@ class Recommender:
     ) -> list[Recommendation]:
         """Top ``n`` items for a user; ``exclude`` defaults to what the user bought, consumed
         or blacklisted."""
+        return [
+            Recommendation(entry["item_id"], entry["score"], entry["source"])
+            for entry in self.entries(user_id, n, exclude, digits=None)
+        ]
+
+    def entries(
+        self, user_id: str, n: int, exclude: set[str] | None = None, digits: int | None = 6
+    ) -> list[dict[str, Any]]:
+        """:meth:`recommend` as the stored for-you list holds it: ``{"item_id", "score"
+        (rounded to ``digits``; None: exact), "source"}`` per item, built directly (the
+        worker writes one per touched user per batch)."""
         parts = self.parts(user_id)
         if parts is None:
             return []
@@ -182,19 +208,22 @@ class Recommender:
         stage = "cold_start" if parts.cold else "personal"
         top = self.top(parts.blend, n, exclude)
         index_of = self.engine.model.item_index
+        indexes = [index_of[item] for item, _ in top]
         # Attribution for the items served: which recent items led here.
         sources = (
-            parts.attribution.sources([index_of[item] for item, _ in top], MAX_SOURCE_ITEMS)
+            parts.attribution.sources(indexes, MAX_SOURCE_ITEMS)
             if parts.attribution is not None
             else {}
         )
         out = []
-        for item_id, score in top:
+        for (item_id, score), index in zip(top, indexes, strict=True):
             source: dict[str, Any] = {"model": "for_you", "stage": stage}
-            led_by = sources.get(index_of[item_id])
+            led_by = sources.get(index)
             if led_by:
                 source["source_items"] = led_by
-            out.append(Recommendation(item_id, score, source))
+            if digits is not None:
+                score = round(score, digits)
+            out.append({"item_id": item_id, "score": score, "source": source})
         return out
 
     def top(self, scores: np.ndarray, n: int, exclude: set[str]) -> list[tuple[str, float]]:

@@ -30,12 +30,7 @@ from pipeline.store.base import Reads, Store, Writes
 
 def foryou_payload(engine: Engine, user_id: str, n: int) -> bytes:
     """The stored "for you" list: what the reader serves, with each item's source."""
-    return orjson.dumps(
-        [
-            {"item_id": r.item_id, "score": round(r.score, 6), "source": r.source}
-            for r in engine.recommend(user_id, n)
-        ]
-    )
+    return orjson.dumps(engine.recommender.entries(user_id, n))
 
 
 async def load_items(store: Store, keys: Keys, engine: Engine, now_ms: int) -> None:

@@ -15,6 +15,7 @@ from pipeline.core.events import Event, event_from_dict
 from pipeline.core.settings import load_settings
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine, PersonalConfig
+from pipeline.features.personal.recommend import Recommender
 from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld
 from tests.unit.features.personal.helpers import (
     ITEMS,
@@ -237,3 +238,21 @@ def test_a_low_rating_never_counts_as_a_conversion_for_also_bought():
     engine.learn(event_at("buy", "u", "liked", T0 + 1000, value=1))
     assert engine.cooc.counts["also_bought"].get("liked", {}) == {}
     assert engine.histories["u"].recent[0][1] == "rate_low"
+
+
+def test_a_cold_users_list_follows_trending_between_two_lists_of_one_batch():
+    """The trending part of a cold user's list is cached between lists: learning in between
+    (the trending counts change, the item set does not) must give what a fresh recommender
+    computes, with the newly trending item ahead."""
+    engine = warm_engine(from_settings(cold_start_interactions=3))
+    cold = "newcomer"
+    engine.learn(make_event("click", cold, ITEMS[0], t=500_000))
+    first = engine.recommend(cold, len(ITEMS))
+    assert first[0].source["stage"] == "cold_start"
+    rising = first[-1].item_id
+    for n in range(40):
+        engine.learn(make_event("click", f"fan-{n % 4}", rising, t=500_001 + n))
+    again = engine.recommend(cold, len(ITEMS))
+    fresh = Recommender(engine).recommend(cold, len(ITEMS))
+    assert again == fresh
+    assert [r.item_id for r in again].index(rising) < [r.item_id for r in first].index(rising)
