@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import astuple
 from functools import partial
 from pathlib import Path
@@ -104,6 +105,16 @@ def partition_ends(app: faust.App) -> dict[tuple[str, int], int]:
     }
 
 
+def messages_waiting(positions: Iterable[Position], ends: Mapping[tuple[str, int], int]) -> int:
+    """Messages after ``positions`` (a batch's) in their partitions, by the fetched ``ends``
+    (each partition's next offset); partitions without a known end count 0."""
+    last: dict[tuple[str, int], int] = {}
+    for position in positions:
+        tp = (position.topic, position.partition)
+        last[tp] = max(last.get(tp, -1), position.offset)
+    return sum(max(0, ends[tp] - offset - 1) for tp, offset in last.items() if tp in ends)
+
+
 def create_app(settings: Settings, groups: list[str], topics: Topics | None = None) -> faust.App:
     """A Faust app running ``groups``; nothing connects until a worker starts it."""
     topics = topics or declared_topics(settings)
@@ -185,6 +196,10 @@ def _register_agent(
                     )
                     for event in events
                 ]
+                ends = partition_ends(app)
+                waiting = messages_waiting((m.position for m in messages), ends)
+                for lane in lanes:
+                    lane.handler.backlog(waiting)
                 try:
                     for phase in phases:
                         if not any(lane.reads(m) for lane in phase for m in messages):
@@ -199,7 +214,7 @@ def _register_agent(
                             dedup_window_ms,
                             settings.dedup_max_ids,
                             settings.dead_letter_max_value_bytes,
-                            partition_ends(app),
+                            ends,
                         )
                         await retry_transient(
                             apply,

@@ -65,6 +65,12 @@ class Handler(ABC, Generic[R]):
         the topics this group reads (no other worker of the group is writing). Handlers
         that guard against other workers' writes may skip that work while it holds."""
 
+    def backlog(self, waiting: int) -> None:  # noqa: B027
+        """Called before each batch: how many messages of the batch's partitions are already
+        in the topics after it, as the consumer's last fetch saw them (0: caught up).
+        Handlers with work that may lag (the personal group's list refreshes) hold it back
+        while messages wait, so that ingestion does not."""
+
 
 class EventHandler(Handler[Event]):
     """Base of the handlers that read event topics: one ``decode`` for all of them."""

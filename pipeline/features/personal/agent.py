@@ -6,9 +6,10 @@ state when the user first appears in a batch. Each batch is learned by the engin
 everything it touched is written back in the batch's fenced transaction (``state.py``).
 
 For-you lists are recomputed within a time budget per batch (``foryou_batch_budget_ms``)
-when the batch is full (messages are waiting), with no limit otherwise: first the batch's
-users who have no list yet (they see trending until they get one), then, first come first
-served, users left over by earlier batches, then the other users of the batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
+while messages wait behind the batch (or the batch is full), with no limit otherwise:
+first the batch's users who have no list yet (they see trending until they get one), then,
+first come first served, users left over by earlier batches, then the other users of the
+batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
 transaction, so a restarted worker carries on with them. Under a load the budget cannot
 follow, lists lag behind learning instead of slowing it down.
 
@@ -63,12 +64,17 @@ class PersonalHandler(EventHandler):
         # worker): nobody else writes its users or items, so the re-reads and WATCHes that
         # keep several workers exact are skipped. False (exact for any number) until told.
         self.exclusive = False
+        # Messages waiting behind the current batch (``backlog``): 0 until told.
+        self.waiting = 0
         # Seconds for "ask the catalog again" (replaceable in tests).
         self.clock: Callable[[], float] = time.monotonic
         self.reset()
 
     def owns_every_partition(self, exclusive: bool) -> None:
         self.exclusive = exclusive
+
+    def backlog(self, waiting: int) -> None:
+        self.waiting = waiting
 
     def reset(self) -> None:
         """Forget everything cached; the next batch reloads from Redis."""
@@ -133,9 +139,11 @@ class PersonalHandler(EventHandler):
         placed.update(arrivals)
         queue += sorted(touched - placed)
         await self._load(store, [user for user in first + queue if user not in self.users_loaded])
-        # A batch smaller than the batch size means no message was waiting: no ingest to
-        # hold back, so the lists get all the time they need (the backlog drains).
-        limited = len(records) >= self.settings.batch_size and self.budget_s > 0
+        # Lists are held to the budget while messages wait behind this batch (as the
+        # consumer's fetches saw them), or the batch is full (its take stopped at the cap);
+        # when the worker is caught up they get all the time they need (the backlog drains).
+        behind = self.waiting > 0 or len(records) >= self.settings.batch_size
+        limited = behind and self.budget_s > 0
         started = time.perf_counter()
         left = []
         # Newcomers get half the budget at most; the refreshes what is left of all of it.

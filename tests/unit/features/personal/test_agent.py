@@ -142,6 +142,27 @@ async def test_with_content_on_new_catalog_items_join_the_lists_of_users_with_th
     assert "k-new" not in garden[:10]
 
 
+async def test_lists_are_held_to_the_budget_while_messages_wait_behind_a_small_batch() -> None:
+    """A batch smaller than the batch size gets every list when nothing waits behind it, and
+    only what the budget allows (one per call here) when the consumer saw messages waiting:
+    ingestion goes first, the others wait in Redis for a later batch."""
+    tight = settings(batch_size=100, foryou_batch_budget_ms=1e-6)
+    batch = [ev(1, "click", "a", "i1"), ev(2, "click", "b", "i2"), ev(3, "click", "c", "i3")]
+    caught_up, behind = store_at(T0_MS), store_at(T0_MS)
+    await run(PersonalHandler(tight, KEYS), caught_up, batch)
+    assert await caught_up.zrange(KEYS.foryou_pending(), 0, -1) == []
+    assert all([await caught_up.get(KEYS.foryou(u)) is not None for u in "abc"])
+    handler = PersonalHandler(tight, KEYS)
+    handler.backlog(500)
+    await run(handler, behind, batch)
+    assert await behind.get(KEYS.foryou("a")) is not None
+    assert [m for m, _ in await behind.zrange(KEYS.foryou_pending(), 0, -1)] == [b"b", b"c"]
+    handler.backlog(0)
+    await run(handler, behind, [ev(4, "click", "d", "i1")])
+    assert await behind.zrange(KEYS.foryou_pending(), 0, -1) == []
+    assert all([await behind.get(KEYS.foryou(u)) is not None for u in "bcd"])
+
+
 async def test_under_a_full_budget_a_newcomer_gets_a_list_before_waiting_refreshes() -> None:
     """With the budget spent after one list per group, a user with no list (served trending
     meanwhile) gets theirs ahead of the refreshes that wait; the refreshes still get one."""

@@ -1,0 +1,16 @@
+"""How many messages wait behind a batch: what the worker tells handlers before each batch."""
+
+from __future__ import annotations
+
+from pipeline.stream.app import messages_waiting
+from pipeline.stream.fence import Position
+
+
+def test_messages_waiting_counts_what_the_fetches_saw_after_the_batch() -> None:
+    """Per partition of the batch: its fetched end minus the batch's last offset there, minus
+    one; partitions with no known end, or the batch's end reached, count nothing."""
+    batch = [Position("clicks", 0, 7), Position("clicks", 0, 9), Position("buys", 1, 3)]
+    assert messages_waiting(batch, {("clicks", 0): 10, ("buys", 1): 4}) == 0
+    assert messages_waiting(batch, {("clicks", 0): 15, ("buys", 1): 4}) == 5
+    assert messages_waiting(batch, {("clicks", 0): 15, ("buys", 1): 10, ("other", 0): 99}) == 11
+    assert messages_waiting(batch, {}) == 0
