@@ -92,6 +92,24 @@ class Reads:
         """Answer: the key's expiry in epoch seconds; -1 without one; -2 when it is missing."""
         return self._add("expire_time", key)
 
+    def related_blend(
+        self,
+        sets: Sequence[tuple[str, str, str]],
+        hidden: str,
+        exclude: str,
+        depth: int,
+        discount: float,
+        n: int,
+    ) -> Reads:
+        """Answer: ``[(member, score, label)]``, the ``n`` best of the related-items rule
+        (:mod:`pipeline.core.blend`) applied where the data is. ``sets`` holds (sorted set,
+        weights hash, label) triples: the ``depth`` highest members of each set, less
+        ``exclude`` and the members of the set ``hidden``, scored ``score / (weight + 1) **
+        discount`` (a member's weight from the hash, 0 when absent) and ranked
+        (``rank_related``), then blended (``blend_related``). One reply of ``n`` rows instead
+        of every member and weight. Members are decoded as UTF-8 (invalid bytes replaced)."""
+        return self._add("related_blend", tuple(sets), hidden, exclude, depth, discount, n)
+
 
 class Writes:
     """Writes queued by a plan, applied in order and atomically by the store.

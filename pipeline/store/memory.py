@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
+from pipeline.core.blend import blend_related, rank_related
 from pipeline.store.base import Bound, Build, Op, Reads, Scalar, Store, TransactionConflict, Writes
 
 
@@ -151,7 +152,33 @@ class MemoryStore(Store):
                 return -2
             expiry = self._expiry.get(op[1])
             return -1 if expiry is None else int(expiry)
+        if name == "related_blend":
+            return self._related_blend(*op[1:])
         raise ValueError(f"unknown read {name!r}")
+
+    def _related_blend(
+        self,
+        sets: tuple[tuple[str, str, str], ...],
+        hidden: str,
+        exclude: str,
+        depth: int,
+        discount: float,
+        n: int,
+    ) -> list[tuple[str, float, str]]:
+        gone = {m.decode("utf-8", "replace") for m in self._read_container(hidden, _Set) or ()}
+        gone.add(exclude)
+        lists = {}
+        for key, weights_key, label in sets:
+            rows = self._ordered(key, True)[:depth]
+            weights = self._read_container(weights_key, _Hash) or {}
+            counts = [(member.decode("utf-8", "replace"), score) for member, score in rows]
+            weight = {
+                member: float(weights[raw])
+                for (member, _), (raw, _) in zip(counts, rows, strict=True)
+                if raw in weights
+            }
+            lists[label] = rank_related(counts, weight, discount, depth, gone)
+        return blend_related(lists, n)
 
     def _string(self, key: str) -> bytes | None:
         value = self._live(key)

@@ -38,7 +38,7 @@ from pipeline.store.base import (
     TransactionConflict,
     Writes,
 )
-from pipeline.store.redis_scripts import SCRIPTED, WRITE_CHUNK
+from pipeline.store.redis_scripts import READ_SCRIPTS, SCRIPTED, WRITE_CHUNK
 
 # The pipeline of the transaction whose ``build`` is running in this task (Store.watch).
 _WATCHING: ContextVar[Any] = ContextVar("watching", default=None)
@@ -92,6 +92,14 @@ def _queue_read(client: Any, op: Op) -> Any:
     if name == "expire_time":
         return client.execute_command("EXPIRETIME", op[1])
     raise ValueError(f"unknown read {name!r}")
+
+
+def _related_rows(reply: list[bytes]) -> list[tuple[str, float, str]]:
+    """The flat (member, score, label) reply of the related-blend script as rows."""
+    return [
+        (reply[i].decode("utf-8", "replace"), float(reply[i + 1]), reply[i + 2].decode())
+        for i in range(0, len(reply), 3)
+    ]
 
 
 def _number(amount: float) -> str:
@@ -157,6 +165,9 @@ class RedisStore(Store):
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._scripts = {name: redis.register_script(source) for name, source in SCRIPTED.items()}
+        self._read_scripts = {
+            name: redis.register_script(source) for name, source in READ_SCRIPTS.items()
+        }
 
     async def queue_writes(self, pipe: Any, writes: Writes) -> None:
         """Queue every write on a redis-py pipeline (already in MULTI), in order; each run of
@@ -192,15 +203,35 @@ class RedisStore(Store):
         ops = reads.ops
         sent = [op for op in ops if not _empty_list_read(op)]
         if len(sent) == 1 and len(ops) == 1:
-            return [await _queue_read(self.redis, sent[0])]
+            op = sent[0]
+            if op[0] in READ_SCRIPTS:
+                return [_related_rows(await self._read_script(self.redis, op))]
+            return [await _queue_read(self.redis, op)]
         answers: list[Any] = []
         if sent:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for op in sent:
-                    _queue_read(pipe, op)
+                    if op[0] in READ_SCRIPTS:
+                        await self._read_script(pipe, op)
+                    else:
+                        _queue_read(pipe, op)
                 answers = await pipe.execute()
         replies = iter(answers)
-        return [[] if _empty_list_read(op) else next(replies) for op in ops]
+        return [
+            []
+            if _empty_list_read(op)
+            else _related_rows(next(replies))
+            if op[0] in READ_SCRIPTS
+            else next(replies)
+            for op in ops
+        ]
+
+    def _read_script(self, client: Any, op: Op) -> Any:
+        """Call (or, on a pipeline, queue) the script of a scripted read."""
+        _, sets, hidden, exclude, depth, discount, n = op
+        keys = [key for key, weights, _ in sets for key in (key, weights)] + [hidden]
+        args = [depth, _number(discount), n, exclude, *(label for _, _, label in sets)]
+        return self._read_scripts[op[0]](keys=keys, args=args, client=client)
 
     async def apply(self, writes: Writes) -> None:
         if not writes.ops:

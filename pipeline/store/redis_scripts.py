@@ -96,6 +96,81 @@ for k = 1, #KEYS do
 end
 return 0
 """
+# The related-items rule (pipeline.core.blend) where the data is: KEYS are (sorted set,
+# weights hash) pairs, then the hidden set; ARGV depth, discount, n, the excluded member,
+# then one label per pair. Each set's ``depth`` best members, less the excluded and hidden
+# ones, are scored count / (weight + 1) ^ discount and sorted (ties by member bytes); one
+# set answers its ``n`` best with its label, several are scaled by their best and summed
+# ("blend"). Scores go back as %.17g strings: exact doubles, as Python computes them.
+RELATED_BLEND = """
+local depth, discount, n, exclude = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local count = (#KEYS - 1) / 2
+local hidden = KEYS[#KEYS]
+local function better(a, b)
+  if a[2] ~= b[2] then
+    return a[2] > b[2]
+  end
+  return a[1] < b[1]
+end
+local lists = {}
+for s = 1, count do
+  local flat = redis.call('ZRANGE', KEYS[2 * s - 1], 0, depth - 1, 'REV', 'WITHSCORES')
+  local ranked = {}
+  if #flat > 0 then
+    local members = {}
+    for i = 1, #flat, 2 do
+      members[#members + 1] = flat[i]
+    end
+    local weights = redis.call('HMGET', KEYS[2 * s], unpack(members))
+    local gone = redis.call('SMISMEMBER', hidden, unpack(members))
+    for i = 1, #members do
+      if gone[i] == 0 and members[i] ~= exclude then
+        local weight = tonumber(weights[i]) or 0
+        ranked[#ranked + 1] = {members[i], tonumber(flat[2 * i]) / (weight + 1.0) ^ discount}
+      end
+    end
+    table.sort(ranked, better)
+  end
+  lists[s] = ranked
+end
+local rows, label = {}, 'blend'
+if count == 1 then
+  rows, label = lists[1], ARGV[5]
+else
+  local blended, order = {}, {}
+  for s = 1, count do
+    local ranked = lists[s]
+    if #ranked > 0 then
+      local top = ranked[1][2]
+      if not (top > 0) then
+        top = 1.0
+      end
+      for i = 1, #ranked do
+        local member = ranked[i][1]
+        if blended[member] == nil then
+          blended[member] = 0.0
+          order[#order + 1] = member
+        end
+        blended[member] = blended[member] + ranked[i][2] / top
+      end
+    end
+  end
+  for i = 1, #order do
+    rows[i] = {order[i], blended[order[i]]}
+  end
+  table.sort(rows, better)
+end
+local out = {}
+for i = 1, math.min(n, #rows) do
+  out[#out + 1] = rows[i][1]
+  out[#out + 1] = string.format('%.17g', rows[i][2])
+  out[#out + 1] = label
+end
+return out
+"""
+# Reads that run as scripts, by op name.
+READ_SCRIPTS = {"related_blend": RELATED_BLEND}
+
 # Arguments per script call at most: bounds the size of one command (the MULTI still
 # applies them all).
 WRITE_CHUNK = 8192

@@ -22,6 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+# The ranking rules live in core (the stores rank by them too); named here as before.
+from pipeline.core.blend import blend_related as blend_related
+from pipeline.core.blend import rank_related as rank_related
 from pipeline.core.feedback import CLICK, CONVERSION, SIGNALS
 from pipeline.features.personal.history import CLICK_ENTRIES, CONVERSION_ENTRIES, entry_order
 
@@ -207,45 +210,6 @@ def _directed(before: list[int], after: list[int], window: int) -> bool:
     """Whether some ``t1`` of ``before`` and ``t2`` of ``after`` have
     ``0 <= t2 - t1 <= window``."""
     return any(_within(after, t, t + window) for t in before)
-
-
-def rank_related(
-    counts: Iterable[tuple[str, float]],
-    popularity: Mapping[str, float],
-    discount: float,
-    n: int,
-    exclude: Iterable[str] = (),
-) -> list[tuple[str, float]]:
-    """Partners ordered by popularity-discounted count; ties broken by item id."""
-    excluded = set(exclude)
-    scored = [
-        (partner, count / (popularity.get(partner, 0.0) + 1.0) ** discount)
-        for partner, count in counts
-        if partner not in excluded
-    ]
-    scored.sort(key=lambda pair: (-pair[1], pair[0]))
-    return scored[:n]
-
-
-def blend_related(
-    lists: Mapping[str, list[tuple[str, float]]], n: int
-) -> list[tuple[str, float, str]]:
-    """Merge ranked lists of several relations: (partner, score, relation label).
-
-    One relation: its own scores. Several: each list is scaled to its best score and the
-    scaled scores add up, so an item related in several ways ranks high; label "blend".
-    """
-    present = {name: ranked for name, ranked in lists.items() if ranked}
-    if len(lists) == 1:
-        ((name, ranked),) = lists.items()
-        return [(partner, score, name) for partner, score in ranked[:n]]
-    blended: dict[str, float] = defaultdict(float)
-    for ranked in present.values():
-        top = ranked[0][1] if ranked[0][1] > 0 else 1.0
-        for partner, score in ranked:
-            blended[partner] += score / top
-    ordered = sorted(blended.items(), key=lambda pair: (-pair[1], pair[0]))[:n]
-    return [(partner, score, "blend") for partner, score in ordered]
 
 
 class CoOccurrence:

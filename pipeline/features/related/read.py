@@ -1,5 +1,7 @@
 """Related items of one item, ranked now: co-occurrence counts with the popularity discount
-applied at read time (``count / (popularity + 1) ** discount``), unavailable items left out."""
+applied at read time (``count / (popularity + 1) ** discount``), unavailable items left out.
+The store ranks and blends (:meth:`pipeline.store.base.Reads.related_blend`; in Redis a
+script), so a request reads ``n`` rows, not every partner with its popularity."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.core.feedback import SIGNALS
-from pipeline.core.ids import decode_id
+from pipeline.core.ids import valid_id
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import Availability
 from pipeline.features.content.read import SIMILAR_CONTENT, read_similar
-from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, blend_related, rank_related
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS
 from pipeline.store.base import Reads, Store
 
 
@@ -34,45 +36,28 @@ async def read_related(
     have met) is filled up with its content neighbours, after the learned ones and marked
     ``{"model": "content", "relation": "similar_content"}``: a new item's related list is
     its look-alikes until co-occurrences take their places. The engine's ``related`` (what
-    ``pipeline evaluate`` scores) has no content and ranks only the learned part."""
+    ``pipeline evaluate`` scores) has no content and ranks only the learned part.
+    Unavailable items are those of the catalog's unavailable set as the read finds it;
+    stored partners that break the id contract are never served."""
     if relation == SIMILAR_CONTENT:
         return await read_similar(store, keys, availability, item_id, n, depth)
     relations = [relation] if relation else list(RELATIONS)
-    reads = Reads()
-    for name in relations:
-        reads.zrange(keys.related(name, item_id), 0, depth - 1, desc=True)
-    availability.queue(reads)
-    *rows, version = await store.read(reads)
-    hidden = await availability.settle(store, version)
-    counts = {
-        name: [(pid, score) for member, score in members if (pid := decode_id(member)) is not None]
-        for name, members in zip(relations, rows, strict=True)
-    }
-    partners = sorted({pid for ranked in counts.values() for pid, _ in ranked})
-    popularity: dict[str, dict[str, float]] = {}
-    if partners:
-        reads = Reads()
-        for signal in SIGNALS:
-            reads.hmget(keys.popularity(signal), partners)
-        values = await store.read(reads)
-        for signal, column in zip(SIGNALS, values, strict=True):
-            popularity[signal] = {
-                pid: float(v) for pid, v in zip(partners, column, strict=True) if v is not None
-            }
-    exclude = hidden | {item_id}
-    lists = {
-        name: rank_related(
-            counts[name], popularity.get(DISCOUNT_BY[name], {}), discount, depth, exclude
-        )
+    # Ranked and blended in Redis (one reply of n rows, not every partner and its
+    # popularity): Reads.related_blend applies pipeline.core.blend's rule, the engine's.
+    sets = [
+        (keys.related(name, item_id), keys.popularity(DISCOUNT_BY[name]), name)
         for name in relations
-    }
+    ]
+    reads = Reads().related_blend(sets, keys.unavailable_items(), item_id, depth, discount, n)
+    (rows,) = await store.read(reads)
     found = [
         {
             "item_id": pid,
             "score": score,
             "source": {"model": "related", "relation": label, "source_items": [item_id]},
         }
-        for pid, score, label in blend_related(lists, n)
+        for pid, score, label in rows
+        if valid_id(pid)
     ]
     if relation is None and len(found) < n:
         listed = {entry["item_id"] for entry in found}
