@@ -74,17 +74,21 @@ def _queue_read(client: Any, op: Op) -> Any:
         return client.hmget(op[1], op[2])
     if name == "hgetall":
         return client.hgetall(op[1])
+    # Sorted-set ranges go as plain commands: redis-py's RESP3 shim would format every score
+    # to text and parse it again; _scored makes the pairs (see _answer).
     if name == "zrange":
         _, key, start, stop, desc = op
-        return client.zrange(key, start, stop, desc=desc, withscores=True)
+        return client.execute_command(
+            "ZRANGE", key, start, stop, *(("REV",) if desc else ()), "WITHSCORES"
+        )
     if name == "zrange_by_score":
         _, key, low, high, desc, offset, count = op
-        limit: dict[str, Any] = {}
+        limit: tuple[Any, ...] = ()
         if offset or count is not None:
-            limit = {"start": offset, "num": -1 if count is None else count}
+            limit = ("LIMIT", offset, -1 if count is None else count)
         if desc:
-            return client.zrevrangebyscore(key, high, low, withscores=True, **limit)
-        return client.zrangebyscore(key, low, high, withscores=True, **limit)
+            return client.execute_command("ZREVRANGEBYSCORE", key, high, low, "WITHSCORES", *limit)
+        return client.execute_command("ZRANGEBYSCORE", key, low, high, "WITHSCORES", *limit)
     if name == "zmscore":
         return client.zmscore(op[1], op[2])
     if name == "smembers":
@@ -92,6 +96,24 @@ def _queue_read(client: Any, op: Op) -> Any:
     if name == "expire_time":
         return client.execute_command("EXPIRETIME", op[1])
     raise ValueError(f"unknown read {name!r}")
+
+
+def _answer(op: Op, reply: Any) -> Any:
+    """A read's reply in the shape :class:`Reads` documents."""
+    name = op[0]
+    if name in ("zrange", "zrange_by_score"):
+        return _scored(reply)
+    if name == "related_blend":
+        return _related_rows(reply)
+    return reply
+
+
+def _scored(reply: list[Any]) -> list[tuple[bytes, float]]:
+    """A WITHSCORES reply as (member, score) pairs: RESP3's [member, score] pairs, or
+    RESP2's flat member, score-as-text list."""
+    if reply and isinstance(reply[0], list):
+        return [(member, float(score)) for member, score in reply]
+    return [(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
 def _related_rows(reply: list[bytes]) -> list[tuple[str, float, str]]:
@@ -205,8 +227,8 @@ class RedisStore(Store):
         if len(sent) == 1 and len(ops) == 1:
             op = sent[0]
             if op[0] in READ_SCRIPTS:
-                return [_related_rows(await self._read_script(self.redis, op))]
-            return [await _queue_read(self.redis, op)]
+                return [_answer(op, await self._read_script(self.redis, op))]
+            return [_answer(op, await _queue_read(self.redis, op))]
         answers: list[Any] = []
         if sent:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -217,14 +239,7 @@ class RedisStore(Store):
                         _queue_read(pipe, op)
                 answers = await pipe.execute()
         replies = iter(answers)
-        return [
-            []
-            if _empty_list_read(op)
-            else _related_rows(next(replies))
-            if op[0] in READ_SCRIPTS
-            else next(replies)
-            for op in ops
-        ]
+        return [[] if _empty_list_read(op) else _answer(op, next(replies)) for op in ops]
 
     def _read_script(self, client: Any, op: Op) -> Any:
         """Call (or, on a pipeline, queue) the script of a scripted read."""

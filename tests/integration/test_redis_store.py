@@ -52,3 +52,26 @@ async def test_scripts_are_loaded_again_after_a_script_flush(store: RedisStore, 
     await store.apply(Writes().set(key("a"), 2).zincr_trim(key("z"), {"m": 1.0}, 5))
     assert await store.get(key("a")) == b"2"
     assert await store.zrange(key("z"), 0, -1) == [(b"m", 1.0)]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_ranges_read_the_same_on_either_protocol(
+    redis_url: str, key: Key, protocol: int
+) -> None:
+    """Ranges go as plain commands and are paired here: RESP3 answers [member, score] pairs,
+    RESP2 a flat list with scores as text; both must read as (member, float) pairs."""
+    from pipeline.store.base import Reads, Writes
+
+    store = connect(load_settings(redis_url=f"{redis_url}?protocol={protocol}"))
+    try:
+        await store.apply(Writes().zadd(key("z"), {"a": 1.5, "b": -2.0, "c": 1e-300}))
+        reads = Reads().zrange(key("z"), 0, -1, desc=True)
+        reads.zrange_by_score(key("z"), "-inf", "+inf", offset=1, count=5)
+        reads.zrange(key("none"), 0, -1)
+        assert await store.read(reads) == [
+            [(b"a", 1.5), (b"c", 1e-300), (b"b", -2.0)],
+            [(b"c", 1e-300), (b"a", 1.5)],
+            [],
+        ]
+    finally:
+        await store.close()
