@@ -143,19 +143,17 @@ class NeighbourIndex:
         relation's, summed; and what :meth:`Attribution.sources` needs to say which anchors
         led to an item. Every (anchor, relation) list goes through the same few vector steps
         at once, so the cost is a handful of numpy calls whatever the number of lists."""
-        signals = sorted({DISCOUNT_BY[r] for r in RELATIONS if relation_weights.get(r, 0.0) > 0})
-        row_of = {signal: row for row, signal in enumerate(signals)}
         indexes: list[np.ndarray] = []
         counts: list[np.ndarray] = []
         lengths: list[int] = []
         scale: list[float] = []
         ranks: list[int] = []
-        rows: list[int] = []
+        # Per relation in use: its popularity signal and where its entries end.
+        spans: list[tuple[str, int]] = []
         for relation in RELATIONS:
             relation_weight = relation_weights.get(relation, 0.0)
             if relation_weight <= 0:
                 continue
-            row = row_of[DISCOUNT_BY[relation]]
             for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
                 found = self.partners(relation, anchor)
                 if found is not None:
@@ -165,26 +163,38 @@ class NeighbourIndex:
                     lengths.append(size)
                     scale.append(weight * relation_weight)
                     ranks.append(rank)
-                    rows.append(row)
+            spans.append((DISCOUNT_BY[relation], len(lengths)))
         if not indexes:
             empty = np.zeros(0, dtype=np.int64)
             return np.zeros(n_items), Attribution(anchors, empty, empty)
         length = np.asarray(lengths, dtype=np.int64)
         index = np.concatenate(indexes)
-        # Each signal's popularity, one after the other: entry (row, item) at row * n + item.
-        popularity = np.concatenate([self.popularity_vector(s)[:n_items] for s in signals])
-        offset = np.repeat(np.asarray(rows, dtype=np.int64) * n_items, length)
+        ends = np.cumsum(length)
+        # Each relation's entries read their own signal's popularity (a gather per relation,
+        # never a copy of a catalog-long vector), and land in their own row of the totals.
+        popularity = np.empty(len(index))
+        row = np.empty(len(index), dtype=np.int64)
+        begin = 0
+        for number, (signal, last_list) in enumerate(spans):
+            stop = int(ends[last_list - 1]) if last_list else 0
+            if stop > begin:
+                popularity[begin:stop] = self.popularity_vector(signal)[index[begin:stop]]
+                row[begin:stop] = number
+            begin = max(begin, stop)
         discounted = np.concatenate(counts)
         if self.discount == 0.5:
-            discounted /= np.sqrt(popularity[index + offset] + 1.0)
+            discounted /= np.sqrt(popularity + 1.0)
         else:
-            discounted /= (popularity[index + offset] + 1.0) ** self.discount
-        starts = np.zeros(len(length), dtype=np.int64)
-        np.cumsum(length[:-1], out=starts[1:])
+            discounted /= (popularity + 1.0) ** self.discount
+        starts = ends - length
         best = np.maximum.reduceat(discounted, starts)
         best[best <= 0] = 1.0
         discounted *= np.repeat(np.asarray(scale) / best, length)
-        total = np.bincount(index, discounted, minlength=n_items)[:n_items]
+        # One row per relation, summed in relation order: the same sums, in the same order,
+        # as adding each relation's scores in turn.
+        rows = len(spans)
+        total = np.bincount(index + row * n_items, discounted, minlength=rows * n_items)
+        total = total[: rows * n_items].reshape(rows, n_items).sum(axis=0)
         return total, Attribution(anchors, index, np.repeat(np.asarray(ranks), length))
 
     # --- popularity, aligned with the model's item indexes --------------------------------------

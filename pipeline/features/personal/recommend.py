@@ -145,6 +145,7 @@ class Recommender:
         ``cold_start_trending_weight * 4 * count / best count``. Cached until the counts or
         the items change: a batch's lists share it."""
         engine = self.engine
+        # Items are only ever appended to the model: their count says whether any joined.
         key = (engine.trending.version, len(engine.model.item_ids))
         if self._cold[0] != key:
             top_trending = engine.trending.top(COLD_TRENDING_ITEMS)
