@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 import struct
 import time
 from collections.abc import Callable
 
 import pytest
 
-from pipeline.core.blend import blend_related, rank_related
 from pipeline.store.base import Reads, Store, TransactionConflict, Writes
 
 Key = Callable[[str], str]
@@ -352,63 +350,3 @@ async def test_watch_inside_a_transaction_detects_later_writes(store: Store, key
     assert await store.get(key("out")) == b"2"
     # Outside a transaction, watch does nothing.
     await store.watch([key("extra")])
-
-
-def top_by_count(counts: dict[str, float], depth: int) -> list[tuple[str, float]]:
-    """The ``depth`` highest as a descending range reads them (ties by member bytes, reversed)."""
-    return sorted(counts.items(), key=lambda row: (row[1], row[0].encode()), reverse=True)[:depth]
-
-
-async def test_related_blend_applies_the_rule_of_pipeline_core_blend(
-    store: Store, key: Key
-) -> None:
-    """Ranked and blended by the store (a script in Redis): exactly what the core rule gives
-    on the same data, scores included, for one set and for several, with hidden, excluded
-    and weightless members, tied scores, a depth that cuts, and beside other reads."""
-    rng = random.Random(11)
-    members = [f"item-{i}" for i in range(60)] + ["ünï-1", "a/b"]
-    labels = ["also_clicked", "also_bought", "viewed_then_bought"]
-    sets, counts, weights = [], {}, {}
-    writes = Writes()
-    for label in labels:
-        chosen = rng.sample(members, 40)
-        # Small integer counts: ties in count, and in discounted score among equal weights.
-        counts[label] = {m: float(rng.randint(1, 6)) for m in chosen}
-        weights[label] = {m: float(rng.randint(0, 30)) for m in chosen if rng.random() < 0.8}
-        writes.zadd(key(f"rel:{label}"), counts[label])
-        writes.hincr_float(key(f"pop:{label}"), weights[label])
-        sets.append((key(f"rel:{label}"), key(f"pop:{label}"), label))
-    hidden = rng.sample(members, 8)
-    writes.sadd(key("hidden"), hidden)
-    await store.apply(writes)
-    excluded = members[0]
-    for depth, discount, n, chosen_sets in (
-        (50, 0.4, 10, sets),
-        (25, 0.5, 30, sets),
-        (50, 0.4, 7, sets[1:2]),
-        (10, 0.0, 50, sets[:2]),
-    ):
-        expected = blend_related(
-            {
-                label: rank_related(
-                    top_by_count(counts[label], depth),
-                    weights[label],
-                    discount,
-                    depth,
-                    {*hidden, excluded},
-                )
-                for _, _, label in chosen_sets
-            },
-            n,
-        )
-        assert expected
-        reads = Reads().get(key("missing"))
-        reads.related_blend(chosen_sets, key("hidden"), excluded, depth, discount, n)
-        _, found = await store.read(reads)
-        assert found == expected
-        (alone,) = await store.read(
-            Reads().related_blend(chosen_sets, key("hidden"), excluded, depth, discount, n)
-        )
-        assert alone == expected
-    nothing = [(key("rel:none"), key("pop:none"), "also_clicked")]
-    assert await store.read(Reads().related_blend(nothing, key("hidden"), "x", 5, 0.4, 5)) == [[]]

@@ -54,6 +54,16 @@ def _within(score: float, low: tuple[float, bool], high: tuple[float, bool]) -> 
     return above and below
 
 
+def _weight(raw: bytes | None) -> float:
+    """A stored weight as the related-blend script reads it: missing, not a number,
+    negative or NaN count 0."""
+    try:
+        value = float(raw) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
+    return value if value >= 0 else 0.0
+
+
 def _rank_slice(length: int, start: int, stop: int) -> slice:
     """Redis's inclusive, negative-from-the-end rank range as a slice."""
     if start < 0:
@@ -165,6 +175,8 @@ class MemoryStore(Store):
         discount: float,
         n: int,
     ) -> list[tuple[str, float, str]]:
+        if depth <= 0 or n <= 0:
+            return []
         gone = {m.decode("utf-8", "replace") for m in self._read_container(hidden, _Set) or ()}
         gone.add(exclude)
         lists = {}
@@ -173,9 +185,8 @@ class MemoryStore(Store):
             weights = self._read_container(weights_key, _Hash) or {}
             counts = [(member.decode("utf-8", "replace"), score) for member, score in rows]
             weight = {
-                member: float(weights[raw])
+                member: _weight(weights.get(raw))
                 for (member, _), (raw, _) in zip(counts, rows, strict=True)
-                if raw in weights
             }
             lists[label] = rank_related(counts, weight, discount, depth, gone)
         return blend_related(lists, n)

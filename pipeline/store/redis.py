@@ -244,7 +244,7 @@ class RedisStore(Store):
     def _read_script(self, client: Any, op: Op) -> Any:
         """Call (or, on a pipeline, queue) the script of a scripted read."""
         _, sets, hidden, exclude, depth, discount, n = op
-        keys = [key for key, weights, _ in sets for key in (key, weights)] + [hidden]
+        keys = [name for zset, weights, _ in sets for name in (zset, weights)] + [hidden]
         args = [depth, _number(discount), n, exclude, *(label for _, _, label in sets)]
         return self._read_scripts[op[0]](keys=keys, args=args, client=client)
 

@@ -99,18 +99,46 @@ return 0
 # The related-items rule (pipeline.core.blend) where the data is: KEYS are (sorted set,
 # weights hash) pairs, then the hidden set; ARGV depth, discount, n, the excluded member,
 # then one label per pair. Each set's ``depth`` best members, less the excluded and hidden
-# ones, are scored count / (weight + 1) ^ discount and sorted (ties by member bytes); one
-# set answers its ``n`` best with its label, several are scaled by their best and summed
-# ("blend"). Scores go back as %.17g strings: exact doubles, as Python computes them.
-RELATED_BLEND = """
+# ones, are scored count / (weight + 1) ^ discount (a weight that is missing, not a number,
+# negative or NaN counts 0) and sorted, ties by member bytes (compared byte by byte: Lua's
+# ``<`` on strings follows the server's locale); one set answers its ``n`` best with its
+# label, several are scaled by their best and summed ("blend"). Members go to HMGET and
+# SMISMEMBER in chunks (Lua unpacks about 8,000 values at most). Scores go back as %.17g
+# strings, which Python parses to the same doubles. Declared read-only (Redis 7): it runs
+# during a write pause and on replicas.
+RELATED_BLEND = """#!lua flags=no-writes
 local depth, discount, n, exclude = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if depth <= 0 or n <= 0 then
+  return {}
+end
 local count = (#KEYS - 1) / 2
 local hidden = KEYS[#KEYS]
+local CHUNK = 1000
+local function bytes_less(a, b)
+  local la, lb = #a, #b
+  for i = 1, math.min(la, lb) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return la < lb
+end
 local function better(a, b)
   if a[2] ~= b[2] then
     return a[2] > b[2]
   end
-  return a[1] < b[1]
+  return bytes_less(a[1], b[1])
+end
+local function chunked(command, key, members)
+  local out = {}
+  for first = 1, #members, CHUNK do
+    local part = redis.call(command, key, unpack(members, first, math.min(first + CHUNK - 1, #members)))
+    for i = 1, #part do
+      out[#out + 1] = part[i]
+    end
+  end
+  return out
 end
 local lists = {}
 for s = 1, count do
@@ -121,11 +149,14 @@ for s = 1, count do
     for i = 1, #flat, 2 do
       members[#members + 1] = flat[i]
     end
-    local weights = redis.call('HMGET', KEYS[2 * s], unpack(members))
-    local gone = redis.call('SMISMEMBER', hidden, unpack(members))
+    local weights = chunked('HMGET', KEYS[2 * s], members)
+    local gone = chunked('SMISMEMBER', hidden, members)
     for i = 1, #members do
       if gone[i] == 0 and members[i] ~= exclude then
-        local weight = tonumber(weights[i]) or 0
+        local weight = tonumber(weights[i])
+        if weight == nil or weight ~= weight or weight < 0 then
+          weight = 0
+        end
         ranked[#ranked + 1] = {members[i], tonumber(flat[2 * i]) / (weight + 1.0) ^ discount}
       end
     end

@@ -9,10 +9,12 @@ import pytest
 import pytest_asyncio
 
 from pipeline.core.settings import load_settings
+from pipeline.store.base import Reads, Writes
 from pipeline.store.redis import RedisStore, connect
 from pipeline.tools.local import free_port, start_redis
 from tests.store_contract import *  # noqa: F403 - the shared contract suite
 from tests.store_contract import Key
+from tests.store_contract_related import *  # noqa: F403 - the contract, continued
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -45,13 +47,19 @@ def key() -> Key:
 async def test_scripts_are_loaded_again_after_a_script_flush(store: RedisStore, key: Key) -> None:
     """Writes run as scripts (EVALSHA); a Redis that lost its script cache (restart,
     failover, SCRIPT FLUSH) gets them again before the transaction, never a partial one."""
-    from pipeline.store.base import Writes
-
     await store.apply(Writes().set(key("a"), 1))
     await store.redis.script_flush()
     await store.apply(Writes().set(key("a"), 2).zincr_trim(key("z"), {"m": 1.0}, 5))
     assert await store.get(key("a")) == b"2"
     assert await store.zrange(key("z"), 0, -1) == [(b"m", 1.0)]
+    # Reads run as a script too: alone (EVALSHA, loaded again on NOSCRIPT) and pipelined.
+    sets = [(key("z"), key("pop"), "also_clicked")]
+    blend = Reads().related_blend(sets, key("hidden"), "x", 5, 0.5, 5)
+    await store.redis.script_flush()
+    assert await store.read(blend) == [[("m", 1.0, "also_clicked")]]
+    await store.redis.script_flush()
+    both = Reads().get(key("a")).related_blend(sets, key("hidden"), "x", 5, 0.5, 5)
+    assert await store.read(both) == [b"2", [("m", 1.0, "also_clicked")]]
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
@@ -59,19 +67,20 @@ async def test_ranges_read_the_same_on_either_protocol(
     redis_url: str, key: Key, protocol: int
 ) -> None:
     """Ranges go as plain commands and are paired here: RESP3 answers [member, score] pairs,
-    RESP2 a flat list with scores as text; both must read as (member, float) pairs."""
-    from pipeline.store.base import Reads, Writes
-
+    RESP2 a flat list with scores as text; both must read as (member, float) pairs. The
+    related-blend script answers the same rows on both."""
     store = connect(load_settings(redis_url=f"{redis_url}?protocol={protocol}"))
     try:
         await store.apply(Writes().zadd(key("z"), {"a": 1.5, "b": -2.0, "c": 1e-300}))
         reads = Reads().zrange(key("z"), 0, -1, desc=True)
         reads.zrange_by_score(key("z"), "-inf", "+inf", offset=1, count=5)
         reads.zrange(key("none"), 0, -1)
+        reads.related_blend([(key("z"), key("pop"), "also_clicked")], key("h"), "b", 5, 0.5, 5)
         assert await store.read(reads) == [
             [(b"a", 1.5), (b"c", 1e-300), (b"b", -2.0)],
             [(b"c", 1e-300), (b"a", 1.5)],
             [],
+            [("a", 1.5, "also_clicked"), ("c", 1e-300, "also_clicked")],
         ]
     finally:
         await store.close()

@@ -9,6 +9,7 @@ from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
 from tests.store_contract import *  # noqa: F403 - the shared contract suite
 from tests.store_contract import Key
+from tests.store_contract_related import *  # noqa: F403 - the contract, continued
 
 pytestmark = pytest.mark.asyncio
 
