@@ -107,12 +107,15 @@ def partition_ends(app: faust.App) -> dict[tuple[str, int], int]:
 
 def messages_waiting(positions: Iterable[Position], ends: Mapping[tuple[str, int], int]) -> int:
     """Messages after ``positions`` (a batch's) in their partitions, by the fetched ``ends``
-    (each partition's next offset); partitions without a known end count 0."""
+    (each partition's next offset); partitions without a known end count 0. The one offset
+    right after a partition's last message in the batch is not counted: with transactional
+    producers it is the commit marker, never delivered, and a caught-up worker would
+    otherwise always seem behind."""
     last: dict[tuple[str, int], int] = {}
     for position in positions:
         tp = (position.topic, position.partition)
         last[tp] = max(last.get(tp, -1), position.offset)
-    return sum(max(0, ends[tp] - offset - 1) for tp, offset in last.items() if tp in ends)
+    return sum(max(0, ends[tp] - offset - 2) for tp, offset in last.items() if tp in ends)
 
 
 def create_app(settings: Settings, groups: list[str], topics: Topics | None = None) -> faust.App:

@@ -62,9 +62,9 @@ class LearningSettings(BaseSettings):
     foryou_batch_budget_ms: float = Field(
         25.0,
         ge=0,
-        description="Longest a batch spends recomputing for-you lists while the worker is behind "
-        "(a tenth of a batch waiting, or a full batch); the rest wait for later batches, first "
-        "come first served (0: no limit).",
+        description="Longest a batch spends recomputing for-you lists while messages wait behind "
+        "it (or it is full); the rest wait for later batches, first come first served "
+        "(0: no limit).",
     )
     user_ttl_s: int = Field(
         90 * 86400,

@@ -6,8 +6,7 @@ state when the user first appears in a batch. Each batch is learned by the engin
 everything it touched is written back in the batch's fenced transaction (``state.py``).
 
 For-you lists are recomputed within a time budget per batch (``foryou_batch_budget_ms``)
-while a tenth of a batch or more waits behind it (or the batch is full), with no limit
-otherwise:
+while messages wait behind it (or the batch is full), with no limit otherwise:
 first the batch's users who have no list yet (they see trending until they get one), then,
 first come first served, users left over by earlier batches, then the other users of the
 batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
@@ -140,12 +139,12 @@ class PersonalHandler(EventHandler):
         placed.update(arrivals)
         queue += sorted(touched - placed)
         await self._load(store, [user for user in first + queue if user not in self.users_loaded])
-        # Lists are held to the budget while a tenth of a batch or more waits behind this
-        # one (as the consumer's fetches saw it), or the batch is full (its take stopped at
-        # the cap); otherwise the worker is caught up (a few messages prefetched, offsets
-        # skipped by transaction markers) and they get all the time they need.
-        size = self.settings.batch_size
-        behind = self.waiting >= max(1, size // 10) or len(records) >= size
+        # Lists are held to the budget while messages wait behind this batch (as the
+        # consumer's fetches saw them), or the batch is full (its take stopped at the cap);
+        # when the worker is caught up they get all the time they need (the backlog drains).
+        # Any wait counts: with a tenth of a batch as the threshold instead, a worker near
+        # its limit spent its time on refreshes and fell behind for good (docs/performance.md).
+        behind = self.waiting > 0 or len(records) >= self.settings.batch_size
         limited = behind and self.budget_s > 0
         started = time.perf_counter()
         left = []
