@@ -31,7 +31,7 @@ from pipeline.core.topics import Topics
 from pipeline.features.registry import declared_topics, feature
 from pipeline.store.redis import connect
 from pipeline.stream import transport
-from pipeline.stream.batch import Lane, RawMessage, process_lanes, retry_transient
+from pipeline.stream.batch import Lane, RawMessage, process_lanes, retry_transient, run_idle
 from pipeline.stream.fence import Position
 from pipeline.stream.handler import Handler
 from pipeline.stream.kafka import faust_credentials
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # Exit status of a worker stopped by a batch error that waiting cannot cure (EX_SOFTWARE).
 FATAL_EXIT_CODE = 70
+# Seconds between two calls of the handlers' idle work (``Handler.idle``).
+IDLE_EVERY_S = 1.0
 
 
 def make_handler(group: str, settings: Settings, keys: Keys) -> Handler[Any]:
@@ -185,58 +187,74 @@ def _register_agent(
         pending = [await dead_letter.send(key=key, value=value) for key, value in records]
         await asyncio.gather(*pending)
 
+    # Held while a batch is applied and while idle work runs: never both at once (they share
+    # the handlers' in-memory state).
+    busy = asyncio.Lock()
+
     async def agent(stream: Any) -> None:
         store = connect(settings)
         try:
             async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000.0):
-                messages = [
-                    RawMessage(
-                        Position(
-                            event.message.topic, event.message.partition, event.message.offset
-                        ),
-                        event.message.key,
-                        event.message.value,
-                    )
-                    for event in events
-                ]
-                ends = partition_ends(app)
-                waiting = messages_waiting((m.position for m in messages), ends)
-                for lane in lanes:
-                    lane.handler.backlog(waiting)
-                try:
-                    for phase in phases:
-                        if not any(lane.reads(m) for lane in phase for m in messages):
-                            continue
-                        apply = partial(
-                            process_lanes,
-                            store,
-                            keys,
-                            phase,
-                            messages,
-                            send_dead_letters,
-                            dedup_window_ms,
-                            settings.dedup_max_ids,
-                            settings.dead_letter_max_value_bytes,
-                            ends,
-                        )
-                        await retry_transient(
-                            apply,
-                            store.transient_errors,
-                            f"agents {name}: batch",
-                            permanent=store.permanent_errors,
-                        )
-                    LAG.applied(lag_label, (astuple(m.position) for m in messages))
-                except Exception:
-                    # Faust would restart the agent on the same stream and acknowledge this
-                    # batch unapplied; ending the process keeps it unacknowledged instead, and
-                    # the offset fences make its redelivery after a restart safe.
-                    log.critical(
-                        "agents %s: batch failed; stopping the worker", name, exc_info=True
-                    )
-                    logging.shutdown()
-                    os._exit(FATAL_EXIT_CODE)
+                async with busy:
+                    await apply_batch(store, events)
         finally:
             await store.close()
+
+    async def apply_batch(store: Any, events: list[Any]) -> None:
+        messages = [
+            RawMessage(
+                Position(event.message.topic, event.message.partition, event.message.offset),
+                event.message.key,
+                event.message.value,
+            )
+            for event in events
+        ]
+        ends = partition_ends(app)
+        waiting = messages_waiting((m.position for m in messages), ends)
+        for lane in lanes:
+            lane.handler.backlog(waiting)
+        try:
+            for phase in phases:
+                if not any(lane.reads(m) for lane in phase for m in messages):
+                    continue
+                apply = partial(
+                    process_lanes,
+                    store,
+                    keys,
+                    phase,
+                    messages,
+                    send_dead_letters,
+                    dedup_window_ms,
+                    settings.dedup_max_ids,
+                    settings.dead_letter_max_value_bytes,
+                    ends,
+                )
+                await retry_transient(
+                    apply,
+                    store.transient_errors,
+                    f"agents {name}: batch",
+                    permanent=store.permanent_errors,
+                )
+            LAG.applied(lag_label, (astuple(m.position) for m in messages))
+        except Exception:
+            # Faust would restart the agent on the same stream and acknowledge this
+            # batch unapplied; ending the process keeps it unacknowledged instead, and
+            # the offset fences make its redelivery after a restart safe.
+            log.critical("agents %s: batch failed; stopping the worker", name, exc_info=True)
+            logging.shutdown()
+            os._exit(FATAL_EXIT_CODE)
+
+    idle_lanes = [lane for lane in lanes if type(lane.handler).idle is not Handler.idle]
+    if idle_lanes:
+        idle_store = connect(settings)
+
+        async def idle_work() -> None:
+            if busy.locked():
+                return  # a batch is being applied; it does the same work, or the next tick
+            async with busy:
+                await run_idle(idle_store, idle_lanes)
+
+        app.timer(IDLE_EVERY_S, name=f"{name}.idle")(idle_work)
 
     agent.__name__ = "agent_" + "_".join(lane.handler.name for lane in lanes)
     agent.__qualname__ = agent.__name__

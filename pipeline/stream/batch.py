@@ -273,6 +273,31 @@ async def process_batch(
     return applied[handler.name]
 
 
+async def run_idle(store: Store, lanes: Sequence[Lane]) -> None:
+    """Each lane's :meth:`Handler.idle` work, its writes applied in one transaction per lane.
+
+    Never raises: a failure is logged and resets that handler (its cached state reloads from
+    the store with the next batch), as idle work is derived state a later batch redoes.
+    """
+    for lane in lanes:
+        handler = lane.handler
+        try:
+            writes = await handler.idle(store)
+            if writes:
+                await store.apply(writes)
+        except store.transient_errors as exc:
+            # Redis away: one line a second until it is back, no traceback each time.
+            log.warning("agent group %s: idle work not applied (%s)", handler.name, exc)
+            handler.reset()
+        except Exception:
+            log.warning(
+                "agent group %s: idle work failed; its state reloads from the store",
+                handler.name,
+                exc_info=True,
+            )
+            handler.reset()
+
+
 async def retry_transient(
     attempt: Callable[[], Awaitable[T]],
     transient: tuple[type[BaseException], ...],

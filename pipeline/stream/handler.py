@@ -71,6 +71,14 @@ class Handler(ABC, Generic[R]):
         Handlers with work that may lag (the personal group's list refreshes) hold it back
         while messages wait, so that ingestion does not."""
 
+    async def idle(self, store: Store) -> Writes | None:
+        """Called about once a second while the worker applies no batch: work that no message
+        brings (the personal group refreshes lists when new items arrive). The writes returned
+        are applied in one transaction without an offset fence, so they must be derived state
+        that a later batch may overwrite (lists), never counts. Errors are logged and the
+        handler is reset; they never stop the worker."""
+        return None
+
 
 class EventHandler(Handler[Event]):
     """Base of the handlers that read event topics: one ``decode`` for all of them."""

@@ -11,7 +11,7 @@ import pytest
 from pipeline.core.events import Event
 from pipeline.store.base import Store, Writes
 from pipeline.store.memory import MemoryStore
-from pipeline.stream.batch import Lane, RawMessage, process_batch, process_lanes
+from pipeline.stream.batch import Lane, RawMessage, process_batch, process_lanes, run_idle
 from pipeline.stream.fence import Position, applied_offsets
 from pipeline.stream.handler import EventHandler
 from tests.unit.features.helpers import KEYS, T0_MS, settings
@@ -208,3 +208,30 @@ async def test_transient_errors_are_retried_and_permanent_kinds_of_them_stop_at_
     with pytest.raises(AuthenticationError):
         await retry_transient(wrong_password, transient, "test", 0.01, permanent)
     assert calls == [1]
+
+
+class Idling(Counting):
+    """Idle work that writes a mark, or fails when told to."""
+
+    name = "idling"
+
+    def __init__(self, fail: bool) -> None:
+        super().__init__()
+        self.fail = fail
+
+    async def idle(self, store: Store) -> Writes | None:
+        if self.fail:
+            raise RuntimeError("idle work broke")
+        return Writes().set("t:idle", "done")
+
+    def reset(self) -> None:
+        self.hooks.append("reset")
+
+
+async def test_idle_work_is_applied_and_a_failing_one_resets_its_handler_only() -> None:
+    store = MemoryStore()
+    broken, working = Idling(fail=True), Idling(fail=False)
+    await run_idle(store, [Lane(broken), Lane(working)])
+    assert await store.get("t:idle") == b"done"
+    assert broken.hooks == ["reset"]
+    assert working.hooks == []
