@@ -206,6 +206,13 @@ class LearningSettings(BaseSettings):
         "the user's recent items' texts is blended in with this weight, fading as the item "
         "gathers events (docs/content.md).",
     )
+    content_refresh_users: int = Field(
+        1000,
+        ge=0,
+        description="With content on, when items with text join, the lists of this many most "
+        "recently active users of the worker are recomputed (in the background, within the "
+        "list budgets), so a new item reaches them before their next event (0: only then).",
+    )
     content_min_similarity: float = Field(
         0.05,
         ge=0,

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 # Waiting users a starting worker takes over from Redis at most.
 MAX_PENDING_LOADED = 100_000
+# Longest the idle work (between batches) spends on lists per call: a batch that arrives
+# meanwhile waits at most about this long.
+IDLE_BUDGET_S = 0.25
 
 
 class PersonalHandler(EventHandler):
@@ -87,6 +90,9 @@ class PersonalHandler(EventHandler):
         self.uncommitted = False
         # The content version whose item vectors the engine holds.
         self.content_version = 0
+        # With content on: the users of recent batches, most recent last (at most
+        # ``content_refresh_users``), whose lists wait for a recompute when items join.
+        self.recent: dict[str, None] = {}
 
     def committed(self) -> None:
         self.uncommitted = False
@@ -138,6 +144,7 @@ class PersonalHandler(EventHandler):
         queue += [user for user in arrivals if user in touched and user not in placed]
         placed.update(arrivals)
         queue += sorted(touched - placed)
+        self._note_recent(list(arrivals), touched, gone)
         await self._load(store, [user for user in first + queue if user not in self.users_loaded])
         # Lists are held to the budget while messages wait behind this batch (as the
         # consumer's fetches saw them), or the batch is full (its take stopped at the cap);
@@ -202,14 +209,68 @@ class PersonalHandler(EventHandler):
         vectors, self.content_version = await changed_vectors(
             store, self.keys, self.settings.content_dim, self.content_version
         )
-        if vectors:
-            await self._set_content(store, vectors)
+        if vectors and await self._set_content(store, vectors):
+            # Items joined: the recently active users' lists wait for a recompute (most
+            # recent first, after the lists already waiting), so the new items reach them
+            # before their next event.
+            for user in reversed(self.recent):
+                self.pending.setdefault(user, None)
 
-    async def _set_content(self, store: Store, vectors: dict) -> None:
+    async def _set_content(self, store: Store, vectors: dict) -> list[str]:
         """Vectors into the engine, with the items' creation times read again from the
-        catalog (a changed record may carry another ``created_at``)."""
-        self.engine.set_content(vectors)
+        catalog (a changed record may carry another ``created_at``); returns the items that
+        joined the factor model."""
+        added = self.engine.set_content(vectors)
         await state.read_created(store, self.keys, self.engine, sorted(vectors), self.clock())
+        return added
+
+    def _note_recent(self, arrivals: list[str], touched: set[str], gone: set[str]) -> None:
+        """Keep ``recent`` (content on): the batch's users move to its end, in the order of
+        their events; users gone leave; the oldest leave beyond the setting."""
+        limit = self.settings.content_refresh_users
+        if self.settings.content_taste_weight <= 0 or limit <= 0:
+            return
+        recent = self.recent
+        for user in arrivals:
+            if user in touched:
+                recent.pop(user, None)
+                recent[user] = None
+        for user in gone:
+            recent.pop(user, None)
+        for user in list(recent)[: max(len(recent) - limit, 0)]:
+            del recent[user]
+
+    async def idle(self, store: Store) -> Writes | None:
+        """Between batches (the worker is caught up): item vectors that arrived since the
+        last batch join (which queues the recently active users' lists), and the lists
+        waiting for a recompute are recomputed for at most ``IDLE_BUDGET_S``. Nothing before
+        the first batch since a (re)start (the engine is not loaded), nor while the last
+        batch saw messages waiting behind it: the next batch comes at once, and ingestion
+        goes first."""
+        if not self.items_loaded or self.uncommitted or self.waiting > 0:
+            return None
+        await self._load_content(store)
+        if not self.pending:
+            return None
+        users = list(self.pending)
+        # Users the cache let go (or a restart took over) are read again; their alias
+        # targets need no load: an aliased user has no list of their own.
+        missing = [user for user in users if user not in self.users_loaded]
+        await state.load_users(store, self.keys, self.engine, missing)
+        self.users_loaded.update(dict.fromkeys(missing))
+        writes = Writes()
+        left = state.foryou_writes(
+            writes,
+            self.engine,
+            self.keys,
+            users,
+            self.settings.user_ttl_s,
+            self.settings.foryou_size,
+            IDLE_BUDGET_S,
+        )
+        writes.zrem(self.keys.foryou_pending(), users[: len(users) - len(left)])
+        self.pending = dict.fromkeys(left)
+        return writes
 
     def _has_merged(self, user: str) -> bool:
         history = self.engine.histories.get(user)

@@ -142,6 +142,69 @@ async def test_with_content_on_new_catalog_items_join_the_lists_of_users_with_th
     assert "k-new" not in garden[:10]
 
 
+@pytest.mark.parametrize("refresh_users", [1000, 0])
+async def test_a_new_item_reaches_the_lists_of_recent_users_between_batches(
+    refresh_users: int,
+) -> None:
+    """With no event after it, a new item's vector makes the idle work recompute the lists
+    of the recently active users (``content_refresh_users``): the kitchen user's list gets
+    the new kitchen item, the garden user's does not; with the setting at 0, only a user's
+    next event would."""
+    from pipeline.features.catalog.agent import CatalogHandler
+    from pipeline.features.content.agent import ContentHandler
+
+    store = store_at(T0_MS)
+    on = settings(content_taste_weight=1.0, content_refresh_users=refresh_users)
+    content = ContentHandler(on, KEYS)
+    words = {"k": "kitchen knife steel chef", "g": "garden hose green water"}
+    catalog = [
+        {"item_id": f"{g}{n}", "title": f"{w} {n}"} for g, w in words.items() for n in range(8)
+    ]
+    await run(content, store, catalog)
+    personal = PersonalHandler(on, KEYS)
+    assert await personal.idle(store) is None  # nothing loaded before the first batch
+    events = [ev(n, "click", f"u{n % 4}", f"{'kg'[n % 2]}{(n * 5) % 8}") for n in range(1, 81)]
+    await run(personal, store, events)
+    assert await personal.idle(store) is None  # caught up, nothing new: no work
+
+    new_item = {"item_id": "k-new", "title": "chef knife", "created_at": T0_MS + 90_000}
+    await run(CatalogHandler(KEYS, on), store, [new_item])
+    await run(content, store, [new_item])
+    writes = await personal.idle(store)
+    if writes is not None:
+        await store.apply(writes)
+
+    async def listed(user: str) -> list[str]:
+        found = await read_foryou(store, KEYS, Availability(KEYS), user, 50)
+        assert found is not None
+        return [item["item_id"] for item in found]
+
+    kitchen, garden = await listed("u0"), await listed("u1")
+    assert ("k-new" in kitchen[:10]) is (refresh_users > 0)
+    assert "k-new" not in garden[:10]
+    assert await store.zrange(KEYS.foryou_pending(), 0, -1) == []
+
+
+async def test_lists_left_waiting_by_a_batch_are_recomputed_between_batches() -> None:
+    """A full batch leaves lists waiting (its take stopped at the cap, so more may follow);
+    when no batch follows, the idle work recomputes them and takes them off the waiting list
+    in Redis. Not while the last batch saw messages behind it: the next batch comes."""
+    store = store_at(T0_MS)
+    handler = PersonalHandler(settings(batch_size=3, foryou_batch_budget_ms=1e-6), KEYS)
+    await run(handler, store, [ev(n, "click", u, f"i{n}") for n, u in enumerate("abc", 1)])
+    assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"b", b"c"]
+    assert await store.get(KEYS.foryou("c")) is None
+    handler.backlog(1)
+    assert await handler.idle(store) is None
+    handler.backlog(0)
+    writes = await handler.idle(store)
+    assert writes is not None
+    await store.apply(writes)
+    assert await store.zrange(KEYS.foryou_pending(), 0, -1) == []
+    assert all([await store.get(KEYS.foryou(u)) is not None for u in "abc"])
+    assert await handler.idle(store) is None
+
+
 async def test_lists_are_held_to_the_budget_while_messages_wait_behind_a_small_batch() -> None:
     """A batch smaller than the batch size gets every list when nothing waits behind it, and
     only what the budget allows (one per call here) when the consumer saw messages waiting:
