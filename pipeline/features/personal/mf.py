@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.features.personal.kernels import sgd_step
+
 
 @dataclass(frozen=True, slots=True)
 class FactorConfig:
@@ -229,29 +231,19 @@ class ImplicitMF:
                 before[position] = np.concatenate(
                     (self.item_bias[position : position + 1], self.item_factors[position])
                 )
-        index = np.array(positions, dtype=np.int64)
         user_vec = self.user_factors.get(user)
         if user_vec is None:
             user_vec = _stable_vector(user, self.n_factors, self.init_std, self.seed)
-        factors = self.item_factors[index]
-        logits = factors @ user_vec + self.item_bias[index]
-        # Clipped so exp() never overflows (np.clip is several times slower on tiny arrays).
-        predicted = 1.0 / (1.0 + np.exp(np.minimum(np.maximum(-logits, -30.0), 30.0)))
-        gradient = np.array(weights, dtype=np.float32) * (
-            np.array(labels, dtype=np.float32) - predicted
+        self.user_factors[user] = sgd_step(
+            self.item_factors,
+            self.item_bias,
+            user_vec,
+            np.array(positions, dtype=np.int64),
+            np.array(labels, dtype=np.float32),
+            np.array(weights, dtype=np.float32),
+            self.learning_rate,
+            self.l2,
         )
-        rate = self.learning_rate
-        self.user_factors[user] = (
-            user_vec + rate * (gradient @ factors - self.l2 * user_vec)
-        ).astype(np.float32)
-        item_step = rate * (gradient[:, None] * user_vec - self.l2 * factors)
-        if len(set(positions)) == len(positions):
-            self.item_factors[index] += item_step
-            self.item_bias[index] += rate * gradient
-        else:
-            # An item drawn twice in one step gets both updates (fancy += would keep one).
-            np.add.at(self.item_factors, index, item_step)
-            np.add.at(self.item_bias, index, rate * gradient)
 
     def drain_deltas(self) -> dict[str, tuple[bytes, bytes | None]]:
         """What learning changed since the last drain, as commutative increments of the

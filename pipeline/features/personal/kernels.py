@@ -1,0 +1,65 @@
+"""Compiled inner loops of the factor model (numba).
+
+One SGD step of :class:`~pipeline.features.personal.mf.ImplicitMF` touches a user vector and
+a handful of item rows of 32 floats: numpy spends most of that step in the overhead of a
+dozen calls on tiny arrays (about 60 µs), a compiled loop about 5 µs. The rule is the one
+``mf.py`` documents; ``tests/unit/features/personal/test_kernels.py`` checks it against a
+numpy transcription of the same formulas.
+
+Compiled on first use and cached next to this file (``cache=True``), so a worker pays the
+compilation once per installation, not per start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def sgd_step(
+    item_factors: np.ndarray,
+    item_bias: np.ndarray,
+    user: np.ndarray,
+    index: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    rate: float,
+    l2: float,
+) -> np.ndarray:
+    """One logistic SGD step of ``user`` against the items ``index`` (with ``labels`` 0/1 and
+    ``weights``); updates ``item_factors`` and ``item_bias`` in place and returns the user's
+    new vector. Every gradient is taken at the values before the step; an item listed twice
+    gets both updates."""
+    k = user.shape[0]
+    n = index.shape[0]
+    gradient = np.empty(n, dtype=np.float32)
+    for j in range(n):
+        row = index[j]
+        logit = np.float32(0.0)
+        for d in range(k):
+            logit += item_factors[row, d] * user[d]
+        logit += item_bias[row]
+        # Clipped so exp() never overflows.
+        logit = min(max(logit, np.float32(-30.0)), np.float32(30.0))
+        predicted = np.float32(1.0) / (np.float32(1.0) + np.exp(-logit))
+        gradient[j] = weights[j] * (labels[j] - predicted)
+    step = np.float32(rate)
+    shrink = np.float32(l2)
+    updated = np.empty(k, dtype=np.float32)
+    for d in range(k):
+        total = np.float32(0.0)
+        for j in range(n):
+            total += gradient[j] * item_factors[index[j], d]
+        updated[d] = user[d] + step * (total - shrink * user[d])
+    moves = np.empty((n, k), dtype=np.float32)
+    for j in range(n):
+        row = index[j]
+        for d in range(k):
+            moves[j, d] = step * (gradient[j] * user[d] - shrink * item_factors[row, d])
+    for j in range(n):
+        row = index[j]
+        for d in range(k):
+            item_factors[row, d] += moves[j, d]
+        item_bias[row] += step * gradient[j]
+    return updated
