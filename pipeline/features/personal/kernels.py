@@ -6,30 +6,14 @@ dozen calls on tiny arrays (about 60 µs), a compiled loop about 5 µs. The rule
 ``mf.py`` documents; ``tests/unit/features/personal/test_kernels.py`` checks it against a
 numpy transcription of the same formulas.
 
-Compiled on first use (about a second) and cached next to this file, or in
-``NUMBA_CACHE_DIR`` (the container image sets ``/tmp/numba-cache``), so a worker pays the
-compilation once per installation. Where no cache location is writable (a read-only
-installation and home), every process compiles on first use instead.
+Compiled with :func:`pipeline.core.compiled.compiled`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar, cast
-
 import numpy as np
-from numba import njit
 
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def compiled(function: F) -> F:
-    """``function`` compiled by numba, with its machine code cached when a cache location
-    is writable (numba refuses ``cache=True`` at decoration when none is)."""
-    try:
-        return cast(F, njit(cache=True, nogil=True)(function))
-    except RuntimeError:
-        return cast(F, njit(nogil=True)(function))
+from pipeline.core.compiled import compiled
 
 
 @compiled
