@@ -127,13 +127,16 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
     keys = Keys(settings.key_prefix)
     dead_letter = app.topic(topics.dead_letter.name, key_serializer="raw", value_serializer="raw")
     lanes = []
+    # Held while a batch is applied, while idle work runs and while handlers are reset at a
+    # rebalance: never two at once (they share the handlers' in-memory state).
+    busy = asyncio.Lock()
     for group in groups:
         specs = topics.for_agent(group)
         if specs:
             handler = make_handler(group, settings, keys)
             lanes.append(Lane(handler, frozenset(spec.name for spec in specs)))
     if lanes:
-        _register_agent(app, settings, keys, lanes, dead_letter)
+        _register_agent(app, settings, keys, lanes, dead_letter, busy)
     # Consumer lag on the worker's metrics, from what its fetches saw.
     agents = "+".join(sorted(lane.handler.name for lane in lanes))
     LAG.watch(agents, partial(transport.fetch_state_of, app))
@@ -141,8 +144,9 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
     async def forget_cached_state(sender: Any, revoked: Any, **_: Any) -> None:
         # Users of revoked partitions may be updated by another worker from now on: handlers
         # that cache state drop it and reload from Redis when they next need it.
-        for lane in lanes:
-            lane.handler.reset()
+        async with busy:
+            for lane in lanes:
+                lane.handler.reset()
         LAG.forget(agents)
 
     app.on_partitions_revoked.connect(forget_cached_state)  # type: ignore[arg-type]
@@ -170,7 +174,12 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
 
 
 def _register_agent(
-    app: faust.App, settings: Settings, keys: Keys, lanes: list[Lane], dead_letter: Any
+    app: faust.App,
+    settings: Settings,
+    keys: Keys,
+    lanes: list[Lane],
+    dead_letter: Any,
+    busy: asyncio.Lock,
 ) -> None:
     """One agent reading every topic of every lane, applying each batch with all lanes."""
     topic_names = sorted(set().union(*(lane.topics or () for lane in lanes)))
@@ -186,10 +195,6 @@ def _register_agent(
     async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
         pending = [await dead_letter.send(key=key, value=value) for key, value in records]
         await asyncio.gather(*pending)
-
-    # Held while a batch is applied and while idle work runs: never both at once (they share
-    # the handlers' in-memory state).
-    busy = asyncio.Lock()
 
     async def agent(stream: Any) -> None:
         store = connect(settings)
@@ -246,15 +251,23 @@ def _register_agent(
 
     idle_lanes = [lane for lane in lanes if type(lane.handler).idle is not Handler.idle]
     if idle_lanes:
-        idle_store = connect(settings)
 
         async def idle_work() -> None:
-            if busy.locked():
-                return  # a batch is being applied; it does the same work, or the next tick
-            async with busy:
-                await run_idle(idle_store, idle_lanes)
+            # A plain loop, not a Faust timer: timers log each late tick, and a tick is late
+            # whenever a batch held the event loop.
+            store = connect(settings)
+            try:
+                while True:
+                    await asyncio.sleep(IDLE_EVERY_S)
+                    if busy.locked():
+                        continue  # a batch is being applied: ingestion first
+                    async with busy:
+                        await run_idle(store, idle_lanes)
+            finally:
+                await store.close()
 
-        app.timer(IDLE_EVERY_S, name=f"{name}.idle")(idle_work)
+        idle_work.__name__ = idle_work.__qualname__ = f"idle_{name.replace('+', '_')}"
+        app.task(idle_work)
 
     agent.__name__ = "agent_" + "_".join(lane.handler.name for lane in lanes)
     agent.__qualname__ = agent.__name__

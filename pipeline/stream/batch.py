@@ -286,7 +286,7 @@ async def run_idle(store: Store, lanes: Sequence[Lane]) -> None:
             if writes:
                 await store.apply(writes)
         except store.transient_errors as exc:
-            # Redis away: one line a second until it is back, no traceback each time.
+            # Redis away: a line without a traceback; the reset handler waits for a batch.
             log.warning("agent group %s: idle work not applied (%s)", handler.name, exc)
             handler.reset()
         except Exception:

@@ -75,8 +75,10 @@ class Handler(ABC, Generic[R]):
         """Called about once a second while the worker applies no batch: work that no message
         brings (the personal group refreshes lists when new items arrive). The writes returned
         are applied in one transaction without an offset fence, so they must be derived state
-        that a later batch may overwrite (lists), never counts. Errors are logged and the
-        handler is reset; they never stop the worker."""
+        that a later batch may overwrite (lists), never counts; in-memory state it changes
+        (items that joined) is written by the next batch as usual. Never runs at the same
+        time as a batch or a :meth:`reset`. Errors are logged and the handler is reset; they
+        never stop the worker."""
         return None
 
 

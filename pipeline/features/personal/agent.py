@@ -44,6 +44,7 @@ from pipeline.features.content.state import all_vectors, changed_vectors
 from pipeline.features.personal import state
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
+from pipeline.features.personal.recent import RecentUsers
 from pipeline.store.base import Store, Writes
 from pipeline.stream.handler import EventHandler
 
@@ -54,6 +55,8 @@ MAX_PENDING_LOADED = 100_000
 # Longest the idle work (between batches) spends on lists per call: a batch that arrives
 # meanwhile waits at most about this long.
 IDLE_BUDGET_S = 0.25
+# Users the idle work reads from Redis at once (those the cache let go), within its budget.
+IDLE_CHUNK = 64
 
 
 class PersonalHandler(EventHandler):
@@ -90,9 +93,14 @@ class PersonalHandler(EventHandler):
         self.uncommitted = False
         # The content version whose item vectors the engine holds.
         self.content_version = 0
-        # With content on: the users of recent batches, most recent last (at most
-        # ``content_refresh_users``), whose lists wait for a recompute when items join.
-        self.recent: dict[str, None] = {}
+        # With content on: the users of recent batches (at most ``content_refresh_users``),
+        # whose lists are queued in ``content_queue`` when items join from their text; the
+        # idle work (only) recomputes them, so a batch never waits for them.
+        on = self.settings.content_taste_weight > 0
+        self.recent = RecentUsers(
+            self.settings.content_refresh_users if on else 0, self.settings.user_ttl_s * 1000
+        )
+        self.content_queue: dict[str, None] = {}
 
     def committed(self) -> None:
         self.uncommitted = False
@@ -144,7 +152,9 @@ class PersonalHandler(EventHandler):
         queue += [user for user in arrivals if user in touched and user not in placed]
         placed.update(arrivals)
         queue += sorted(touched - placed)
-        self._note_recent(list(arrivals), touched, gone)
+        self.recent.note(
+            ((e.user_id, e.timestamp_ms) for e in records if e.user_id in touched), gone
+        )
         await self._load(store, [user for user in first + queue if user not in self.users_loaded])
         # Lists are held to the budget while messages wait behind this batch (as the
         # consumer's fetches saw them), or the batch is full (its take stopped at the cap);
@@ -175,6 +185,8 @@ class PersonalHandler(EventHandler):
         fresh = [user for user in left if user not in self.pending]
         writes.zadd(self.keys.foryou_pending(), dict.fromkeys(fresh, now_ms))
         self.pending = dict.fromkeys(left)
+        for user in done | gone:
+            self.content_queue.pop(user, None)
         return writes
 
     def _new_items_matter(self) -> bool:
@@ -209,12 +221,13 @@ class PersonalHandler(EventHandler):
         vectors, self.content_version = await changed_vectors(
             store, self.keys, self.settings.content_dim, self.content_version
         )
-        if vectors and await self._set_content(store, vectors):
-            # Items joined: the recently active users' lists wait for a recompute (most
-            # recent first, after the lists already waiting), so the new items reach them
-            # before their next event.
-            for user in reversed(self.recent):
-                self.pending.setdefault(user, None)
+        if vectors and await self._set_content(store, vectors) and self.exclusive:
+            # Items joined: the recently active users' lists are queued for the idle work
+            # (most recent first), so the new items reach them before their next event.
+            # Only while this worker holds every partition: with several workers, a user
+            # seen here may have been merged or forgotten by another since.
+            for user in self.recent.active(self.engine.now_ms):
+                self.content_queue.setdefault(user, None)
 
     async def _set_content(self, store: Store, vectors: dict) -> list[str]:
         """Vectors into the engine, with the items' creation times read again from the
@@ -224,52 +237,55 @@ class PersonalHandler(EventHandler):
         await state.read_created(store, self.keys, self.engine, sorted(vectors), self.clock())
         return added
 
-    def _note_recent(self, arrivals: list[str], touched: set[str], gone: set[str]) -> None:
-        """Keep ``recent`` (content on): the batch's users move to its end, in the order of
-        their events; users gone leave; the oldest leave beyond the setting."""
-        limit = self.settings.content_refresh_users
-        if self.settings.content_taste_weight <= 0 or limit <= 0:
-            return
-        recent = self.recent
-        for user in arrivals:
-            if user in touched:
-                recent.pop(user, None)
-                recent[user] = None
-        for user in gone:
-            recent.pop(user, None)
-        for user in list(recent)[: max(len(recent) - limit, 0)]:
-            del recent[user]
-
     async def idle(self, store: Store) -> Writes | None:
         """Between batches (the worker is caught up): item vectors that arrived since the
-        last batch join (which queues the recently active users' lists), and the lists
-        waiting for a recompute are recomputed for at most ``IDLE_BUDGET_S``. Nothing before
-        the first batch since a (re)start (the engine is not loaded), nor while the last
-        batch saw messages waiting behind it: the next batch comes at once, and ingestion
-        goes first."""
-        if not self.items_loaded or self.uncommitted or self.waiting > 0:
+        last batch join (which queues the recently active users' lists), then the lists a
+        batch left waiting and those queued are recomputed, for at most ``IDLE_BUDGET_S``.
+        Only while this worker holds every partition of the group (with several, a user's
+        state may have moved to another since it was cached here), and only after a first
+        batch since a (re)start (the engine is loaded), and not while the last batch saw
+        messages behind it: the next batch comes at once, and ingestion goes first."""
+        if not (self.exclusive and self.items_loaded) or self.uncommitted or self.waiting > 0:
             return None
+        engine = self.engine
         await self._load_content(store)
-        if not self.pending:
+        queue = list(self.pending) + [u for u in self.content_queue if u not in self.pending]
+        if not queue or self.engine is not engine:
             return None
-        users = list(self.pending)
-        # Users the cache let go (or a restart took over) are read again; their alias
-        # targets need no load: an aliased user has no list of their own.
-        missing = [user for user in users if user not in self.users_loaded]
-        await state.load_users(store, self.keys, self.engine, missing)
-        self.users_loaded.update(dict.fromkeys(missing))
         writes = Writes()
-        left = state.foryou_writes(
-            writes,
-            self.engine,
-            self.keys,
-            users,
-            self.settings.user_ttl_s,
-            self.settings.foryou_size,
-            IDLE_BUDGET_S,
-        )
-        writes.zrem(self.keys.foryou_pending(), users[: len(users) - len(left)])
-        self.pending = dict.fromkeys(left)
+        started = time.perf_counter()
+        done: list[str] = []
+        for at in range(0, len(queue), IDLE_CHUNK):
+            remaining = IDLE_BUDGET_S - (time.perf_counter() - started)
+            if remaining <= 0:
+                break
+            chunk = queue[at : at + IDLE_CHUNK]
+            missing = [user for user in chunk if user not in self.users_loaded]
+            await state.load_users(store, self.keys, engine, missing)
+            if self.engine is not engine:
+                return None  # reset meanwhile: what was read belongs to no engine now
+            self.users_loaded.update(dict.fromkeys(missing))
+            # A queued user whose data expired meanwhile gets no list back.
+            users = [user for user in chunk if user in self.pending or engine.has_user(user)]
+            left = set(
+                state.foryou_writes(
+                    writes,
+                    engine,
+                    self.keys,
+                    users,
+                    self.settings.user_ttl_s,
+                    self.settings.foryou_size,
+                    remaining,
+                )
+            )
+            done += [user for user in chunk if user not in left]
+            if left:
+                break
+        writes.zrem(self.keys.foryou_pending(), [user for user in done if user in self.pending])
+        for user in done:
+            self.pending.pop(user, None)
+            self.content_queue.pop(user, None)
+        self._trim_cache(set())
         return writes
 
     def _has_merged(self, user: str) -> bool:

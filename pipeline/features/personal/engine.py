@@ -310,6 +310,13 @@ class Engine:
             self.model.user_state(user_id),
         )
 
+    def has_user(self, user_id: str) -> bool:
+        """Whether the engine holds state of ``user_id`` (history or factors) of their own:
+        not an id merged into another user at a login."""
+        if user_id in self.aliases:
+            return False
+        return user_id in self.histories or user_id in self.model.user_factors
+
     def restore_user(
         self,
         user_id: str,

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from pipeline.core.events import Event
-from pipeline.store.base import Store, Writes
+from pipeline.store.base import Store, TransactionConflict, Writes
 from pipeline.store.memory import MemoryStore
 from pipeline.stream.batch import Lane, RawMessage, process_batch, process_lanes, run_idle
 from pipeline.stream.fence import Position, applied_offsets
@@ -211,26 +211,31 @@ async def test_transient_errors_are_retried_and_permanent_kinds_of_them_stop_at_
 
 
 class Idling(Counting):
-    """Idle work that writes a mark, or fails when told to."""
+    """Idle work that writes a mark, or raises ``fail`` when given one."""
 
     name = "idling"
 
-    def __init__(self, fail: bool) -> None:
+    def __init__(self, fail: BaseException | None) -> None:
         super().__init__()
         self.fail = fail
 
     async def idle(self, store: Store) -> Writes | None:
-        if self.fail:
-            raise RuntimeError("idle work broke")
+        if self.fail is not None:
+            raise self.fail
         return Writes().set("t:idle", "done")
 
     def reset(self) -> None:
         self.hooks.append("reset")
 
 
-async def test_idle_work_is_applied_and_a_failing_one_resets_its_handler_only() -> None:
+@pytest.mark.parametrize("error", [RuntimeError("idle work broke"), TransactionConflict()])
+async def test_idle_work_is_applied_and_a_failing_one_resets_its_handler_only(
+    error: BaseException,
+) -> None:
+    """A bug and a store outage (a transient error) alike: logged, the handler reset so it
+    reloads from the store, the other lanes' idle work applied, nothing raised."""
     store = MemoryStore()
-    broken, working = Idling(fail=True), Idling(fail=False)
+    broken, working = Idling(fail=error), Idling(fail=None)
     await run_idle(store, [Lane(broken), Lane(working)])
     assert await store.get("t:idle") == b"done"
     assert broken.hooks == ["reset"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -9,6 +11,7 @@ from pipeline.features.catalog.read import Availability
 from pipeline.features.personal.agent import PersonalHandler
 from pipeline.features.personal.read import read_foryou
 from pipeline.features.related.read import read_related
+from pipeline.store.memory import MemoryStore
 from tests.unit.features.helpers import KEYS, T0_MS, run, settings, store_at
 
 pytestmark = pytest.mark.asyncio
@@ -142,14 +145,10 @@ async def test_with_content_on_new_catalog_items_join_the_lists_of_users_with_th
     assert "k-new" not in garden[:10]
 
 
-@pytest.mark.parametrize("refresh_users", [1000, 0])
-async def test_a_new_item_reaches_the_lists_of_recent_users_between_batches(
-    refresh_users: int,
-) -> None:
-    """With no event after it, a new item's vector makes the idle work recompute the lists
-    of the recently active users (``content_refresh_users``): the kitchen user's list gets
-    the new kitchen item, the garden user's does not; with the setting at 0, only a user's
-    next event would."""
+async def content_world(refresh_users: int = 1000) -> tuple[MemoryStore, PersonalHandler, Any]:
+    """Sixteen items with text (kitchen k0-k7, garden g0-g7), a personal handler after 80
+    clicks (u0 and u2 click kitchen items, u1 and u3 garden ones), and a function that
+    publishes a new kitchen item (catalog and content)."""
     from pipeline.features.catalog.agent import CatalogHandler
     from pipeline.features.content.agent import ContentHandler
 
@@ -165,24 +164,57 @@ async def test_a_new_item_reaches_the_lists_of_recent_users_between_batches(
     assert await personal.idle(store) is None  # nothing loaded before the first batch
     events = [ev(n, "click", f"u{n % 4}", f"{'kg'[n % 2]}{(n * 5) % 8}") for n in range(1, 81)]
     await run(personal, store, events)
-    assert await personal.idle(store) is None  # caught up, nothing new: no work
 
-    new_item = {"item_id": "k-new", "title": "chef knife", "created_at": T0_MS + 90_000}
-    await run(CatalogHandler(KEYS, on), store, [new_item])
-    await run(content, store, [new_item])
+    async def publish() -> None:
+        new_item = {"item_id": "k-new", "title": "chef knife", "created_at": T0_MS + 90_000}
+        await run(CatalogHandler(KEYS, on), store, [new_item])
+        await run(content, store, [new_item])
+
+    return store, personal, publish
+
+
+async def listed(store: MemoryStore, user: str) -> list[str]:
+    found = await read_foryou(store, KEYS, Availability(KEYS), user, 50)
+    assert found is not None
+    return [item["item_id"] for item in found]
+
+
+@pytest.mark.parametrize(("refresh_users", "exclusive"), [(1000, True), (0, True), (1000, False)])
+async def test_a_new_item_reaches_the_lists_of_recent_users_between_batches(
+    refresh_users: int, exclusive: bool
+) -> None:
+    """With no event after it, a new item's vector makes the idle work recompute the lists
+    of the recently active users (``content_refresh_users``): the kitchen user's list gets
+    the new kitchen item, the garden user's does not. With the setting at 0, or while other
+    workers share the group's partitions, only a user's next event would."""
+    store, personal, publish = await content_world(refresh_users)
+    personal.owns_every_partition(exclusive)
+    assert await personal.idle(store) is None  # caught up, nothing new: no work
+    await publish()
     writes = await personal.idle(store)
+    assert (writes is not None) is (refresh_users > 0 and exclusive)
     if writes is not None:
         await store.apply(writes)
-
-    async def listed(user: str) -> list[str]:
-        found = await read_foryou(store, KEYS, Availability(KEYS), user, 50)
-        assert found is not None
-        return [item["item_id"] for item in found]
-
-    kitchen, garden = await listed("u0"), await listed("u1")
-    assert ("k-new" in kitchen[:10]) is (refresh_users > 0)
+    kitchen, garden = await listed(store, "u0"), await listed(store, "u1")
+    assert ("k-new" in kitchen[:10]) is (refresh_users > 0 and exclusive)
     assert "k-new" not in garden[:10]
     assert await store.zrange(KEYS.foryou_pending(), 0, -1) == []
+    assert personal.content_queue == {}
+
+
+async def test_a_forgotten_user_gets_no_list_back_when_a_new_item_arrives() -> None:
+    """A user forgotten after their events leaves the recently active users: the new item
+    refreshes the other kitchen user's list and writes none for the forgotten one."""
+    store, personal, publish = await content_world()
+    personal.owns_every_partition(True)
+    await run(personal, store, [ev(90, "forget", "u0")])
+    assert await store.get(KEYS.foryou("u0")) is None
+    await publish()
+    writes = await personal.idle(store)
+    assert writes is not None
+    await store.apply(writes)
+    assert await store.get(KEYS.foryou("u0")) is None
+    assert "k-new" in (await listed(store, "u2"))[:10]
 
 
 async def test_lists_left_waiting_by_a_batch_are_recomputed_between_batches() -> None:
@@ -191,6 +223,7 @@ async def test_lists_left_waiting_by_a_batch_are_recomputed_between_batches() ->
     in Redis. Not while the last batch saw messages behind it: the next batch comes."""
     store = store_at(T0_MS)
     handler = PersonalHandler(settings(batch_size=3, foryou_batch_budget_ms=1e-6), KEYS)
+    handler.owns_every_partition(True)
     await run(handler, store, [ev(n, "click", u, f"i{n}") for n, u in enumerate("abc", 1)])
     assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"b", b"c"]
     assert await store.get(KEYS.foryou("c")) is None
