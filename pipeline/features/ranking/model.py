@@ -19,19 +19,23 @@ learns, and writes :meth:`ClickModel.drain_deltas` as increments, which commute,
 workers can share one weight table. Indexes come from a stable hash (CRC-32 salted by
 ``seed``), so every process maps a feature to the same index.
 
-This module is pure: the standard library only.
+This module is pure: the standard library, numpy and the compiled learning loop.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pipeline.features.ranking.features import features
 from pipeline.features.ranking.hashing import FeatureIndexer
+from pipeline.features.ranking.kernels import adagrad_steps
 
 # Logits are clipped before exp(): beyond this the probability is 0 or 1 in float64 anyway.
 MAX_LOGIT = 35.0
@@ -202,37 +206,51 @@ class ClickModel:
         (one user's backlog read before another's, say) cannot swing a well-known feature:
         the model ends near the same weights in whatever order it saw the events.
         """
-        # _step inlined, with the lookups bound to locals: this loop is the ranking agent's
-        # hot path (a dozen features per shown item).
-        weights, sumsq = self._weights, self._sumsq
+        steps = steps if isinstance(steps, list) else list(steps)
+        if not steps:
+            return
+        # The batch's features gathered into dense slots, stepped by the compiled loop
+        # (``kernels.py``: the same arithmetic in the same order), then written back.
+        lengths = np.fromiter((len(indexes) for indexes, _, _ in steps), np.int64, len(steps))
+        offsets = np.zeros(len(steps) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter(
+            itertools.chain.from_iterable(indexes for indexes, _, _ in steps),
+            np.int64,
+            int(offsets[-1]),
+        )
+        present, slots = np.unique(flat, return_inverse=True)
+        indexes = present.tolist()
+        get_weight, get_sum = self._weights.get, self._sumsq.get
+        start_weights = np.array([get_weight(i, 0.0) for i in indexes], dtype=np.float64)
+        start_sums = np.array([get_sum(i, 0.0) for i in indexes], dtype=np.float64)
+        weights, sums = start_weights.copy(), start_sums.copy()
+        adagrad_steps(
+            weights,
+            sums,
+            slots.astype(np.int64, copy=False),
+            offsets,
+            np.fromiter((1.0 if clicked else 0.0 for _, clicked, _ in steps), np.float64),
+            np.fromiter((weight for _, _, weight in steps), np.float64),
+            self.learning_rate,
+            self.learning_rate * self.l2,
+            MAX_LOGIT,
+        )
+        # A feature moved when its sum grew (every non-zero gradient adds to it).
+        moved = np.flatnonzero(sums != start_sums)
         base, base_sumsq = self._base, self._base_sumsq
-        get_weight, get_sum = weights.get, sumsq.get
-        rate = self.learning_rate
-        shrink = rate * self.l2
-        exp, sqrt = math.exp, math.sqrt
-        for indexes, clicked, weight in steps:
-            logit = 0.0
-            for i in indexes:
-                logit += get_weight(i, 0.0)
-            if logit > MAX_LOGIT:
-                logit = MAX_LOGIT
-            elif logit < -MAX_LOGIT:
-                logit = -MAX_LOGIT
-            gradient = weight * ((1.0 if clicked else 0.0) - 1.0 / (1.0 + exp(-logit)))
-            if gradient == 0.0:
-                continue
-            squared = gradient * gradient
-            move = rate * gradient
-            for i in indexes:
-                old = get_weight(i, 0.0)
-                total = get_sum(i, 0.0)
-                if i not in base:
-                    base[i] = old
-                if i not in base_sumsq:
-                    base_sumsq[i] = total
-                total += squared
-                sumsq[i] = total
-                weights[i] = old + move / sqrt(total) - shrink * old
+        for i, old, old_sum, new, new_sum in zip(
+            present[moved].tolist(),
+            start_weights[moved].tolist(),
+            start_sums[moved].tolist(),
+            weights[moved].tolist(),
+            sums[moved].tolist(),
+            strict=True,
+        ):
+            base.setdefault(i, old)
+            base_sumsq.setdefault(i, old_sum)
+            self._weights[i] = new
+            self._sumsq[i] = new_sum
 
     def learn_one(
         self, x: Mapping[str, float] | Iterable[str], y: bool, weight: float = 1.0
