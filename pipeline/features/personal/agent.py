@@ -169,15 +169,7 @@ class PersonalHandler(EventHandler):
         for users, budget in ((first, self.budget_s / 2), (queue, self.budget_s)):
             if users:
                 remaining = max(budget - (time.perf_counter() - started), 1e-9)
-                left += state.foryou_writes(
-                    writes,
-                    engine,
-                    self.keys,
-                    users,
-                    self.settings.user_ttl_s,
-                    self.settings.foryou_size,
-                    remaining if limited else 0.0,
-                )
+                left += self._write_lists(writes, users, remaining if limited else 0.0)
         queue = first + queue
         done = set(queue) - set(left)
         writes.zrem(self.keys.foryou_pending(), sorted(done | gone))
@@ -188,6 +180,19 @@ class PersonalHandler(EventHandler):
         for user in done | gone:
             self.content_queue.pop(user, None)
         return writes
+
+    def _write_lists(self, writes: Writes, users: list[str], budget_s: float) -> list[str]:
+        """The lists of ``users`` into ``writes``, in order, for ``budget_s`` (0: no limit);
+        returns the users left to do (``state.foryou_writes``)."""
+        return state.foryou_writes(
+            writes,
+            self.engine,
+            self.keys,
+            users,
+            self.settings.user_ttl_s,
+            self.settings.foryou_size,
+            budget_s,
+        )
 
     def _new_items_matter(self) -> bool:
         """Whether the lists use items' creation times (``new_item_weight``, content)."""
@@ -267,17 +272,7 @@ class PersonalHandler(EventHandler):
             self.users_loaded.update(dict.fromkeys(missing))
             # A queued user whose data expired meanwhile gets no list back.
             users = [user for user in chunk if user in self.pending or engine.has_user(user)]
-            left = set(
-                state.foryou_writes(
-                    writes,
-                    engine,
-                    self.keys,
-                    users,
-                    self.settings.user_ttl_s,
-                    self.settings.foryou_size,
-                    remaining,
-                )
-            )
+            left = set(self._write_lists(writes, users, remaining))
             done += [user for user in chunk if user not in left]
             if left:
                 break

@@ -106,41 +106,22 @@ async def test_an_aborted_batch_is_forgotten() -> None:
 async def test_with_content_on_new_catalog_items_join_the_lists_of_users_with_that_taste() -> None:
     """The content agent's vectors reach the personal agent: every item's at start, then
     what each content version changed (``content:changed``), with no event of the item."""
-    from pipeline.features.catalog.agent import CatalogHandler
-    from pipeline.features.content.agent import ContentHandler
     from pipeline.features.personal.mf import ImplicitMF
 
-    store = store_at(T0_MS)
-    on = settings(content_taste_weight=1.0)
-    content = ContentHandler(on, KEYS)
-    words = {"k": "kitchen knife steel chef", "g": "garden hose green water"}
-    catalog = [
-        {"item_id": f"{g}{n}", "title": f"{w} {n}"} for g, w in words.items() for n in range(8)
-    ]
-    await run(content, store, catalog)
-    personal = PersonalHandler(on, KEYS)
-    events = [ev(n, "click", f"u{n % 4}", f"{'kg'[n % 2]}{(n * 5) % 8}") for n in range(1, 81)]
-    await run(personal, store, events)
+    store, personal, publish = await content_world()
     # Every catalog item has a factor row, clicked or not.
     rows = await store.hgetall(KEYS.mf_items())
-    assert {item.decode() for item in rows} == {item["item_id"] for item in catalog}
+    assert {item.decode() for item in rows} == {f"{g}{n}" for g in "kg" for n in range(8)}
 
     # A new kitchen item (the catalog records its creation), its vector, then the kitchen
     # user's next event (not with it).
-    new_item = {"item_id": "k-new", "title": "chef knife", "created_at": T0_MS + 90_000}
-    await run(CatalogHandler(KEYS, on), store, [new_item])
-    await run(content, store, [new_item])
+    await publish()
     assert await store.zrange_by_score(KEYS.content_changed(), "(1", "+inf") == [(b"k-new", 2.0)]
     await run(personal, store, [ev(100, "click", "u0", "k1"), ev(101, "click", "u1", "g1")])
     row = (await store.hgetall(KEYS.mf_items()))[b"k-new"]
     assert ImplicitMF.row_index(row) == 16
 
-    async def listed(user: str) -> list[str]:
-        found = await read_foryou(store, KEYS, Availability(KEYS), user, 50)
-        assert found is not None
-        return [item["item_id"] for item in found]
-
-    kitchen, garden = await listed("u0"), await listed("u1")
+    kitchen, garden = await listed(store, "u0"), await listed(store, "u1")
     assert "k-new" in kitchen[:10]
     assert "k-new" not in garden[:10]
 
