@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.features.personal.neighbours import Attribution
-from pipeline.features.related.model import RELATIONS, blend_related
+from pipeline.features.related.model import RELATIONS
 
 if TYPE_CHECKING:
     from pipeline.features.personal.engine import Engine
@@ -255,10 +255,11 @@ class Recommender:
         exclude = (exclude or set()) | {item_id}
         relations = [relation] if relation else list(RELATIONS)
         depth = max(n, engine.config.related.max_neighbours)
-        lists = {name: engine.cooc.related(item_id, name, depth, exclude) for name in relations}
         return [
             Recommendation(
                 partner, score, {"model": "related", "relation": label, "source_items": [item_id]}
             )
-            for partner, score, label in blend_related(lists, n)
+            for partner, score, label in engine.neighbours.related(
+                item_id, relations, n, depth, exclude
+            )
         ]

@@ -12,7 +12,7 @@ from pipeline.core.events import event_from_dict
 from pipeline.core.settings import load_settings
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
-from pipeline.features.related.model import DISCOUNT_BY, RELATIONS
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, blend_related
 
 T0 = 1_767_225_600_000
 
@@ -144,3 +144,60 @@ def test_vector_scores_and_sources_equal_the_rule_computed_item_by_item(discount
         assert {ids[i]: named for i, named in sources.items()} == {
             item: held[item][:3] for item in served if item in held
         }
+
+
+def login(n: int, anonymous: str, user: str) -> object:
+    return event_from_dict(
+        {
+            "event_id": f"e{n}",
+            "type": "login",
+            "user_id": user,
+            "previous_user_id": anonymous,
+            "timestamp": T0 + n * 1000,
+        }
+    )
+
+
+@pytest.mark.parametrize("max_neighbours", [10, 200])  # lists past the depth, and within it
+def test_related_items_from_the_arrays_equal_the_rule_over_the_counts(max_neighbours: int) -> None:
+    """The evaluation's related items come from the partner arrays: the same items, scores,
+    order and labels as ranking each relation's counts and blending them (the rule the
+    reader's script applies), with ties broken by id, lists longer than the depth (before
+    a trim), partners a login's correction took back, and excluded items."""
+    engine = Engine(personal_config(load_settings(related_max_neighbours=max_neighbours)))
+    rng = random.Random(11)
+    for n in range(1, 4000):
+        if n % 97 == 0:
+            engine.learn(login(n, f"anon{n % 7}", f"u{rng.randrange(40)}"))
+            continue
+        user = f"anon{rng.randrange(7)}" if n % 5 == 0 else f"u{rng.randrange(40)}"
+        kind = rng.choice(["click", "click", "click", "buy", "basket"])
+        engine.learn(click(n, user, f"i{int(rng.paretovariate(1.0)) % 80}", kind))
+        if n % 1500 == 0:
+            engine.drain_changes()
+    # A login's correction of a pair a trim had already dropped: the counts do not hold it
+    # (nothing to take back), the anchor's arrays hold it at -1 (as the worker applies it).
+    engine.neighbours.partners("also_clicked", "i0")
+    absent = next(
+        i for i in engine.model.item_ids if i not in engine.cooc.counts["also_clicked"]["i0"]
+    )
+    correction = [("also_clicked", "i0", absent, -1.0)]
+    engine.cooc.apply(correction)
+    engine.neighbours.add(*correction[0])
+    config = engine.config.related
+    longest = max(len(p) for counts in engine.cooc.counts.values() for p in counts.values())
+    if max_neighbours == 10:
+        assert longest > 10  # some lists are deeper than the depth asked
+    checked = 0
+    for anchor in [f"i{k}" for k in range(80)] + ["never-seen"]:
+        for relations in (list(RELATIONS), ["also_clicked"], ["viewed_then_bought"]):
+            for n, exclude in ((10, set()), (5, {"i1", "i2", anchor}), (300, {"i3"})):
+                depth = max(n, config.max_neighbours)
+                lists = {
+                    name: engine.cooc.related(anchor, name, depth, exclude) for name in relations
+                }
+                expected = blend_related(lists, n)
+                got = engine.neighbours.related(anchor, relations, n, depth, exclude)
+                assert got == expected
+                checked += len(expected)
+    assert checked > 1000
