@@ -215,7 +215,7 @@ class NeighbourIndex:
             found = self.partners(relation, anchor)
             if found is None:
                 continue
-            index = found.indexes[: found.size]
+            index: np.ndarray = found.indexes[: found.size]
             count = found.counts[: found.size]
             # A login's correction can leave a partner at 0: the counts drop it.
             keep = count > 0
