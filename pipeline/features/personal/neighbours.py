@@ -209,7 +209,10 @@ class NeighbourIndex:
         sort of every partner list: the evaluation asks this for every case."""
         ids = self.model.item_ids
         index_of = self.model.item_index
-        dropped = np.asarray([index_of[i] for i in exclude if i in index_of], dtype=np.int64)
+        excluded = np.zeros(len(ids), dtype=bool)
+        excluded[[index_of[item] for item in exclude if item in index_of]] = True
+        # One relation's first n are its ranking's first n: its depth cut changes nothing.
+        cut = depth if len(relations) > 1 else None
         ranked: list[tuple[str, np.ndarray, np.ndarray]] = []
         for relation in relations:
             found = self.partners(relation, anchor)
@@ -217,20 +220,18 @@ class NeighbourIndex:
                 continue
             index: np.ndarray = found.indexes[: found.size]
             count = found.counts[: found.size]
-            # A login's correction can leave a partner at 0: the counts drop it.
-            keep = count > 0
-            if len(dropped):
-                keep &= ~np.isin(index, dropped)
+            # A login's correction can leave a partner at 0 or below: the counts drop it.
+            keep = (count > 0) & ~excluded[index]
             index, count = index[keep], count[keep]
             popularity = self.popularity_vector(DISCOUNT_BY[relation])[index]
             score = count / (popularity + 1.0) ** self.discount
-            if len(index) > depth:
-                index, score = _best(index, score, depth, ids)
+            if cut is not None and len(index) > cut:
+                index, score = _best(index, score, cut, ids, ordered=False)
             if len(index):
                 ranked.append((relation, index, score))
         if not ranked:
             return []
-        if len(relations) == 1:
+        if cut is None:
             ((label, index, score),) = ranked
         else:
             label = "blend"
@@ -240,7 +241,7 @@ class NeighbourIndex:
             )
             # Summed in relation order, as the blend adds each list in turn.
             total = np.bincount(every, scaled)
-            index = np.unique(every)
+            index = np.flatnonzero(np.bincount(every))
             score = total[index]
         index, score = _best(index, score, n, ids)
         return [
@@ -279,14 +280,23 @@ class NeighbourIndex:
 
 
 def _best(
-    index: np.ndarray, score: np.ndarray, n: int, ids: list[str]
+    index: np.ndarray, score: np.ndarray, n: int, ids: list[str], ordered: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` highest scores, highest first, ties broken by id (``rank_related``'s order):
-    a partition finds the candidates, a Python sort orders the few of them."""
+    """The ``n`` highest scores, ties broken by id (``rank_related``'s order), highest first
+    (``ordered=False``: the same entries in any order). A partition finds the candidates;
+    only they (or only the ties at the cut, unordered) go through a Python sort."""
     if len(index) > n:
         if n <= 0:
             return index[:0], score[:0]
         threshold = np.partition(score, len(score) - n)[len(score) - n]
+        if not ordered:
+            above = score > threshold
+            tied = np.flatnonzero(score == threshold)
+            wanted = n - int(above.sum())
+            if wanted < len(tied):
+                tied = tied[sorted(range(len(tied)), key=lambda j: ids[index[tied[j]]])[:wanted]]
+            above[tied] = True
+            return index[above], score[above]
         candidates = score >= threshold
         index, score = index[candidates], score[candidates]
     scores, items = score.tolist(), index.tolist()
