@@ -114,42 +114,40 @@ def co_occurrences(
     conversions: dict[str, list[int]] = {}
     for partner, entry_type, timestamp_ms in history.recent:
         if entry_type in CLICK_ENTRIES:
-            clicks.setdefault(partner, []).append(timestamp_ms)
+            times = clicks.get(partner)
         elif entry_type in CONVERSION_ENTRIES:
-            conversions.setdefault(partner, []).append(timestamp_ms)
+            times = conversions.get(partner)
+        else:
+            continue
+        if times is None:
+            (clicks if entry_type in CLICK_ENTRIES else conversions)[partner] = [timestamp_ms]
+        else:
+            times.append(timestamp_ms)
     t = event.timestamp_ms
     pairs: list[Pair] = []
     if is_click:
         window = config.click_window_s * 1000
-        own = clicks.get(item, [])
-        for partner, times in clicks.items():
-            if partner != item and _near(times, t, window) and not _close(own, times, window):
+        own = clicks.get(item)
+        for partner, times in _sighted(clicks, item, t - window, t + window):
+            if not (own and _close(own, times, window)):
                 pairs.append(("also_clicked", item, partner, 1.0))
                 pairs.append(("also_clicked", partner, item, 1.0))
         window = config.view_window_s * 1000
-        for partner, times in conversions.items():
-            # This click, then a conversion of the partner within the window.
-            if (
-                partner != item
-                and _within(times, t, t + window)
-                and not _directed(own, times, window)
-            ):
+        # This click, then a conversion of the partner within the window.
+        for partner, times in _sighted(conversions, item, t, t + window):
+            if not (own and _directed(own, times, window)):
                 pairs.append(("viewed_then_bought", item, partner, 1.0))
     else:
         window = config.buy_window_s * 1000
-        own = conversions.get(item, [])
-        for partner, times in conversions.items():
-            if partner != item and _near(times, t, window) and not _close(own, times, window):
+        own = conversions.get(item)
+        for partner, times in _sighted(conversions, item, t - window, t + window):
+            if not (own and _close(own, times, window)):
                 pairs.append(("also_bought", item, partner, 1.0))
                 pairs.append(("also_bought", partner, item, 1.0))
         window = config.view_window_s * 1000
-        for partner, times in clicks.items():
-            # A click of the partner, then this conversion within the window.
-            if (
-                partner != item
-                and _within(times, t - window, t)
-                and not _directed(times, own, window)
-            ):
+        # A click of the partner, then this conversion within the window.
+        for partner, times in _sighted(clicks, item, t - window, t):
+            if not (own and _directed(times, own, window)):
                 pairs.append(("viewed_then_bought", partner, item, 1.0))
     return pairs
 
@@ -193,8 +191,29 @@ def merge_pairs(user: History, anonymous: History, config: RelatedConfig) -> lis
 
 def _within(times: list[int], low: int, high: int) -> bool:
     """Whether a time of ``times`` (ascending) lies in ``[low, high]``."""
+    if not times:
+        return False
+    last = times[-1]
+    if last <= high:
+        # The usual case (pairing looks back from the newest event): no search needed.
+        return last >= low
     position = bisect_left(times, low)
     return position < len(times) and times[position] <= high
+
+
+def _sighted(
+    times_of: dict[str, list[int]], item: str, low: int, high: int
+) -> list[tuple[str, list[int]]]:
+    """The partners other than ``item`` with a time (ascending) in ``[low, high]``, with
+    their times. Most fail or pass on their first and last time alone."""
+    found = []
+    for partner, times in times_of.items():
+        last = times[-1]
+        if last < low or times[0] > high or (last > high and not _within(times, low, high)):
+            continue
+        if partner != item:
+            found.append((partner, times))
+    return found
 
 
 def _near(times: list[int], t: int, window: int) -> bool:
