@@ -97,6 +97,10 @@ class NeighbourIndex:
         self.discount = discount
         self._partners: dict[tuple[str, str], Partners] = {}
         self._popularity: dict[str, np.ndarray] = {signal: np.zeros(0) for signal in SIGNALS}
+        # (popularity + 1) ** discount of the same entries, kept with them: the discount of
+        # thousands of partners per list is then a gather, not thousands of powers. Each
+        # entry is Python's power of one count, as the counts' rule computes it.
+        self._discount: dict[str, np.ndarray] = {signal: np.ones(0) for signal in SIGNALS}
         # Model items whose popularity entries have been copied from the counts so far;
         # entries past it are filled when asked for (items join the model after their count).
         self._synced: dict[str, int] = dict.fromkeys(SIGNALS, 0)
@@ -170,22 +174,19 @@ class NeighbourIndex:
         length = np.asarray(lengths, dtype=np.int64)
         index = np.concatenate(indexes)
         ends = np.cumsum(length)
-        # Each relation's entries read their own signal's popularity (a gather per relation,
+        # Each relation's entries read their own signal's discount (a gather per relation,
         # never a copy of a catalog-long vector), and land in their own row of the totals.
-        popularity = np.empty(len(index))
+        discount = np.empty(len(index))
         row = np.empty(len(index), dtype=np.int64)
         begin = 0
         for number, (signal, last_list) in enumerate(spans):
             stop = int(ends[last_list - 1]) if last_list else 0
             if stop > begin:
-                popularity[begin:stop] = self.popularity_vector(signal)[index[begin:stop]]
+                discount[begin:stop] = self.discount_vector(signal)[index[begin:stop]]
                 row[begin:stop] = number
             begin = max(begin, stop)
         discounted = np.concatenate(counts)
-        if self.discount == 0.5:
-            discounted /= np.sqrt(popularity + 1.0)
-        else:
-            discounted /= (popularity + 1.0) ** self.discount
+        discounted /= discount
         starts = ends - length
         best = np.maximum.reduceat(discounted, starts)
         best[best <= 0] = 1.0
@@ -223,8 +224,7 @@ class NeighbourIndex:
             # A login's correction can leave a partner at 0 or below: the counts drop it.
             keep = (count > 0) & ~excluded[index]
             index, count = index[keep], count[keep]
-            popularity = self.popularity_vector(DISCOUNT_BY[relation])[index]
-            score = count / (popularity + 1.0) ** self.discount
+            score = count / self.discount_vector(DISCOUNT_BY[relation])[index]
             if cut is not None and len(index) > cut:
                 index, score = _best(index, score, cut, ids, ordered=False)
             if len(index):
@@ -252,31 +252,60 @@ class NeighbourIndex:
     # --- popularity, aligned with the model's item indexes --------------------------------------
     def popularity_vector(self, signal: str) -> np.ndarray:
         """Popularity counts aligned with the model's item indexes (grown on demand)."""
-        vector = self._popularity[signal]
+        self._sync(signal)
+        return self._popularity[signal]
+
+    def discount_vector(self, signal: str) -> np.ndarray:
+        """``(popularity + 1) ** discount`` of the same entries: what a partner's count is
+        divided by."""
+        self._sync(signal)
+        return self._discount[signal]
+
+    def _sync(self, signal: str) -> None:
+        """Copy the counts of the items that joined the model since the last call."""
         count = len(self.model.item_ids)
         synced = self._synced[signal]
-        if synced < count:
-            if len(vector) < count:
-                grown = np.zeros(max(count, 2 * len(vector)))
-                grown[:synced] = vector[:synced]
-                vector = self._popularity[signal] = grown
-            source = self.cooc.popularity[signal]
-            ids = self.model.item_ids
-            vector[synced:count] = [source.get(ids[index], 0.0) for index in range(synced, count)]
-            self._synced[signal] = count
-        return vector
+        if synced >= count:
+            return
+        vector, discount = self._popularity[signal], self._discount[signal]
+        if len(vector) < count:
+            size = max(count, 2 * len(vector))
+            vector = self._popularity[signal] = _grown(vector, synced, size, 0.0)
+            discount = self._discount[signal] = _grown(discount, synced, size, 1.0)
+        source = self.cooc.popularity[signal]
+        ids = self.model.item_ids
+        counts = [source.get(ids[index], 0.0) for index in range(synced, count)]
+        vector[synced:count] = counts
+        discount[synced:count] = [(value + 1.0) ** self.discount for value in counts]
+        self._synced[signal] = count
 
     def count_popularity(self, item_id: str, signal: str, amount: float = 1.0) -> None:
         """One positive event of ``signal`` for ``item_id`` (dict and aligned vector)."""
         self.cooc.count_popularity(item_id, signal, amount)
         index = self.model.item_index.get(item_id)
         if index is not None and index < self._synced[signal]:
-            self._popularity[signal][index] += amount
+            self._set(signal, index, self.cooc.popularity[signal][item_id])
 
     def load_popularity(self, signal: str, counts: dict[str, float]) -> None:
+        """Counts read from the store replace the ones held (the vectors' entries too)."""
         self.cooc.popularity[signal].update(counts)
-        self._popularity[signal] = np.zeros(0)
-        self._synced[signal] = 0
+        synced = self._synced[signal]
+        index_of = self.model.item_index
+        for item_id, value in counts.items():
+            index = index_of.get(item_id)
+            if index is not None and index < synced:
+                self._set(signal, index, value)
+
+    def _set(self, signal: str, index: int, value: float) -> None:
+        self._popularity[signal][index] = value
+        self._discount[signal][index] = (value + 1.0) ** self.discount
+
+
+def _grown(vector: np.ndarray, kept: int, size: int, fill: float) -> np.ndarray:
+    """A copy of ``vector``'s first ``kept`` entries, ``size`` long, the rest ``fill``."""
+    grown = np.full(size, fill)
+    grown[:kept] = vector[:kept]
+    return grown
 
 
 def _best(

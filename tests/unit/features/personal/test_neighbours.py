@@ -36,6 +36,11 @@ def assert_mirrors_counts(engine: Engine) -> None:
         vector = index.popularity_vector(signal)
         counts = engine.cooc.popularity[signal]
         assert [vector[i] for i in range(len(ids))] == [counts.get(item, 0.0) for item in ids]
+        # What a partner's count is divided by: Python's power of each count, as the rule.
+        discount = index.discount_vector(signal)
+        assert [discount[i] for i in range(len(ids))] == [
+            (counts.get(item, 0.0) + 1.0) ** index.discount for item in ids
+        ]
     for relation in RELATIONS:
         for anchor, counts in engine.cooc.counts[relation].items():
             found = index.partners(relation, anchor)
@@ -61,6 +66,20 @@ def test_popularity_of_items_that_join_the_model_after_their_first_count() -> No
     engine.recommend("u1", 5)  # grows the vectors beyond the items known so far
     engine.learn(click(10, "u2", "brand-new"))
     engine.learn(click(11, "u2", "brand-new", "buy"))
+    assert_mirrors_counts(engine)
+
+
+def test_counts_read_from_the_store_replace_the_vectors_entries() -> None:
+    """Another worker's counts, read again for a batch's items, replace the entries of the
+    items already in the vectors; items not in the model yet get theirs when they join."""
+    engine = Engine(personal_config(load_settings()))
+    for n in range(1, 6):
+        engine.learn(click(n, "u1", f"i{n}", "buy"))
+    engine.recommend("u1", 5)  # the vectors now hold i1..i5
+    engine.neighbours.load_popularity("conversion", {"i2": 40.0, "later": 7.0})
+    engine.neighbours.load_popularity("click", {"i3": 12.0})
+    assert engine.neighbours.popularity_vector("conversion")[engine.model.item_index["i2"]] == 40
+    engine.learn(click(10, "u2", "later"))
     assert_mirrors_counts(engine)
 
 
