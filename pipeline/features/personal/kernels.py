@@ -1,10 +1,13 @@
-"""Compiled inner loops of the factor model (numba).
+"""Compiled inner loops of the personal engine (numba): the factor model's SGD step and the
+totals of the neighbour scores.
 
 One SGD step of :class:`~pipeline.features.personal.mf.ImplicitMF` touches a user vector and
 a handful of item rows of 32 floats: numpy spends most of that step in the overhead of a
 dozen calls on tiny arrays (about 60 µs), a compiled loop about 5 µs. The rule is the one
-``mf.py`` documents; ``tests/unit/features/personal/test_kernels.py`` checks it against a
-numpy transcription of the same formulas.
+``mf.py`` documents. The neighbour totals add up a few thousand partner counts in a few
+dozen lists per for-you list: a dozen numpy steps over them cost more than one loop.
+``tests/unit/features/personal/test_kernels.py`` checks both against numpy transcriptions of
+the same formulas.
 
 Compiled with :func:`pipeline.core.compiled.compiled`.
 """
@@ -63,3 +66,45 @@ def sgd_step(
             item_factors[row, d] += moves[j, d]
         item_bias[row] += step * gradient[j]
     return updated
+
+
+@compiled
+def neighbour_totals(
+    index: np.ndarray,
+    counts: np.ndarray,
+    lengths: np.ndarray,
+    scales: np.ndarray,
+    signals: np.ndarray,
+    rows: np.ndarray,
+    discounts: tuple[np.ndarray, np.ndarray],
+    n_items: int,
+    n_rows: int,
+) -> np.ndarray:
+    """The neighbour score of every item (``NeighbourIndex.scores``): the partner lists lie
+    one after the other in ``index`` (model indexes) and ``counts``, ``lengths[l]`` entries
+    each. A list's counts are divided by their item's discount (``discounts[signals[l]]``),
+    scaled so that its best counts ``scales[l]`` (a best of 0 or less counts as 1), and
+    added to its relation's row ``rows[l]``; the rows are then summed in order. Every sum
+    runs in the order numpy's bincount and row sum take, so the totals are the same."""
+    totals = np.zeros((n_rows, n_items))
+    values = np.empty(index.shape[0])
+    begin = 0
+    for number in range(lengths.shape[0]):
+        end = begin + lengths[number]
+        discount = discounts[signals[number]]
+        best = -np.inf
+        for j in range(begin, end):
+            value = counts[j] / discount[index[j]]
+            values[j] = value
+            best = max(best, value)
+        if best <= 0:
+            best = 1.0
+        factor = scales[number] / best
+        row = rows[number]
+        for j in range(begin, end):
+            totals[row, index[j]] += values[j] * factor
+        begin = end
+    total = totals[0].copy()
+    for row in range(1, n_rows):
+        total += totals[row]
+    return total

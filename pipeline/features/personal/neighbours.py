@@ -1,13 +1,14 @@
-"""Related-item partners of a user's recent items, scored for every item in a few vector steps.
+"""Related-item partners of a user's recent items, scored for every item in one pass.
 
 The for-you blend adds, for each recent item (an anchor), the popularity-discounted
 co-occurrence counts of its partners, scaled so that the anchor's best partner counts 1, to
 the score of every item. This index keeps each anchor's partners as numpy arrays aligned with
 the factor model's item indexes, updated in place as pairs are counted (never rebuilt by a
-Python sort per call), and the popularity counters as vectors in the same order. Scoring
-all of a user's anchors, in every relation at once, is then one concatenation, one discount,
-one segmented maximum and one weighted ``bincount``: its cost grows with the partners of ten
-items, not with the user's history or the catalog.
+Python sort per call), and the popularity counters (with their discounts) as vectors in the
+same order. Scoring all of a user's anchors, in every relation at once, is then one
+concatenation and one compiled pass: its cost grows with the partners of ten items, not with
+the user's history or the catalog. The evaluation's related items of one item come from the
+same arrays.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from pipeline.core.feedback import SIGNALS
+from pipeline.features.personal.kernels import neighbour_totals
 from pipeline.features.personal.mf import ImplicitMF
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence
 
@@ -145,19 +147,21 @@ class NeighbourIndex:
         """The neighbour score of every item: for each anchor and relation, the partners'
         discounted counts divided by the anchor's best, times the anchor's weight and the
         relation's, summed; and what :meth:`Attribution.sources` needs to say which anchors
-        led to an item. Every (anchor, relation) list goes through the same few vector steps
-        at once, so the cost is a handful of numpy calls whatever the number of lists."""
+        led to an item. The lists are joined and summed in one compiled pass
+        (``kernels.neighbour_totals``), so the cost grows with the partners of the user's
+        recent items, not with their history or the catalog."""
         indexes: list[np.ndarray] = []
         counts: list[np.ndarray] = []
         lengths: list[int] = []
         scale: list[float] = []
         ranks: list[int] = []
-        # Per relation in use: its popularity signal and where its entries end.
-        spans: list[tuple[str, int]] = []
-        for relation in RELATIONS:
-            relation_weight = relation_weights.get(relation, 0.0)
-            if relation_weight <= 0:
-                continue
+        signals: list[int] = []
+        rows: list[int] = []
+        # The relations in use, each with its own row of the totals (summed in this order).
+        used = [r for r in RELATIONS if relation_weights.get(r, 0.0) > 0]
+        for row, relation in enumerate(used):
+            relation_weight = relation_weights[relation]
+            signal = SIGNALS.index(DISCOUNT_BY[relation])
             for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
                 found = self.partners(relation, anchor)
                 if found is not None:
@@ -167,35 +171,24 @@ class NeighbourIndex:
                     lengths.append(size)
                     scale.append(weight * relation_weight)
                     ranks.append(rank)
-            spans.append((DISCOUNT_BY[relation], len(lengths)))
+                    signals.append(signal)
+                    rows.append(row)
         if not indexes:
             empty = np.zeros(0, dtype=np.int64)
             return np.zeros(n_items), Attribution(anchors, empty, empty)
         length = np.asarray(lengths, dtype=np.int64)
         index = np.concatenate(indexes)
-        ends = np.cumsum(length)
-        # Each relation's entries read their own signal's discount (a gather per relation,
-        # never a copy of a catalog-long vector), and land in their own row of the totals.
-        discount = np.empty(len(index))
-        row = np.empty(len(index), dtype=np.int64)
-        begin = 0
-        for number, (signal, last_list) in enumerate(spans):
-            stop = int(ends[last_list - 1]) if last_list else 0
-            if stop > begin:
-                discount[begin:stop] = self.discount_vector(signal)[index[begin:stop]]
-                row[begin:stop] = number
-            begin = max(begin, stop)
-        discounted = np.concatenate(counts)
-        discounted /= discount
-        starts = ends - length
-        best = np.maximum.reduceat(discounted, starts)
-        best[best <= 0] = 1.0
-        discounted *= np.repeat(np.asarray(scale) / best, length)
-        # One row per relation, summed in relation order: the same sums, in the same order,
-        # as adding each relation's scores in turn.
-        rows = len(spans)
-        total = np.bincount(index + row * n_items, discounted, minlength=rows * n_items)
-        total = total[: rows * n_items].reshape(rows, n_items).sum(axis=0)
+        total = neighbour_totals(
+            index,
+            np.concatenate(counts),
+            length,
+            np.asarray(scale, dtype=np.float64),
+            np.asarray(signals, dtype=np.int64),
+            np.asarray(rows, dtype=np.int64),
+            (self.discount_vector(SIGNALS[0]), self.discount_vector(SIGNALS[1])),
+            n_items,
+            len(used),
+        )
         return total, Attribution(anchors, index, np.repeat(np.asarray(ranks), length))
 
     # --- related items of one item ------------------------------------------------------------

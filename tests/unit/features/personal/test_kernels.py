@@ -1,11 +1,12 @@
-"""The compiled SGD step of the factor model equals the same formulas in numpy."""
+"""The compiled kernels of the personal engine equal the same formulas in numpy: the factor
+model's SGD step, and the neighbour scores' totals (bit for bit)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.features.personal.kernels import sgd_step
+from pipeline.features.personal.kernels import neighbour_totals, sgd_step
 
 
 def numpy_step(
@@ -69,3 +70,49 @@ def test_extreme_scores_do_not_overflow() -> None:
             0.0,
         )
     assert np.isfinite(updated).all() and np.isfinite(factors).all()
+
+
+def numpy_totals(
+    index: np.ndarray,
+    counts: np.ndarray,
+    lengths: np.ndarray,
+    scales: np.ndarray,
+    signals: np.ndarray,
+    rows: np.ndarray,
+    discounts: tuple[np.ndarray, np.ndarray],
+    n_items: int,
+    n_rows: int,
+) -> np.ndarray:
+    """The rule in vector steps: discount, each list's best (a best of 0 or less counts 1),
+    scaled, summed per row with bincount, rows summed."""
+    entry_signal = np.repeat(signals, lengths)
+    discount = np.where(entry_signal == 0, discounts[0][index], discounts[1][index])
+    values = counts / discount
+    starts = np.cumsum(lengths) - lengths
+    best = np.maximum.reduceat(values, starts)
+    best[best <= 0] = 1.0
+    values = values * np.repeat(scales / best, lengths)
+    row = np.repeat(rows, lengths)
+    total = np.bincount(index + row * n_items, values, minlength=n_rows * n_items)
+    return total[: n_rows * n_items].reshape(n_rows, n_items).sum(axis=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_compiled_neighbour_totals_are_the_numpy_rule(seed: int) -> None:
+    """Random partner lists over a few items (so items repeat across lists and rows), counts
+    with zeros and negatives (a list whose best is not positive), both signals."""
+    rng = np.random.default_rng(seed)
+    n_items, n_rows = 40, 3
+    n_lists = int(rng.integers(1, 25))
+    lengths = rng.integers(1, 30, n_lists).astype(np.int64)
+    index = rng.integers(0, n_items, int(lengths.sum())).astype(np.int64)
+    counts = rng.integers(-1, 6, len(index)).astype(np.float64)
+    counts[: int(lengths[0])] = -rng.random(int(lengths[0]))  # a list with no positive count
+    scales = rng.uniform(0.05, 2.0, n_lists)
+    signals = rng.integers(0, 2, n_lists).astype(np.int64)
+    rows = np.sort(rng.integers(0, n_rows, n_lists)).astype(np.int64)
+    discounts = (rng.uniform(1, 9, n_items), rng.uniform(1, 9, n_items))
+    args = (index, counts, lengths, scales, signals, rows, discounts, n_items, n_rows)
+    expected = numpy_totals(*args)
+    assert np.count_nonzero(expected) > 10
+    assert np.array_equal(neighbour_totals(*args), expected)
