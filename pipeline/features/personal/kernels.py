@@ -108,3 +108,33 @@ def neighbour_totals(
     for row in range(1, n_rows):
         total += totals[row]
     return total
+
+
+@compiled
+def first_anchors(
+    index: np.ndarray, ranks: np.ndarray, served: np.ndarray, n_anchors: int, limit: int
+) -> np.ndarray:
+    """For each item of ``served``, the ranks (ascending) of the first ``limit`` anchors
+    among whose partners it is (entry ``j`` says: item ``index[j]`` is a partner of the
+    anchor ranked ``ranks[j]``), -1 past the last: row ``s`` belongs to ``served[s]``."""
+    size = 0
+    for j in range(index.shape[0]):
+        size = max(size, index[j] + 1)
+    for s in range(served.shape[0]):
+        size = max(size, served[s] + 1)
+    position = np.full(size, -1, dtype=np.int64)
+    for s in range(served.shape[0]):
+        position[served[s]] = s
+    met = np.zeros((served.shape[0], n_anchors), dtype=np.bool_)
+    for j in range(index.shape[0]):
+        slot = position[index[j]]
+        if slot >= 0:
+            met[slot, ranks[j]] = True
+    first = np.full((served.shape[0], limit), -1, dtype=np.int64)
+    for s in range(served.shape[0]):
+        found = 0
+        for rank in range(n_anchors):
+            if met[s, rank] and found < limit:
+                first[s, found] = rank
+                found += 1
+    return first

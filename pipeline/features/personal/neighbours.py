@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from pipeline.core.feedback import SIGNALS
-from pipeline.features.personal.kernels import neighbour_totals
+from pipeline.features.personal.kernels import first_anchors, neighbour_totals
 from pipeline.features.personal.mf import ImplicitMF
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence
 
@@ -66,26 +66,14 @@ class Attribution:
         """Item index -> the first ``limit`` anchors (most recent first) it is a partner of."""
         if not len(self.indexes) or not items:
             return {}
-        # Position of each wanted item (0 for the others: masked out below).
-        position = np.zeros(int(self.indexes.max()) + 1, dtype=np.int64)
-        wanted = np.zeros(len(position), dtype=bool)
-        served = np.asarray([i for i in items if i < len(position)], dtype=np.int64)
-        if not len(served):
-            return {}
-        position[served] = np.arange(len(served))
-        wanted[served] = True
-        hit = wanted[self.indexes]
-        # (served item, anchor) pairs met; an anchor may hold the item in several relations.
-        met = np.zeros((len(served), len(self.anchors)), dtype=bool)
-        met[position[self.indexes[hit]], self.ranks[hit]] = True
-        slots, ranks = np.nonzero(met)  # by item, then anchor (most recent first)
-        found: dict[int, list[str]] = {}
+        served = np.asarray(items, dtype=np.int64)
+        first = first_anchors(self.indexes, self.ranks, served, len(self.anchors), limit)
         anchors = self.anchors
-        served_items = served.tolist()
-        for slot, rank in zip(slots.tolist(), ranks.tolist(), strict=True):
-            named = found.setdefault(served_items[slot], [])
-            if len(named) < limit:
-                named.append(anchors[rank])
+        found: dict[int, list[str]] = {}
+        for item, ranks in zip(items, first.tolist(), strict=True):
+            named = [anchors[rank] for rank in ranks if rank >= 0]
+            if named:
+                found[item] = named
         return found
 
 

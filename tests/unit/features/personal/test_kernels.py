@@ -1,12 +1,12 @@
 """The compiled kernels of the personal engine equal the same formulas in numpy: the factor
-model's SGD step, and the neighbour scores' totals (bit for bit)."""
+model's SGD step, the neighbour scores' totals (bit for bit) and the anchors that led to an item."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.features.personal.kernels import neighbour_totals, sgd_step
+from pipeline.features.personal.kernels import first_anchors, neighbour_totals, sgd_step
 
 
 def numpy_step(
@@ -116,3 +116,19 @@ def test_the_compiled_neighbour_totals_are_the_numpy_rule(seed: int) -> None:
     expected = numpy_totals(*args)
     assert np.count_nonzero(expected) > 10
     assert np.array_equal(neighbour_totals(*args), expected)
+
+
+@pytest.mark.parametrize(("seed", "limit"), [(0, 3), (1, 1), (2, 5), (3, 3)])
+def test_first_anchors_are_each_items_lowest_ranks(seed: int, limit: int) -> None:
+    """Entries repeat (an item partner of one anchor in several relations), served items
+    include ones no anchor holds and one beyond every index."""
+    rng = np.random.default_rng(seed)
+    n_anchors = 10
+    index = rng.integers(0, 60, 400).astype(np.int64)
+    ranks = rng.integers(0, n_anchors, 400).astype(np.int64)
+    served = np.array([*rng.choice(60, 20, replace=False), 75], dtype=np.int64)
+    first = first_anchors(index, ranks, served, n_anchors, limit)
+    for row, item in zip(first.tolist(), served.tolist(), strict=True):
+        held = sorted({r for i, r in zip(index.tolist(), ranks.tolist(), strict=True) if i == item})
+        assert row == held[:limit] + [-1] * (limit - len(held[:limit]))
+    assert (first >= 0).sum() >= 20
