@@ -31,7 +31,7 @@ from pipeline.core.topics import Topics
 from pipeline.features.registry import declared_topics, feature
 from pipeline.store.redis import connect
 from pipeline.stream import transport
-from pipeline.stream.batch import Lane, RawMessage, process_lanes, retry_transient, run_idle
+from pipeline.stream.batch import Lane, RawMessage, idle_loop, process_lanes, retry_transient
 from pipeline.stream.fence import Position
 from pipeline.stream.handler import Handler
 from pipeline.stream.kafka import faust_credentials
@@ -257,12 +257,7 @@ def _register_agent(
             # whenever a batch held the event loop.
             store = connect(settings)
             try:
-                while True:
-                    await asyncio.sleep(IDLE_EVERY_S)
-                    if busy.locked():
-                        continue  # a batch is being applied: ingestion first
-                    async with busy:
-                        await run_idle(store, idle_lanes)
+                await idle_loop(store, idle_lanes, busy, partial(asyncio.sleep, IDLE_EVERY_S))
             finally:
                 await store.close()
 

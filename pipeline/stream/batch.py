@@ -298,6 +298,21 @@ async def run_idle(store: Store, lanes: Sequence[Lane]) -> None:
             handler.reset()
 
 
+async def idle_loop(
+    store: Store, lanes: Sequence[Lane], busy: asyncio.Lock, tick: Callable[[], Awaitable[object]]
+) -> None:
+    """After each ``tick`` (the worker sleeps a second), the lanes' idle work
+    (:func:`run_idle`) under ``busy``, the lock a batch and a rebalance's reset hold: a turn
+    that finds it held is skipped (ingestion first), and nothing else runs on the handlers
+    while their idle work does. Runs until cancelled."""
+    while True:
+        await tick()
+        if busy.locked():
+            continue
+        async with busy:
+            await run_idle(store, lanes)
+
+
 async def retry_transient(
     attempt: Callable[[], Awaitable[T]],
     transient: tuple[type[BaseException], ...],

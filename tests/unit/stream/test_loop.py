@@ -3,6 +3,7 @@ letters and the handler's hooks, with no broker and no Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -11,7 +12,14 @@ import pytest
 from pipeline.core.events import Event
 from pipeline.store.base import Store, TransactionConflict, Writes
 from pipeline.store.memory import MemoryStore
-from pipeline.stream.batch import Lane, RawMessage, process_batch, process_lanes, run_idle
+from pipeline.stream.batch import (
+    Lane,
+    RawMessage,
+    idle_loop,
+    process_batch,
+    process_lanes,
+    run_idle,
+)
 from pipeline.stream.fence import Position, applied_offsets
 from pipeline.stream.handler import EventHandler
 from tests.unit.features.helpers import KEYS, T0_MS, settings
@@ -240,3 +248,54 @@ async def test_idle_work_is_applied_and_a_failing_one_resets_its_handler_only(
     assert await store.get("t:idle") == b"done"
     assert broken.hooks == ["reset"]
     assert working.hooks == []
+
+
+class Ticks:
+    """The idle loop's clock, driven by the test: each turn waits for one ``step``; counts
+    the turns that began waiting, so the test knows when a turn is over."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[None] = asyncio.Queue()
+        self.waits = 0
+
+    async def __call__(self) -> None:
+        self.waits += 1
+        await self.queue.get()
+
+    async def step(self) -> None:
+        """One turn, returning once the loop waits for the next one (bounded)."""
+        waits = self.waits
+        self.queue.put_nowait(None)
+        for _ in range(10_000):
+            if self.waits > waits:
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("the idle loop did not come back for the next turn")
+
+
+async def test_the_idle_loop_runs_under_the_batch_lock_and_skips_a_turn_while_it_is_held() -> None:
+    """Idle work never runs beside a batch or a rebalance's reset (they hold the same lock):
+    a turn that finds the lock held is skipped, not queued behind it; a free turn holds the
+    lock while the idle work runs and applies its writes."""
+    store, busy, ticks = MemoryStore(), asyncio.Lock(), Ticks()
+    held: list[bool] = []
+
+    class Watching(Idling):
+        async def idle(self, store: Store) -> Writes | None:
+            held.append(busy.locked())
+            return Writes().set("t:idle", str(len(held)))
+
+    loop = asyncio.create_task(idle_loop(store, [Lane(Watching(fail=None))], busy, ticks))
+    try:
+        await ticks.step()
+        assert held == [True]
+        assert await store.get("t:idle") == b"1"
+        async with busy:  # a batch being applied
+            await ticks.step()
+            await ticks.step()
+        assert held == [True]
+        await ticks.step()
+        assert held == [True, True]
+        assert await store.get("t:idle") == b"2"
+    finally:
+        loop.cancel()
