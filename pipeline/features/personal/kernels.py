@@ -1,13 +1,13 @@
-"""Compiled inner loops of the personal engine (numba): the factor model's SGD step and the
-totals of the neighbour scores.
+"""Compiled inner loops of the personal engine (numba): the factor model's SGD step, the
+totals of the neighbour scores and the anchors that led to each served item.
 
 One SGD step of :class:`~pipeline.features.personal.mf.ImplicitMF` touches a user vector and
 a handful of item rows of 32 floats: numpy spends most of that step in the overhead of a
 dozen calls on tiny arrays (about 60 µs), a compiled loop about 5 µs. The rule is the one
 ``mf.py`` documents. The neighbour totals add up a few thousand partner counts in a few
 dozen lists per for-you list: a dozen numpy steps over them cost more than one loop.
-``tests/unit/features/personal/test_kernels.py`` checks both against numpy transcriptions of
-the same formulas.
+``tests/unit/features/personal/test_kernels.py`` checks each against a transcription of the
+same rule in numpy or plain Python.
 
 Compiled with :func:`pipeline.core.compiled.compiled`.
 """
@@ -76,7 +76,7 @@ def neighbour_totals(
     scales: np.ndarray,
     signals: np.ndarray,
     rows: np.ndarray,
-    discounts: tuple[np.ndarray, np.ndarray],
+    discounts: tuple[np.ndarray, ...],
     n_items: int,
     n_rows: int,
 ) -> np.ndarray:

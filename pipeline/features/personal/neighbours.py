@@ -101,13 +101,18 @@ class NeighbourIndex:
         partners = self._partners.get((relation, anchor))
         if partners is not None:
             index = self.model.item_index.get(partner)
-            if index is None:
+            slot = partners.position.get(partner)
+            # The counts drop a partner that a login's correction takes to 0 or below (or
+            # never held, when a trim had dropped it): rebuilt from them, the arrays do too.
+            dropped = amount < 0 and (slot is None or partners.counts[slot] + amount <= 0)
+            if index is None or dropped:
                 self.forget(relation, anchor)
             else:
                 partners.add(partner, index, amount)
 
     def forget(self, relation: str, anchor: str) -> None:
-        """Drop an anchor's arrays (its list was trimmed): rebuilt from the counts on use."""
+        """Drop an anchor's arrays (its list was trimmed, or lost a partner): rebuilt from the
+        counts on use."""
         self._partners.pop((relation, anchor), None)
 
     def partners(self, relation: str, anchor: str) -> Partners | None:
@@ -149,7 +154,7 @@ class NeighbourIndex:
         used = [r for r in RELATIONS if relation_weights.get(r, 0.0) > 0]
         for row, relation in enumerate(used):
             relation_weight = relation_weights[relation]
-            signal = SIGNALS.index(DISCOUNT_BY[relation])
+            signal = SIGNALS.index(DISCOUNT_BY[relation])  # its discount vector, below
             for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
                 found = self.partners(relation, anchor)
                 if found is not None:
@@ -173,7 +178,7 @@ class NeighbourIndex:
             np.asarray(scale, dtype=np.float64),
             np.asarray(signals, dtype=np.int64),
             np.asarray(rows, dtype=np.int64),
-            (self.discount_vector(SIGNALS[0]), self.discount_vector(SIGNALS[1])),
+            tuple(self.discount_vector(signal) for signal in SIGNALS),
             n_items,
             len(used),
         )
@@ -188,7 +193,9 @@ class NeighbourIndex:
         outside ``exclude`` by discounted count, its best ``depth`` (ties by id), then one
         relation's first ``n``, or several blended (each scaled by its best, summed in
         relation order; label "blend"). Vector steps over the arrays instead of a Python
-        sort of every partner list: the evaluation asks this for every case."""
+        sort of every partner list: the evaluation asks this for every case. Asks
+        ``0 <= n <= depth``; partners the factor model does not know are not in the arrays
+        (in the evaluation, every item of a pair has been learned)."""
         ids = self.model.item_ids
         index_of = self.model.item_index
         excluded = np.zeros(len(ids), dtype=bool)
@@ -202,8 +209,7 @@ class NeighbourIndex:
                 continue
             index: np.ndarray = found.indexes[: found.size]
             count = found.counts[: found.size]
-            # A login's correction can leave a partner at 0 or below: the counts drop it.
-            keep = (count > 0) & ~excluded[index]
+            keep = ~excluded[index]
             index, count = index[keep], count[keep]
             score = count / self.discount_vector(DISCOUNT_BY[relation])[index]
             if cut is not None and len(index) > cut:

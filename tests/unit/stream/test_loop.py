@@ -4,6 +4,7 @@ letters and the handler's hooks, with no broker and no Redis."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from typing import Any
 
 import orjson
@@ -262,15 +263,19 @@ class Ticks:
         self.waits += 1
         await self.queue.get()
 
-    async def step(self) -> None:
-        """One turn, returning once the loop waits for the next one (bounded)."""
-        waits = self.waits
-        self.queue.put_nowait(None)
+    async def waiting(self, waits: int) -> None:
+        """Return once the loop has begun its ``waits``-th wait (bounded)."""
         for _ in range(10_000):
-            if self.waits > waits:
+            if self.waits >= waits:
                 return
             await asyncio.sleep(0)
         raise AssertionError("the idle loop did not come back for the next turn")
+
+    async def step(self) -> None:
+        """One turn, returning once the loop waits for the next one."""
+        waits = self.waits
+        self.queue.put_nowait(None)
+        await self.waiting(waits + 1)
 
 
 async def test_the_idle_loop_runs_under_the_batch_lock_and_skips_a_turn_while_it_is_held() -> None:
@@ -287,6 +292,7 @@ async def test_the_idle_loop_runs_under_the_batch_lock_and_skips_a_turn_while_it
 
     loop = asyncio.create_task(idle_loop(store, [Lane(Watching(fail=None))], busy, ticks))
     try:
+        await ticks.waiting(1)
         await ticks.step()
         assert held == [True]
         assert await store.get("t:idle") == b"1"
@@ -299,3 +305,5 @@ async def test_the_idle_loop_runs_under_the_batch_lock_and_skips_a_turn_while_it
         assert await store.get("t:idle") == b"2"
     finally:
         loop.cancel()
+        with suppress(asyncio.CancelledError):
+            await loop

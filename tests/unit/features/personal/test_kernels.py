@@ -79,7 +79,7 @@ def numpy_totals(
     scales: np.ndarray,
     signals: np.ndarray,
     rows: np.ndarray,
-    discounts: tuple[np.ndarray, np.ndarray],
+    discounts: tuple[np.ndarray, ...],
     n_items: int,
     n_rows: int,
 ) -> np.ndarray:

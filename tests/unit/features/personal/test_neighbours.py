@@ -194,15 +194,20 @@ def test_related_items_from_the_arrays_equal_the_rule_over_the_counts(max_neighb
         engine.learn(click(n, user, f"i{int(rng.paretovariate(1.0)) % 80}", kind))
         if n % 1500 == 0:
             engine.drain_changes()
-    # A login's correction of a pair a trim had already dropped: the counts do not hold it
-    # (nothing to take back), the anchor's arrays hold it at -1 (as the worker applies it).
+    # Login corrections of pairs a trim had already dropped, and of pairs held once: the
+    # counts drop them (nothing to take back, or down to 0), and so must the arrays, also
+    # when the pair is counted again afterwards (then once, not less).
     engine.neighbours.partners("also_clicked", "i0")
-    absent = next(
-        i for i in engine.model.item_ids if i not in engine.cooc.counts["also_clicked"]["i0"]
-    )
-    correction = [("also_clicked", "i0", absent, -1.0)]
-    engine.cooc.apply(correction)
-    engine.neighbours.add(*correction[0])
+    counts = engine.cooc.counts["also_clicked"]["i0"]
+    absent = next(i for i in engine.model.item_ids if i not in counts and i != "i0")
+    once = next(p for p, c in counts.items() if c == 1.0)
+    for amount in (-1.0, -1.0, 1.0):
+        for partner in (absent, once):
+            engine.cooc.apply([("also_clicked", "i0", partner, amount)])
+            engine.neighbours.add("also_clicked", "i0", partner, amount)
+            engine.neighbours.partners("also_clicked", "i0")  # arrays rebuilt, then updated
+    assert counts[absent] == counts[once] == 1.0
+    assert_mirrors_counts(engine)
     config = engine.config.related
     longest = max(len(p) for counts in engine.cooc.counts.values() for p in counts.values())
     if max_neighbours == 10:
