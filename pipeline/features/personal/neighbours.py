@@ -50,6 +50,10 @@ class Partners:
             self.size += 1
         self.counts[slot] += amount
 
+    def held(self) -> tuple[np.ndarray, np.ndarray]:
+        """(model indexes, counts) of the partners held, views of the arrays."""
+        return self.indexes[: self.size], self.counts[: self.size]
+
 
 class Attribution:
     """Which anchors have which items as partners, for the few items a list shows: every
@@ -158,10 +162,10 @@ class NeighbourIndex:
             for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
                 found = self.partners(relation, anchor)
                 if found is not None:
-                    size = found.size
-                    indexes.append(found.indexes[:size])
-                    counts.append(found.counts[:size])
-                    lengths.append(size)
+                    held, count = found.held()
+                    indexes.append(held)
+                    counts.append(count)
+                    lengths.append(found.size)
                     scale.append(weight * relation_weight)
                     ranks.append(rank)
                     signals.append(signal)
@@ -207,8 +211,7 @@ class NeighbourIndex:
             found = self.partners(relation, anchor)
             if found is None:
                 continue
-            index: np.ndarray = found.indexes[: found.size]
-            count = found.counts[: found.size]
+            index, count = found.held()
             keep = ~excluded[index]
             index, count = index[keep], count[keep]
             score = count / self.discount_vector(DISCOUNT_BY[relation])[index]
