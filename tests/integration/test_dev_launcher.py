@@ -155,12 +155,32 @@ def descendants(pid: int) -> dict[int, str]:
 
 
 def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper counts as gone)."""
+    """Any of the process's threads still running (zombies count as gone). The threads, not
+    only the leader: a killed process's leader can be a zombie while its other threads are
+    still exiting and its files (listening sockets) still open."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
     except FileNotFoundError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    for thread in threads:
+        try:
+            stat = (thread / "stat").read_text()
+        except FileNotFoundError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            return True
+    return False
+
+
+def wait_until_free(port: int, timeout_s: float) -> bool:
+    """Whether ``port`` can be bound on 127.0.0.1 within ``timeout_s`` (bounded wait: the
+    kernel closes a dead process's sockets as its last thread exits)."""
+    deadline = time.monotonic() + timeout_s
+    while port_in_use("127.0.0.1", port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only (/proc)")
@@ -187,4 +207,4 @@ def test_sigkill_of_dev_takes_every_process_down_and_frees_its_ports(tmp_path: P
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     for name, port in ports.items():
-        assert not port_in_use("127.0.0.1", port), f"{name} still listens on {port}"
+        assert wait_until_free(port, 5), f"{name} still listens on {port}"
