@@ -18,6 +18,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import astuple
 from functools import partial
 from pathlib import Path
@@ -36,6 +37,7 @@ from pipeline.stream.fence import Position
 from pipeline.stream.handler import Handler
 from pipeline.stream.kafka import faust_credentials
 from pipeline.stream.metrics import LAG
+from pipeline.stream.take import take_batches
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +198,21 @@ def _register_agent(
         pending = [await dead_letter.send(key=key, value=value) for key, value in records]
         await asyncio.gather(*pending)
 
+    def backlog_behind(read: list[Any]) -> bool:
+        # More messages of these events' partitions in the broker than the events read.
+        positions = (Position(e.message.topic, e.message.partition, e.message.offset) for e in read)
+        return messages_waiting(positions, partition_ends(app)) > 0
+
     async def agent(stream: Any) -> None:
         store = connect(settings)
         try:
-            async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000.0):
-                async with busy:
-                    await apply_batch(store, events)
+            batches = take_batches(
+                stream, settings.batch_size, settings.batch_ms / 1000.0, behind=backlog_behind
+            )
+            async with aclosing(batches):
+                async for events in batches:
+                    async with busy:
+                        await apply_batch(store, events)
         finally:
             await store.close()
 

@@ -110,7 +110,10 @@ class ServiceSettings(BaseSettings):
         1000, ge=1, description="Most messages an agent folds into one Redis transaction."
     )
     batch_ms: int = Field(
-        100, ge=1, description="Longest an agent waits to fill a batch, in milliseconds."
+        100,
+        ge=1,
+        description="Longest a batch's first message waits for more to join it, in "
+        "milliseconds (a worker that is behind starts its next batch at once).",
     )
     worker_uvloop: bool = Field(
         True, description="Run workers on uvloop, a faster event loop than asyncio's own."

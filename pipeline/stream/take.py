@@ -1,0 +1,103 @@
+"""Micro-batches from a Faust stream that wait for more events only while the worker is idle.
+
+Faust's ``Stream.take_events(max, within)`` starts waiting ``within`` for the next batch when
+the previous one is handed back, and reads nothing while a batch is applied: a worker that
+needs most of its time to keep up with its input still idles up to ``within`` between two
+batches, so each event waits longer than it needs to. :func:`take_batches` keeps reading
+while a batch is applied (up to one batch ahead) and hands a batch over as soon as it holds
+``max_size`` events or its oldest event was read ``linger_s`` ago: a worker that keeps up
+with its input but needs most of the time to do so starts each batch without idling; an
+idle worker still gathers what arrives for ``linger_s``. Behind a backlog (more messages
+already in the broker than read), a batch waits for the reader to fill it, up to
+``linger_s`` after the previous one, as Faust's does: fewer, fuller batches drain it faster.
+
+Events are acknowledged only after the caller's loop body returns for their batch: a batch
+abandoned mid-way (the worker stopping or crashing) is not acknowledged, and is delivered
+again (offset fences skip whatever of it was applied). Events read before a rebalance are
+dropped unacknowledged, as Faust's own iterator drops them: the consumer reads them again
+from the committed offsets, wherever their partitions went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+
+async def take_batches(
+    stream: Any,
+    max_size: int,
+    linger_s: float,
+    behind: Callable[[list[Any]], bool] = lambda read: False,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncGenerator[list[Any], None]:
+    """Lists of at most ``max_size`` Faust events of ``stream``, in the order read (see the
+    module docstring); ends when the stream stops. ``behind(read)`` says whether more
+    messages than the events ``read`` so far already wait in the broker: then a batch that
+    is not full also waits until ``linger_s`` after the previous batch was handed back, for
+    the reader to fill it (the fewer batches a backlog takes, the less it costs). ``stream``
+    is a ``faust.Stream`` (or anything with its ``events``, ``ack``, ``enable_acks``,
+    ``should_stop``, ``wait_for_stopped`` and ``app.consumer_generation_id``)."""
+    if max_size < 1 or linger_s < 0:
+        raise ValueError(f"need max_size >= 1 and linger_s >= 0, got {max_size}, {linger_s}")
+    buffer: list[Any] = []
+    read_at: list[float] = []
+    # Set when the buffer gets its first event, fills up, or the reader ends.
+    changed = asyncio.Event()
+    # Set when a batch has been taken out of a full buffer.
+    room = asyncio.Event()
+
+    async def read() -> None:
+        try:
+            async for event in stream.events():
+                buffer.append(event)
+                read_at.append(clock())
+                if len(buffer) == 1 or len(buffer) >= max_size:
+                    changed.set()
+                while len(buffer) >= max_size:
+                    room.clear()
+                    await room.wait()
+        finally:
+            changed.set()
+
+    acks_before = stream.enable_acks
+    # This generator acknowledges each event itself, after its batch is applied.
+    stream.enable_acks = False
+    reader = asyncio.ensure_future(read())
+    handed_back_at = -math.inf
+    try:
+        while not stream.should_stop:
+            if reader.done():
+                reader.result()  # the stream's error, if it failed
+                return
+            if len(buffer) < max_size:
+                wait = None
+                if buffer:
+                    due = read_at[0] + linger_s
+                    if due <= clock() < handed_back_at + linger_s and behind(buffer):
+                        due = handed_back_at + linger_s
+                    wait = due - clock()
+                if wait is None or wait > 0:
+                    changed.clear()
+                    await stream.wait_for_stopped(changed, timeout=wait)
+                    continue
+            batch = buffer[:max_size]
+            del buffer[:max_size]
+            del read_at[:max_size]
+            room.set()
+            generation = stream.app.consumer_generation_id
+            batch = [event for event in batch if event.message.generation_id == generation]
+            if not batch:
+                continue
+            yield batch
+            for event in batch:
+                await stream.ack(event)
+            handed_back_at = clock()
+    finally:
+        stream.enable_acks = acks_before
+        reader.cancel()
+        # Waits for the reader to end without raising its error again.
+        await asyncio.wait([reader])
