@@ -13,6 +13,9 @@ MAX_ID_LENGTH = 128
 # No whitespace, control characters, braces (Redis Cluster hash tags) or quotes. Unicode
 # letters and digits are fine.
 ID_PATTERN = re.compile(r"[\w.:@/+=-]{1,128}")
+_id_fullmatch = ID_PATTERN.fullmatch
+# Several valid ids joined by newlines (not an id character): one match checks a whole list.
+_IDS_PATTERN = re.compile(r"[\w.:@/+=-]{1,128}(?:\n[\w.:@/+=-]{1,128})*")
 # orjson refuses integers beyond 64 bits; pydantic bodies do not, and 10**400 would not even
 # convert to float. Every path holds numbers to the same limit.
 MAX_INT = 2**64
@@ -29,6 +32,9 @@ def valid_id(value: object) -> bool:
 
 def check_id(value: object, name: str) -> str:
     """``value`` when it is a valid id; else :class:`InvalidInput` naming ``name``."""
+    # Valid ids (nearly all) pass one type test and one match; the checks below name the fault.
+    if type(value) is str and _id_fullmatch(value) is not None:
+        return value
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be a string")
     if not 1 <= len(value) <= MAX_ID_LENGTH:
@@ -36,6 +42,17 @@ def check_id(value: object, name: str) -> str:
     if ID_PATTERN.fullmatch(value) is None:
         raise InvalidInput(f"{name} may contain only letters, digits and . : @ / + = - _")
     return value
+
+
+def check_ids(values: list[object], name: str) -> tuple[str, ...]:
+    """``values`` as a tuple when every one is a valid id; else :class:`InvalidInput` naming
+    ``name`` (the first invalid one's fault)."""
+    if all(type(value) is str for value in values):
+        joined = "\n".join(values)  # type: ignore[arg-type]
+        # An id holding a newline would pass as two: the count of separators rules it out.
+        if joined.count("\n") == len(values) - 1 and _IDS_PATTERN.fullmatch(joined):
+            return tuple(values)  # type: ignore[arg-type]
+    return tuple(check_id(value, name) for value in values)
 
 
 def check_number(value: object, name: str) -> float:

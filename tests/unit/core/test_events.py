@@ -343,6 +343,12 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("impression", {"items": {"i1": 1}}, "items must be a list of 1-100 item ids"),
     ("impression", {"items": ["i1", "i 2"]}, "items[] may contain only"),
     ("impression", {"items": ["i1", 2]}, "items[] must be a string"),
+    # Traps of checking the list in one match (ids joined by newlines): an id holding the
+    # separator, an empty id between two, an id one character too long.
+    ("impression", {"items": ["i1", "i2\ni3"]}, "items[] may contain only"),
+    ("impression", {"items": ["i1", "\n"]}, "items[] may contain only"),
+    ("impression", {"items": ["i1", "", "i2"]}, "items[] must be 1-128 characters"),
+    ("impression", {"items": ["i1", "x" * 129]}, "items[] must be 1-128 characters"),
     ("click", {"items": []}, "items must be a list of 1-100 item ids"),
     # value per type
     ("rate", {"value": DROP}, "value (the rating, 1-5) is required for rate"),
@@ -422,6 +428,7 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("impression", {"item_id": "i9"}),
     ("impression", {"items": [f"i{n}" for n in range(100)]}),
     ("impression", {"items": ["i1"]}),
+    ("impression", {"items": ["i1", "x" * 128, "ünïcode-1", "a.b:c@d/e+f=g-h_i"]}),
     ("login", {}),
     ("login", {"item_id": "i9"}),
     ("click", {"event_id": "e" * 128, "user_id": "u" * 128, "item_id": "i" * 128}),
