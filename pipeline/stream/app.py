@@ -47,6 +47,14 @@ FATAL_EXIT_CODE = 70
 IDLE_EVERY_S = 1.0
 
 
+def stop_worker(reason: str) -> None:
+    """End the worker process at once with :data:`FATAL_EXIT_CODE`, logging ``reason`` and
+    the exception being handled; nothing more is acknowledged."""
+    log.critical("%s; stopping the worker", reason, exc_info=True)
+    logging.shutdown()
+    os._exit(FATAL_EXIT_CODE)
+
+
 def make_handler(group: str, settings: Settings, keys: Keys) -> Handler[Any]:
     """The handler of agent group ``group``, built by its feature's factory."""
     factory = feature(group).handler
@@ -198,21 +206,26 @@ def _register_agent(
         pending = [await dead_letter.send(key=key, value=value) for key, value in records]
         await asyncio.gather(*pending)
 
-    def backlog_behind(read: list[Any]) -> bool:
-        # More messages of these events' partitions in the broker than the events read.
+    def waiting_after(read: list[Any]) -> int:
+        # Messages of these events' partitions in the broker after the events read.
         positions = (Position(e.message.topic, e.message.partition, e.message.offset) for e in read)
-        return messages_waiting(positions, partition_ends(app)) > 0
+        return messages_waiting(positions, partition_ends(app))
 
     async def agent(stream: Any) -> None:
         store = connect(settings)
         try:
             batches = take_batches(
-                stream, settings.batch_size, settings.batch_ms / 1000.0, behind=backlog_behind
+                stream, settings.batch_size, settings.batch_ms / 1000.0, waiting=waiting_after
             )
             async with aclosing(batches):
                 async for events in batches:
                     async with busy:
                         await apply_batch(store, events)
+        except Exception:
+            # Faust would restart the agent on the same stream, past the messages read
+            # ahead and never acknowledged: their partitions' commits would stall, or skip
+            # one. A restarted worker reads again from the committed offsets instead.
+            stop_worker(f"agents {name}: reading the stream failed")
         finally:
             await store.close()
 
@@ -253,12 +266,10 @@ def _register_agent(
                 )
             LAG.applied(lag_label, (astuple(m.position) for m in messages))
         except Exception:
-            # Faust would restart the agent on the same stream and acknowledge this
-            # batch unapplied; ending the process keeps it unacknowledged instead, and
-            # the offset fences make its redelivery after a restart safe.
-            log.critical("agents %s: batch failed; stopping the worker", name, exc_info=True)
-            logging.shutdown()
-            os._exit(FATAL_EXIT_CODE)
+            # Faust would restart the agent on the same stream, past this batch, never
+            # applied; ending the process keeps it unacknowledged instead, and the offset
+            # fences make its redelivery after a restart safe.
+            stop_worker(f"agents {name}: batch failed")
 
     idle_lanes = [lane for lane in lanes if type(lane.handler).idle is not Handler.idle]
     if idle_lanes:

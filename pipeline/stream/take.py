@@ -13,40 +13,48 @@ already in the broker than read), a batch waits for the reader to fill it, up to
 
 Events are acknowledged only after the caller's loop body returns for their batch: a batch
 abandoned mid-way (the worker stopping or crashing) is not acknowledged, and is delivered
-again (offset fences skip whatever of it was applied). Events read before a rebalance are
-dropped unacknowledged, as Faust's own iterator drops them: the consumer reads them again
-from the committed offsets, wherever their partitions went.
+again (offset fences skip whatever of it was applied). Faust waits at a rebalance and at a
+graceful stop until every message read is acknowledged, so the batch read ahead is applied
+then too (up to two batches instead of one). Events of an earlier rebalance generation
+that still reach a batch are dropped unacknowledged (as Faust's compiled stream iterator
+drops them): the consumer reads them again from the committed offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 async def take_batches(
     stream: Any,
     max_size: int,
     linger_s: float,
-    behind: Callable[[list[Any]], bool] = lambda read: False,
+    waiting: Callable[[list[Any]], int] = lambda read: 0,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncGenerator[list[Any], None]:
     """Lists of at most ``max_size`` Faust events of ``stream``, in the order read (see the
-    module docstring); ends when the stream stops. ``behind(read)`` says whether more
-    messages than the events ``read`` so far already wait in the broker: then a batch that
-    is not full also waits until ``linger_s`` after the previous batch was handed back, for
-    the reader to fill it (the fewer batches a backlog takes, the less it costs). ``stream``
-    is a ``faust.Stream`` (or anything with its ``events``, ``ack``, ``enable_acks``,
-    ``should_stop``, ``wait_for_stopped`` and ``app.consumer_generation_id``)."""
+    module docstring); ends when the stream stops, raises what the stream raised.
+    ``waiting(read)`` counts the messages already in the broker beyond the events ``read``
+    so far: while there are some, a batch that is not full also waits until they are read,
+    up to ``linger_s`` after the previous batch was handed back (the fewer batches a
+    backlog takes, the less it costs). ``stream`` is a ``faust.Stream`` (or anything with
+    its ``events``, ``ack``, ``enable_acks``, ``should_stop``, ``wait_for_stopped`` and
+    ``app.consumer_generation_id``)."""
     if max_size < 1 or linger_s < 0:
         raise ValueError(f"need max_size >= 1 and linger_s >= 0, got {max_size}, {linger_s}")
     buffer: list[Any] = []
     read_at: list[float] = []
-    # Set when the buffer gets its first event, fills up, or the reader ends.
+    # The reader sets ``changed`` when the buffer gets its first event, reaches ``target``
+    # (the batch size, or fewer: the known backlog) or the reader ends.
     changed = asyncio.Event()
+    target = max_size
     # Set when a batch has been taken out of a full buffer.
     room = asyncio.Event()
 
@@ -55,7 +63,7 @@ async def take_batches(
             async for event in stream.events():
                 buffer.append(event)
                 read_at.append(clock())
-                if len(buffer) == 1 or len(buffer) >= max_size:
+                if len(buffer) == 1 or len(buffer) >= target:
                     changed.set()
                 while len(buffer) >= max_size:
                     room.clear()
@@ -76,14 +84,19 @@ async def take_batches(
             if len(buffer) < max_size:
                 wait = None
                 if buffer:
+                    now = clock()
                     due = read_at[0] + linger_s
-                    if due <= clock() < handed_back_at + linger_s and behind(buffer):
-                        due = handed_back_at + linger_s
-                    wait = due - clock()
+                    if due <= now < handed_back_at + linger_s:
+                        backlog = waiting(buffer)
+                        if backlog > 0:
+                            target = min(max_size, len(buffer) + backlog)
+                            due = handed_back_at + linger_s
+                    wait = due - now
                 if wait is None or wait > 0:
                     changed.clear()
                     await stream.wait_for_stopped(changed, timeout=wait)
                     continue
+            target = max_size
             batch = buffer[:max_size]
             del buffer[:max_size]
             del read_at[:max_size]
@@ -99,5 +112,8 @@ async def take_batches(
     finally:
         stream.enable_acks = acks_before
         reader.cancel()
-        # Waits for the reader to end without raising its error again.
+        # Waits for the reader to end without raising its error again (raised above when
+        # it ended first); an error it met while the batches stopped is logged.
         await asyncio.wait([reader])
+        if not reader.cancelled() and reader.exception() is not None:
+            log.error("stream reader failed", exc_info=reader.exception())

@@ -85,12 +85,12 @@ async def test_a_backlog_is_taken_in_full_batches_at_once_and_the_rest_after_the
     clock = Clock()
     stream = Stream(clock)
     stream.put(*range(10))
-    batches = take_batches(stream, 4, LINGER_S, clock=clock)
     handed: list[tuple[list[int], float]] = []
-    async for batch in batches:
-        handed.append((numbers(batch), clock.now - 1000.0))
-        if len(handed) == 3:
-            break
+    async with aclosing(take_batches(stream, 4, LINGER_S, clock=clock)) as batches:
+        async for batch in batches:
+            handed.append((numbers(batch), clock.now - 1000.0))
+            if len(handed) == 3:
+                break
     assert handed == [([0, 1, 2, 3], 0.0), ([4, 5, 6, 7], 0.0), ([8, 9], pytest.approx(LINGER_S))]
 
 
@@ -100,61 +100,93 @@ async def test_events_read_while_a_batch_is_applied_start_the_next_batch_without
     stream = Stream(clock)
     stream.put(0)
     handed: list[tuple[list[int], float]] = []
-    async for batch in take_batches(stream, 100, LINGER_S, clock=clock):
-        handed.append((numbers(batch), clock.now - 1000.0))
-        if len(handed) == 2:
-            break
-        # Applying the batch takes longer than the linger; events arrive meanwhile.
-        stream.put(1, 2)
-        for _ in range(20):
-            await asyncio.sleep(0)
-        clock.now += 2 * LINGER_S
+    async with aclosing(take_batches(stream, 100, LINGER_S, clock=clock)) as batches:
+        async for batch in batches:
+            handed.append((numbers(batch), clock.now - 1000.0))
+            if len(handed) == 2:
+                break
+            # Applying the batch takes longer than the linger; events arrive meanwhile.
+            stream.put(1, 2)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            clock.now += 2 * LINGER_S
     assert handed == [([0], pytest.approx(LINGER_S)), ([1, 2], pytest.approx(3 * LINGER_S))]
     assert stream.timed_waits == [pytest.approx(LINGER_S)]
 
 
-async def test_behind_a_backlog_a_batch_waits_a_linger_after_the_previous_one_to_fill():
+async def test_behind_a_backlog_a_batch_waits_after_the_previous_one_to_read_it():
     clock = Clock()
     stream = Stream(clock)
     stream.put(0)
-    backlog = {"behind": True}
+    backlog = {"waiting": 0}
     handed: list[tuple[list[int], float]] = []
     batches = take_batches(
-        stream, 100, LINGER_S, behind=lambda read: backlog["behind"], clock=clock
+        stream, 100, LINGER_S, waiting=lambda read: backlog["waiting"], clock=clock
     )
-    async with aclosing(batches):
+    async with aclosing(batches) as batches:
         async for batch in batches:
             handed.append((numbers(batch), clock.now - 1000.0))
-            if len(handed) == 3:
+            if len(handed) == 4:
                 break
             # Applying takes two lingers; one event is read meanwhile, at its start.
-            stream.put(len(handed))
+            stream.put(len(handed) * 10)
             for _ in range(20):
                 await asyncio.sleep(0)
             clock.now += 2 * LINGER_S
+            # Then: two more wait in the broker; then none (caught up); then one more,
+            # read right away.
+            backlog["waiting"] = {1: 2, 2: 0, 3: 1}[len(handed)]
+    assert handed[0] == ([0], pytest.approx(LINGER_S))
+    # Behind: not at once, though its event is older than a linger; up to a linger after
+    # the first was handed back (nothing else came).
+    assert handed[1] == ([10], pytest.approx(4 * LINGER_S))
+    # Caught up: at once.
+    assert handed[2] == ([20], pytest.approx(6 * LINGER_S))
+    assert handed[3][1] == pytest.approx(9 * LINGER_S)
+
+
+async def test_behind_a_backlog_a_batch_goes_as_soon_as_the_backlog_is_read():
+    clock = Clock()
+    stream = Stream(clock)
+    stream.put(0)
+    handed: list[tuple[list[int], float]] = []
+    waiting = {"n": 0}
+    batches = take_batches(stream, 100, LINGER_S, waiting=lambda read: waiting["n"], clock=clock)
+    async with aclosing(batches) as batches:
+        async for batch in batches:
+            handed.append((numbers(batch), clock.now - 1000.0))
             if len(handed) == 2:
-                backlog["behind"] = False
-    # The first waits its linger (nothing handed back yet); the second, behind a backlog,
-    # a linger after the first was handed back (not at once, though its event is older);
-    # the third, caught up, at once.
-    assert handed == [
-        ([0], pytest.approx(LINGER_S)),
-        ([1], pytest.approx(4 * LINGER_S)),
-        ([2], pytest.approx(6 * LINGER_S)),
-    ]
+                break
+            stream.put(1)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            clock.now += 2 * LINGER_S
+            waiting["n"] = 2  # two more in the broker, fetched a moment later
+
+            async def fetched() -> None:
+                # Within the stand-in's wait (its timed waits end after 20 turns).
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                waiting["n"] = 0
+                stream.put(2, 3)
+
+            asyncio.ensure_future(fetched())
+    # Handed over when the two were read, with no timed wait for them.
+    assert handed == [([0], pytest.approx(LINGER_S)), ([1, 2, 3], pytest.approx(3 * LINGER_S))]
 
 
 async def test_the_reader_stays_at_most_one_batch_ahead():
     clock = Clock()
     stream = Stream(clock)
     stream.put(*range(20))
-    async for batch in take_batches(stream, 3, LINGER_S, clock=clock):
-        for _ in range(50):
-            await asyncio.sleep(0)
-        # The batch in hand, the next one read, the rest still queued.
-        assert numbers(batch) == [0, 1, 2]
-        assert stream.queue.qsize() == 20 - 6
-        break
+    async with aclosing(take_batches(stream, 3, LINGER_S, clock=clock)) as batches:
+        async for batch in batches:
+            for _ in range(50):
+                await asyncio.sleep(0)
+            # The batch in hand, the next one read, the rest still queued.
+            assert numbers(batch) == [0, 1, 2]
+            assert stream.queue.qsize() == 20 - 6
+            break
 
 
 async def test_events_are_acknowledged_only_after_their_batch_is_applied():
@@ -182,10 +214,16 @@ async def test_events_of_a_previous_rebalance_are_dropped_unacknowledged():
     stream.put(0, 1, generation=1)
     stream.put(2, 3, generation=2)
     stream.app.consumer_generation_id = 2
-    async for batch in take_batches(stream, 10, LINGER_S, clock=clock):
-        assert numbers(batch) == [2, 3]
-        break
-    assert stream.acked == []
+    seen: list[list[int]] = []
+    async with aclosing(take_batches(stream, 10, LINGER_S, clock=clock)) as batches:
+        async for batch in batches:
+            seen.append(numbers(batch))
+            if len(seen) == 2:
+                break
+            stream.put(4, generation=2)
+    assert seen == [[2, 3], [4]]
+    # The batch of the current generation was acknowledged, the stale events never.
+    assert stream.acked == [2, 3]
 
 
 async def test_the_streams_error_ends_the_batches():
@@ -221,6 +259,20 @@ async def test_a_stopping_stream_ends_the_batches_and_leaves_what_was_read_unack
     assert seen == [[0]]
     assert stream.acked == [0]
     assert stream.enable_acks is True
+
+
+async def test_an_error_of_the_stream_while_the_batches_stop_is_logged(caplog):
+    clock = Clock()
+    stream = Stream(clock)
+    stream.put(0)
+    async with aclosing(take_batches(stream, 10, LINGER_S, clock=clock)) as batches:
+        async for _ in batches:
+            stream.queue.put_nowait(RuntimeError("broken while stopping"))
+            for _ in range(20):
+                await asyncio.sleep(0)
+            stream.stopped.set()
+    assert "broken while stopping" in caplog.text
+    assert stream.acked == [0]
 
 
 async def test_an_idle_stream_waits_untimed_until_an_event_or_a_stop():
