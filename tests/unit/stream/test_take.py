@@ -81,16 +81,33 @@ def numbers(batch: list[Any]) -> list[int]:
     return [event.n for event in batch]
 
 
+async def handed_over(
+    batches: Any, clock: Clock, count: int, applying: Any = None
+) -> list[tuple[list[int], float]]:
+    """The first ``count`` batches and when each was handed over (simulated seconds since
+    the start); ``applying(k)`` runs as the body of the k-th batch (k from 1) but the last."""
+    handed: list[tuple[list[int], float]] = []
+    async with aclosing(batches):
+        async for batch in batches:
+            handed.append((numbers(batch), clock.now - 1000.0))
+            if len(handed) == count:
+                break
+            if applying is not None:
+                await applying(len(handed))
+    return handed
+
+
+async def turns(n: int = 20) -> None:
+    """Let other tasks (the reader) run for ``n`` turns of the event loop."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
 async def test_a_backlog_is_taken_in_full_batches_at_once_and_the_rest_after_the_linger():
     clock = Clock()
     stream = Stream(clock)
     stream.put(*range(10))
-    handed: list[tuple[list[int], float]] = []
-    async with aclosing(take_batches(stream, 4, LINGER_S, clock=clock)) as batches:
-        async for batch in batches:
-            handed.append((numbers(batch), clock.now - 1000.0))
-            if len(handed) == 3:
-                break
+    handed = await handed_over(take_batches(stream, 4, LINGER_S, clock=clock), clock, 3)
     assert handed == [([0, 1, 2, 3], 0.0), ([4, 5, 6, 7], 0.0), ([8, 9], pytest.approx(LINGER_S))]
 
 
@@ -99,17 +116,15 @@ async def test_events_read_while_a_batch_is_applied_start_the_next_batch_without
     clock = Clock()
     stream = Stream(clock)
     stream.put(0)
-    handed: list[tuple[list[int], float]] = []
-    async with aclosing(take_batches(stream, 100, LINGER_S, clock=clock)) as batches:
-        async for batch in batches:
-            handed.append((numbers(batch), clock.now - 1000.0))
-            if len(handed) == 2:
-                break
-            # Applying the batch takes longer than the linger; events arrive meanwhile.
-            stream.put(1, 2)
-            for _ in range(20):
-                await asyncio.sleep(0)
-            clock.now += 2 * LINGER_S
+
+    async def applying(_: int) -> None:
+        # Applying the batch takes longer than the linger; events arrive meanwhile.
+        stream.put(1, 2)
+        await turns()
+        clock.now += 2 * LINGER_S
+
+    batches = take_batches(stream, 100, LINGER_S, clock=clock)
+    handed = await handed_over(batches, clock, 2, applying)
     assert handed == [([0], pytest.approx(LINGER_S)), ([1, 2], pytest.approx(3 * LINGER_S))]
     assert stream.timed_waits == [pytest.approx(LINGER_S)]
 
@@ -119,23 +134,19 @@ async def test_behind_a_backlog_a_batch_waits_after_the_previous_one_to_read_it(
     stream = Stream(clock)
     stream.put(0)
     backlog = {"waiting": 0}
-    handed: list[tuple[list[int], float]] = []
+
+    async def applying(k: int) -> None:
+        # Applying takes two lingers; one event is read meanwhile, at its start.
+        stream.put(k * 10)
+        await turns()
+        clock.now += 2 * LINGER_S
+        # Then: two more wait in the broker; then none (caught up); then one more.
+        backlog["waiting"] = {1: 2, 2: 0, 3: 1}[k]
+
     batches = take_batches(
         stream, 100, LINGER_S, waiting=lambda read: backlog["waiting"], clock=clock
     )
-    async with aclosing(batches) as batches:
-        async for batch in batches:
-            handed.append((numbers(batch), clock.now - 1000.0))
-            if len(handed) == 4:
-                break
-            # Applying takes two lingers; one event is read meanwhile, at its start.
-            stream.put(len(handed) * 10)
-            for _ in range(20):
-                await asyncio.sleep(0)
-            clock.now += 2 * LINGER_S
-            # Then: two more wait in the broker; then none (caught up); then one more,
-            # read right away.
-            backlog["waiting"] = {1: 2, 2: 0, 3: 1}[len(handed)]
+    handed = await handed_over(batches, clock, 4, applying)
     assert handed[0] == ([0], pytest.approx(LINGER_S))
     # Behind: not at once, though its event is older than a linger; up to a linger after
     # the first was handed back (nothing else came).
@@ -149,28 +160,23 @@ async def test_behind_a_backlog_a_batch_goes_as_soon_as_the_backlog_is_read():
     clock = Clock()
     stream = Stream(clock)
     stream.put(0)
-    handed: list[tuple[list[int], float]] = []
     waiting = {"n": 0}
+
+    async def fetched() -> None:
+        # Within the stand-in's wait (its timed waits end after 20 turns).
+        await turns(3)
+        waiting["n"] = 0
+        stream.put(2, 3)
+
+    async def applying(_: int) -> None:
+        stream.put(1)
+        await turns()
+        clock.now += 2 * LINGER_S
+        waiting["n"] = 2  # two more in the broker, fetched a moment later
+        asyncio.ensure_future(fetched())
+
     batches = take_batches(stream, 100, LINGER_S, waiting=lambda read: waiting["n"], clock=clock)
-    async with aclosing(batches) as batches:
-        async for batch in batches:
-            handed.append((numbers(batch), clock.now - 1000.0))
-            if len(handed) == 2:
-                break
-            stream.put(1)
-            for _ in range(20):
-                await asyncio.sleep(0)
-            clock.now += 2 * LINGER_S
-            waiting["n"] = 2  # two more in the broker, fetched a moment later
-
-            async def fetched() -> None:
-                # Within the stand-in's wait (its timed waits end after 20 turns).
-                for _ in range(3):
-                    await asyncio.sleep(0)
-                waiting["n"] = 0
-                stream.put(2, 3)
-
-            asyncio.ensure_future(fetched())
+    handed = await handed_over(batches, clock, 2, applying)
     # Handed over when the two were read, with no timed wait for them.
     assert handed == [([0], pytest.approx(LINGER_S)), ([1, 2, 3], pytest.approx(3 * LINGER_S))]
 
@@ -181,8 +187,7 @@ async def test_the_reader_stays_at_most_one_batch_ahead():
     stream.put(*range(20))
     async with aclosing(take_batches(stream, 3, LINGER_S, clock=clock)) as batches:
         async for batch in batches:
-            for _ in range(50):
-                await asyncio.sleep(0)
+            await turns(50)
             # The batch in hand, the next one read, the rest still queued.
             assert numbers(batch) == [0, 1, 2]
             assert stream.queue.qsize() == 20 - 6
