@@ -8,8 +8,9 @@ while a batch is applied (up to one batch ahead) and hands a batch over as soon 
 ``max_size`` events or its oldest event was read ``linger_s`` ago: a worker that keeps up
 with its input but needs most of the time to do so starts each batch without idling; an
 idle worker still gathers what arrives for ``linger_s``. Behind a backlog (more messages
-already in the broker than read), a batch waits for the reader to fill it, up to
-``linger_s`` after the previous one, as Faust's does: fewer, fuller batches drain it faster.
+already in the broker than read), a batch waits until the reader has read them (up to a
+full batch), for at most ``linger_s`` after the previous one: fewer, fuller batches drain a
+backlog faster.
 
 Events are acknowledged only after the caller's loop body returns for their batch: a batch
 abandoned mid-way (the worker stopping or crashing) is not acknowledged, and is delivered
@@ -76,9 +77,11 @@ async def take_batches(
     stream.enable_acks = False
     reader = asyncio.ensure_future(read())
     handed_back_at = -math.inf
+    reported = False
     try:
         while not stream.should_stop:
             if reader.done():
+                reported = True
                 reader.result()  # the stream's error, if it failed
                 return
             if len(buffer) < max_size:
@@ -112,8 +115,8 @@ async def take_batches(
     finally:
         stream.enable_acks = acks_before
         reader.cancel()
-        # Waits for the reader to end without raising its error again (raised above when
-        # it ended first); an error it met while the batches stopped is logged.
+        # Waits for the reader to end without raising its error again; an error not
+        # raised above (met while the batches stopped) is logged.
         await asyncio.wait([reader])
-        if not reader.cancelled() and reader.exception() is not None:
+        if not (reported or reader.cancelled()) and reader.exception() is not None:
             log.error("stream reader failed", exc_info=reader.exception())

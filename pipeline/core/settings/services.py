@@ -113,7 +113,7 @@ class ServiceSettings(BaseSettings):
         100,
         ge=1,
         description="Longest a batch's first message waits for more to join it, in "
-        "milliseconds (a worker that is behind starts its next batch at once).",
+        "milliseconds, from when it was read (read while the previous batch is applied).",
     )
     worker_uvloop: bool = Field(
         True, description="Run workers on uvloop, a faster event loop than asyncio's own."
