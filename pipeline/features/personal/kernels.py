@@ -1,5 +1,6 @@
 """Compiled inner loops of the personal engine (numba): the factor model's SGD step, the
-totals of the neighbour scores and the anchors that led to each served item.
+totals of the neighbour scores, the best items of a list and the anchors that led to each
+served item.
 
 One SGD step of :class:`~pipeline.features.personal.mf.ImplicitMF` touches a user vector and
 a handful of item rows of 32 floats: numpy spends most of that step in the overhead of a
@@ -138,3 +139,41 @@ def first_anchors(
                 first[s, found] = rank
                 found += 1
     return first
+
+
+@compiled
+def top_indexes(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indexes of the ``n`` highest ``scores``, best first, ties by index; -inf scores
+    (excluded items) never, so fewer when fewer are finite or above. The ``n``-th best value
+    is found by one partition; only the items at or above it are sorted."""
+    size = scores.shape[0]
+    take = min(n, size)
+    if take <= 0:
+        return np.empty(0, dtype=np.int64)
+    negated = -scores
+    cut = np.partition(negated, take - 1)[take - 1]
+    count = 0
+    for i in range(size):
+        if negated[i] <= cut:
+            count += 1
+    candidates = np.empty(count, dtype=np.int64)
+    keys = np.empty(count)
+    count = 0
+    for i in range(size):
+        if negated[i] <= cut:
+            candidates[count] = i
+            keys[count] = negated[i]
+            count += 1
+    # A stable sort of candidates in index order: equal scores stay by index.
+    order = np.argsort(keys, kind="mergesort")[:take]
+    kept = 0
+    for j in range(order.shape[0]):
+        if keys[order[j]] != np.inf:
+            kept += 1
+    out = np.empty(kept, dtype=np.int64)
+    kept = 0
+    for j in range(order.shape[0]):
+        if keys[order[j]] != np.inf:
+            out[kept] = candidates[order[j]]
+            kept += 1
+    return out

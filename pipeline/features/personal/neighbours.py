@@ -66,19 +66,14 @@ class Attribution:
         self.indexes = indexes
         self.ranks = ranks
 
-    def sources(self, items: list[int], limit: int) -> dict[int, list[str]]:
-        """Item index -> the first ``limit`` anchors (most recent first) it is a partner of."""
-        if not len(self.indexes) or not items:
-            return {}
+    def first_ranks(self, items: np.ndarray, limit: int) -> list[tuple[int, ...]]:
+        """For each model index of ``items``, the ranks (ascending: most recent first) of
+        the first ``limit`` anchors it is a partner of, -1 past the last."""
+        if not len(self.indexes) or not len(items):
+            return [(-1,) * limit] * len(items)
         served = np.asarray(items, dtype=np.int64)
         first = first_anchors(self.indexes, self.ranks, served, len(self.anchors), limit)
-        anchors = self.anchors
-        found: dict[int, list[str]] = {}
-        for item, ranks in zip(items, first.tolist(), strict=True):
-            named = [anchors[rank] for rank in ranks if rank >= 0]
-            if named:
-                found[item] = named
-        return found
+        return list(map(tuple, first.tolist()))
 
 
 class NeighbourIndex:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.features.personal.kernels import top_indexes
 from pipeline.features.personal.neighbours import Attribution
 from pipeline.features.related.model import RELATIONS
 
@@ -190,7 +191,7 @@ class Recommender:
         """Top ``n`` items for a user; ``exclude`` defaults to what the user bought, consumed
         or blacklisted."""
         return [
-            Recommendation(entry["item_id"], entry["score"], entry["source"])
+            Recommendation(entry["item_id"], entry["score"], dict(entry["source"]))
             for entry in self.entries(user_id, n, exclude, digits=None)
         ]
 
@@ -198,54 +199,69 @@ class Recommender:
         self, user_id: str, n: int, exclude: set[str] | None = None, digits: int | None = 6
     ) -> list[dict[str, Any]]:
         """:meth:`recommend` as the stored for-you list holds it: ``{"item_id", "score"
-        (rounded to ``digits``; None: exact), "source"}`` per item, built directly (the
-        worker writes one per touched user per batch)."""
+        (rounded to ``digits``; None: exact), "source"}`` per item. Items led to by the same
+        recent items share one ``source`` dict (the worker builds one list per touched user
+        per batch: per served item, building dicts costs more than scoring the catalog)."""
+        served = self._served(user_id, n, exclude)
+        if served is None:
+            return []
+        stage, indexes, scores, ranks, anchors = served
+        ids = self.engine.model.item_ids
+        if digits is not None:
+            scores = np.round(scores, digits)
+        shared: dict[tuple[int, ...], dict[str, Any]] = {}
+        out = []
+        for index, score, first in zip(indexes.tolist(), scores.tolist(), ranks, strict=True):
+            source = shared.get(first)
+            if source is None:
+                source = shared[first] = {"model": "for_you", "stage": stage}
+                if first and first[0] >= 0:
+                    source["source_items"] = [anchors[rank] for rank in first if rank >= 0]
+            out.append({"item_id": ids[index], "score": score, "source": source})
+        return out
+
+    def _served(
+        self, user_id: str, n: int, exclude: set[str] | None
+    ) -> tuple[str, np.ndarray, np.ndarray, list[tuple[int, ...]], list[str]] | None:
+        """What one list serves: (stage, model indexes, exact scores, for each item the ranks
+        of the first anchors that led to it (-1 past the last; empty rows without
+        attribution), the anchors); None while no item is known. ``exclude`` defaults to
+        what the user bought, consumed or blacklisted."""
         parts = self.parts(user_id)
         if parts is None:
-            return []
+            return None
         if exclude is None:
             history = self.engine.histories.get(user_id)
             exclude = set(history.excluded) if history else set()
         stage = "cold_start" if parts.cold else "personal"
-        top = self.top(parts.blend, n, exclude)
-        index_of = self.engine.model.item_index
-        indexes = [index_of[item] for item, _ in top]
-        # Attribution for the items served: which recent items led here.
-        sources = (
-            parts.attribution.sources(indexes, MAX_SOURCE_ITEMS)
-            if parts.attribution is not None
-            else {}
-        )
-        out = []
-        for (item_id, score), index in zip(top, indexes, strict=True):
-            source: dict[str, Any] = {"model": "for_you", "stage": stage}
-            led_by = sources.get(index)
-            if led_by:
-                source["source_items"] = led_by
-            if digits is not None:
-                score = round(score, digits)
-            out.append({"item_id": item_id, "score": score, "source": source})
-        return out
+        indexes, scores = self._top_indexes(parts.blend, n, exclude)
+        attribution = parts.attribution
+        if attribution is None:
+            return stage, indexes, scores, [()] * len(indexes), []
+        ranks = attribution.first_ranks(indexes, MAX_SOURCE_ITEMS)
+        return stage, indexes, scores, ranks, attribution.anchors
 
     def top(self, scores: np.ndarray, n: int, exclude: set[str]) -> list[tuple[str, float]]:
         """The ``n`` best (item_id, score) of a score vector, ``exclude`` left out, ties by
         model index. Changes ``scores`` (excluded items become -inf)."""
+        ids = self.engine.model.item_ids
+        indexes, best = self._top_indexes(scores, n, exclude)
+        return [
+            (ids[index], score)
+            for index, score in zip(indexes.tolist(), best.tolist(), strict=True)
+        ]
+
+    def _top_indexes(
+        self, scores: np.ndarray, n: int, exclude: set[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top` as (model indexes, scores) arrays."""
         model = self.engine.model
-        ids = model.item_ids
         for item_id in exclude:
             index = model.item_index.get(item_id)
             if index is not None:
                 scores[index] = -math.inf
-        take = min(n, len(ids))
-        if take <= 0:
-            return []
-        top = np.argpartition(-scores, take - 1)[:take]
-        top = top[np.lexsort((top, -scores[top]))]
-        return [
-            (ids[index], score)
-            for index, score in zip(top.tolist(), scores[top].tolist(), strict=True)
-            if score != -math.inf
-        ]
+        top = top_indexes(scores, min(n, len(model.item_ids)))
+        return top, scores[top]
 
     def related(
         self, item_id: str, n: int, relation: str | None = None, exclude: set[str] | None = None

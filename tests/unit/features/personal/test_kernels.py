@@ -1,12 +1,18 @@
 """The compiled kernels of the personal engine equal the same formulas in numpy: the factor
-model's SGD step, the neighbour scores' totals (bit for bit) and the anchors that led to an item."""
+model's SGD step, the neighbour scores' totals (bit for bit) the anchors that led to an item
+and the best items of a list."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.features.personal.kernels import first_anchors, neighbour_totals, sgd_step
+from pipeline.features.personal.kernels import (
+    first_anchors,
+    neighbour_totals,
+    sgd_step,
+    top_indexes,
+)
 
 
 def numpy_step(
@@ -132,3 +138,26 @@ def test_first_anchors_are_each_items_lowest_ranks(seed: int, limit: int) -> Non
         held = sorted({r for i, r in zip(index.tolist(), ranks.tolist(), strict=True) if i == item})
         assert row == held[:limit] + [-1] * (limit - len(held[:limit]))
     assert (first >= 0).sum() >= 20
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("n", [1, 5, 50, 400])
+def test_top_indexes_are_the_best_scores_ties_by_index_without_excluded(seed: int, n: int) -> None:
+    """The rule: sort by (-score, index), drop -inf, keep ``n``; with ties at the cut (few
+    distinct values), excluded items, and fewer finite scores than ``n``."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 300))
+    scores = rng.integers(0, 6, size).astype(np.float64) / 3.0  # many ties
+    if seed % 2:
+        scores += rng.normal(0, 1.0, size)
+    scores[rng.random(size) < 0.3] = -np.inf
+    expected = sorted(
+        (i for i in range(size) if scores[i] != -np.inf), key=lambda i: (-scores[i], i)
+    )
+    assert top_indexes(scores, n).tolist() == expected[:n]
+
+
+def test_top_indexes_of_nothing_and_of_only_excluded_items() -> None:
+    assert top_indexes(np.zeros(0), 5).tolist() == []
+    assert top_indexes(np.full(4, -np.inf), 3).tolist() == []
+    assert top_indexes(np.array([1.0, 2.0]), 0).tolist() == []

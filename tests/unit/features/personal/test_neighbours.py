@@ -159,10 +159,56 @@ def test_vector_scores_and_sources_equal_the_rule_computed_item_by_item(discount
         assert len(expected) > 20
         assert {ids[i]: s for i, s in enumerate(scores.tolist()) if s} == pytest.approx(expected)
         served = sorted(held)[:25] + ["i0"]
-        sources = attribution.sources([engine.model.item_index[i] for i in served], 3)
-        assert {ids[i]: named for i, named in sources.items()} == {
+        ranks = attribution.first_ranks(np.array([engine.model.item_index[i] for i in served]), 3)
+        named = {
+            item: [attribution.anchors[rank] for rank in first if rank >= 0]
+            for item, first in zip(served, ranks, strict=True)
+        }
+        assert {item: led for item, led in named.items() if led} == {
             item: held[item][:3] for item in served if item in held
         }
+        assert all(len(first) == 3 for first in ranks)
+
+
+def test_stored_list_entries_follow_the_blend_and_name_the_anchors_that_hold_each_item() -> None:
+    """A for-you list as stored: the blend's best items (ties by index, bought items left
+    out), scores rounded to 6 digits, and per item the first three recent items (most
+    recent first) whose partners hold it; items no recent item led to name none."""
+    engine = Engine(personal_config(load_settings()))
+    rng = random.Random(11)
+    for n in range(1, 4000):
+        kind = rng.choice(["click", "click", "click", "buy", "basket"])
+        item = f"i{rng.randrange(20)}" if rng.random() < 0.5 else f"i{rng.randrange(3000)}"
+        engine.learn(click(n, f"u{rng.randrange(200)}", item, kind))
+    engine.drain_changes()
+    c = engine.config.blend
+    ids = engine.model.item_ids
+    led_lists = unled_items = 0
+    for user in [f"u{k}" for k in range(30)]:
+        history = engine.histories[user]
+        anchors = history.items_since(0)[: c.neighbour_items]
+        weights = [c.neighbour_weight / (1.0 + rank) for rank in range(len(anchors))]
+        relations = {r: w for r, w in c.neighbour_relations.items() if w > 0}
+        _, held = reference_scores(engine, anchors, weights, relations)
+        blend = engine.recommender.parts(user).blend
+        excluded = set(history.excluded)
+        order = sorted(
+            (i for i in range(len(ids)) if ids[i] not in excluded), key=lambda i: (-blend[i], i)
+        )[:300]
+        entries = engine.recommender.entries(user, 300)
+        assert [entry["item_id"] for entry in entries] == [ids[i] for i in order]
+        assert [entry["score"] for entry in entries] == [round(blend[i], 6) for i in order]
+        for entry in entries:
+            expected = {"model": "for_you", "stage": "personal"}
+            if entry["item_id"] in held:
+                expected["source_items"] = held[entry["item_id"]][:3]
+            assert entry["source"] == expected
+        led_lists += any(len(held.get(e["item_id"], [])) > 1 for e in entries)
+        unled_items += sum(e["item_id"] not in held for e in entries)
+    # Items held by several anchors (the order of the names is tested), and items no recent
+    # item led to (served for their factors).
+    assert led_lists > 10
+    assert unled_items > 10
 
 
 def login(n: int, anonymous: str, user: str) -> object:
