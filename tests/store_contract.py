@@ -13,6 +13,7 @@ import struct
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from pipeline.store.base import Reads, Store, TransactionConflict, Writes
@@ -76,6 +77,19 @@ async def test_hincr_float_adds_and_accepts_int_fields(store: Store, key: Key) -
     assert math.isclose(values[b"1"], 0.75, rel_tol=1e-12)
     assert values[b"x"] == -3.0
     assert math.isclose(values[b"2"], 1e-12, rel_tol=1e-9)
+
+
+async def test_increments_given_as_numpy_scalars_add_their_exact_values(
+    store: Store, key: Key
+) -> None:
+    """The models hand over numpy scalars (whose repr is not a number): stored exactly."""
+    third = np.float64(1.0) / 3.0
+    await store.apply(Writes().hincr_float(key("w"), {"a": third, "b": np.float32(0.1)}))
+    await store.apply(Writes().zincr_trim(key("z"), {"a": third, "b": np.float64(2.5)}, keep=5))
+    values = await store.hgetall(key("w"))
+    assert float(values[b"a"]) == float(third)
+    assert float(values[b"b"]) == float(np.float32(0.1))
+    assert await store.zrange(key("z"), 0, -1) == [(b"a", float(third)), (b"b", 2.5)]
 
 
 async def test_sorted_set_ranks_and_ties(store: Store, key: Key) -> None:

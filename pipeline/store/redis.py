@@ -124,9 +124,10 @@ def _related_rows(reply: list[bytes]) -> list[tuple[str, float, str]]:
     ]
 
 
-def _number(amount: float) -> str:
-    # repr round-trips a float64 exactly.
-    return repr(float(amount))
+def _number(amount: float) -> float:
+    # Both packers (hiredis, redis-py's) write a float as its repr, which round-trips a
+    # float64 exactly; numpy scalars are converted first (their repr is not a number).
+    return float(amount)
 
 
 def _script_args(op: Op) -> list[Scalar]:
