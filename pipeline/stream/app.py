@@ -19,7 +19,6 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from contextlib import aclosing
-from dataclasses import astuple
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -264,7 +263,8 @@ def _register_agent(
                     f"agents {name}: batch",
                     permanent=store.permanent_errors,
                 )
-            LAG.applied(lag_label, (astuple(m.position) for m in messages))
+            positions = (m.position for m in messages)
+            LAG.applied(lag_label, ((p.topic, p.partition, p.offset) for p in positions))
         except Exception:
             # Faust would restart the agent on the same stream, past this batch, never
             # applied; ending the process keeps it unacknowledged instead, and the offset
