@@ -90,6 +90,10 @@ async def test_increments_given_as_numpy_scalars_add_their_exact_values(
     assert float(values[b"a"]) == float(third)
     assert float(values[b"b"]) == float(np.float32(0.1))
     assert await store.zrange(key("z"), 0, -1) == [(b"a", float(third)), (b"b", 2.5)]
+    # Exponents both ways, a float past 2**53, negative zero, minus infinity: as given.
+    amounts = {"e": 1e-7, "f": 1e22, "g": 1.2345678901234568e17, "h": -0.0, "i": -math.inf}
+    await store.apply(Writes().zincr_trim(key("x"), amounts, keep=10))
+    assert dict(await store.zrange(key("x"), 0, -1)) == {m.encode(): v for m, v in amounts.items()}
 
 
 async def test_sorted_set_ranks_and_ties(store: Store, key: Key) -> None:

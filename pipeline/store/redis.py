@@ -7,11 +7,13 @@ writes of one kind go as Lua scripts, each a single command for many keys.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextvars import ContextVar
 from typing import Any, cast
 
 import hiredis
+import numpy as np
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import (
     AuthenticationError,
@@ -130,6 +132,21 @@ def _number(amount: float) -> float:
     return float(amount)
 
 
+def _numbers(amounts: Collection[float]) -> list[str]:
+    """Each amount as text that Redis (and Lua's tonumber) reads back as the same float64:
+    orjson's shortest form, many times faster than a repr per float (whether Python or
+    hiredis calls it); the non-finite ones, which orjson writes as null, by repr."""
+    if not amounts:
+        return []
+    values = np.fromiter(amounts, dtype=np.float64, count=len(amounts))
+    texts = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
+    finite = np.isfinite(values)
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            texts[i] = repr(float(values[i]))
+    return texts
+
+
 def _script_args(op: Op) -> list[Scalar]:
     """The ARGV part of one scripted write (see the scripts above)."""
     name = op[0]
@@ -148,9 +165,10 @@ def _script_args(op: Op) -> list[Scalar]:
     else:  # hincr_float
         increments = op[2]
         args = [len(increments)]
-    for member, amount in increments.items():
-        args.append(member)
-        args.append(_number(amount))
+    pairs: list[Scalar] = [0] * (2 * len(increments))
+    pairs[0::2] = increments
+    pairs[1::2] = _numbers(increments.values())
+    args += pairs
     return args
 
 
