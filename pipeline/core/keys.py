@@ -8,7 +8,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:item:{item_id}`` | hash | catalog record: ``item_id``, ``categories`` (JSON), ``attributes`` (JSON), ``available`` (1/0), ``created_at``, ``price``, ``title`` |
 | ``{p}:items`` | sorted set | every catalog item id, scored by ``created_at`` (epoch ms) |
 | ``{p}:items:unavailable`` | set | items whose latest catalog record says ``available: false`` |
-| ``{p}:catalog:version`` | string | counter the catalog agent increments with every batch of items (readers cache availability until it moves) |
+| ``{p}:catalog:version`` | string | counter the catalog agent increments with every batch of items (readers cache availability, and workers the items' categories and attributes, until it moves) |
 | ``{p}:trending:{kind}:{window}:{gen}:all`` | sorted set | forward-decayed scores of items (see pipeline.core.decay) |
 | ``{p}:trending:{kind}:{window}:{gen}:cat:{category}`` | sorted set | the same within one category |
 | ``{p}:fence:{agent}:{topic}:{partition}`` | string | last Kafka offset the agent group applied from that partition |

@@ -21,6 +21,7 @@ from pipeline.store.base import Reads, Store
 CATEGORIES = "categories"
 ATTRIBUTES = "attributes"
 AVAILABLE = "available"
+ALL_FIELDS = (CATEGORIES, ATTRIBUTES, AVAILABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +61,41 @@ async def item_fields(
     }
 
 
-async def categories_of(store: Store, keys: Keys, item_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Catalog categories of each item (one round trip); unknown items have none."""
-    found = await item_fields(store, keys, item_ids, (CATEGORIES,))
-    return {item_id: fields.categories for item_id, fields in found.items()}
+class CatalogCache:
+    """Catalog fields of items as a worker's handler reads them batch after batch: kept in
+    memory until the catalog agent moves ``{p}:catalog:version`` (every batch of items
+    does, in the transaction that writes them), so a batch costs one GET plus the fields of
+    the items it is the first to name, instead of one HMGET per item. Items missing from
+    the catalog are kept as such: the record that adds them moves the version. At most
+    ``limit`` items are kept (all are dropped when a batch would pass it)."""
 
+    def __init__(self, keys: Keys, limit: int = 50_000) -> None:
+        self.keys = keys
+        self.limit = limit
+        self._version: bytes | None = None
+        self._fields: dict[str, ItemFields] = {}
 
-async def attributes_of(
-    store: Store, keys: Keys, item_ids: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """Catalog attributes of each item (one round trip); unknown items have none."""
-    found = await item_fields(store, keys, item_ids, (ATTRIBUTES,))
-    return {item_id: fields.attributes for item_id, fields in found.items()}
+    async def fields(self, store: Store, item_ids: Sequence[str]) -> dict[str, ItemFields]:
+        """Categories, attributes and availability of each item as of this call."""
+        if not item_ids:
+            return {}
+        version = await store.get(self.keys.catalog_version())
+        known = self._fields
+        if version != self._version:
+            known.clear()
+            self._version = version
+        missing = [item_id for item_id in dict.fromkeys(item_ids) if item_id not in known]
+        if missing:
+            if len(known) + len(missing) > self.limit:
+                known.clear()
+                missing = list(dict.fromkeys(item_ids))
+            known.update(await item_fields(store, self.keys, missing, ALL_FIELDS))
+        return {item_id: known[item_id] for item_id in item_ids}
+
+    async def categories(self, store: Store, item_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Each item's categories (none for items missing from the catalog)."""
+        found = await self.fields(store, item_ids)
+        return {item_id: fields.categories for item_id, fields in found.items()}
 
 
 class Availability:

@@ -16,7 +16,7 @@ import asyncio
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
-from pipeline.features.catalog.read import attributes_of, categories_of
+from pipeline.features.catalog.read import CatalogCache
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.features import item_attribute_features, user_attribute_features
 from pipeline.features.ranking.read import load_learning_state
@@ -35,6 +35,7 @@ class RankingHandler(EventHandler):
         self.config = ranking_config(settings)
         # Hashing is pure: one indexer (and its caches) serves every batch.
         self.indexer = self.config.model().indexer()
+        self.catalog = CatalogCache(keys)
 
     async def plan(self, store: Store, records: list[Event]) -> Writes:
         writes = Writes()
@@ -51,17 +52,18 @@ class RankingHandler(EventHandler):
             | {event.item_id for event in events if event.item_id is not None}
         )
         users = sorted({event.user_id for event in events})
-        # Both reads at once: the batch's item categories and its users' attributes.
-        categories, stored = await asyncio.gather(
-            categories_of(store, self.keys, item_ids), users_attributes(store, self.keys, users)
+        # Both reads at once: the batch's items' catalog fields and its users' attributes.
+        catalog, stored = await asyncio.gather(
+            self.catalog.fields(store, item_ids), users_attributes(store, self.keys, users)
         )
         attributes = {user_id: user_attribute_features(found) for user_id, found in stored.items()}
-        # Item attributes cross with user attributes only: read them when a user has some.
+        categories = {item_id: found.categories for item_id, found in catalog.items()}
+        # Item attributes cross with user attributes only: their features when a user has some.
         item_attributes: dict[str, tuple[str, ...]] = {}
         if any(attributes.values()):
-            found_items = await attributes_of(store, self.keys, item_ids)
             item_attributes = {
-                item_id: item_attribute_features(found) for item_id, found in found_items.items()
+                item_id: item_attribute_features(found.attributes)
+                for item_id, found in catalog.items()
             }
         config = self.config
         # A fresh model per call: nothing an earlier (aborted) attempt learned leaks in.

@@ -17,7 +17,7 @@ from pipeline.core.decay import expire_at_s
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
-from pipeline.features.catalog.read import ATTRIBUTES, CATEGORIES, item_fields
+from pipeline.features.catalog.read import CatalogCache
 from pipeline.features.segments import state
 from pipeline.features.segments.config import segments_config
 from pipeline.features.segments.model import (
@@ -37,6 +37,7 @@ class SegmentsHandler(EventHandler):
     def __init__(self, settings: Settings, keys: Keys) -> None:
         super().__init__(settings, keys)
         self.config = segments_config(settings)
+        self.catalog = CatalogCache(keys)
         # Sets may grow 10 % past the cap before a trim, so trims are occasional.
         self.trim_above = self.config.max_users + self.config.max_users // 10
         # Wall clock (epoch seconds): which indexes a forget may find alive.
@@ -50,7 +51,7 @@ class SegmentsHandler(EventHandler):
                 if event.item_id is not None and self.config.weight_of(event) > 0
             }
         )
-        found = await item_fields(store, self.keys, item_ids, (CATEGORIES, ATTRIBUTES))
+        found = await self.catalog.fields(store, item_ids)
         catalog = {item_id: (f.categories, f.attributes) for item_id, f in found.items()}
         deltas = fold(records, self.config, catalog)
         keys = self.keys

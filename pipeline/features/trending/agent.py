@@ -6,7 +6,7 @@ from pipeline.core.decay import expire_at_s
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
-from pipeline.features.catalog.read import categories_of
+from pipeline.features.catalog.read import CatalogCache
 from pipeline.features.trending.config import trending_config
 from pipeline.features.trending.model import fold
 from pipeline.store.base import Store, Writes
@@ -20,10 +20,11 @@ class TrendingHandler(EventHandler):
         super().__init__(settings, keys)
         self.config = trending_config(settings)
         self.max_items = settings.trending_max_items
+        self.catalog = CatalogCache(keys)
 
     async def plan(self, store: Store, records: list[Event]) -> Writes:
         item_ids = sorted({event.item_id for event in records if event.item_id is not None})
-        categories = await categories_of(store, self.keys, item_ids)
+        categories = await self.catalog.categories(store, item_ids)
         writes = Writes()
         windows = self.config.windows
         for (kind, window, gen, category), increments in fold(

@@ -10,7 +10,7 @@ from pipeline.features.catalog.read import (
     AVAILABLE,
     CATEGORIES,
     Availability,
-    categories_of,
+    CatalogCache,
     item_fields,
 )
 from pipeline.store.base import Writes
@@ -55,9 +55,35 @@ async def test_malformed_stored_fields_read_as_absent() -> None:
     writes = Writes().hset(KEYS.item("x"), {"categories": "{not json", "attributes": "[1]"})
     writes.hset(KEYS.item("y"), {"categories": '["ok", "bad id", 3]'})
     await store.apply(writes)
-    assert await categories_of(store, KEYS, ["x", "y"]) == {"x": [], "y": ["ok"]}
+    assert await CatalogCache(KEYS).categories(store, ["x", "y"]) == {"x": [], "y": ["ok"]}
     fields = await item_fields(store, KEYS, ["x"], (ATTRIBUTES,))
     assert fields["x"].attributes == {}
+
+
+async def test_workers_cache_item_fields_until_the_catalog_moves() -> None:
+    """A handler's cache asks Redis only for items it has not met since the catalog last
+    moved; an item that arrives after its events (no fields yet) is read again once its
+    record moved the version; past the limit the cache starts over."""
+    store = MemoryStore()
+    handler = CatalogHandler(KEYS)
+    await run(handler, store, [{"item_id": "a", "categories": ["shoes"]}])
+    cache = CatalogCache(KEYS, limit=3)
+    found = await cache.fields(store, ["a", "late", "a"])
+    assert (found["a"].categories, found["late"].categories) == (["shoes"], [])
+    # Written behind the agent's back: cached until the version moves.
+    await store.apply(Writes().hset(KEYS.item("a"), {"categories": '["sale"]'}))
+    assert (await cache.categories(store, ["a"]))["a"] == ["shoes"]
+    # The late item's record arrives: the version moves, everything is read again.
+    await run(handler, store, [{"item_id": "late", "categories": ["books"], "available": False}])
+    found = await cache.fields(store, ["late", "a"])
+    assert found["late"].categories == ["books"] and not found["late"].available
+    assert found["a"].categories == ["sale"]
+    # Past the limit (3): only this call's items are kept, read afresh.
+    await store.apply(Writes().hset(KEYS.item("a"), {"categories": '["gone"]'}))
+    found = await cache.fields(store, ["b", "c"])
+    assert set(found) == {"b", "c"}
+    assert (await cache.categories(store, ["a"]))["a"] == ["gone"]
+    assert await cache.fields(store, []) == {}
 
 
 async def test_readers_cache_availability_until_the_catalog_moves() -> None:
