@@ -62,6 +62,25 @@ def make_handler(group: str, settings: Settings, keys: Keys) -> Handler[Any]:
     return factory(settings, keys)
 
 
+def make_lanes(settings: Settings, keys: Keys, groups: list[str], topics: Topics) -> list[Lane]:
+    """A lane per agent group that reads a topic: its handler and the topics it reads."""
+    lanes = []
+    for group in groups:
+        specs = topics.for_agent(group)
+        if specs:
+            handler = make_handler(group, settings, keys)
+            lanes.append(Lane(handler, frozenset(spec.name for spec in specs)))
+    return lanes
+
+
+def phases_of(lanes: list[Lane]) -> list[list[Lane]]:
+    """The lanes in the order a batch applies them: one transaction per phase, ascending."""
+    return [
+        [lane for lane in lanes if lane.handler.phase == phase]
+        for phase in sorted({lane.handler.phase for lane in lanes})
+    ]
+
+
 def consumer_group_id(settings: Settings, groups: list[str]) -> str:
     return f"{settings.app_id}.{'+'.join(groups)}"
 
@@ -135,15 +154,10 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
     app = faust_app(settings, consumer_group_id(settings, groups))
     keys = Keys(settings.key_prefix)
     dead_letter = app.topic(topics.dead_letter.name, key_serializer="raw", value_serializer="raw")
-    lanes = []
+    lanes = make_lanes(settings, keys, groups, topics)
     # Held while a batch is applied, while idle work runs and while handlers are reset at a
     # rebalance: never two at once (they share the handlers' in-memory state).
     busy = asyncio.Lock()
-    for group in groups:
-        specs = topics.for_agent(group)
-        if specs:
-            handler = make_handler(group, settings, keys)
-            lanes.append(Lane(handler, frozenset(spec.name for spec in specs)))
     if lanes:
         _register_agent(app, settings, keys, lanes, dead_letter, busy)
     # Consumer lag on the worker's metrics, from what its fetches saw.
@@ -196,10 +210,7 @@ def _register_agent(
     name = "+".join(lane.handler.name for lane in lanes)
     lag_label = "+".join(sorted(lane.handler.name for lane in lanes))
     dedup_window_ms = settings.dedup_window_s * 1000
-    phases = [
-        [lane for lane in lanes if lane.handler.phase == phase]
-        for phase in sorted({lane.handler.phase for lane in lanes})
-    ]
+    phases = phases_of(lanes)
 
     async def send_dead_letters(records: list[tuple[bytes | None, bytes]]) -> None:
         pending = [await dead_letter.send(key=key, value=value) for key, value in records]

@@ -193,6 +193,60 @@ async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str,
     }
 
 
+async def bench_default_worker(events: list[Event], redis_url: str) -> dict[str, Any]:
+    """Every agent group's batch path as one worker applies it (one decode per message,
+    every lane's plan, one transaction per phase), one event per message, batches of 500
+    (what a worker behind a backlog takes) vs batches of one message: the worker's per-event
+    cost without Kafka and Faust, which ``bench ingest`` adds."""
+    from pipeline.features.registry import AGENT_GROUPS, declared_topics
+    from pipeline.stream.app import make_lanes, phases_of
+    from pipeline.stream.batch import RawMessage, process_lanes
+    from pipeline.stream.fence import Position
+
+    async def run(prefix: str, chosen: list[Event], batch: int) -> float:
+        settings = load_settings(redis_url=redis_url, key_prefix=prefix)
+        keys = Keys(settings.key_prefix)
+        topics = declared_topics(settings)
+        phases = phases_of(make_lanes(settings, keys, list(AGENT_GROUPS), topics))
+        messages = [
+            RawMessage(
+                Position(topics.for_event_type(e.event_type), 0, i), e.user_id.encode(), e.to_json()
+            )
+            for i, e in enumerate(chosen)
+        ]
+        store = connect(settings)
+
+        async def no_dead_letters(_: list) -> None:
+            raise AssertionError("benchmark events are valid")
+
+        try:
+            started = time.perf_counter()
+            for start in range(0, len(messages), batch):
+                for phase in phases:
+                    await process_lanes(
+                        store,
+                        keys,
+                        phase,
+                        messages[start : start + batch],
+                        no_dead_letters,
+                        settings.dedup_window_s * 1000,
+                        settings.dedup_max_ids,
+                    )
+            return time.perf_counter() - started
+        finally:
+            await store.close()
+
+    ours = await run("bench-default", events, 500)
+    few = events[: max(1, len(events) // 20)]
+    baseline = await run("bench-default-1", few, 1)
+    return {
+        "name": "default worker batches",
+        "ours": _rate(len(events), ours),
+        "baseline": _rate(len(few), baseline),
+        "baseline_name": "batches of one message",
+    }
+
+
 def bench_ranking(events: list[Event]) -> dict[str, Any]:
     """The click model as the ranking agent learns a batch (indexes without names, the SGD
     loop inlined) vs the readable path (feature names hashed, ``learn_indexes`` per step)."""
@@ -244,6 +298,7 @@ async def run_all(n: int, redis_url: str | None = None) -> list[dict[str, Any]]:
     try:
         rows.append(await bench_redis_writes(events, url))
         rows.append(await bench_personal_agent(events, url))
+        rows.append(await bench_default_worker(events, url))
     finally:
         if server is not None:
             server.stop()

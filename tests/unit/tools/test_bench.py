@@ -20,6 +20,7 @@ def test_micro_benchmarks_run_and_report_both_sides() -> None:
         "click model, a batch",
         "trending writes to Redis",
         "personal agent batches",
+        "default worker batches",
     ]
     for row in rows:
         assert row["ours"] > 0 and row["baseline"] > 0 and row["baseline_name"]
