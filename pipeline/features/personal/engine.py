@@ -140,7 +140,7 @@ class Engine:
             return
         feedback = self.config.feedback
         conversion = feedback.is_conversion(event)
-        self._add_pairs(co_occurrences(history, event, conversion, self.config.related))
+        pairs = co_occurrences(history, event, conversion, self.config.related)
         signal = feedback.signal(event)
         if signal is not None:
             self.neighbours.count_popularity(item, signal)
@@ -152,6 +152,9 @@ class Engine:
         else:
             # A low rating is explicit negative feedback.
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
+        # After the item joined the model: partner arrays then take a new item's pairs as
+        # they come instead of being dropped and rebuilt from the counts for every anchor.
+        self._add_pairs(pairs)
         history.add(event, LOW_RATING if feedback.is_low_rating(event) else None)
 
     def set_created(self, created: Mapping[str, int | None]) -> None:

@@ -96,6 +96,23 @@ def test_partner_arrays_follow_the_counts_as_pairs_arrive() -> None:
         assert_mirrors_counts(engine)
 
 
+def test_a_new_items_pairs_join_the_arrays_already_built() -> None:
+    """A click of an item nobody clicked before pairs it with the user's recent items: their
+    arrays take the new partner as it comes (the item joins the factor model first), not
+    dropped and rebuilt from the counts at the next list, anchor by anchor."""
+    engine = Engine(personal_config(load_settings()))
+    for n, item in enumerate(("a", "b", "c"), start=1):
+        engine.learn(click(n, "u1", item))
+    engine.recommend("u1", 10)  # builds the arrays of a, b and c
+    built = {item: engine.neighbours.partners("also_clicked", item) for item in "abc"}
+    engine.learn(click(4, "u1", "brand-new"))
+    for item in "abc":
+        kept = engine.neighbours.partners("also_clicked", item)
+        assert kept is built[item]
+        assert kept is not None and "brand-new" in kept.position
+    assert_mirrors_counts(engine)
+
+
 def reference_scores(
     engine: Engine, anchors: list[str], weights: list[float], relations: dict[str, float]
 ) -> tuple[dict[str, float], dict[str, list[str]]]:
