@@ -12,7 +12,9 @@ deletes them too (docs/privacy.md).
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,53 @@ CONVERSION_ENTRIES = CONVERSION_TYPES | {"rate"}
 # oldest is dropped and the engine deletes its alias, so every alias pointing to a user is
 # listed in the user's history (what a forget relies on).
 MAX_MERGED_IDS = 100
+
+
+# Each item's entry times (ascending), clicks and conversions apart: what pairing reads of a
+# history (``related.model.co_occurrences``).
+EntryTimes = tuple[dict[str, list[int]], dict[str, list[int]]]
+
+
+def entry_times(entries: Iterable[tuple[str, str, int]]) -> EntryTimes:
+    """(clicks, conversions): each item's times among ``entries``, ascending."""
+    times: EntryTimes = ({}, {})
+    for entry in entries:
+        add_entry_time(times, entry)
+    return times
+
+
+def _times_of(times: EntryTimes, entry_type: str) -> dict[str, list[int]] | None:
+    if entry_type in CLICK_ENTRIES:
+        return times[0]
+    if entry_type in CONVERSION_ENTRIES:
+        return times[1]
+    return None
+
+
+def add_entry_time(times: EntryTimes, entry: tuple[str, str, int]) -> None:
+    """Count ``entry`` in ``times`` (entries of other types are not paired)."""
+    item_id, entry_type, timestamp_ms = entry
+    times_of = _times_of(times, entry_type)
+    if times_of is None:
+        return
+    found = times_of.get(item_id)
+    if found is None:
+        times_of[item_id] = [timestamp_ms]
+    elif found[-1] <= timestamp_ms:
+        found.append(timestamp_ms)
+    else:
+        insort(found, timestamp_ms)
+
+
+def _drop_entry_time(times: EntryTimes, entry: tuple[str, str, int]) -> None:
+    item_id, entry_type, timestamp_ms = entry
+    times_of = _times_of(times, entry_type)
+    if times_of is None:
+        return
+    found = times_of[item_id]
+    found.remove(timestamp_ms)
+    if not found:
+        del times_of[item_id]
 
 
 def entry_order(entry: tuple[str, str, int]) -> tuple[int, str, str]:
@@ -58,6 +107,9 @@ class UserHistory:
     interactions: int = 0
     # Anonymous ids merged into this user at login, oldest first.
     merged: dict[str, None] = field(default_factory=dict)
+    # :meth:`entry_times` kept in step with ``recent`` as entries come and go (None: built
+    # from ``recent`` when next asked, after a blacklist or a merge rewrote it).
+    _times: EntryTimes | None = field(default=None, repr=False, compare=False)
 
     def add(self, event: Event, entry_type: str | None = None) -> None:
         """Record an event. ``entry_type`` overrides the type stored (:data:`LOW_RATING`)."""
@@ -67,6 +119,7 @@ class UserHistory:
             self.blacklisted.add(event.item_id)
             self._exclude(event.item_id, event.timestamp_ms)
             self.recent = deque(entry for entry in self.recent if entry[0] != event.item_id)
+            self._times = None
             return
         if event.event_type in EXCLUDING_TYPES:
             self._exclude(event.item_id, event.timestamp_ms)
@@ -82,6 +135,8 @@ class UserHistory:
             while position > 0 and entry_order(recent[position - 1]) > key:
                 position -= 1
             recent.insert(position, entry)
+        if self._times is not None:
+            add_entry_time(self._times, entry)
         self.interactions += 1
         self._trim(recent[-1][2])
 
@@ -95,11 +150,18 @@ class UserHistory:
                 del self.excluded[min(evictable, key=self.excluded.__getitem__)]
 
     def _trim(self, now_ms: int) -> None:
-        while len(self.recent) > self.limits.length:
-            self.recent.popleft()
+        recent, times = self.recent, self._times
         max_age_ms = self.limits.max_age_s * 1000
-        while self.recent and now_ms - self.recent[0][2] > max_age_ms:
-            self.recent.popleft()
+        while recent and (len(recent) > self.limits.length or now_ms - recent[0][2] > max_age_ms):
+            dropped = recent.popleft()
+            if times is not None:
+                _drop_entry_time(times, dropped)
+
+    def entry_times(self) -> EntryTimes:
+        """(clicks, conversions): each item's entry times, ascending (read-only)."""
+        if self._times is None:
+            self._times = entry_times(self.recent)
+        return self._times
 
     def items_since(self, since_ms: int, types: frozenset[str] | None = None) -> list[str]:
         """Distinct items of recent entries at or after ``since_ms``, newest first."""
@@ -127,6 +189,7 @@ class UserHistory:
         merged into ``other`` are not carried over: :meth:`add_merged` them."""
         merged = sorted([*other.recent, *self.recent], key=entry_order)
         self.recent = deque(merged)
+        self._times = None
         for item_id, timestamp_ms in other.excluded.items():
             self._exclude(item_id, timestamp_ms)
         self.blacklisted |= other.blacklisted

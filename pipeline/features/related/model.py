@@ -26,7 +26,13 @@ from typing import Protocol
 from pipeline.core.blend import blend_related as blend_related
 from pipeline.core.blend import rank_related as rank_related
 from pipeline.core.feedback import CLICK, CONVERSION, SIGNALS
-from pipeline.features.personal.history import CLICK_ENTRIES, CONVERSION_ENTRIES, entry_order
+from pipeline.features.personal.history import (
+    CLICK_ENTRIES,
+    CONVERSION_ENTRIES,
+    EntryTimes,
+    add_entry_time,
+    entry_order,
+)
 
 RELATIONS = ("also_clicked", "also_bought", "viewed_then_bought")
 # Which popularity signal discounts the partners of each relation.
@@ -52,8 +58,15 @@ class RelatedConfig:
     discount: float
 
 
-class History(Protocol):
-    """What pairing needs of a user's history: its entries ``(item_id, entry type,
+class HistoryTimes(Protocol):
+    """What pairing an event needs of a user's history: each item's click and conversion
+    times (``UserHistory.entry_times``, kept in step as entries come and go)."""
+
+    def entry_times(self) -> EntryTimes: ...
+
+
+class History(HistoryTimes, Protocol):
+    """What a merge needs of a user's history: also its entries ``(item_id, entry type,
     timestamp_ms)`` in time order (``UserHistory.recent``)."""
 
     @property
@@ -82,11 +95,16 @@ class _Entry:
 
 @dataclass(slots=True)
 class _Recent:
-    recent: list[tuple[str, str, int]]
+    """Entries paired so far (:func:`holding_pairs`), their times kept as they are added."""
+
+    times: EntryTimes
+
+    def entry_times(self) -> EntryTimes:
+        return self.times
 
 
 def co_occurrences(
-    history: History, event: Sighting, conversion: bool, config: RelatedConfig
+    history: HistoryTimes, event: Sighting, conversion: bool, config: RelatedConfig
 ) -> list[Pair]:
     """Pairs that ``event`` adds to those its user's history already holds.
 
@@ -102,7 +120,8 @@ def co_occurrences(
     The event adds exactly the pairs that hold with it and did not hold without it, so a
     pair counts once whichever of its events arrives first, and ten views of one item are
     one co-occurrence, not ten. Call it before the event joins the history. The cost is
-    linear in the history's length (capped by ``history_length``).
+    linear in the number of distinct items of the history (capped by ``history_length``):
+    their times are kept by the history, not gathered from its entries per event.
     """
     item = event.item_id
     if item is None:
@@ -110,19 +129,7 @@ def co_occurrences(
     is_click = event.event_type == CLICK
     if not is_click and not conversion:
         return []
-    clicks: dict[str, list[int]] = {}
-    conversions: dict[str, list[int]] = {}
-    for partner, entry_type, timestamp_ms in history.recent:
-        if entry_type in CLICK_ENTRIES:
-            times = clicks.get(partner)
-        elif entry_type in CONVERSION_ENTRIES:
-            times = conversions.get(partner)
-        else:
-            continue
-        if times is None:
-            (clicks if entry_type in CLICK_ENTRIES else conversions)[partner] = [timestamp_ms]
-        else:
-            times.append(timestamp_ms)
+    clicks, conversions = history.entry_times()
     t = event.timestamp_ms
     pairs: list[Pair] = []
     if is_click:
@@ -157,7 +164,7 @@ def holding_pairs(
 ) -> set[tuple[str, str, str]]:
     """The (relation, a, b) pairs that hold in a history's entries (in time order): what
     :func:`co_occurrences` counted for them, one event after the other."""
-    so_far = _Recent([])
+    so_far = _Recent(({}, {}))
     held: set[tuple[str, str, str]] = set()
     for item_id, entry_type, timestamp_ms in entries:
         if entry_type in CLICK_ENTRIES:
@@ -168,7 +175,7 @@ def holding_pairs(
             continue
         for relation, a, b, _ in co_occurrences(so_far, sighting, conversion, config):
             held.add((relation, a, b))
-        so_far.recent.append((item_id, entry_type, timestamp_ms))
+        add_entry_time(so_far.times, (item_id, entry_type, timestamp_ms))
     return held
 
 

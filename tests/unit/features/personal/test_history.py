@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pipeline.features.personal.history import UserHistory
+import random
+
+import pytest
+
+from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHistory, entry_times
 from tests.unit.features.personal.helpers import LIMITS, T0, event_at
 
 
@@ -15,3 +19,31 @@ def test_a_late_event_is_inserted_in_time_order():
     # Time order holds although "b" arrived last: the window scan stops at the right place.
     assert history.items_since(T0 + 3 * 3_600_000 - 2 * 3_600_000) == ["c"]
     assert history.items_since(T0) == ["c", "b", "a"]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_entry_times_kept_in_step_equal_those_gathered_from_the_entries(seed: int) -> None:
+    """The items' click and conversion times a history keeps as entries come (late ones
+    too), leave (trimmed by length and by age), are blacklisted and merged equal what
+    gathering them from the entries gives, after every step."""
+    rng = random.Random(seed)
+    limits = HistoryLimits(length=12, max_age_s=600, max_excluded=1000)
+    history, other = UserHistory(limits), UserHistory(limits)
+    now = T0
+    for step in range(400):
+        now += rng.randrange(0, 90_000)
+        late = now - rng.randrange(0, 300_000) if rng.random() < 0.2 else now
+        kind = rng.choice(["click", "click", "click", "buy", "basket", "rate", "consume"])
+        extra = {"value": rng.choice([1.0, 5.0])} if kind == "rate" else {}
+        event = event_at(kind, "u", f"i{rng.randrange(6)}", late, **extra)
+        target = other if rng.random() < 0.15 else history
+        low = kind == "rate" and extra["value"] < 4
+        target.add(event, LOW_RATING if low else None)
+        if rng.random() < 0.03:
+            history.add(event_at("blacklist", "u", f"i{rng.randrange(6)}", now))
+        if rng.random() < 0.03:
+            history.merge_from(other)
+            other = UserHistory(limits)
+        for each in (history, other):
+            assert each.entry_times() == entry_times(each.recent), step
+    assert sum(len(times) for times in history.entry_times()[0].values()) > 0
