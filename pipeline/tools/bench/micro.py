@@ -148,49 +148,88 @@ def bench_parse_json_only(events: list[Event]) -> dict[str, Any]:
     }
 
 
-async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str, Any]:
-    """The personal agent's batch path (fence, dedup, learn, for-you lists, one transaction)
-    with batches of 1000 vs batches of 1 (a per-message agent), on the same events."""
-    from pipeline.features.personal.agent import PersonalHandler
-    from pipeline.stream.batch import RawMessage, process_batch
+async def _apply_in_batches(
+    redis_url: str,
+    prefix: str,
+    make_lanes: Callable[[Any, Keys], list[Any]],
+    topic_of: Callable[[Event], str],
+    chosen: list[Event],
+    batch: int,
+) -> float:
+    """Seconds to apply ``chosen`` as one-event messages (on ``topic_of`` each) in batches of
+    ``batch``, through the lanes ``make_lanes`` builds and their phases, as a worker does."""
+    from pipeline.stream.app import phases_of
+    from pipeline.stream.batch import RawMessage, process_lanes
     from pipeline.stream.fence import Position
 
-    async def run(prefix: str, chosen: list[Event], batch: int) -> float:
-        settings = load_settings(redis_url=redis_url, key_prefix=prefix)
-        keys = Keys(prefix)
-        handler = PersonalHandler(settings, keys)
-        messages = [
-            RawMessage(Position("bench", 0, i), None, e.to_json()) for i, e in enumerate(chosen)
-        ]
-        store = connect(settings)
+    settings = load_settings(redis_url=redis_url, key_prefix=prefix)
+    keys = Keys(prefix)
+    phases = phases_of(make_lanes(settings, keys))
+    messages = [
+        RawMessage(Position(topic_of(e), 0, i), e.user_id.encode(), e.to_json())
+        for i, e in enumerate(chosen)
+    ]
+    store = connect(settings)
 
-        async def no_dead_letters(_: list) -> None:
-            raise AssertionError("benchmark events are valid")
+    async def no_dead_letters(_: list) -> None:
+        raise AssertionError("benchmark events are valid")
 
-        try:
-            started = time.perf_counter()
-            for start in range(0, len(messages), batch):
-                await process_batch(
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(messages), batch):
+            for phase in phases:
+                await process_lanes(
                     store,
                     keys,
-                    handler,
+                    phase,
                     messages[start : start + batch],
                     no_dead_letters,
                     settings.dedup_window_s * 1000,
+                    settings.dedup_max_ids,
                 )
-            return time.perf_counter() - started
-        finally:
-            await store.close()
+        return time.perf_counter() - started
+    finally:
+        await store.close()
 
-    ours = await run("bench-personal", events, 1000)
-    few = events[: max(1, len(events) // 10)]
-    baseline = await run("bench-personal-1", few, 1)
+
+async def _batches_row(
+    name: str,
+    redis_url: str,
+    prefix: str,
+    make_lanes: Callable[[Any, Keys], list[Any]],
+    topic_of: Callable[[Event], str],
+    events: list[Event],
+    batch: int,
+    share: int,
+) -> dict[str, Any]:
+    """``events`` in batches of ``batch`` against the first ``1 / share`` of them in batches
+    of one message (a per-message agent), each on its own key prefix."""
+    ours = await _apply_in_batches(redis_url, prefix, make_lanes, topic_of, events, batch)
+    few = events[: max(1, len(events) // share)]
+    baseline = await _apply_in_batches(redis_url, f"{prefix}-1", make_lanes, topic_of, few, 1)
     return {
-        "name": "personal agent batches",
+        "name": name,
         "ours": _rate(len(events), ours),
         "baseline": _rate(len(few), baseline),
         "baseline_name": "batches of one message",
     }
+
+
+async def bench_personal_agent(events: list[Event], redis_url: str) -> dict[str, Any]:
+    """The personal agent's batch path (fence, dedup, learn, for-you lists, one transaction)
+    with batches of 1000 vs batches of 1 (a per-message agent), on the same events."""
+    from pipeline.features.personal.agent import PersonalHandler
+    from pipeline.stream.batch import Lane
+
+    def personal(settings: Any, keys: Keys) -> list[Any]:
+        return [Lane(PersonalHandler(settings, keys))]
+
+    def topic_of(_: Event) -> str:
+        return "bench"
+
+    return await _batches_row(
+        "personal agent batches", redis_url, "bench-personal", personal, topic_of, events, 1000, 10
+    )
 
 
 async def bench_default_worker(events: list[Event], redis_url: str) -> dict[str, Any]:
@@ -199,52 +238,19 @@ async def bench_default_worker(events: list[Event], redis_url: str) -> dict[str,
     (what a worker behind a backlog takes) vs batches of one message: the worker's per-event
     cost without Kafka and Faust, which ``bench ingest`` adds."""
     from pipeline.features.registry import AGENT_GROUPS, declared_topics
-    from pipeline.stream.app import make_lanes, phases_of
-    from pipeline.stream.batch import RawMessage, process_lanes
-    from pipeline.stream.fence import Position
+    from pipeline.stream.app import make_lanes
 
-    async def run(prefix: str, chosen: list[Event], batch: int) -> float:
-        settings = load_settings(redis_url=redis_url, key_prefix=prefix)
-        keys = Keys(settings.key_prefix)
-        topics = declared_topics(settings)
-        phases = phases_of(make_lanes(settings, keys, list(AGENT_GROUPS), topics))
-        messages = [
-            RawMessage(
-                Position(topics.for_event_type(e.event_type), 0, i), e.user_id.encode(), e.to_json()
-            )
-            for i, e in enumerate(chosen)
-        ]
-        store = connect(settings)
+    topics = declared_topics(load_settings())
 
-        async def no_dead_letters(_: list) -> None:
-            raise AssertionError("benchmark events are valid")
+    def every_group(settings: Any, keys: Keys) -> list[Any]:
+        return make_lanes(settings, keys, list(AGENT_GROUPS), topics)
 
-        try:
-            started = time.perf_counter()
-            for start in range(0, len(messages), batch):
-                for phase in phases:
-                    await process_lanes(
-                        store,
-                        keys,
-                        phase,
-                        messages[start : start + batch],
-                        no_dead_letters,
-                        settings.dedup_window_s * 1000,
-                        settings.dedup_max_ids,
-                    )
-            return time.perf_counter() - started
-        finally:
-            await store.close()
+    def topic_of(event: Event) -> str:
+        return topics.for_event_type(event.event_type)
 
-    ours = await run("bench-default", events, 500)
-    few = events[: max(1, len(events) // 20)]
-    baseline = await run("bench-default-1", few, 1)
-    return {
-        "name": "default worker batches",
-        "ours": _rate(len(events), ours),
-        "baseline": _rate(len(few), baseline),
-        "baseline_name": "batches of one message",
-    }
+    return await _batches_row(
+        "default worker batches", redis_url, "bench-default", every_group, topic_of, events, 500, 20
+    )
 
 
 def bench_ranking(events: list[Event]) -> dict[str, Any]:
