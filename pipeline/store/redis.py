@@ -126,12 +126,6 @@ def _related_rows(reply: list[bytes]) -> list[tuple[str, float, str]]:
     ]
 
 
-def _number(amount: float) -> float:
-    # Both packers (hiredis, redis-py's) write a float as its repr, which round-trips a
-    # float64 exactly; numpy scalars are converted first (their repr is not a number).
-    return float(amount)
-
-
 def _numbers(amounts: Collection[float]) -> list[str]:
     """Each amount as text that Redis (and Lua's tonumber) reads back as the same float64:
     orjson's shortest form, many times faster than a repr per float (whether Python or
@@ -264,7 +258,7 @@ class RedisStore(Store):
         """Call (or, on a pipeline, queue) the script of a scripted read."""
         _, sets, hidden, exclude, depth, discount, n = op
         keys = [name for zset, weights, _ in sets for name in (zset, weights)] + [hidden]
-        args = [depth, _number(discount), n, exclude, *(label for _, _, label in sets)]
+        args = [depth, float(discount), n, exclude, *(label for _, _, label in sets)]
         return self._read_scripts[op[0]](keys=keys, args=args, client=client)
 
     async def apply(self, writes: Writes) -> None:

@@ -152,28 +152,9 @@ def top_indexes(scores: np.ndarray, n: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     negated = -scores
     cut = np.partition(negated, take - 1)[take - 1]
-    count = 0
-    for i in range(size):
-        if negated[i] <= cut:
-            count += 1
-    candidates = np.empty(count, dtype=np.int64)
-    keys = np.empty(count)
-    count = 0
-    for i in range(size):
-        if negated[i] <= cut:
-            candidates[count] = i
-            keys[count] = negated[i]
-            count += 1
+    candidates = np.flatnonzero(negated <= cut)
+    keys = negated[candidates]
     # A stable sort of candidates in index order: equal scores stay by index.
     order = np.argsort(keys, kind="mergesort")[:take]
-    kept = 0
-    for j in range(order.shape[0]):
-        if keys[order[j]] != np.inf:
-            kept += 1
-    out = np.empty(kept, dtype=np.int64)
-    kept = 0
-    for j in range(order.shape[0]):
-        if keys[order[j]] != np.inf:
-            out[kept] = candidates[order[j]]
-            kept += 1
-    return out
+    best = candidates[order]
+    return best[keys[order] != np.inf]

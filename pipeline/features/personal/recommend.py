@@ -215,7 +215,7 @@ class Recommender:
             source = shared.get(first)
             if source is None:
                 source = shared[first] = {"model": "for_you", "stage": stage}
-                if first and first[0] >= 0:
+                if first[0] >= 0:
                     source["source_items"] = [anchors[rank] for rank in first if rank >= 0]
             out.append({"item_id": ids[index], "score": score, "source": source})
         return out
@@ -224,9 +224,9 @@ class Recommender:
         self, user_id: str, n: int, exclude: set[str] | None
     ) -> tuple[str, np.ndarray, np.ndarray, list[tuple[int, ...]], list[str]] | None:
         """What one list serves: (stage, model indexes, exact scores, for each item the ranks
-        of the first anchors that led to it (-1 past the last; empty rows without
-        attribution), the anchors); None while no item is known. ``exclude`` defaults to
-        what the user bought, consumed or blacklisted."""
+        of the first anchors that led to it (-1 past the last), the anchors); None while no
+        item is known. ``exclude`` defaults to what the user bought, consumed or
+        blacklisted."""
         parts = self.parts(user_id)
         if parts is None:
             return None
@@ -237,7 +237,7 @@ class Recommender:
         indexes, scores = self._top_indexes(parts.blend, n, exclude)
         attribution = parts.attribution
         if attribution is None:
-            return stage, indexes, scores, [()] * len(indexes), []
+            return stage, indexes, scores, [(-1,) * MAX_SOURCE_ITEMS] * len(indexes), []
         ranks = attribution.first_ranks(indexes, MAX_SOURCE_ITEMS)
         return stage, indexes, scores, ranks, attribution.anchors
 
