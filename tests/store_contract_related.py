@@ -92,3 +92,27 @@ async def test_related_blend_reads_unusable_weights_as_zero(store: Store, key: K
         ("e", 1.0, "also_clicked"),
     ]
     assert await store.read(Reads().related_blend(sets, key("hidden"), "x", 0, 0.5, 10)) == [[]]
+
+
+async def test_related_blend_reads_sets_larger_than_one_call(store: Store, key: Key) -> None:
+    """More members than one HMGET/SMISMEMBER of the script takes (1,000 per call): every
+    member's weight and hidden flag is read, the same answer as the core rule."""
+    rng = random.Random(5)
+    members = [f"item-{i}" for i in range(2500)]
+    # The last 500 by count (what the last call reads) are the best partners once
+    # discounted (light weights; the others' are heavy): a weight or hidden flag read
+    # from the wrong position or left out changes the answer.
+    last = set(members[2000:])
+    counts = {m: float(rng.randint(1, 5) if m in last else rng.randint(10, 50)) for m in members}
+    weights = {m: float(rng.randint(0, 3) if m in last else 10**6) for m in members}
+    hidden = members[2400:2450]
+    writes = Writes().zadd(key("rel"), counts).hincr_float(key("pop"), weights)
+    await store.apply(writes.sadd(key("hidden"), hidden))
+    sets = [(key("rel"), key("pop"), "also_clicked")]
+    expected = blend_related(
+        {"also_clicked": rank_related(top_by_count(counts, 2500), weights, 0.4, 2500, hidden)},
+        40,
+    )
+    (found,) = await store.read(Reads().related_blend(sets, key("hidden"), "x", 2500, 0.4, 40))
+    assert found == expected
+    assert not {member for member, _, _ in found} & set(hidden)
