@@ -1,0 +1,43 @@
+"""RankedScores keeps its keys in rank order as scores move up, down and stay."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pipeline.core.ranked import RankedScores
+
+
+def ranking(scores: dict[str, float]) -> list[tuple[str, float]]:
+    """The rule: descending score, ties by key ascending."""
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_changes_keep_the_rank_order_of_a_full_sort(seed: int) -> None:
+    """Increases, decreases (to below zero), zero changes and new keys, with many ties
+    (small integer amounts over few keys): after every change the order is what sorting
+    every score gives, and ``add`` answers the new score."""
+    rng = random.Random(seed)
+    ranked = RankedScores({f"k{i}": float(rng.randint(0, 3)) for i in range(20)})
+    scores = ranked.as_dict()
+    for _ in range(3000):
+        key = f"k{rng.randint(0, 40)}"
+        amount = float(rng.choice([-3, -1, 0, 1, 1, 1, 2, 5]))
+        expected = scores.get(key, 0.0) + amount
+        scores[key] = expected
+        assert ranked.add(key, amount) == expected
+        assert ranked.top(len(scores) + 1) == ranking(scores)
+    assert len(ranked) == len(scores)
+
+
+def test_top_leaves_out_excluded_keys_and_stops_at_n() -> None:
+    ranked = RankedScores({"a": 1.0, "b": 3.0, "c": 3.0, "d": 2.0})
+    assert ranked.top(2) == [("b", 3.0), ("c", 3.0)]
+    assert ranked.top(2, exclude={"b"}) == [("c", 3.0), ("d", 2.0)]
+    assert ranked.top(0) == []
+    ranked.add("a", 2.5)
+    assert ranked.top(1) == [("a", 3.5)]
+    ranked.add("a", -3.0)
+    assert ranked.top(5) == [("b", 3.0), ("c", 3.0), ("d", 2.0), ("a", 0.5)]
