@@ -161,3 +161,21 @@ def test_top_indexes_of_nothing_and_of_only_excluded_items() -> None:
     assert top_indexes(np.zeros(0), 5).tolist() == []
     assert top_indexes(np.full(4, -np.inf), 3).tolist() == []
     assert top_indexes(np.array([1.0, 2.0]), 0).tolist() == []
+
+
+@pytest.mark.parametrize("n", [1, 10, 50])
+def test_top_indexes_of_rising_scores_and_of_a_large_catalog(n: int) -> None:
+    """Scores rising along the vector (every item would be kept on arrival: the selection
+    hands over to the partition) and a catalog of 20,000 items with ties and excluded ones:
+    the same rule, sort by (-score, index) without -inf."""
+    rng = np.random.default_rng(n)
+    rising = np.arange(5000, dtype=np.float64)
+    rising[::7] = -np.inf
+    large = np.round(rng.random(20_000), 3)
+    large[rng.random(20_000) < 0.1] = -np.inf
+    for scores in (rising, large, rising.astype(np.float32)):
+        expected = sorted(
+            (i for i in range(len(scores)) if scores[i] != -np.inf),
+            key=lambda i: (-scores[i], i),
+        )
+        assert top_indexes(scores, n).tolist() == expected[:n]
