@@ -142,20 +142,6 @@ def first_anchors(
 
 
 @compiled
-def _top_by_partition(scores: np.ndarray, take: int) -> np.ndarray:
-    """:func:`top_indexes` by one partition (the ``take``-th best value) and a sort of the
-    items at or above it."""
-    negated = -scores
-    cut = np.partition(negated, take - 1)[take - 1]
-    candidates = np.flatnonzero(negated <= cut)
-    keys = negated[candidates]
-    # A stable sort of candidates in index order: equal scores stay by index.
-    order = np.argsort(keys, kind="mergesort")[:take]
-    best = candidates[order]
-    return best[keys[order] != np.inf]
-
-
-@compiled
 def top_indexes(scores: np.ndarray, n: int) -> np.ndarray:
     """Indexes of the ``n`` highest ``scores``, best first, ties by index; -inf scores
     (excluded items) never, so fewer when fewer are finite or above.
@@ -188,7 +174,15 @@ def top_indexes(scores: np.ndarray, n: int) -> np.ndarray:
             kept += 1
         budget -= 1
         if budget < 0:
-            return _top_by_partition(scores, take)
+            # One partition finds the take-th best value; only the items at or above it
+            # are sorted, stably in index order so that equal scores stay by index.
+            negated = -scores
+            cut = np.partition(negated, take - 1)[take - 1]
+            candidates = np.flatnonzero(negated <= cut)
+            keys = negated[candidates]
+            order = np.argsort(keys, kind="mergesort")[:take]
+            best = candidates[order]
+            return best[keys[order] != np.inf]
         while at > 0 and kept_score[at - 1] < value:
             kept_score[at] = kept_score[at - 1]
             kept_index[at] = kept_index[at - 1]
@@ -196,3 +190,4 @@ def top_indexes(scores: np.ndarray, n: int) -> np.ndarray:
         kept_score[at] = value
         kept_index[at] = i
     return kept_index[:kept].copy()
+
