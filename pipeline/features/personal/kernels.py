@@ -191,3 +191,19 @@ def top_indexes(scores: np.ndarray, n: int) -> np.ndarray:
         kept_index[at] = i
     return kept_index[:kept].copy()
 
+
+@compiled
+def normal_from_words(words: np.ndarray, n: int, std: float) -> np.ndarray:
+    """``n`` normal(0, ``std``) draws (float32) from ``n`` rounded up to even uniform 32-bit
+    ``words`` by Box-Muller: the first half of the words give the radii, the second the
+    angles; draw ``j`` < half is ``radius * cos``, the rest ``radius * sin``."""
+    pairs = words.shape[0] // 2
+    out = np.empty(n, dtype=np.float32)
+    for j in range(pairs):
+        # Uniform in (0, 1): never 0, so the logarithm is finite.
+        radius = np.sqrt(-2.0 * np.log((words[j] + 0.5) / 4294967296.0))
+        angle = 2.0 * np.pi * (words[pairs + j] + 0.5) / 4294967296.0
+        out[j] = std * radius * np.cos(angle)
+        if pairs + j < n:
+            out[pairs + j] = std * radius * np.sin(angle)
+    return out

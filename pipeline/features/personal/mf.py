@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import hashlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.features.personal.kernels import sgd_step
+from pipeline.features.personal.kernels import normal_from_words, sgd_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +50,14 @@ class FactorConfig:
 
 
 def _stable_vector(key: str, n: int, std: float, seed: int) -> np.ndarray:
-    """A reproducible initial vector for an id: the same on every worker and every replay."""
-    rng = np.random.default_rng((zlib.crc32(key.encode()), seed))
-    return rng.normal(0.0, std, n).astype(np.float32)
+    """A reproducible initial vector for an id: the same on every worker, every replay and
+    every platform. Normal(0, ``std``) draws by Box-Muller from SHAKE-256 of (``seed``,
+    ``key``): about a tenth of the cost of seeding a numpy generator per id (50-100 µs),
+    which every new user and item pays, and logs with many one-off users have many."""
+    raw = hashlib.shake_256(seed.to_bytes(8, "little", signed=True) + key.encode()).digest(
+        8 * ((n + 1) // 2)
+    )
+    return normal_from_words(np.frombuffer(raw, dtype="<u4"), n, std)
 
 
 def encode_vector(vector: np.ndarray) -> str:

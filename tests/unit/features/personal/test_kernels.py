@@ -1,6 +1,6 @@
 """The compiled kernels of the personal engine equal the same formulas in numpy: the factor
-model's SGD step, the neighbour scores' totals (bit for bit) the anchors that led to an item
-and the best items of a list."""
+model's SGD step, the neighbour scores' totals (bit for bit) the anchors that led to an item,
+the best items of a list and the normal draws of new ids' vectors."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from pipeline.features.personal.kernels import (
     first_anchors,
     neighbour_totals,
+    normal_from_words,
     sgd_step,
     top_indexes,
 )
@@ -179,3 +180,19 @@ def test_top_indexes_of_rising_scores_and_of_a_large_catalog(n: int) -> None:
             key=lambda i: (-scores[i], i),
         )
         assert top_indexes(scores, n).tolist() == expected[:n]
+
+
+@pytest.mark.parametrize("n", [1, 5, 32])
+def test_normal_from_words_is_box_muller_of_the_words(n: int) -> None:
+    """The first half of the words give the radii, the second the angles; cos then sin."""
+    words = np.random.default_rng(n).integers(0, 2**32, 2 * ((n + 1) // 2)).astype("<u4")
+    uniform = (words.astype(np.float64) + 0.5) / 2**32
+    pairs = len(words) // 2
+    radius = np.sqrt(-2.0 * np.log(uniform[:pairs]))
+    angle = 2.0 * np.pi * uniform[pairs:]
+    expected = 0.3 * np.concatenate((radius * np.cos(angle), radius * np.sin(angle)))[:n]
+    found = normal_from_words(words, n, 0.3)
+    assert found.dtype == np.float32
+    np.testing.assert_allclose(found, expected.astype(np.float32), rtol=1e-6)
+    extreme = normal_from_words(np.array([0, 0, 2**32 - 1, 2**32 - 1], dtype="<u4"), 4, 1.0)
+    assert np.isfinite(extreme).all()
