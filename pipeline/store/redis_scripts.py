@@ -102,9 +102,7 @@ return 0
 # ones, are scored count / (weight + 1) ^ discount (a weight that is missing, not a number,
 # negative or NaN counts 0) and ranked, ties by member bytes (compared byte by byte: Lua's
 # ``<`` on strings follows the server's locale); one set answers its ``n`` best with its
-# label, several are scaled by their best and summed ("blend"). Only the ``n`` best are put
-# in order (a selection in one pass): sorting every member took most of the script's time.
-# Members go to HMGET and
+# label, several are scaled by their best and summed ("blend"). Members go to HMGET and
 # SMISMEMBER in chunks (Lua unpacks about 8,000 values at most). Scores go back as %.17g
 # strings, which Python parses to the same doubles. Declared read-only (Redis 7): it runs
 # during a write pause and on replicas.
@@ -167,16 +165,15 @@ local function best(names, scores, size)
   end
   for i = 1, size do
     local member, score = names[i], scores[i]
-    local at = kept + 1
-    if kept == n then
+    local at = nil
+    if kept < n then
+      kept = kept + 1
+      at = kept
+    else
       local last = top_scores[kept]
       if score > last or (score == last and bytes_less(member, top_names[kept])) then
         at = kept
-      else
-        at = nil
       end
-    else
-      kept = kept + 1
     end
     if at ~= nil then
       while at > 1 do

@@ -194,9 +194,10 @@ def top_indexes(scores: np.ndarray, n: int) -> np.ndarray:
 
 @compiled
 def normal_from_words(words: np.ndarray, n: int, std: float) -> np.ndarray:
-    """``n`` normal(0, ``std``) draws (float32) from ``n`` rounded up to even uniform 32-bit
-    ``words`` by Box-Muller: the first half of the words give the radii, the second the
-    angles; draw ``j`` < half is ``radius * cos``, the rest ``radius * sin``."""
+    """``n`` normal(0, ``std``) draws (float32) by Box-Muller from ``words``, an even
+    number (at least ``n``) of uniform 32-bit values: the first half give the radii, the
+    second the angles; draw ``j`` of the first half is ``radius * cos``, the rest
+    ``radius * sin``."""
     pairs = words.shape[0] // 2
     out = np.empty(n, dtype=np.float32)
     for j in range(pairs):
