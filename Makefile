@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 # apt needs root; use sudo when we are not root and it exists.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): the integration tests mostly wait on the broker and Redis,
+# so two processes halve the suite on 2 cores. 0 runs everything in this process.
+TEST_WORKERS ?= 2
 BENCH_EVENTS ?= 30000
 
 .DEFAULT_GOAL := help
@@ -33,10 +36,10 @@ test: setup ## Run the whole test suite (unit + integration on embedded services
 	@# The browser tests drive Debian's chromium (no Playwright/Selenium downloads).
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
 		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-unit: setup ## Run the unit tests only (no services needed)
-	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests/unit $(PYTEST_ARGS)
 
 lint: setup ## Lint (ruff), check formatting and types (mypy)
 	$(BIN)/ruff check .

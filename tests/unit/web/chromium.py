@@ -241,7 +241,7 @@ async def launch(profile_dir: Path, log_path: Path | None = None) -> AsyncIterat
             log.close()  # type: ignore[union-attr]
     page: Page | None = None
     try:
-        url = await _page_socket_url(port, process, 20.0)
+        url = await _page_socket_url(port, process, 60.0)
         socket = await connect(url, max_size=None, open_timeout=10)
         page = Page(socket)
         await page.send("Page.enable")
