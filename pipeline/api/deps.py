@@ -17,6 +17,7 @@ from pipeline.api.http import DEADLINE_FACTOR, store_call
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import Availability
+from pipeline.features.related.read import RelatedLists
 from pipeline.store.base import Store
 
 # Longest item list any endpoint returns, and longest user list (segments).
@@ -30,6 +31,7 @@ class ServiceContext:
     keys: Keys
     store: Store
     availability: Availability
+    related_lists: RelatedLists
 
     @property
     def deadline_s(self) -> float:

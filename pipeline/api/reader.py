@@ -39,6 +39,7 @@ from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import Availability
 from pipeline.features.registry import FEATURES
+from pipeline.features.related.read import RelatedLists
 from pipeline.store.base import StoreError
 from pipeline.store.redis import connect
 from pipeline.web.routes import install_demo
@@ -52,7 +53,13 @@ def create_reader_app(settings: Settings) -> FastAPI:
         # connect() is lazy: the reader starts even while Redis is down (readyz says 503).
         store = connect(settings, timeout_s=settings.redis_timeout_s)
         keys = Keys(settings.key_prefix)
-        app.state.context = ServiceContext(settings, keys, store, Availability(keys))
+        app.state.context = ServiceContext(
+            settings,
+            keys,
+            store,
+            Availability(keys),
+            RelatedLists(settings.reader_related_cache_ms / 1000),
+        )
         try:
             yield
         finally:

@@ -45,6 +45,14 @@ class ServiceSettings(BaseSettings):
         ge=1024,
         description="Largest request body the reader accepts (rank requests); larger ones get 413.",
     )
+    reader_related_cache_ms: int = Field(
+        1000,
+        ge=0,
+        le=60_000,
+        description="How long a reader keeps an item's related list (ranked in Redis from "
+        "every stored partner) before ranking it again; items that become unavailable leave "
+        "it at once. 0: every request ranks.",
+    )
     collector_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body."
     )

@@ -1,11 +1,14 @@
 """Related items of one item, ranked now: co-occurrence counts with the popularity discount
 applied at read time (``count / (popularity + 1) ** discount``), unavailable items left out.
 The store ranks and blends (:meth:`pipeline.store.base.Reads.related_blend`; in Redis a
-script), so a request reads ``n`` rows, not every partner with its popularity."""
+script), so a request reads ``n`` rows, not every partner with its popularity. A reader
+keeps each ranked list for a moment (:class:`RelatedLists`): a popular item's list is ranked
+once per ``reader_related_cache_ms``, not once per request."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.core.feedback import SIGNALS
@@ -15,6 +18,50 @@ from pipeline.features.catalog.read import Availability
 from pipeline.features.content.read import SIMILAR_CONTENT, read_similar
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS
 from pipeline.store.base import Reads, Store
+
+# (item_id, relation or None, n, depth, discount): what a ranked list depends on.
+ListKey = tuple[str, str | None, int, int, float]
+
+
+class RelatedLists:
+    """Ranked related lists as a reader keeps them: each for at most ``max_age_s``.
+
+    Ranking reads and discounts every stored partner of the item in Redis (hundreds for a
+    popular item), the one process every reader shares; a product page asks for the same
+    item's list many times a second. A kept list is served only while none of its items is
+    unavailable (the caller passes the unavailable items of the moment), so a withdrawn
+    item leaves at once; new co-occurrences and popularity reach it within ``max_age_s``.
+    ``max_age_s`` 0 keeps nothing. At most ``limit`` lists are kept (the oldest go first).
+    """
+
+    def __init__(
+        self, max_age_s: float, limit: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_age_s = max_age_s
+        self.limit = limit
+        self.clock = clock
+        self._lists: dict[ListKey, tuple[float, list[dict[str, Any]]]] = {}
+
+    def get(self, key: ListKey, hidden: frozenset[str]) -> list[dict[str, Any]] | None:
+        """The kept list of ``key`` when it is young enough and holds no ``hidden`` item."""
+        kept = self._lists.get(key)
+        if kept is None:
+            return None
+        ranked_at, entries = kept
+        if self.clock() - ranked_at >= self.max_age_s or any(
+            entry["item_id"] in hidden for entry in entries
+        ):
+            del self._lists[key]
+            return None
+        return entries
+
+    def put(self, key: ListKey, entries: list[dict[str, Any]]) -> None:
+        if self.max_age_s <= 0:
+            return
+        self._lists.pop(key, None)
+        if len(self._lists) >= self.limit:
+            del self._lists[next(iter(self._lists))]
+        self._lists[key] = (self.clock(), entries)
 
 
 async def read_related(
@@ -26,6 +73,7 @@ async def read_related(
     n: int,
     depth: int,
     discount: float,
+    lists: RelatedLists | None = None,
 ) -> list[dict[str, Any]]:
     """Related items of ``item_id``, best first, as the personal engine's ``related`` ranks
     them: one relation, or all blended (``relation`` None). ``depth`` partners are read per
@@ -38,9 +86,32 @@ async def read_related(
     its look-alikes until co-occurrences take their places. The engine's ``related`` (what
     ``pipeline evaluate`` scores) has no content and ranks only the learned part.
     Unavailable items are those of the catalog's unavailable set as the read finds it;
-    stored partners that break the id contract are never served."""
+    stored partners that break the id contract are never served.
+
+    With ``lists``, a list ranked less than its ``max_age_s`` ago is served again (one GET
+    of the catalog version instead of the ranking; entries are shared: do not change them)."""
     if relation == SIMILAR_CONTENT:
         return await read_similar(store, keys, availability, item_id, n, depth)
+    if lists is None or lists.max_age_s <= 0:
+        return await _rank_related(store, keys, availability, item_id, relation, n, depth, discount)
+    key = (item_id, relation, n, depth, discount)
+    kept = lists.get(key, await availability.hidden(store))
+    if kept is None:
+        kept = await _rank_related(store, keys, availability, item_id, relation, n, depth, discount)
+        lists.put(key, kept)
+    return kept
+
+
+async def _rank_related(
+    store: Store,
+    keys: Keys,
+    availability: Availability,
+    item_id: str,
+    relation: str | None,
+    n: int,
+    depth: int,
+    discount: float,
+) -> list[dict[str, Any]]:
     relations = [relation] if relation else list(RELATIONS)
     # Ranked and blended in Redis (one reply of n rows, not every partner and its
     # popularity): Reads.related_blend applies pipeline.core.blend's rule, the engine's.

@@ -68,6 +68,7 @@ async def answer(ctx: ServiceContext, item_id: str, relation: str | None, n: int
             n,
             depth,
             settings.related_discount,
+            ctx.related_lists,
         )
     return {"item_id": item_id, "relation": relation or "blend", "items": items}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.items import new_item_window
@@ -33,7 +33,7 @@ from pipeline.features.personal.read import (
 )
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.read import rank_items
-from pipeline.features.related.read import positive_events, read_related
+from pipeline.features.related.read import RelatedLists, positive_events, read_related
 from pipeline.features.scenarios.engine import (
     Candidate,
     ReservedInput,
@@ -94,6 +94,8 @@ class Reader:
     keys: Keys
     settings: Settings
     availability: Availability
+    # Related lists kept between requests (the reader's); none kept by default.
+    related_lists: RelatedLists = field(default_factory=lambda: RelatedLists(0))
 
     async def candidates(
         self, source: SourceSpec, known: Known, depth: int, now_ms: int
@@ -140,6 +142,7 @@ class Reader:
                     depth,
                     max(depth, settings.related_max_neighbours),
                     settings.related_discount,
+                    self.related_lists,
                 )
                 for anchor in anchors
             )

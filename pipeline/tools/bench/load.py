@@ -1,8 +1,9 @@
 """HTTP load from another process: wrk when installed (Debian package ``wrk``), else a small
 keep-alive client in Python (slower: it can limit what a fast endpoint shows).
 
-``python -m pipeline.tools.bench.load URL SECONDS CONNECTIONS`` prints one JSON object:
-``{"requests_per_s", "p50_ms", "p99_ms", "errors", "tool"}``.
+``python -m pipeline.tools.bench.load URL SECONDS CONNECTIONS [PATH...]`` prints one JSON
+object: ``{"requests_per_s", "p50_ms", "p99_ms", "errors", "tool"}``. With paths, the requests
+go to them in turn (on the URL's host) instead of to the URL.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,18 +21,44 @@ from urllib.parse import urlsplit
 import orjson
 
 
-def run_load(url: str, seconds: float, connections: int) -> dict[str, Any]:
-    """Load ``url`` for ``seconds`` with ``connections`` kept-alive connections."""
+def run_load(
+    url: str, seconds: float, connections: int, paths: list[str] | None = None
+) -> dict[str, Any]:
+    """Load ``url`` for ``seconds`` with ``connections`` kept-alive connections; with
+    ``paths`` (path and query), each connection requests them in turn instead."""
     if shutil.which("wrk"):
-        return _wrk(url, seconds, connections)
-    argv = [sys.executable, "-m", "pipeline.tools.bench.load", url, str(seconds), str(connections)]
+        return _wrk(url, seconds, connections, paths or [])
+    argv = [
+        sys.executable,
+        "-m",
+        "pipeline.tools.bench.load",
+        url,
+        str(seconds),
+        str(connections),
+        *(paths or []),
+    ]
     done = subprocess.run(argv, capture_output=True, check=True, timeout=seconds + 60)
     return dict(orjson.loads(done.stdout))
 
 
-def _wrk(url: str, seconds: float, connections: int) -> dict[str, Any]:
+# wrk's request hook: the paths in turn.
+WRK_PATHS = """paths = {%s}
+turn = 0
+request = function()
+  turn = turn %% #paths + 1
+  return wrk.format("GET", paths[turn])
+end
+"""
+
+
+def _wrk(url: str, seconds: float, connections: int, paths: list[str]) -> dict[str, Any]:
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if paths:
+            script.write(WRK_PATHS % ", ".join(orjson.dumps(path).decode() for path in paths))
+            script.flush()
+            argv[1:1] = ["-s", script.name]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
@@ -50,13 +78,17 @@ def _percentile(out: str, label: str) -> float:
     return value / 1000.0 if unit == "us" else value * 1000.0 if unit == "s" else value
 
 
-async def _connection(host: str, port: int, request: bytes, until: float, out: list[float]) -> int:
+async def _connection(
+    host: str, port: int, requests: list[bytes], until: float, out: list[float]
+) -> int:
     reader, writer = await asyncio.open_connection(host, port)
     errors = 0
+    turn = 0
     try:
         while time.perf_counter() < until:
             started = time.perf_counter()
-            writer.write(request)
+            writer.write(requests[turn])
+            turn = (turn + 1) % len(requests)
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
             await reader.readexactly(length)
@@ -68,15 +100,17 @@ async def _connection(host: str, port: int, request: bytes, until: float, out: l
     return errors
 
 
-async def _python_load(url: str, seconds: float, connections: int) -> dict[str, Any]:
+async def _python_load(
+    url: str, seconds: float, connections: int, paths: list[str]
+) -> dict[str, Any]:
     parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = f"GET {target} HTTP/1.1\r\nHost: {parts.hostname}\r\n\r\n".encode()
+    targets = paths or [parts.path + (f"?{parts.query}" if parts.query else "")]
+    requests = [f"GET {t} HTTP/1.1\r\nHost: {parts.hostname}\r\n\r\n".encode() for t in targets]
     latencies: list[float] = []
     until = time.perf_counter() + seconds
     errors = await asyncio.gather(
         *(
-            _connection(parts.hostname or "127.0.0.1", parts.port or 80, request, until, latencies)
+            _connection(parts.hostname or "127.0.0.1", parts.port or 80, requests, until, latencies)
             for _ in range(connections)
         )
     )
@@ -95,5 +129,7 @@ async def _python_load(url: str, seconds: float, connections: int) -> dict[str, 
 
 
 if __name__ == "__main__":
-    result = asyncio.run(_python_load(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))
+    result = asyncio.run(
+        _python_load(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
+    )
     print(orjson.dumps(result).decode())

@@ -11,6 +11,7 @@ from pipeline.api.deps import ServiceContext
 from pipeline.api.reader import create_reader_app
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import Availability
+from pipeline.features.related.read import RelatedLists
 from pipeline.store.base import Store
 from tests.unit.features.helpers import KEYS, settings
 
@@ -31,7 +32,13 @@ async def reader_on(
     config = config or settings()
     app = create_reader_app(config)
     async with app.router.lifespan_context(app):
-        app.state.context = ServiceContext(config, KEYS, store, Availability(KEYS))
+        app.state.context = ServiceContext(
+            config,
+            KEYS,
+            store,
+            Availability(KEYS),
+            RelatedLists(config.reader_related_cache_ms / 1000),
+        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client

@@ -247,6 +247,17 @@ def test_stop_and_body_timeouts_from_the_environment(monkeypatch: pytest.MonkeyP
     assert loaded.http_body_timeout_s == 2.0
 
 
+def test_related_lists_kept_by_readers_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().reader_related_cache_ms == 1000
+    monkeypatch.setenv("PIPELINE_READER_RELATED_CACHE_MS", "0")
+    assert load_settings().reader_related_cache_ms == 0
+    monkeypatch.setenv("PIPELINE_READER_RELATED_CACHE_MS", "-1")
+    with pytest.raises(ValueError, match="reader_related_cache_ms"):
+        load_settings()
+
+
 def test_variables_named_like_settings_that_are_none_are_logged_by_name(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
