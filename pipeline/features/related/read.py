@@ -88,8 +88,9 @@ async def read_related(
     Unavailable items are those of the catalog's unavailable set as the read finds it;
     stored partners that break the id contract are never served.
 
-    With ``lists``, a list ranked less than its ``max_age_s`` ago is served again (one GET
-    of the catalog version instead of the ranking; entries are shared: do not change them)."""
+    With ``lists``, a list of ``n`` items ranked less than its ``max_age_s`` ago is served
+    again (one GET of the catalog version instead of the ranking; entries are shared: do not
+    change them); a shorter one is ranked at every request."""
     if relation == SIMILAR_CONTENT:
         return await read_similar(store, keys, availability, item_id, n, depth)
     if lists is None or lists.max_age_s <= 0:
@@ -98,7 +99,10 @@ async def read_related(
     kept = lists.get(key, await availability.hidden(store))
     if kept is None:
         kept = await _rank_related(store, keys, availability, item_id, relation, n, depth, discount)
-        lists.put(key, kept)
+        # A shorter list is of an item gaining its first partners (cheap to rank): its next
+        # partner shows at the next request, and a scenario does not fall back meanwhile.
+        if len(kept) >= n:
+            lists.put(key, kept)
     return kept
 
 

@@ -71,20 +71,23 @@ async def test_a_kept_list_is_served_until_it_ages_and_loses_a_withdrawn_item_at
     lists, availability = RelatedLists(1.0, clock=clock), Availability(KEYS)
 
     async def served() -> list[str]:
-        found = await read_related(store, KEYS, availability, "a", None, 10, 200, 0.5, lists)
+        found = await read_related(store, KEYS, availability, "a", None, 2, 200, 0.5, lists)
         return [entry["item_id"] for entry in found]
 
-    await store.apply(Writes().zadd(KEYS.related("also_clicked", "a"), {"b": 5.0, "c": 3.0}))
+    await store.apply(Writes().zadd(KEYS.related("also_clicked", "a"), {"b": 5.0}))
+    # A list shorter than asked is not kept: the item's next partner shows at once.
+    assert await served() == ["b"]
+    await store.apply(Writes().zadd(KEYS.related("also_clicked", "a"), {"c": 3.0}))
     assert await served() == ["b", "c"]
     await store.apply(Writes().zadd(KEYS.related("also_clicked", "a"), {"d": 9.0}))
     assert await served() == ["b", "c"]  # kept: ranked less than a second ago
     clock.now += 1.0
-    assert await served() == ["d", "b", "c"]
+    assert await served() == ["d", "b"]
     writes = Writes().sadd(KEYS.unavailable_items(), ["b"])
     writes.set(KEYS.catalog_version(), "2")
     await store.apply(writes)
     assert await served() == ["d", "c"]
     # Without kept lists every read ranks.
     await store.apply(Writes().zadd(KEYS.related("also_clicked", "a"), {"e": 20.0}))
-    found = await read_related(store, KEYS, availability, "a", None, 10, 200, 0.5)
-    assert [entry["item_id"] for entry in found] == ["e", "d", "c"]
+    found = await read_related(store, KEYS, availability, "a", None, 2, 200, 0.5)
+    assert [entry["item_id"] for entry in found] == ["e", "d"]
