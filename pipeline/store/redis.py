@@ -199,7 +199,6 @@ class RedisStore(Store):
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._scripts = {name: redis.register_script(source) for name, source in SCRIPTED.items()}
         self._read_scripts = {
             name: redis.register_script(source) for name, source in READ_SCRIPTS.items()
         }
@@ -220,19 +219,17 @@ class RedisStore(Store):
             await self._queue_run(pipe, run)
 
     async def _queue_run(self, pipe: Any, run: list[Op]) -> None:
-        # Awaiting a registered script on a pipeline only queues EVALSHA; the pipeline loads
-        # missing scripts (SCRIPT LOAD) before its MULTI is sent.
-        script = self._scripts[run[0][0]]
+        source = SCRIPTED[run[0][0]]
         keys: list[str] = []
         args: list[Scalar] = []
         for op in run:
             op_args = _script_args(op)
             if keys and len(args) + len(op_args) > WRITE_CHUNK:
-                await script(keys=keys, args=args, client=pipe)
+                _queue_eval(pipe, source, keys, args)
                 keys, args = [], []
             keys.append(op[1])
             args.extend(op_args)
-        await script(keys=keys, args=args, client=pipe)
+        _queue_eval(pipe, source, keys, args)
 
     async def read(self, reads: Reads) -> list[Any]:
         ops = reads.ops
@@ -255,10 +252,13 @@ class RedisStore(Store):
         return [[] if _empty_list_read(op) else _answer(op, next(replies)) for op in ops]
 
     def _read_script(self, client: Any, op: Op) -> Any:
-        """Call (or, on a pipeline, queue) the script of a scripted read."""
+        """Call the script of a scripted read (EVALSHA, loading it when Redis lacks it), or
+        queue it on a pipeline (EVAL: see :func:`_queue_eval`)."""
         _, sets, hidden, exclude, depth, discount, n = op
         keys = [name for zset, weights, _ in sets for name in (zset, weights)] + [hidden]
         args = [depth, float(discount), n, exclude, *(label for _, _, label in sets)]
+        if isinstance(client, aioredis.client.Pipeline):
+            return _queue_eval(client, READ_SCRIPTS[op[0]], keys, args)
         return self._read_scripts[op[0]](keys=keys, args=args, client=client)
 
     async def apply(self, writes: Writes) -> None:
@@ -311,6 +311,14 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def _queue_eval(pipe: Any, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """Queue a script on a pipeline as EVAL with its source. redis-py's registered scripts
+    queue EVALSHA and cost the pipeline a SCRIPT EXISTS round trip before it is sent (a
+    transaction cannot meet a missing script halfway); Redis caches the compiled script by
+    its hash either way, and sending a few kilobytes of source costs less than the trip."""
+    return pipe.execute_command("EVAL", source, len(keys), *keys, *args)
 
 
 def _empty_list_read(op: Op) -> bool:

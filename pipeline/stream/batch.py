@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pipeline.core.deadletters import DEAD_LETTER_VALUE_BYTES, build_dead_letter, dead_letter_key
 from pipeline.core.events import Rejection
 from pipeline.core.keys import Keys
-from pipeline.store.base import Store, Writes
+from pipeline.store.base import Reads, Store, Writes
 from pipeline.stream.fence import Position, apply_fenced_groups
 from pipeline.stream.handler import Handler
 from pipeline.stream.metrics import BATCH_SECONDS, REJECTED, count_lane
@@ -37,16 +37,25 @@ class RawMessage:
 SendDeadLetters = Callable[[list[tuple[bytes | None, bytes]]], Awaitable[None]]
 
 
-async def drop_seen_events(store: Store, seen_key: str, records: list[Any]) -> list[Any]:
-    """Records whose ``event_id`` was not applied within the window (nor earlier in the batch)."""
-    ids = [record.event_id for record in records]
-    scores = await store.zmscore(seen_key, ids)
-    seen = {event_id for event_id, score in zip(ids, scores, strict=True) if score is not None}
-    kept = []
-    for record, event_id in zip(records, ids, strict=True):
-        if event_id not in seen:
-            seen.add(event_id)
-            kept.append(record)
+async def drop_seen_events(store: Store, records: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """Per seen-ids key, its records whose ``event_id`` was not applied within the window
+    (nor earlier in the batch): every key's ids are asked in one round trip."""
+    keys = [key for key, found in records.items() if found]
+    reads = Reads()
+    for key in keys:
+        reads.zmscore(key, [record.event_id for record in records[key]])
+    kept: dict[str, list[Any]] = {key: [] for key in records}
+    for key, scores in zip(keys, await store.read(reads) if keys else [], strict=True):
+        found = records[key]
+        seen = {
+            record.event_id
+            for record, score in zip(found, scores, strict=True)
+            if score is not None
+        }
+        for record in found:
+            if record.event_id not in seen:
+                seen.add(record.event_id)
+                kept[key].append(record)
     return kept
 
 
@@ -172,12 +181,20 @@ async def process_lanes(
                     REJECTED.labels(name, messages[index].position.topic).inc(len(refused))
         writes = Writes()
         now_ms = int(time.time() * 1000)
+        deduplicated = {
+            name
+            for name in records
+            if dedup_window_ms and by_name[name].handler.deduplicate and records[name]
+        }
+        fresh_records = await drop_seen_events(
+            store, {keys.seen(name): records[name] for name in deduplicated}
+        )
         for name, found in records.items():
             handler = by_name[name].handler
-            deduplicate = bool(dedup_window_ms) and handler.deduplicate
+            deduplicate = name in deduplicated
             seen_key = keys.seen(name)
-            if deduplicate and found:
-                found = await drop_seen_events(store, seen_key, found)
+            if deduplicate:
+                found = fresh_records[seen_key]
             if found:
                 writes.extend(await handler.plan(store, found))
             applied[name] = [origin[id(record)] for record in found]

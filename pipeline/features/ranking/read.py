@@ -21,7 +21,7 @@ from pipeline.features.ranking.features import (
 )
 from pipeline.features.ranking.model import ClickModel, RankingConfig
 from pipeline.features.users.read import users_attributes
-from pipeline.store.base import Store
+from pipeline.store.base import Reads, Store
 
 SOURCE = {"model": "ranking"}
 
@@ -48,8 +48,9 @@ async def load_learning_state(
     """:func:`load_weights` plus AdaGrad's sums of squared gradients (what the learner needs;
     the reader needs only the weights)."""
     touched = sorted({index for group in indexes for index in group})
-    weights, sums = await asyncio.gather(
-        store.hmget(keys.rank_weights(), touched), store.hmget(keys.rank_sums(), touched)
+    # One round trip for both tables.
+    weights, sums = await store.read(
+        Reads().hmget(keys.rank_weights(), touched).hmget(keys.rank_sums(), touched)
     )
     model.set_weights(_present(touched, weights))
     model.set_sums(_present(touched, sums))

@@ -156,6 +156,42 @@ async def test_a_failing_plan_aborts_and_propagates() -> None:
     assert await applied_offsets(store, KEYS, "counting") == {}
 
 
+class ById(Counting):
+    name = "by_id"
+
+    async def plan(self, store: Store, records: list[Event]) -> Writes:
+        return Writes().hincr_float("t:by_id", {event.event_id: 1.0 for event in records})
+
+
+class CountingReads(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read(self, reads: Any) -> list[Any]:
+        self.reads += 1
+        return await super().read(reads)
+
+
+async def test_each_group_remembers_its_own_event_ids_asked_in_one_round_trip() -> None:
+    store, dead = CountingReads(), DeadLetters()
+    counting, by_id = Counting(), ById()
+    # Only the counting group applied "same" before.
+    await process_lanes(store, KEYS, [Lane(counting)], [message(0, "same")], dead, 60_000)
+    batch = [message(1, "same"), message(2, "new"), message(3, "new")]
+    store.reads = 0
+    applied = await process_lanes(store, KEYS, [Lane(counting), Lane(by_id)], batch, dead, 60_000)
+    reads = store.reads
+    assert applied == {"counting": 1, "by_id": 2}
+    assert await counts(store) == {"a": 2.0}
+    assert {k.decode(): float(v) for k, v in (await store.hgetall("t:by_id")).items()} == {
+        "same": 1.0,
+        "new": 1.0,
+    }
+    # Both groups' seen ids in one read (the in-memory transaction reads its fences directly).
+    assert reads == 1
+
+
 async def test_remembered_event_ids_are_capped() -> None:
     store, handler, dead = MemoryStore(), Counting(), DeadLetters()
     batch = [message(i, f"e{i}") for i in range(5)]
