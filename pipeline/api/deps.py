@@ -33,6 +33,17 @@ class ServiceContext:
     availability: Availability
     related_lists: RelatedLists
 
+    @classmethod
+    def of(cls, settings: Settings, keys: Keys, store: Store) -> ServiceContext:
+        """A reader's context: the store, and the caches it keeps between requests."""
+        return cls(
+            settings,
+            keys,
+            store,
+            Availability(keys),
+            RelatedLists(settings.reader_related_cache_ms / 1000),
+        )
+
     @property
     def deadline_s(self) -> float:
         return self.settings.redis_timeout_s * DEADLINE_FACTOR

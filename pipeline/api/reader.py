@@ -37,9 +37,7 @@ from pipeline.api.http import (
 from pipeline.api.security import READER_ACCESS, install_api_keys, install_cors
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
-from pipeline.features.catalog.read import Availability
 from pipeline.features.registry import FEATURES
-from pipeline.features.related.read import RelatedLists
 from pipeline.store.base import StoreError
 from pipeline.store.redis import connect
 from pipeline.web.routes import install_demo
@@ -53,13 +51,7 @@ def create_reader_app(settings: Settings) -> FastAPI:
         # connect() is lazy: the reader starts even while Redis is down (readyz says 503).
         store = connect(settings, timeout_s=settings.redis_timeout_s)
         keys = Keys(settings.key_prefix)
-        app.state.context = ServiceContext(
-            settings,
-            keys,
-            store,
-            Availability(keys),
-            RelatedLists(settings.reader_related_cache_ms / 1000),
-        )
+        app.state.context = ServiceContext.of(settings, keys, store)
         try:
             yield
         finally:

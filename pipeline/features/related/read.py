@@ -93,29 +93,11 @@ async def read_related(
     change them); a shorter one is ranked at every request."""
     if relation == SIMILAR_CONTENT:
         return await read_similar(store, keys, availability, item_id, n, depth)
-    if lists is None or lists.max_age_s <= 0:
-        return await _rank_related(store, keys, availability, item_id, relation, n, depth, discount)
     key = (item_id, relation, n, depth, discount)
-    kept = lists.get(key, await availability.hidden(store))
-    if kept is None:
-        kept = await _rank_related(store, keys, availability, item_id, relation, n, depth, discount)
-        # A shorter list is of an item gaining its first partners (cheap to rank): its next
-        # partner shows at the next request, and a scenario does not fall back meanwhile.
-        if len(kept) >= n:
-            lists.put(key, kept)
-    return kept
-
-
-async def _rank_related(
-    store: Store,
-    keys: Keys,
-    availability: Availability,
-    item_id: str,
-    relation: str | None,
-    n: int,
-    depth: int,
-    discount: float,
-) -> list[dict[str, Any]]:
+    if lists is not None and lists.max_age_s > 0:
+        kept = lists.get(key, await availability.hidden(store))
+        if kept is not None:
+            return kept
     relations = [relation] if relation else list(RELATIONS)
     # Ranked and blended in Redis (one reply of n rows, not every partner and its
     # popularity): Reads.related_blend applies pipeline.core.blend's rule, the engine's.
@@ -138,6 +120,10 @@ async def _rank_related(
         listed = {entry["item_id"] for entry in found}
         similar = await read_similar(store, keys, availability, item_id, n, depth)
         found += [entry for entry in similar if entry["item_id"] not in listed][: n - len(found)]
+    # A shorter list is of an item gaining its first partners (cheap to rank): its next
+    # partner shows at the next request, and a scenario does not fall back meanwhile.
+    if lists is not None and len(found) >= n:
+        lists.put(key, found)
     return found
 
 

@@ -10,8 +10,6 @@ from fastapi import FastAPI
 from pipeline.api.deps import ServiceContext
 from pipeline.api.reader import create_reader_app
 from pipeline.core.settings import Settings
-from pipeline.features.catalog.read import Availability
-from pipeline.features.related.read import RelatedLists
 from pipeline.store.base import Store
 from tests.unit.features.helpers import KEYS, settings
 
@@ -32,13 +30,7 @@ async def reader_on(
     config = config or settings()
     app = create_reader_app(config)
     async with app.router.lifespan_context(app):
-        app.state.context = ServiceContext(
-            config,
-            KEYS,
-            store,
-            Availability(KEYS),
-            RelatedLists(config.reader_related_cache_ms / 1000),
-        )
+        app.state.context = ServiceContext.of(config, KEYS, store)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
