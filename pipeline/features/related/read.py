@@ -7,8 +7,9 @@ once per ``reader_related_cache_ms``, not once per request."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pipeline.core.feedback import SIGNALS
@@ -32,6 +33,8 @@ class RelatedLists:
     unavailable (the caller passes the unavailable items of the moment), so a withdrawn
     item leaves at once; new co-occurrences and popularity reach it within ``max_age_s``.
     ``max_age_s`` 0 keeps nothing. At most ``limit`` lists are kept (the oldest go first).
+    Requests that miss the same list while it is being ranked wait for that one ranking
+    (:meth:`kept_or_ranked`) instead of each running their own.
     """
 
     def __init__(
@@ -41,6 +44,8 @@ class RelatedLists:
         self.limit = limit
         self.clock = clock
         self._lists: dict[ListKey, tuple[float, list[dict[str, Any]]]] = {}
+        # Lists being ranked -> the ranking's outcome (None: it failed or was cancelled).
+        self._ranking: dict[ListKey, asyncio.Future[list[dict[str, Any]] | None]] = {}
 
     def get(self, key: ListKey, hidden: frozenset[str]) -> list[dict[str, Any]] | None:
         """The kept list of ``key`` when it is young enough and holds no ``hidden`` item."""
@@ -62,6 +67,38 @@ class RelatedLists:
         if len(self._lists) >= self.limit:
             del self._lists[next(iter(self._lists))]
         self._lists[key] = (self.clock(), entries)
+
+    async def kept_or_ranked(
+        self,
+        key: ListKey,
+        hidden: frozenset[str],
+        n: int,
+        rank: Callable[[], Awaitable[list[dict[str, Any]]]],
+    ) -> list[dict[str, Any]]:
+        """The kept list of ``key`` (:meth:`get`), else the outcome of the ranking another
+        request has started, else ``rank()``'s, kept when it holds ``n`` items (a shorter
+        list is of an item gaining its first partners, cheap to rank: its next partner
+        shows at the next request, and a scenario stage does not fall back meanwhile). A
+        request whose shared ranking failed ranks on its own."""
+        kept = self.get(key, hidden)
+        if kept is not None:
+            return kept
+        shared = self._ranking.get(key)
+        if shared is not None:
+            # shield: a waiter's own cancellation must not cancel the ranking of the others.
+            theirs = await asyncio.shield(shared)
+            return theirs if theirs is not None else await rank()
+        outcome: asyncio.Future[list[dict[str, Any]] | None]
+        outcome = self._ranking[key] = asyncio.get_running_loop().create_future()
+        found = None
+        try:
+            found = await rank()
+            if len(found) >= n:
+                self.put(key, found)
+            return found
+        finally:
+            del self._ranking[key]
+            outcome.set_result(found)
 
 
 async def read_related(
@@ -90,14 +127,30 @@ async def read_related(
 
     With ``lists``, a list of ``n`` items ranked less than its ``max_age_s`` ago is served
     again (one GET of the catalog version instead of the ranking; entries are shared: do not
-    change them); a shorter one is ranked at every request."""
+    change them); a shorter one is ranked at every request
+    (:meth:`RelatedLists.kept_or_ranked`)."""
     if relation == SIMILAR_CONTENT:
         return await read_similar(store, keys, availability, item_id, n, depth)
+
+    async def rank() -> list[dict[str, Any]]:
+        return await _ranked(store, keys, availability, item_id, relation, n, depth, discount)
+
+    if lists is None or lists.max_age_s <= 0:
+        return await rank()
     key = (item_id, relation, n, depth, discount)
-    if lists is not None and lists.max_age_s > 0:
-        kept = lists.get(key, await availability.hidden(store))
-        if kept is not None:
-            return kept
+    return await lists.kept_or_ranked(key, await availability.hidden(store), n, rank)
+
+
+async def _ranked(
+    store: Store,
+    keys: Keys,
+    availability: Availability,
+    item_id: str,
+    relation: str | None,
+    n: int,
+    depth: int,
+    discount: float,
+) -> list[dict[str, Any]]:
     relations = [relation] if relation else list(RELATIONS)
     # Ranked and blended in Redis (one reply of n rows, not every partner and its
     # popularity): Reads.related_blend applies pipeline.core.blend's rule, the engine's.
@@ -120,10 +173,6 @@ async def read_related(
         listed = {entry["item_id"] for entry in found}
         similar = await read_similar(store, keys, availability, item_id, n, depth)
         found += [entry for entry in similar if entry["item_id"] not in listed][: n - len(found)]
-    # A shorter list is of an item gaining its first partners (cheap to rank): its next
-    # partner shows at the next request, and a scenario does not fall back meanwhile.
-    if lists is not None and len(found) >= n:
-        lists.put(key, found)
     return found
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from pipeline.features.catalog.read import Availability
@@ -91,3 +94,56 @@ async def test_a_kept_list_is_served_until_it_ages_and_loses_a_withdrawn_item_at
     await store.apply(Writes().zadd(KEYS.related("also_clicked", "a"), {"e": 20.0}))
     found = await read_related(store, KEYS, availability, "a", None, 2, 200, 0.5)
     assert [entry["item_id"] for entry in found] == ["e", "d"]
+
+
+@pytest.mark.asyncio
+async def test_requests_missing_the_same_list_share_one_ranking() -> None:
+    lists = RelatedLists(1.0, clock=Clock())
+    key = ("a", None, 2, 200, 0.5)
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def rank() -> list[dict[str, Any]]:
+        calls.append("rank")
+        await release.wait()
+        return [{"item_id": "b"}, {"item_id": "c"}]
+
+    first = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
+    second = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
+    # A waiter cancelled meanwhile leaves the shared ranking alone.
+    third = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
+    await asyncio.sleep(0)
+    third.cancel()
+    release.set()
+    assert await first == await second == [{"item_id": "b"}, {"item_id": "c"}]
+    assert calls == ["rank"]
+    assert third.cancelled()
+    # Kept: the next request ranks nothing.
+    assert await lists.kept_or_ranked(key, frozenset(), 2, rank) == await first
+    assert calls == ["rank"]
+
+
+@pytest.mark.asyncio
+async def test_a_request_whose_shared_ranking_failed_ranks_on_its_own() -> None:
+    lists = RelatedLists(1.0, clock=Clock())
+    key = ("a", None, 2, 200, 0.5)
+    release = asyncio.Event()
+    attempts: list[int] = []
+
+    async def rank() -> list[dict[str, Any]]:
+        attempts.append(len(attempts))
+        if len(attempts) == 1:
+            await release.wait()
+            raise ConnectionError("redis went away")
+        return [{"item_id": "b"}]
+
+    first = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
+    second = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(ConnectionError):
+        await first
+    # The waiter ranked again; its list is shorter than n, so it is not kept.
+    assert await second == [{"item_id": "b"}]
+    assert await lists.kept_or_ranked(key, frozenset(), 2, rank) == [{"item_id": "b"}]
+    assert attempts == [0, 1, 2]
