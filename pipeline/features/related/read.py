@@ -133,47 +133,35 @@ async def read_related(
         return await read_similar(store, keys, availability, item_id, n, depth)
 
     async def rank() -> list[dict[str, Any]]:
-        return await _ranked(store, keys, availability, item_id, relation, n, depth, discount)
+        relations = [relation] if relation else list(RELATIONS)
+        # Ranked and blended in Redis (one reply of n rows, not every partner and its
+        # popularity): Reads.related_blend applies pipeline.core.blend's rule, the engine's.
+        sets = [
+            (keys.related(name, item_id), keys.popularity(DISCOUNT_BY[name]), name)
+            for name in relations
+        ]
+        reads = Reads().related_blend(sets, keys.unavailable_items(), item_id, depth, discount, n)
+        (rows,) = await store.read(reads)
+        found = [
+            {
+                "item_id": pid,
+                "score": score,
+                "source": {"model": "related", "relation": label, "source_items": [item_id]},
+            }
+            for pid, score, label in rows
+            if valid_id(pid)
+        ]
+        if relation is None and len(found) < n:
+            listed = {entry["item_id"] for entry in found}
+            similar = await read_similar(store, keys, availability, item_id, n, depth)
+            fill = [entry for entry in similar if entry["item_id"] not in listed]
+            found += fill[: n - len(found)]
+        return found
 
     if lists is None or lists.max_age_s <= 0:
         return await rank()
     key = (item_id, relation, n, depth, discount)
     return await lists.kept_or_ranked(key, await availability.hidden(store), n, rank)
-
-
-async def _ranked(
-    store: Store,
-    keys: Keys,
-    availability: Availability,
-    item_id: str,
-    relation: str | None,
-    n: int,
-    depth: int,
-    discount: float,
-) -> list[dict[str, Any]]:
-    relations = [relation] if relation else list(RELATIONS)
-    # Ranked and blended in Redis (one reply of n rows, not every partner and its
-    # popularity): Reads.related_blend applies pipeline.core.blend's rule, the engine's.
-    sets = [
-        (keys.related(name, item_id), keys.popularity(DISCOUNT_BY[name]), name)
-        for name in relations
-    ]
-    reads = Reads().related_blend(sets, keys.unavailable_items(), item_id, depth, discount, n)
-    (rows,) = await store.read(reads)
-    found = [
-        {
-            "item_id": pid,
-            "score": score,
-            "source": {"model": "related", "relation": label, "source_items": [item_id]},
-        }
-        for pid, score, label in rows
-        if valid_id(pid)
-    ]
-    if relation is None and len(found) < n:
-        listed = {entry["item_id"] for entry in found}
-        similar = await read_similar(store, keys, availability, item_id, n, depth)
-        found += [entry for entry in similar if entry["item_id"] not in listed][: n - len(found)]
-    return found
 
 
 async def positive_events(store: Store, keys: Keys, item_ids: Sequence[str]) -> dict[str, float]:
