@@ -209,16 +209,16 @@ class RedisStore(Store):
         run: list[Op] = []
         for op in writes.ops:
             if run and op[0] != run[0][0]:
-                await self._queue_run(pipe, run)
+                self._queue_run(pipe, run)
                 run = []
             if op[0] in SCRIPTED:
                 run.append(op)
             else:
                 _queue_plain(pipe, op)
         if run:
-            await self._queue_run(pipe, run)
+            self._queue_run(pipe, run)
 
-    async def _queue_run(self, pipe: Any, run: list[Op]) -> None:
+    def _queue_run(self, pipe: Any, run: list[Op]) -> None:
         source = SCRIPTED[run[0][0]]
         keys: list[str] = []
         args: list[Scalar] = []
