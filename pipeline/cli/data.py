@@ -104,12 +104,13 @@ def produce(path, catalog: bool) -> None:  # type: ignore[no-untyped-def]
 )
 @click.option(
     "--profile",
-    type=click.Choice(["default", "dense", "fresh"]),
+    type=click.Choice(["default", "dense", "fresh", "listings"]),
     default="default",
     show_default=True,
     help="dense: hundreds of events per user, 3,000 items with a long tail, ratings, drifting "
     "tastes, items released during the log. fresh: a steady stream of new items, each "
-    "popular at its release and fading (news, drops, listings).",
+    "popular at its release and fading (news, drops). listings: 15,000 items nearly all "
+    "released during the log, each fading within about 2,000 events (classifieds, jobs).",
 )
 @click.option("--users", type=int, default=None, help="Users (default: the profile's).")
 @click.option("--items", type=int, default=None, help="Items (default: the profile's).")

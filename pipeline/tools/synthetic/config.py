@@ -146,6 +146,24 @@ PROFILES: dict[str, dict[str, object]] = {
         "session_steps": 5.0,
         "concurrent_sessions": 50,
     },
+    # "listings": classifieds, jobs, flats: 15,000 items, nearly all released during the
+    # log, each fading within about 2,000 events, so most conversions of a new item come
+    # while it has few events or none, and what it is like (its text) is most of what is
+    # known about it.
+    "listings": {
+        "n_users": 2000,
+        "n_items": 15000,
+        "n_categories": 40,
+        "n_clusters": 20,
+        "popularity_spread": 0.5,
+        "taste_drift": 0.02,
+        "release_fraction": 0.98,
+        "release_span": 150_000,
+        "novelty_boost": 3.0,
+        "novelty_span": 2_000,
+        "session_steps": 5.0,
+        "concurrent_sessions": 50,
+    },
 }
 
 

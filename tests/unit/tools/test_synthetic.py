@@ -372,3 +372,14 @@ def test_novelty_makes_released_items_popular_while_they_are_new() -> None:
         return young / max(young + old, 1)
 
     assert young_share(3.0) > 1.5 * young_share(0.0)
+
+
+def test_the_cli_offers_every_named_profile_and_each_builds() -> None:
+    from pipeline.cli.data import generate
+    from pipeline.tools.synthetic import PROFILES, profile
+
+    (option,) = [param for param in generate.params if param.name == "profile"]
+    assert list(option.type.choices) == list(PROFILES)  # type: ignore[attr-defined]
+    for name in PROFILES:
+        world = SyntheticWorld(profile(name, n_users=20, n_items=60, release_span=500))
+        assert len(list(world.events(200))) == 200
