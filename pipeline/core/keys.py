@@ -19,6 +19,7 @@ they become part of a key, so a crafted id can never address another key.
 | ``{p}:foryou:{user_id}`` | string | JSON list of the user's current "for you" items with scores and sources (TTL) |
 | ``{p}:foryou:pending`` | sorted set | users whose list waits for a recompute (score: when it became stale, epoch ms) |
 | ``{p}:mf:items`` | hash | item_id -> packed float32 ``[index, bias, factors...]`` (added to as deltas) |
+| ``{p}:mf:words`` | hash | content vector bucket -> packed float32 ``[bias, factors...]`` of that word in the factor model (added to as deltas; ``content_factor_rate``) |
 | ``{p}:personal:trending:{gen}`` | hash | item_id -> forward-decayed count (1-day half-life) behind cold users' lists |
 | ``{p}:related:{relation}:{item_id}`` | sorted set | partner item -> co-occurrence count (capped) |
 | ``{p}:related:anchors`` | set | items that have related lists (loaded by a starting personal worker) |
@@ -116,6 +117,9 @@ class Keys:
 
     def mf_items(self) -> str:
         return f"{self.prefix}:mf:items"
+
+    def mf_words(self) -> str:
+        return f"{self.prefix}:mf:words"
 
     def cold_trending(self, generation: int) -> str:
         return f"{self.prefix}:personal:trending:{int(generation)}"

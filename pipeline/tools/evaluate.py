@@ -13,7 +13,8 @@ Cold start is reported apart: the cases whose item is *new* (created, or first s
 log, less than ``new_item_age_ms`` before the conversion; an item never seen before is new)
 and the cases of *new users* (fewer than ``new_user_events`` earlier events with an item).
 
-With a catalog whose items have text and content on (``content_taste_weight`` above 0),
+With a catalog whose items have text and content on (``content_taste_weight`` or
+``content_factor_rate`` above 0),
 the items' content vectors reach the engine as the
 content agent would give them to the personal agent: each item when it is created (at the
 start when it has no ``created_at``). A second engine that never gets them learns the same
@@ -28,6 +29,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from pipeline.core.events import Event, event_from_dict
 from pipeline.core.items import Item
@@ -178,22 +181,28 @@ def _component_tops(engine: Engine, user_id: str, k: int, seen: set[str]) -> dic
 def load_kernels(config: PersonalConfig) -> None:
     """Load the engine's compiled kernels (numba compiles them, or loads them from its
     cache, on first use: one to two seconds once per process) by learning and ranking a
-    few clicks on a throwaway engine, so that the replay's timer measures events only."""
-    engine = Engine(config)
-    for n, (user, item) in enumerate((("u", "a"), ("u", "b"), ("v", "b"), ("v", "c"))):
-        engine.learn(
-            event_from_dict(
-                {
-                    "event_id": f"load-{n}",
-                    "type": "click",
-                    "user_id": user,
-                    "item_id": item,
-                    "timestamp": 1_700_000_000_000 + n,
-                }
+    few clicks on throwaway engines, so that the replay's timer measures events only: one
+    without and one with words in its factor model (``words.py``), whatever ``config``
+    says, so that every kernel is loaded."""
+    text = np.zeros(config.content_dim, dtype=np.float32)
+    text[0] = 1.0
+    for rate in (0.0, 0.1):
+        engine = Engine(replace(config, content_factor_rate=rate))
+        engine.set_content({"a": text})
+        for n, (user, item) in enumerate((("u", "a"), ("u", "b"), ("v", "b"), ("v", "c"))):
+            engine.learn(
+                event_from_dict(
+                    {
+                        "event_id": f"load-{n}",
+                        "type": "click",
+                        "user_id": user,
+                        "item_id": item,
+                        "timestamp": 1_700_000_000_000 + n,
+                    }
+                )
             )
-        )
-    engine.recommend("u", 3)
-    engine.related("a", 3)
+        engine.recommend("u", 3)
+        engine.related("a", 3)
 
 
 def evaluate(
@@ -218,10 +227,12 @@ def evaluate(
     ordered = sorted(events, key=lambda event: event.timestamp_ms)
     engine = Engine(config)
     feed = None
-    if catalog and content is not None and config.blend.content_taste_weight > 0:
+    if catalog and content is not None and config.content_on:
         feed = ContentFeed(catalog, content)
     # Content off: the configuration with the taste weight at 0 (the default engine).
-    off = replace(config, blend=replace(config.blend, content_taste_weight=0.0))
+    off = replace(
+        config, blend=replace(config.blend, content_taste_weight=0.0), content_factor_rate=0.0
+    )
     plain = Engine(off) if feed is not None else None
     names = (*RECOMMENDERS, WITHOUT_CONTENT) if plain is not None else RECOMMENDERS
     # The catalog's creation times (what makes an item new), as a worker reads them.

@@ -37,6 +37,7 @@ EXCLUDED_VALUES: dict[str, str] = {
     # (faults or not). Bounded by the scale-out tolerance, not compared here.
     r"user:.+:factors": "user factors: SGD depends on cross-partition interleaving",
     r"mf:items": "item factors: SGD depends on cross-partition interleaving",
+    r"mf:words": "the words' factors (content on): SGD, as the item factors",
     r"rank:weights": "click model weights: SGD depends on cross-partition interleaving",
     r"rank:sums": "click model AdaGrad sums: squared gradients depend on the weights above",
     r"foryou:.+": "for-you lists are computed from the factors above",

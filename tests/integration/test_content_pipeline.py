@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from pipeline.api.collector import create_collector_app
@@ -153,6 +154,55 @@ async def test_new_items_get_content_neighbours_and_users_are_data(
                     lambda found: found == {},
                     20,
                     "the forget",
+                )
+            except AssertionError:
+                print(log_tail(log))
+                raise
+    finally:
+        await store.close()
+        worker.stop()
+
+
+async def test_words_join_the_factor_model_through_the_worker(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    """Words in the factor model (``content_factor_rate``): a click on an item with text
+    writes the rows of its words to ``{p}:mf:words``, and a new item with text joins the
+    shopper's list (the factor model) before anyone touches it."""
+    settings = isolated.model_copy(update={"content_factor_rate": 0.2})
+    await apply_topics(settings.kafka_bootstrap, declared_topics(settings).specs)
+    log = tmp_path / "worker.log"
+    worker = pipeline_process(settings, ["worker", "--agents", "catalog,content,personal"], log)
+    store = connect(settings)
+    keys = Keys(settings.key_prefix)
+    try:
+        async with collector_client(settings) as collector, reader_client(settings) as reader:
+            try:
+                assert (await collector.post("/v1/items", json=ITEMS)).status_code == 200
+                vector = await wait_for(
+                    lambda: store.get(keys.content_vector("shoes/trail-1")),
+                    bool,
+                    60,
+                    "the trail shoe's content vector",
+                )
+                shopper = "shop/u3"
+                for n in range(3):
+                    await post_click(collector, shopper, "shoes/trail-1", n)
+                rows = await wait_for(
+                    lambda: store.hgetall(keys.mf_words()), bool, 30, "the words' rows"
+                )
+                # Rows of [bias, factors...] for exactly the buckets of the shoe's text.
+                buckets = np.flatnonzero(np.frombuffer(vector, dtype="<f4"))
+                assert sorted(int(b) for b in rows) == buckets.tolist()
+                assert {len(row) for row in rows.values()} == {4 * (settings.mf_factors + 1)}
+                await wait_for(lambda: foryou(reader, shopper), bool, 30, "the shopper's list")
+                newcomer = {**NEWCOMER, "created_at": int(time.time() * 1000)}
+                assert (await collector.post("/v1/items", json=newcomer)).status_code == 200
+                await wait_for(
+                    lambda: foryou(reader, shopper),
+                    lambda ids: "shoes/trail-2" in ids,
+                    30,
+                    "the new shoe in the shopper's list",
                 )
             except AssertionError:
                 print(log_tail(log))

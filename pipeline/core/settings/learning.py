@@ -206,6 +206,15 @@ class LearningSettings(BaseSettings):
         "the user's recent items' texts is blended in with this weight, fading as the item "
         "gathers events (docs/content.md).",
     )
+    content_factor_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Learning rate of the words' factors in the for-you factor model (0: "
+        "off). Above 0, an item with text counts as its own factors plus its words', learned "
+        "from every event of items with text, so an item nobody has touched yet scores by "
+        "what its words mean to the user (docs/content.md).",
+    )
     content_refresh_users: int = Field(
         1000,
         ge=0,

@@ -96,7 +96,7 @@ class PersonalHandler(EventHandler):
         # With content on: the users of recent batches (at most ``content_refresh_users``),
         # whose lists are queued in ``content_queue`` when items join from their text; the
         # idle work (only) recomputes them, so a batch never waits for them.
-        on = self.settings.content_taste_weight > 0
+        on = self.engine.config.content_on
         self.recent = RecentUsers(
             self.settings.content_refresh_users if on else 0, self.settings.user_ttl_s * 1000
         )
@@ -196,7 +196,7 @@ class PersonalHandler(EventHandler):
 
     def _new_items_matter(self) -> bool:
         """Whether the lists use items' creation times (``new_item_weight``, content)."""
-        return self.settings.new_item_weight > 0 or self.settings.content_taste_weight > 0
+        return self.settings.new_item_weight > 0 or self.engine.config.content_on
 
     async def _load_items(self, store: Store) -> None:
         await state.load_items(store, self.keys, self.engine, int(time.time() * 1000))
@@ -205,7 +205,7 @@ class PersonalHandler(EventHandler):
                 store, self.keys, self.engine, list(self.engine.model.item_ids), self.clock()
             )
         self.pending = dict.fromkeys(await state.load_pending(store, self.keys, MAX_PENDING_LOADED))
-        if self.settings.content_taste_weight > 0:
+        if self.engine.config.content_on:
             vectors, self.content_version = await all_vectors(
                 store, self.keys, self.settings.content_dim
             )
@@ -221,7 +221,7 @@ class PersonalHandler(EventHandler):
     async def _load_content(self, store: Store) -> None:
         """The item vectors the content agent changed since the engine last looked: new
         items join the factor model from their content neighbours (``content.py``)."""
-        if self.settings.content_taste_weight <= 0:
+        if not self.engine.config.content_on:
             return
         vectors, self.content_version = await changed_vectors(
             store, self.keys, self.settings.content_dim, self.content_version

@@ -23,4 +23,5 @@ def personal_config(settings: Settings) -> PersonalConfig:
         related=related_config(settings),
         feedback=settings.feedback,
         content_dim=settings.content_dim,
+        content_factor_rate=settings.content_factor_rate,
     )

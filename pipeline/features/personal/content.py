@@ -65,7 +65,8 @@ class ContentTaste:
                     self.count -= 1
                 continue
             if index is None:
-                start = self._neighbour_start(model, vector)
+                # With words in the factor model, they place the item (``words.py``).
+                start = None if model.words is not None else self._neighbour_start(model, vector)
                 if start is None:
                     index = model.add_item_like(item_id, None)
                 else:

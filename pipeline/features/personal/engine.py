@@ -26,6 +26,7 @@ from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHi
 from pipeline.features.personal.mf import FactorConfig
 from pipeline.features.personal.neighbours import NeighbourIndex
 from pipeline.features.personal.recommend import BlendConfig, Recommendation, Recommender
+from pipeline.features.personal.words import WordFactors
 from pipeline.features.related.model import (
     CoOccurrence,
     Pair,
@@ -46,6 +47,15 @@ class PersonalConfig:
     feedback: Feedback
     # Size of the content vectors (settings ``content_dim``); others are ignored.
     content_dim: int
+    # Learning rate of the words' factors (``words.py``; settings ``content_factor_rate``;
+    # 0: items' words are not in the factor model).
+    content_factor_rate: float = 0.0
+
+    @property
+    def content_on(self) -> bool:
+        """Whether the engine takes content vectors: a content taste weight or a content
+        factor rate above 0."""
+        return self.blend.content_taste_weight > 0 or self.content_factor_rate > 0
 
 
 @dataclass
@@ -56,6 +66,8 @@ class Changes:
     items: set[str] = field(default_factory=set)
     # item -> (delta, base) of its stored factor row (``ImplicitMF.drain_deltas``).
     item_deltas: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)
+    # bucket -> delta of its stored words' row (``WordFactors.drain_deltas``).
+    word_deltas: dict[str, tuple[bytes, None]] = field(default_factory=dict)
     removed_users: set[str] = field(default_factory=set)
     # anonymous id -> user id, from logins in this batch.
     aliases: dict[str, str] = field(default_factory=dict)
@@ -87,9 +99,11 @@ class Engine:
         self.created = CreationTimes()
         # (now_ms, told version, item count) -> the new items' indexes (new_item_indexes).
         self._new_items: tuple[tuple[int, int, int] | None, np.ndarray] = (None, np.zeros(0))
-        if c.blend.content_taste_weight > 0:
+        if c.content_on:
             # Items that joined from their content are no negatives before their first event.
             self.model.use_negative_pool([])
+        if c.content_factor_rate > 0:
+            self.model.words = WordFactors(self.taste, self.model.n_factors, c.content_factor_rate)
         self.recommender = Recommender(self)
         self.changes = Changes()
         # The latest event time learned: the engine's "now" (what counts as a new item).
@@ -191,10 +205,14 @@ class Engine:
         rows are written with the next drain. ``created_ms``, when given: the items'
         creation times (an item of ``vectors`` missing there has none; see
         :meth:`set_created`). Returns the items that joined.
-        Ignored while ``content_taste_weight`` is 0 (content off: the default)."""
-        if self.config.blend.content_taste_weight <= 0:
+        Ignored while content is off (:attr:`PersonalConfig.content_on`: the default)."""
+        if not self.config.content_on:
             return []
         added = self.taste.update(self.model, vectors)
+        words = self.model.words
+        if words is not None:
+            index = self.model.item_index
+            words.changed([index[item] for item in vectors if item in index])
         if created_ms is not None:
             self.set_created({item: created_ms.get(item) for item in vectors})
         self.changes.items.update(added)
@@ -291,6 +309,8 @@ class Engine:
         changes, self.changes = self.changes, Changes()
         changes.item_deltas = self.model.drain_deltas()
         changes.items |= changes.item_deltas.keys()
+        if self.model.words is not None:
+            changes.word_deltas = self.model.words.drain_deltas()
         return changes
 
     # --- recommending (recommend.py) ----------------------------------------------------------
@@ -351,3 +371,18 @@ class Engine:
         new = [(item, row) for item, row in rows.items() if item not in model.item_index]
         for item_id, row in sorted(new, key=lambda pair: (model.row_index(pair[1]), pair[0])):
             model.set_item_row(item_id, row)
+
+    def restore_words(self, rows: dict[str, bytes]) -> None:
+        """Stored rows of the words' factors (``WordFactors.restore``); ignored while the
+        words are not in the factor model."""
+        if self.model.words is not None:
+            self.model.words.restore(rows)
+
+    def word_buckets(self, item_ids: list[str]) -> list[str]:
+        """The stored words' rows that ``item_ids``' texts hold (none while the words are
+        not in the factor model): what a batch of them reads again."""
+        words = self.model.words
+        if words is None:
+            return []
+        index = self.model.item_index
+        return words.buckets([index[item] for item in item_ids if item in index])

@@ -208,3 +208,122 @@ def normal_from_words(words: np.ndarray, n: int, std: float) -> np.ndarray:
         if pairs + j < n:
             out[pairs + j] = std * radius * np.sin(angle)
     return out
+
+
+@compiled
+def content_sgd_step(
+    item_factors: np.ndarray,
+    item_bias: np.ndarray,
+    user: np.ndarray,
+    index: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    rate: float,
+    l2: float,
+    content: np.ndarray,
+    word_factors: np.ndarray,
+    word_bias: np.ndarray,
+    word_rate: float,
+) -> np.ndarray:
+    """:func:`sgd_step` of a factor model whose items with text are their own row plus
+    their words' (``words.py``): item ``r`` counts as ``item_factors[r] + content[r] @
+    word_factors`` and ``item_bias[r] + content[r] @ word_bias`` (``content`` rows past its
+    end, and rows of zeros, have no words). The item rows move as in :func:`sgd_step`; each
+    word row the step's items hold moves by ``word_rate`` times its gradient (summed over
+    the items, with one L2 shrink). Every gradient is taken at the values before the step."""
+    k = user.shape[0]
+    n = index.shape[0]
+    dim = word_factors.shape[0]
+    held = content.shape[0]
+    vectors = np.empty((n, k), dtype=np.float32)
+    gradient = np.empty(n, dtype=np.float32)
+    for j in range(n):
+        row = index[j]
+        extra = np.float32(0.0)
+        for d in range(k):
+            vectors[j, d] = item_factors[row, d]
+        if row < held:
+            for b in range(dim):
+                x = content[row, b]
+                if x != 0:
+                    extra += x * word_bias[b]
+                    for d in range(k):
+                        vectors[j, d] += x * word_factors[b, d]
+        logit = np.float32(0.0)
+        for d in range(k):
+            logit += vectors[j, d] * user[d]
+        logit += item_bias[row] + extra
+        logit = min(max(logit, np.float32(-30.0)), np.float32(30.0))
+        predicted = np.float32(1.0) / (np.float32(1.0) + np.exp(-logit))
+        gradient[j] = weights[j] * (labels[j] - predicted)
+    step = np.float32(rate)
+    shrink = np.float32(l2)
+    updated = np.empty(k, dtype=np.float32)
+    for d in range(k):
+        total = np.float32(0.0)
+        for j in range(n):
+            total += gradient[j] * vectors[j, d]
+        updated[d] = user[d] + step * (total - shrink * user[d])
+    sums = np.zeros((dim, k + 1), dtype=np.float32)
+    touched = np.zeros(dim, dtype=np.bool_)
+    for j in range(n):
+        row = index[j]
+        if row < held:
+            for b in range(dim):
+                x = content[row, b]
+                if x != 0:
+                    touched[b] = True
+                    sums[b, 0] += gradient[j] * x
+                    for d in range(k):
+                        sums[b, d + 1] += gradient[j] * x * user[d]
+    moves = np.empty((n, k), dtype=np.float32)
+    for j in range(n):
+        row = index[j]
+        for d in range(k):
+            moves[j, d] = step * (gradient[j] * user[d] - shrink * item_factors[row, d])
+    for j in range(n):
+        row = index[j]
+        for d in range(k):
+            item_factors[row, d] += moves[j, d]
+        item_bias[row] += step * gradient[j]
+    word_step = np.float32(word_rate)
+    for b in range(dim):
+        if touched[b]:
+            word_bias[b] += word_step * sums[b, 0]
+            for d in range(k):
+                word_factors[b, d] += word_step * (sums[b, d + 1] - shrink * word_factors[b, d])
+    return updated
+
+
+@compiled
+def content_rows(
+    rows: np.ndarray,
+    columns: np.ndarray,
+    values: np.ndarray,
+    word_factors: np.ndarray,
+    word_bias: np.ndarray,
+    begin: int,
+    end: int,
+    factors: np.ndarray,
+    bias: np.ndarray,
+) -> None:
+    """The words' part of items ``begin`` to ``end`` (``content_sgd_step``):
+    ``factors[i] = content[i] @ word_factors`` and ``bias[i] = content[i] @ word_bias``,
+    where the content's non-zero weights are given as ``values`` at (``rows``,
+    ``columns``), sorted by row (what ``numpy.nonzero`` gives); items without any are
+    zeros."""
+    k = word_factors.shape[1]
+    for i in range(begin, end):
+        bias[i] = 0.0
+        for d in range(k):
+            factors[i, d] = 0.0
+    first = np.searchsorted(rows, begin)
+    for entry in range(first, rows.shape[0]):
+        i = rows[entry]
+        if i >= end:
+            break
+        x = values[entry]
+        bucket = columns[entry]
+        bias[i] += x * word_bias[bucket]
+        for d in range(k):
+            factors[i, d] += x * word_factors[bucket, d]

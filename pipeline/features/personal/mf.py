@@ -21,11 +21,14 @@ import hashlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.features.personal.kernels import normal_from_words, sgd_step
+
+if TYPE_CHECKING:
+    from pipeline.features.personal.words import WordFactors
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,8 @@ class ImplicitMF:
         self._created: set[int] = set()
         # Indexes negatives are drawn from, ascending; None: every item (the default).
         self.negative_pool: list[int] | None = None
+        # Items with text count their words' factors too (``words.py``); None: off.
+        self.words: WordFactors | None = None
 
     # --- River contract ----------------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
@@ -148,7 +153,11 @@ class ImplicitMF:
         index = self.item_index.get(item)
         if index is None:
             return 0.0
-        logit = float(self.item_factors[index] @ self.user_vector(user) + self.item_bias[index])
+        user_vec = self.user_vector(user)
+        logit = float(self.item_factors[index] @ user_vec + self.item_bias[index])
+        if self.words is not None:
+            factors, bias = self.words.item_part(len(self.item_ids))
+            logit += float(factors[index] @ user_vec + bias[index])
         return 1.0 / (1.0 + np.exp(-logit))
 
     def rank(self, user: str, items: Sequence[str]) -> list[str]:
@@ -240,7 +249,8 @@ class ImplicitMF:
         user_vec = self.user_factors.get(user)
         if user_vec is None:
             user_vec = _stable_vector(user, self.n_factors, self.init_std, self.seed)
-        self.user_factors[user] = sgd_step(
+        step = sgd_step if self.words is None else self.words.step
+        self.user_factors[user] = step(
             self.item_factors,
             self.item_bias,
             user_vec,
@@ -286,7 +296,12 @@ class ImplicitMF:
     def score_all(self, user: str) -> np.ndarray:
         """Logits of every known item (index order of ``item_ids``)."""
         count = len(self.item_ids)
-        return self.item_factors[:count] @ self.user_vector(user) + self.item_bias[:count]
+        user_vec = self.user_vector(user)
+        scores = self.item_factors[:count] @ user_vec + self.item_bias[:count]
+        if self.words is not None:
+            factors, bias = self.words.item_part(count)
+            scores += factors @ user_vec + bias
+        return scores
 
     # --- plain state (no pickles) ------------------------------------------------------------
     def item_row(self, item: str) -> bytes:

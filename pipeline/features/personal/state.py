@@ -3,7 +3,8 @@
 Keys (``pipeline.core.keys``): per user ``user:{id}:history`` (JSON), ``user:{id}:factors``
 (base64 float32), ``user:{id}:alias`` and ``foryou:{id}`` (the served list), all expiring
 when idle; per item ``mf:items`` (index, bias and factors as packed float32, written as
-commutative deltas: ``Writes.hadd_vectors``) and the cold-start popularity
+commutative deltas: ``Writes.hadd_vectors``), per content bucket ``mf:words`` (the words'
+factors, ``words.py``, written the same way) and the cold-start popularity
 ``personal:trending:{gen}``; related items through ``features.related.state``.
 Nothing is pickled.
 
@@ -38,6 +39,9 @@ async def load_items(store: Store, keys: Keys, engine: Engine, now_ms: int) -> N
     (the generation current at ``now_ms`` and the next) and related lists."""
     stored = await store.hgetall(keys.mf_items())
     engine.restore_items({item.decode(): row for item, row in stored.items()})
+    if engine.model.words is not None:
+        words = await store.hgetall(keys.mf_words())
+        engine.restore_words({bucket.decode(): row for bucket, row in words.items()})
     for signal, counts in (await related_state.load_popularity(store, keys)).items():
         engine.neighbours.load_popularity(signal, counts)
     now_gen = generation(now_ms, engine.trending.half_life_s)
@@ -109,7 +113,14 @@ async def refresh_items(store: Store, keys: Keys, engine: Engine, items: list[st
     reads = Reads().hmget(keys.mf_items(), items)
     for signal in SIGNALS:
         reads.hmget(keys.popularity(signal), items)
-    answers = iter(await store.read(reads))
+    buckets = engine.word_buckets(items)
+    if buckets:
+        reads.hmget(keys.mf_words(), buckets)
+    read = await store.read(reads)
+    if buckets:
+        words = read.pop()
+        engine.restore_words({b: row for b, row in zip(buckets, words, strict=True) if row})
+    answers = iter(read)
     rows = next(answers)
     engine.restore_items({item: row for item, row in zip(items, rows, strict=True) if row})
     for signal in SIGNALS:
@@ -203,6 +214,7 @@ def changes_writes(engine: Engine, changes: Changes, keys: Keys, ttl_s: int) -> 
     for anonymous, user_id in changes.aliases.items():
         writes.set(keys.user_alias(anonymous), user_id, ttl_s)
     writes.hadd_vectors(keys.mf_items(), changes.item_deltas)
+    writes.hadd_vectors(keys.mf_words(), changes.word_deltas)
     related_state.queue_pairs(writes, keys, changes.pairs, engine.config.related.max_neighbours)
     related_state.queue_popularity(writes, keys, changes.popularity)
     cold: dict[int, dict[str, float]] = {}

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.asyncio
 MINUTE = 60_000
 CONVERSIONS = ("buy", "basket", "consume", "rate")
 # Learned models (see the module docstring) and the for-you work queue.
-LEARNED = (":factors", ":foryou:", ":mf:items")
+LEARNED = (":factors", ":foryou:", ":mf:items", ":mf:words")
 
 
 def event_log(seed: int = 3, users: int = 5, per_user: int = 24) -> list[dict[str, Any]]:
