@@ -21,6 +21,32 @@ from pipeline.core.compiled import compiled
 
 
 @compiled
+def _move_items(
+    item_factors: np.ndarray,
+    item_bias: np.ndarray,
+    user: np.ndarray,
+    index: np.ndarray,
+    gradient: np.ndarray,
+    step: np.float32,
+    shrink: np.float32,
+) -> None:
+    """The item rows' part of an SGD step: every move is computed from the rows before the
+    step, then applied (an item listed twice gets both)."""
+    n = index.shape[0]
+    k = user.shape[0]
+    moves = np.empty((n, k), dtype=np.float32)
+    for j in range(n):
+        row = index[j]
+        for d in range(k):
+            moves[j, d] = step * (gradient[j] * user[d] - shrink * item_factors[row, d])
+    for j in range(n):
+        row = index[j]
+        for d in range(k):
+            item_factors[row, d] += moves[j, d]
+        item_bias[row] += step * gradient[j]
+
+
+@compiled
 def sgd_step(
     item_factors: np.ndarray,
     item_bias: np.ndarray,
@@ -56,16 +82,7 @@ def sgd_step(
         for j in range(n):
             total += gradient[j] * item_factors[index[j], d]
         updated[d] = user[d] + step * (total - shrink * user[d])
-    moves = np.empty((n, k), dtype=np.float32)
-    for j in range(n):
-        row = index[j]
-        for d in range(k):
-            moves[j, d] = step * (gradient[j] * user[d] - shrink * item_factors[row, d])
-    for j in range(n):
-        row = index[j]
-        for d in range(k):
-            item_factors[row, d] += moves[j, d]
-        item_bias[row] += step * gradient[j]
+    _move_items(item_factors, item_bias, user, index, gradient, step, shrink)
     return updated
 
 
@@ -230,7 +247,9 @@ def content_sgd_step(
     word_factors`` and ``item_bias[r] + content[r] @ word_bias`` (``content`` rows past its
     end, and rows of zeros, have no words). The item rows move as in :func:`sgd_step`; each
     word row the step's items hold moves by ``word_rate`` times its gradient (summed over
-    the items, with one L2 shrink). Every gradient is taken at the values before the step."""
+    the items, with one L2 shrink). Every gradient is taken at the values before the step.
+    Kept apart from :func:`sgd_step` (not that step with no words): its four more
+    arguments cost the plain step about a fifth of its time (measured, 4 -> 5 µs)."""
     k = user.shape[0]
     n = index.shape[0]
     dim = word_factors.shape[0]
@@ -276,16 +295,7 @@ def content_sgd_step(
                     sums[b, 0] += gradient[j] * x
                     for d in range(k):
                         sums[b, d + 1] += gradient[j] * x * user[d]
-    moves = np.empty((n, k), dtype=np.float32)
-    for j in range(n):
-        row = index[j]
-        for d in range(k):
-            moves[j, d] = step * (gradient[j] * user[d] - shrink * item_factors[row, d])
-    for j in range(n):
-        row = index[j]
-        for d in range(k):
-            item_factors[row, d] += moves[j, d]
-        item_bias[row] += step * gradient[j]
+    _move_items(item_factors, item_bias, user, index, gradient, step, shrink)
     word_step = np.float32(word_rate)
     for b in range(dim):
         if touched[b]:
