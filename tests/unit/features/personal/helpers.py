@@ -7,9 +7,12 @@ from typing import Any
 
 from pipeline.core.events import Event, event_from_dict
 from pipeline.core.feedback import Feedback
+from pipeline.core.items import Item
 from pipeline.core.settings import DEFAULT_EVENT_WEIGHTS, load_settings
+from pipeline.features.content.config import content_config
+from pipeline.features.content.engine import ContentEngine
 from pipeline.features.personal.config import personal_config
-from pipeline.features.personal.engine import PersonalConfig
+from pipeline.features.personal.engine import Engine, PersonalConfig
 from pipeline.features.personal.history import HistoryLimits
 
 T0 = 1_767_225_600_000
@@ -44,3 +47,16 @@ def event_at(kind: str, user: str, item: str | None, t: int, **extra: Any) -> Ev
     if item is not None:
         body["item_id"] = item
     return event_from_dict({**body, **extra})
+
+
+def kitchen_and_garden(**overrides: Any) -> tuple[Engine, ContentEngine]:
+    """An engine configured with setting ``overrides`` that was given the content vectors
+    of fifteen kitchen items (``k0``..``k14``) and fifteen garden items (``g0``..), and the
+    content engine that made them (for more items of the same vocabulary)."""
+    settings = load_settings(**overrides)
+    engine = Engine(personal_config(settings))
+    content = ContentEngine(content_config(settings))
+    words = {"k": "kitchen knife steel chef", "g": "garden hose green water"}
+    items = [Item(f"{g}{n}", (), title=f"{w} {n}") for g, w in words.items() for n in range(15)]
+    engine.set_content(content.apply(items).vectors)
+    return engine, content

@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 
 from pipeline.core.items import Item
-from pipeline.core.settings import load_settings
-from pipeline.features.content.config import content_config
 from pipeline.features.content.engine import ContentEngine
 from pipeline.features.personal.content import ContentTaste
 from pipeline.features.personal.engine import Engine
 from pipeline.features.personal.mf import ImplicitMF
-from tests.unit.features.personal.helpers import from_settings, make_event
+from tests.unit.features.personal.helpers import kitchen_and_garden, make_event
 
 DIM = 8
 
@@ -86,12 +84,7 @@ def test_taste_scores_are_cosines_with_the_weighted_recent_items() -> None:
 
 
 def catalog_engine(weight: float) -> tuple[Engine, ContentEngine]:
-    settings = load_settings(content_taste_weight=weight)
-    engine = Engine(from_settings(content_taste_weight=weight))
-    content = ContentEngine(content_config(settings))
-    words = {"k": "kitchen knife steel chef", "g": "garden hose green water"}
-    items = [Item(f"{g}{n}", (), title=f"{w} {n}") for g, w in words.items() for n in range(15)]
-    engine.set_content(content.apply(items).vectors)
+    engine, content = kitchen_and_garden(content_taste_weight=weight)
     rng = np.random.default_rng(1)
     t = 0
     for user in range(20):

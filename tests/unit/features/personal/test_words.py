@@ -10,8 +10,6 @@ import pytest
 
 from pipeline.core.items import Item
 from pipeline.core.keys import Keys
-from pipeline.core.settings import load_settings
-from pipeline.features.content.config import content_config
 from pipeline.features.content.engine import ContentEngine
 from pipeline.features.personal import state
 from pipeline.features.personal.content import ContentTaste
@@ -20,7 +18,7 @@ from pipeline.features.personal.kernels import content_rows, content_sgd_step, s
 from pipeline.features.personal.words import REFRESH_STEPS, WordFactors
 from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
-from tests.unit.features.personal.helpers import from_settings, make_event
+from tests.unit.features.personal.helpers import kitchen_and_garden, make_event
 
 K, DIM = 4, 8
 
@@ -200,13 +198,8 @@ def test_the_words_part_of_items_is_kept_until_the_words_moved_enough() -> None:
 
 
 def word_engine(rate: float) -> tuple[Engine, ContentEngine]:
-    """Users who click kitchen items and users who click garden items, all with text."""
-    settings = load_settings(content_factor_rate=rate)
-    engine = Engine(from_settings(content_factor_rate=rate))
-    content = ContentEngine(content_config(settings))
-    texts = {"k": "kitchen knife steel chef", "g": "garden hose green water"}
-    items = [Item(f"{g}{n}", (), title=f"{w} {n}") for g, w in texts.items() for n in range(15)]
-    engine.set_content(content.apply(items).vectors)
+    """Users who buy kitchen items and users who buy garden items, all with text."""
+    engine, content = kitchen_and_garden(content_factor_rate=rate)
     rng = np.random.default_rng(1)
     t = 0
     for _ in range(10):
