@@ -9,9 +9,8 @@ asking for recommendations (``recommend.py``) before each event is learned.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from pipeline.core.decay import DecayedCounts
 from pipeline.core.events import FORGET, Event
 from pipeline.core.feedback import Feedback
 from pipeline.core.items import new_item_window
+from pipeline.features.personal.changes import Changes
 from pipeline.features.personal.content import ContentTaste
 from pipeline.features.personal.created import CreationTimes
 from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHistory
@@ -56,31 +56,6 @@ class PersonalConfig:
         """Whether the engine takes content vectors: a content taste weight or a content
         factor rate above 0."""
         return self.blend.content_taste_weight > 0 or self.content_factor_rate > 0
-
-
-@dataclass
-class Changes:
-    """What learning touched since the last drain: the agent writes exactly this."""
-
-    users: set[str] = field(default_factory=set)
-    items: set[str] = field(default_factory=set)
-    # item -> (delta, base) of its stored factor row (``ImplicitMF.drain_deltas``).
-    item_deltas: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)
-    # bucket -> delta of its stored words' row (``WordFactors.drain_deltas``).
-    word_deltas: dict[str, tuple[bytes, None]] = field(default_factory=dict)
-    removed_users: set[str] = field(default_factory=set)
-    # anonymous id -> user id, from logins in this batch.
-    aliases: dict[str, str] = field(default_factory=dict)
-    # Users a forget erased: every stored key of theirs goes before anything of the batch is
-    # written (``users`` holds them again when events after the forget started a new state).
-    forgotten: set[str] = field(default_factory=set)
-    # Ids whose alias key goes (before the batch's new aliases are written).
-    unaliased: set[str] = field(default_factory=set)
-    pairs: list[Pair] = field(default_factory=list)
-    # (signal, item_id) -> count of positive events.
-    popularity: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
-    # (generation, item_id) -> forward-decayed increment of the cold-start trending counts.
-    trending: dict[tuple[int, str], float] = field(default_factory=lambda: defaultdict(float))
 
 
 class Engine:

@@ -24,7 +24,8 @@ from pipeline.core.decay import expire_at_s, generation
 from pipeline.core.events import Event
 from pipeline.core.feedback import SIGNALS
 from pipeline.core.keys import Keys
-from pipeline.features.personal.engine import Changes, Engine
+from pipeline.features.personal.changes import Changes
+from pipeline.features.personal.engine import Engine
 from pipeline.features.related import state as related_state
 from pipeline.store.base import Reads, Store, Writes
 
