@@ -19,7 +19,9 @@ the items' content vectors reach the engine as the
 content agent would give them to the personal agent: each item when it is created (at the
 start when it has no ``created_at``). A second engine that never gets them learns the same
 events in the same run, and its for-you list is reported as ``personal_without_content``:
-what content adds, measured on the same cases.
+what content adds, measured on the same cases. With a catalog and the freshness prior on
+(``freshness_rate`` above 0, ``age.py``), that second engine runs without the prior too
+(and without text).
 """
 
 from __future__ import annotations
@@ -182,13 +184,14 @@ def load_kernels(config: PersonalConfig) -> None:
     """Load the engine's compiled kernels (numba compiles them, or loads them from its
     cache, on first use: one to two seconds once per process) by learning and ranking a
     few clicks on throwaway engines, so that the replay's timer measures events only: one
-    without and one with words in its factor model (``words.py``), whatever ``config``
-    says, so that every kernel is loaded."""
+    without and one with words and the freshness prior in its factor model (``words.py``,
+    ``age.py``), whatever ``config`` says, so that every kernel is loaded."""
     text = np.zeros(config.content_dim, dtype=np.float32)
     text[0] = 1.0
     for rate in (0.0, 0.1):
-        engine = Engine(replace(config, content_factor_rate=rate))
+        engine = Engine(replace(config, content_factor_rate=rate, freshness_rate=rate))
         engine.set_content({"a": text})
+        engine.set_created({"a": 1_700_000_000_000})
         for n, (user, item) in enumerate((("u", "a"), ("u", "b"), ("v", "b"), ("v", "c"))):
             engine.learn(
                 event_from_dict(
@@ -229,11 +232,16 @@ def evaluate(
     feed = None
     if catalog and content is not None and config.content_on:
         feed = ContentFeed(catalog, content)
-    # Content off: the configuration with the taste weight at 0 (the default engine).
+    # Content off: the configuration without what it learns from the catalog's items (text
+    # and creation times): the default engine.
     off = replace(
-        config, blend=replace(config.blend, content_taste_weight=0.0), content_factor_rate=0.0
+        config,
+        blend=replace(config.blend, content_taste_weight=0.0),
+        content_factor_rate=0.0,
+        freshness_rate=0.0,
     )
-    plain = Engine(off) if feed is not None else None
+    compare = feed is not None or (bool(catalog) and config.freshness_rate > 0)
+    plain = Engine(off) if compare else None
     names = (*RECOMMENDERS, WITHOUT_CONTENT) if plain is not None else RECOMMENDERS
     # The catalog's creation times (what makes an item new), as a worker reads them.
     created = {item.item_id: item.created_at_ms for item in catalog}

@@ -210,3 +210,64 @@ async def test_words_join_the_factor_model_through_the_worker(
     finally:
         await store.close()
         worker.stop()
+
+
+async def test_the_freshness_prior_learns_through_the_worker(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    """The freshness prior (``freshness_rate``): clicks on items published seconds ago and
+    on items published a year ago teach the prior in ``{p}:mf:age`` that fresh items are
+    clicked more (each click draws negatives from every item met)."""
+    settings = isolated.model_copy(update={"freshness_rate": 0.2})
+    await apply_topics(settings.kafka_bootstrap, declared_topics(settings).specs)
+    log = tmp_path / "worker.log"
+    worker = pipeline_process(settings, ["worker", "--agents", "catalog,personal"], log)
+    store = connect(settings)
+    keys = Keys(settings.key_prefix)
+    now_ms = int(time.time() * 1000)
+    year_ms = 365 * 86_400_000
+    old = [{"item_id": f"old-{n}", "created_at": now_ms - year_ms} for n in range(4)]
+    fresh = [{"item_id": f"fresh-{n}", "created_at": now_ms} for n in range(2)]
+    names = [item["item_id"] for item in old + fresh]
+    try:
+        async with collector_client(settings) as collector:
+            try:
+                assert (await collector.post("/v1/items", json=old + fresh)).status_code == 200
+                await wait_for(
+                    lambda: store.zmscore(keys.items(), names),
+                    lambda scores: None not in scores,
+                    60,
+                    "the catalog's creation times",
+                )
+                for n, item in enumerate(names[:4]):
+                    await post_click(collector, "reader/0", item, n)
+                for user in range(4):
+                    for n, item in enumerate(names[4:]):
+                        await post_click(collector, f"reader/{user + 1}", item, 10 + n)
+
+                async def learned() -> bool:
+                    last = [("reader/0", "old-3")] + [
+                        (f"reader/{u}", "fresh-1") for u in (1, 2, 3, 4)
+                    ]
+                    for user, item in last:
+                        history = await store.get(keys.user_history(user))
+                        if history is None or item.encode() not in history:
+                            return False
+                    return True
+
+                # The prior is written with the users' histories, in the same transaction.
+                await wait_for(learned, bool, 60, "every click learned")
+                stored = await store.hget(keys.mf_age(), "bias")
+                assert stored is not None and len(stored) == 4 * 32
+                prior = np.frombuffer(stored, dtype="<f4")
+                year_bucket = int(np.log2(year_ms / 1000 + 1))
+                learned = np.flatnonzero(prior)
+                fresh_buckets = learned[learned < 12]
+                assert year_bucket in learned and len(fresh_buckets)
+                assert prior[fresh_buckets].min() > prior[year_bucket]
+            except AssertionError:
+                print(log_tail(log))
+                raise
+    finally:
+        await store.close()
+        worker.stop()

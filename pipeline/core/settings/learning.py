@@ -182,6 +182,16 @@ class LearningSettings(BaseSettings):
         "for-you lists (0: new items ranked like any other).",
     )
 
+    freshness_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Learning rate of the for-you factor model's freshness prior (0: off). "
+        "Above 0, an item with a created_at counts a bias of its age (powers of two "
+        "seconds), learned from every event, so the lists weigh an item's age by what it "
+        "said on this site so far (docs/content.md).",
+    )
+
     # --- content (item text) ------------------------------------------------------------------
     content_dim: int = Field(
         256,

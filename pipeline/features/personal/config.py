@@ -24,4 +24,5 @@ def personal_config(settings: Settings) -> PersonalConfig:
         feedback=settings.feedback,
         content_dim=settings.content_dim,
         content_factor_rate=settings.content_factor_rate,
+        freshness_rate=settings.freshness_rate,
     )

@@ -78,6 +78,11 @@ class CreationTimes:
     def since(self, model: ImplicitMF, since_ms: float, until_ms: float = np.inf) -> np.ndarray:
         """Whether each model item (index order) was created at ``since_ms`` or later (and
         at ``until_ms`` or earlier)."""
+        created = self.times(model)
+        return (created >= since_ms) & (created <= until_ms)
+
+    def times(self, model: ImplicitMF) -> np.ndarray:
+        """The creation time of each model item (index order; -inf: none or untold)."""
         n = len(model.item_ids)
         self._fit(n)
         if self.waiting and self.matched < n:
@@ -86,8 +91,7 @@ class CreationTimes:
                 if value is not None:
                     self.by_index[index] = value
         self.matched = n
-        created = self.by_index[:n]
-        return (created >= since_ms) & (created <= until_ms)
+        return self.by_index[:n]
 
     def _fit(self, size: int) -> None:
         if size > len(self.by_index):

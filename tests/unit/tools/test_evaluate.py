@@ -292,12 +292,12 @@ def test_the_kernels_are_loaded_before_the_replay_is_timed() -> None:
     inside the timed replay."""
     script = (
         "from pipeline.core.settings import load_settings\n"
-        "from pipeline.features.personal import kernels\n"
+        "from pipeline.features.personal import age, kernels\n"
         "from pipeline.features.personal.config import personal_config\n"
         "from pipeline.tools.evaluate import load_kernels\n"
         "load_kernels(personal_config(load_settings()))\n"
         # Private helpers are compiled into the kernels that call them.
-        "found = [getattr(kernels, n) for n in dir(kernels) if not n.startswith('_')]\n"
+        "found = [getattr(m, n) for m in (kernels, age) for n in dir(m) if n[0] != '_']\n"
         "found = [k for k in found if hasattr(k, 'signatures')]\n"
         "print(len(found), sum(1 for k in found if k.signatures))\n"
     )
@@ -305,5 +305,5 @@ def test_the_kernels_are_loaded_before_the_replay_is_timed() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     total, loaded = map(int, done.stdout.split())
-    assert total >= 4
+    assert total >= 10
     assert loaded == total
