@@ -24,16 +24,25 @@ from pipeline.core.ranked import RankedScores
 GENERATION_HALF_LIVES = 32
 
 
+# Half-life -> (generation, its landmark, the next one's) of the latest time asked: events
+# come in time order, so nearly every call falls in the generation of the call before.
+_LAST: dict[float, tuple[int, float, float]] = {}
+
+
 def generation(timestamp_ms: float, half_life_s: float) -> int:
     """Generation whose landmark lies at or before ``timestamp_ms``: the largest ``g`` with
     ``landmark_ms(g) <= timestamp_ms``, exactly as :func:`landmark_ms` computes it (a plain
     division can round across the boundary when the half-life is not a round number)."""
+    last = _LAST.get(half_life_s)
+    if last is not None and last[1] <= timestamp_ms < last[2]:
+        return last[0]
     period_ms = GENERATION_HALF_LIVES * half_life_s * 1000.0
     gen = math.floor(timestamp_ms / period_ms)
     if landmark_ms(gen, half_life_s) > timestamp_ms:
-        return gen - 1
-    if landmark_ms(gen + 1, half_life_s) <= timestamp_ms:
-        return gen + 1
+        gen -= 1
+    elif landmark_ms(gen + 1, half_life_s) <= timestamp_ms:
+        gen += 1
+    _LAST[half_life_s] = (gen, landmark_ms(gen, half_life_s), landmark_ms(gen + 1, half_life_s))
     return gen
 
 
@@ -63,8 +72,8 @@ def spread(weight: float, timestamp_ms: int, half_life_s: float) -> list[tuple[i
     """``(generation, amount)`` an event adds: to its own generation and to the next."""
     gen = generation(timestamp_ms, half_life_s)
     return [
-        (target, forward_weight(weight, timestamp_ms, target, half_life_s))
-        for target in (gen, gen + 1)
+        (gen, forward_weight(weight, timestamp_ms, gen, half_life_s)),
+        (gen + 1, forward_weight(weight, timestamp_ms, gen + 1, half_life_s)),
     ]
 
 
