@@ -21,7 +21,7 @@ from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.registry import declared_topics
 from pipeline.features.users.read import user_attributes
-from pipeline.store.redis import connect
+from pipeline.store.redis import RedisStore, connect
 from pipeline.stream.kafka import apply_topics
 from tests.integration.helpers import (
     get_json,
@@ -75,92 +75,99 @@ async def collector_client(settings: Settings) -> AsyncIterator[httpx.AsyncClien
         yield client
 
 
+@asynccontextmanager
+async def worker_of(
+    settings: Settings, agents: str, logs: Path
+) -> AsyncIterator[tuple[RedisStore, Keys]]:
+    """A worker of ``agents`` on ``settings`` (topics created; its log in ``logs``), and a
+    store on its Redis; an assertion that fails inside prints the worker's log."""
+    log = logs / "worker.log"
+    await apply_topics(settings.kafka_bootstrap, declared_topics(settings).specs)
+    worker = pipeline_process(settings, ["worker", "--agents", agents], log)
+    store = connect(settings)
+    try:
+        yield store, Keys(settings.key_prefix)
+    except AssertionError:
+        print(log_tail(log))
+        raise
+    finally:
+        await store.close()
+        worker.stop()
+
+
 async def test_new_items_get_content_neighbours_and_users_are_data(
     isolated: Settings, tmp_path: Path
 ) -> None:
     settings = isolated.model_copy(update={"content_taste_weight": 1.0})
-    await apply_topics(settings.kafka_bootstrap, declared_topics(settings).specs)
-    log = tmp_path / "worker.log"
-    worker = pipeline_process(
-        settings, ["worker", "--agents", "catalog,content,users,personal"], log
-    )
-    store = connect(settings)
-    keys = Keys(settings.key_prefix)
-    try:
-        async with collector_client(settings) as collector, reader_client(settings) as reader:
-            response = await collector.post("/v1/items", json=ITEMS)
-            assert response.status_code == 200 and response.json()["accepted"] == 4
+    async with (
+        worker_of(settings, "catalog,content,users,personal", tmp_path) as (store, keys),
+        collector_client(settings) as collector,
+        reader_client(settings) as reader,
+    ):
+        response = await collector.post("/v1/items", json=ITEMS)
+        assert response.status_code == 200 and response.json()["accepted"] == 4
 
-            async def similar(item_id: str) -> list[str]:
-                body: dict[str, Any] = await get_json(
-                    reader, f"/v1/items/{item_id}/related", relation="similar_content"
-                )
-                return [entry["item_id"] for entry in body["items"]]
+        async def similar(item_id: str) -> list[str]:
+            body: dict[str, Any] = await get_json(
+                reader, f"/v1/items/{item_id}/related", relation="similar_content"
+            )
+            return [entry["item_id"] for entry in body["items"]]
 
-            try:
-                # The jacket's description shares "waterproof" with the first shoe.
-                await wait_for(
-                    lambda: similar("jacket-1"),
-                    lambda ids: ids == ["shoes/trail-1"],
-                    60,
-                    "the jacket's content neighbours",
-                )
-                # A shopper looks at the trail shoe; their list exists.
-                shopper = "shop/u2"
-                await post_click(collector, shopper, "shoes/trail-1", 1)
-                await wait_for(
-                    lambda: foryou(reader, shopper), bool, 30, "the shopper's for-you list"
-                )
-                # A new item: nobody has seen it; its text finds its closest item at once.
-                newcomer = {**NEWCOMER, "created_at": int(time.time() * 1000)}
-                response = await collector.post("/v1/items", json=newcomer)
-                assert response.status_code == 200
-                found = await wait_for(
-                    lambda: similar("shoes/trail-2"),
-                    lambda ids: bool(ids),
-                    20,
-                    "the newcomer's content neighbours",
-                )
-                assert found[0] == "shoes/trail-1"
-                assert (await similar("shoes/trail-1"))[0] == "shoes/trail-2"
-                body = await get_json(
-                    reader, "/v1/items/shoes/trail-2/related", relation="similar_content", n=1
-                )
-                assert body["items"][0]["source"]["model"] == "content"
-                # With no further event, the worker recomputes the recently active shopper's
-                # list when the new shoe joins: it is in it, ahead of the items unlike what
-                # they looked at; nobody touched it.
-                listed = await wait_for(
-                    lambda: foryou(reader, shopper),
-                    lambda ids: "shoes/trail-2" in ids,
-                    30,
-                    "the new shoe in the shopper's list",
-                )
-                assert listed.index("shoes/trail-2") < listed.index("mug-1")
-                assert listed.index("shoes/trail-2") < listed.index("hat-1")
+        # The jacket's description shares "waterproof" with the first shoe.
+        await wait_for(
+            lambda: similar("jacket-1"),
+            lambda ids: ids == ["shoes/trail-1"],
+            60,
+            "the jacket's content neighbours",
+        )
+        # A shopper looks at the trail shoe; their list exists.
+        shopper = "shop/u2"
+        await post_click(collector, shopper, "shoes/trail-1", 1)
+        await wait_for(lambda: foryou(reader, shopper), bool, 30, "the shopper's for-you list")
+        # A new item: nobody has seen it; its text finds its closest item at once.
+        newcomer = {**NEWCOMER, "created_at": int(time.time() * 1000)}
+        response = await collector.post("/v1/items", json=newcomer)
+        assert response.status_code == 200
+        found = await wait_for(
+            lambda: similar("shoes/trail-2"),
+            lambda ids: bool(ids),
+            20,
+            "the newcomer's content neighbours",
+        )
+        assert found[0] == "shoes/trail-1"
+        assert (await similar("shoes/trail-1"))[0] == "shoes/trail-2"
+        body = await get_json(
+            reader, "/v1/items/shoes/trail-2/related", relation="similar_content", n=1
+        )
+        assert body["items"][0]["source"]["model"] == "content"
+        # With no further event, the worker recomputes the recently active shopper's
+        # list when the new shoe joins: it is in it, ahead of the items unlike what
+        # they looked at; nobody touched it.
+        listed = await wait_for(
+            lambda: foryou(reader, shopper),
+            lambda ids: "shoes/trail-2" in ids,
+            30,
+            "the new shoe in the shopper's list",
+        )
+        assert listed.index("shoes/trail-2") < listed.index("mug-1")
+        assert listed.index("shoes/trail-2") < listed.index("hat-1")
 
-                # Users as data: stored, replaced, then erased by a privacy request.
-                user = {"user_id": "shop/u1", "attributes": {"country": "DE", "tier": "gold"}}
-                assert (await collector.post("/v1/users", json=user)).status_code == 200
-                await wait_for(
-                    lambda: user_attributes(store, keys, "shop/u1"),
-                    lambda found: found == user["attributes"],
-                    20,
-                    "the user's attributes",
-                )
-                assert (await collector.delete("/v1/users/shop/u1")).status_code == 202
-                await wait_for(
-                    lambda: user_attributes(store, keys, "shop/u1"),
-                    lambda found: found == {},
-                    20,
-                    "the forget",
-                )
-            except AssertionError:
-                print(log_tail(log))
-                raise
-    finally:
-        await store.close()
-        worker.stop()
+        # Users as data: stored, replaced, then erased by a privacy request.
+        user = {"user_id": "shop/u1", "attributes": {"country": "DE", "tier": "gold"}}
+        assert (await collector.post("/v1/users", json=user)).status_code == 200
+        await wait_for(
+            lambda: user_attributes(store, keys, "shop/u1"),
+            lambda found: found == user["attributes"],
+            20,
+            "the user's attributes",
+        )
+        assert (await collector.delete("/v1/users/shop/u1")).status_code == 202
+        await wait_for(
+            lambda: user_attributes(store, keys, "shop/u1"),
+            lambda found: found == {},
+            20,
+            "the forget",
+        )
 
 
 async def test_words_join_the_factor_model_through_the_worker(
@@ -170,46 +177,35 @@ async def test_words_join_the_factor_model_through_the_worker(
     writes the rows of its words to ``{p}:mf:words``, and a new item with text joins the
     shopper's list (the factor model) before anyone touches it."""
     settings = isolated.model_copy(update={"content_factor_rate": 0.2})
-    await apply_topics(settings.kafka_bootstrap, declared_topics(settings).specs)
-    log = tmp_path / "worker.log"
-    worker = pipeline_process(settings, ["worker", "--agents", "catalog,content,personal"], log)
-    store = connect(settings)
-    keys = Keys(settings.key_prefix)
-    try:
-        async with collector_client(settings) as collector, reader_client(settings) as reader:
-            try:
-                assert (await collector.post("/v1/items", json=ITEMS)).status_code == 200
-                vector = await wait_for(
-                    lambda: store.get(keys.content_vector("shoes/trail-1")),
-                    bool,
-                    60,
-                    "the trail shoe's content vector",
-                )
-                shopper = "shop/u3"
-                for n in range(3):
-                    await post_click(collector, shopper, "shoes/trail-1", n)
-                rows = await wait_for(
-                    lambda: store.hgetall(keys.mf_words()), bool, 30, "the words' rows"
-                )
-                # Rows of [bias, factors...] for exactly the buckets of the shoe's text.
-                buckets = np.flatnonzero(np.frombuffer(vector, dtype="<f4"))
-                assert sorted(int(b) for b in rows) == buckets.tolist()
-                assert {len(row) for row in rows.values()} == {4 * (settings.mf_factors + 1)}
-                await wait_for(lambda: foryou(reader, shopper), bool, 30, "the shopper's list")
-                newcomer = {**NEWCOMER, "created_at": int(time.time() * 1000)}
-                assert (await collector.post("/v1/items", json=newcomer)).status_code == 200
-                await wait_for(
-                    lambda: foryou(reader, shopper),
-                    lambda ids: "shoes/trail-2" in ids,
-                    30,
-                    "the new shoe in the shopper's list",
-                )
-            except AssertionError:
-                print(log_tail(log))
-                raise
-    finally:
-        await store.close()
-        worker.stop()
+    async with (
+        worker_of(settings, "catalog,content,personal", tmp_path) as (store, keys),
+        collector_client(settings) as collector,
+        reader_client(settings) as reader,
+    ):
+        assert (await collector.post("/v1/items", json=ITEMS)).status_code == 200
+        vector = await wait_for(
+            lambda: store.get(keys.content_vector("shoes/trail-1")),
+            bool,
+            60,
+            "the trail shoe's content vector",
+        )
+        shopper = "shop/u3"
+        for n in range(3):
+            await post_click(collector, shopper, "shoes/trail-1", n)
+        rows = await wait_for(lambda: store.hgetall(keys.mf_words()), bool, 30, "the words' rows")
+        # Rows of [bias, factors...] for exactly the buckets of the shoe's text.
+        buckets = np.flatnonzero(np.frombuffer(vector, dtype="<f4"))
+        assert sorted(int(b) for b in rows) == buckets.tolist()
+        assert {len(row) for row in rows.values()} == {4 * (settings.mf_factors + 1)}
+        await wait_for(lambda: foryou(reader, shopper), bool, 30, "the shopper's list")
+        newcomer = {**NEWCOMER, "created_at": int(time.time() * 1000)}
+        assert (await collector.post("/v1/items", json=newcomer)).status_code == 200
+        await wait_for(
+            lambda: foryou(reader, shopper),
+            lambda ids: "shoes/trail-2" in ids,
+            30,
+            "the new shoe in the shopper's list",
+        )
 
 
 async def test_the_freshness_prior_learns_through_the_worker(
@@ -219,55 +215,43 @@ async def test_the_freshness_prior_learns_through_the_worker(
     on items published a year ago teach the prior in ``{p}:mf:age`` that fresh items are
     clicked more (each click draws negatives from every item met)."""
     settings = isolated.model_copy(update={"freshness_rate": 0.2})
-    await apply_topics(settings.kafka_bootstrap, declared_topics(settings).specs)
-    log = tmp_path / "worker.log"
-    worker = pipeline_process(settings, ["worker", "--agents", "catalog,personal"], log)
-    store = connect(settings)
-    keys = Keys(settings.key_prefix)
     now_ms = int(time.time() * 1000)
     year_ms = 365 * 86_400_000
     old = [{"item_id": f"old-{n}", "created_at": now_ms - year_ms} for n in range(4)]
     fresh = [{"item_id": f"fresh-{n}", "created_at": now_ms} for n in range(2)]
     names = [item["item_id"] for item in old + fresh]
-    try:
-        async with collector_client(settings) as collector:
-            try:
-                assert (await collector.post("/v1/items", json=old + fresh)).status_code == 200
-                await wait_for(
-                    lambda: store.zmscore(keys.items(), names),
-                    lambda scores: None not in scores,
-                    60,
-                    "the catalog's creation times",
-                )
-                for n, item in enumerate(names[:4]):
-                    await post_click(collector, "reader/0", item, n)
-                for user in range(4):
-                    for n, item in enumerate(names[4:]):
-                        await post_click(collector, f"reader/{user + 1}", item, 10 + n)
+    async with (
+        worker_of(settings, "catalog,personal", tmp_path) as (store, keys),
+        collector_client(settings) as collector,
+    ):
+        assert (await collector.post("/v1/items", json=old + fresh)).status_code == 200
+        await wait_for(
+            lambda: store.zmscore(keys.items(), names),
+            lambda scores: None not in scores,
+            60,
+            "the catalog's creation times",
+        )
+        for n, item in enumerate(names[:4]):
+            await post_click(collector, "reader/0", item, n)
+        for user in range(4):
+            for n, item in enumerate(names[4:]):
+                await post_click(collector, f"reader/{user + 1}", item, 10 + n)
 
-                async def learned() -> bool:
-                    last = [("reader/0", "old-3")] + [
-                        (f"reader/{u}", "fresh-1") for u in (1, 2, 3, 4)
-                    ]
-                    for user, item in last:
-                        history = await store.get(keys.user_history(user))
-                        if history is None or item.encode() not in history:
-                            return False
-                    return True
+        async def learned() -> bool:
+            last = [("reader/0", "old-3")] + [(f"reader/{u}", "fresh-1") for u in (1, 2, 3, 4)]
+            for user, item in last:
+                history = await store.get(keys.user_history(user))
+                if history is None or item.encode() not in history:
+                    return False
+            return True
 
-                # The prior is written with the users' histories, in the same transaction.
-                await wait_for(learned, bool, 60, "every click learned")
-                stored = await store.hget(keys.mf_age(), "bias")
-                assert stored is not None and len(stored) == 4 * 32
-                prior = np.frombuffer(stored, dtype="<f4")
-                year_bucket = int(np.log2(year_ms / 1000 + 1))
-                learned = np.flatnonzero(prior)
-                fresh_buckets = learned[learned < 12]
-                assert year_bucket in learned and len(fresh_buckets)
-                assert prior[fresh_buckets].min() > prior[year_bucket]
-            except AssertionError:
-                print(log_tail(log))
-                raise
-    finally:
-        await store.close()
-        worker.stop()
+        # The prior is written with the users' histories, in the same transaction.
+        await wait_for(learned, bool, 60, "every click learned")
+        stored = await store.hget(keys.mf_age(), "bias")
+        assert stored is not None and len(stored) == 4 * 32
+        prior = np.frombuffer(stored, dtype="<f4")
+        year_bucket = int(np.log2(year_ms / 1000 + 1))
+        nonzero = np.flatnonzero(prior)
+        fresh_buckets = nonzero[nonzero < 12]
+        assert year_bucket in nonzero and len(fresh_buckets)
+        assert prior[fresh_buckets].min() > prior[year_bucket]
