@@ -3,7 +3,8 @@
 With ``freshness_rate`` above 0, the factor model (``mf.py``) adds to the logit of every item
 whose catalog record has a ``created_at`` a bias of its age: the seconds since its creation
 at the latest event learned, in buckets of powers of two (bucket ``b`` holds ages in
-``[2**b - 1, 2**(b+1) - 1)`` seconds; an item created later than that event is in bucket 0).
+``[2**b - 1, 2**(b+1) - 1)`` seconds; an item created later than that event is in bucket 0,
+one created more than ``max_future_skew_s`` later has none, as it is not new either).
 Every learning step of such an item moves its bucket's bias by ``freshness_rate`` times the
 step's gradient, as the item's own bias moves: positives (mostly fresh items where freshness
 matters) pull their ages up, the sampled negatives (of any age) pull theirs down. So the
@@ -34,22 +35,24 @@ BUCKETS = 32
 
 
 @compiled
-def _age_bucket(created_ms: float, now_ms: float, buckets: int) -> int:
+def _age_bucket(created_ms: float, now_ms: float, future_ms: float, buckets: int) -> int:
     """The freshness prior's bucket of an item created at ``created_ms``:
-    ``floor(log2(1 + age in seconds))``, at most ``buckets - 1``; ``buckets`` (no prior)
-    for an item without a creation time (-inf)."""
-    if created_ms == -np.inf:
+    ``floor(log2(1 + age in seconds))``, at most ``buckets - 1`` (0 for an item created
+    after ``now_ms``); ``buckets`` (no prior) for an item without a creation time (-inf),
+    or created more than ``future_ms`` after ``now_ms`` (a catalog exported long after the
+    events it is replayed with carries the export's time, not the item's age)."""
+    if created_ms == -np.inf or created_ms > now_ms + future_ms:
         return buckets
     age_s = max((now_ms - created_ms) / 1000.0, 0.0)
     return min(int(np.log2(age_s + 1.0)), buckets - 1)
 
 
 @compiled
-def age_buckets(created: np.ndarray, now_ms: float, buckets: int) -> np.ndarray:
+def age_buckets(created: np.ndarray, now_ms: float, future_ms: float, buckets: int) -> np.ndarray:
     """:func:`_age_bucket` of every item of ``created`` (creation times, epoch ms)."""
     out = np.empty(created.shape[0], dtype=np.int64)
     for i in range(created.shape[0]):
-        out[i] = _age_bucket(created[i], now_ms, buckets)
+        out[i] = _age_bucket(created[i], now_ms, future_ms, buckets)
     return out
 
 
@@ -59,6 +62,7 @@ def prior_into_bias(
     index: np.ndarray,
     created: np.ndarray,
     now_ms: float,
+    future_ms: float,
     prior: np.ndarray,
 ) -> np.ndarray:
     """Add the freshness prior of their age to the biases of the items ``index`` for one
@@ -78,7 +82,7 @@ def prior_into_bias(
         if first < j:
             saved[j] = saved[first]
             continue
-        bucket = _age_bucket(created[row], now_ms, buckets)
+        bucket = _age_bucket(created[row], now_ms, future_ms, buckets)
         saved[j, 0] = item_bias[row]
         item_bias[row] += prior[bucket]
         saved[j, 1] = item_bias[row]
@@ -119,10 +123,14 @@ def prior_out_of_bias(
 class FreshnessPrior:
     """A bias per age bucket, and the age bucket of every model item."""
 
-    def __init__(self, created: CreationTimes, model: ImplicitMF, rate: float) -> None:
+    def __init__(
+        self, created: CreationTimes, model: ImplicitMF, rate: float, max_future_s: float
+    ) -> None:
         self.created = created
         self.model = model
         self.rate = rate
+        # Items created further than this after the latest event have no prior.
+        self.future_ms = max_future_s * 1000.0
         # One more bucket, always 0: items without a creation time.
         self.bias = np.zeros(BUCKETS + 1, dtype=np.float32)
         self._drained = self.bias.copy()
@@ -147,7 +155,9 @@ class FreshnessPrior:
         if self._buckets[0] != key:
             self._buckets = (
                 key,
-                age_buckets(self.created.times(self.model), self._now_ms(), BUCKETS),
+                age_buckets(
+                    self.created.times(self.model), self._now_ms(), self.future_ms, BUCKETS
+                ),
             )
         return self._buckets[1]
 
@@ -158,7 +168,8 @@ class FreshnessPrior:
     def before_step(self, item_bias: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Add the prior to the biases of the items of a step (:func:`prior_into_bias`)."""
         created = self.created.times(self.model)
-        return prior_into_bias(item_bias, index, created, self._now_ms(), self.bias)
+        now_ms = self._now_ms()
+        return prior_into_bias(item_bias, index, created, now_ms, self.future_ms, self.bias)
 
     def after_step(
         self, item_bias: np.ndarray, index: np.ndarray, saved: np.ndarray, rate: float

@@ -83,7 +83,9 @@ class Engine:
         if c.content_factor_rate > 0:
             self.model.words = WordFactors(self.taste, self.model.n_factors, c.content_factor_rate)
         if c.freshness_rate > 0:
-            self.model.age = FreshnessPrior(self.created, self.model, c.freshness_rate)
+            self.model.age = FreshnessPrior(
+                self.created, self.model, c.freshness_rate, c.blend.max_future_skew_s
+            )
         self.recommender = Recommender(self)
         self.changes = Changes()
         # The latest event time learned: the engine's "now" (what counts as a new item).

@@ -26,7 +26,7 @@ def prior_of(created: dict[str, int | None], now_ms: int) -> FreshnessPrior:
         model.add_item(item)
     times = CreationTimes()
     times.tell(model, created)
-    prior = FreshnessPrior(times, model, 0.1)
+    prior = FreshnessPrior(times, model, 0.1, 300.0)
     prior.now_ms = now_ms
     return prior
 
@@ -35,7 +35,7 @@ def test_items_fall_in_buckets_of_powers_of_two_seconds() -> None:
     now = T0 + 10**9
     ages_s = {"now": 0, "one": 1, "three": 3, "thousand": 1000, "old": 10**11}
     created: dict[str, int | None] = {item: now - 1000 * age for item, age in ages_s.items()}
-    created |= {"future": now + 5000, "untimed": None}
+    created |= {"future": now + 5000, "exported": now + 301_000, "untimed": None}
     prior = prior_of(created, now + 999)  # ages count to the second
     buckets = dict(zip(prior.model.item_ids, prior.buckets().tolist(), strict=True))
     assert buckets == {
@@ -45,6 +45,9 @@ def test_items_fall_in_buckets_of_powers_of_two_seconds() -> None:
         "thousand": 9,  # [511, 1023)
         "old": BUCKETS - 1,
         "future": 0,
+        # Created further after the latest event than the skew allowed (300 s): the time
+        # of a catalog export, not the item's age; no prior.
+        "exported": BUCKETS,
         "untimed": BUCKETS,  # no prior
     }
     # An item told later (or joining with a time waiting) is counted from then on.
@@ -59,7 +62,7 @@ def test_a_step_moves_the_item_and_its_age_by_the_gradient_of_the_logit_with_the
     for item in ("fresh", "old"):
         model.add_item(item)
     times.tell(model, {"fresh": now - 2000, "old": now - DAY_MS})
-    model.age = prior = FreshnessPrior(times, model, 0.5)
+    model.age = prior = FreshnessPrior(times, model, 0.5, 300.0)
     prior.now_ms = now
     fresh, old = prior.buckets().tolist()
     prior.bias[fresh], prior.bias[old] = 0.3, -0.2
