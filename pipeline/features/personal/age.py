@@ -141,6 +141,9 @@ class FreshnessPrior:
             None,
             np.zeros(0, dtype=np.int64),
         )
+        # (those buckets' key, the biases, items) -> the prior of every item: the lists of
+        # a batch, computed after its learning, share one.
+        self._part: tuple[tuple[object, ...] | None, np.ndarray] = (None, np.zeros(0))
 
     def _now_ms(self) -> float:
         # Ages count to the second: the buckets of every item are kept until it moves.
@@ -162,8 +165,12 @@ class FreshnessPrior:
         return self._buckets[1]
 
     def item_part(self, count: int) -> np.ndarray:
-        """The prior of the first ``count`` model items."""
-        return self.bias[self.buckets()[:count]]
+        """The prior of the first ``count`` model items (read only: it is cached)."""
+        buckets = self.buckets()
+        key = (self._buckets[0], self.bias.tobytes(), count)
+        if self._part[0] != key:
+            self._part = (key, self.bias[buckets[:count]])
+        return self._part[1]
 
     def before_step(self, item_bias: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Add the prior to the biases of the items of a step (:func:`prior_into_bias`)."""

@@ -89,6 +89,9 @@ def test_a_step_moves_the_item_and_its_age_by_the_gradient_of_the_logit_with_the
     assert np.isclose(
         model.predict_one("u", "fresh"), 1.0 / (1.0 + np.exp(-float(scores[0]))), atol=1e-6
     )
+    # The items' prior is kept between lists, and follows any change of the biases.
+    prior.bias[fresh] += 1.0
+    assert np.isclose(model.score_all("u")[0], scores[0] + 1.0)
 
 
 def test_an_item_listed_twice_in_a_step_counts_its_prior_once_and_learns_both() -> None:
