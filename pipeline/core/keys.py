@@ -121,8 +121,8 @@ class Keys:
     def mf_words(self) -> str:
         return f"{self.prefix}:mf:words"
 
-    def mf_age(self) -> str:
-        return f"{self.prefix}:mf:age"
+    def mf_freshness(self) -> str:
+        return f"{self.prefix}:mf:freshness"
 
     def cold_trending(self, generation: int) -> str:
         return f"{self.prefix}:personal:trending:{int(generation)}"

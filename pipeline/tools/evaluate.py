@@ -20,7 +20,7 @@ content agent would give them to the personal agent: each item when it is create
 start when it has no ``created_at``). A second engine that never gets them learns the same
 events in the same run, and its for-you list is reported as ``personal_without_content``:
 what content adds, measured on the same cases. With a catalog and the freshness prior on
-(``freshness_rate`` above 0, ``age.py``), that second engine runs without the prior too
+(``freshness_rate`` above 0, ``freshness.py``), that second engine runs without the prior too
 (and without text).
 """
 
@@ -185,7 +185,7 @@ def load_kernels(config: PersonalConfig) -> None:
     cache, on first use: one to two seconds once per process) by learning and ranking a
     few clicks on throwaway engines, so that the replay's timer measures events only: one
     without and one with words and the freshness prior in its factor model (``words.py``,
-    ``age.py``), whatever ``config`` says, so that every kernel is loaded."""
+    ``freshness.py``), whatever ``config`` says, so that every kernel is loaded."""
     text = np.zeros(config.content_dim, dtype=np.float32)
     text[0] = 1.0
     for rate in (0.0, 0.1):

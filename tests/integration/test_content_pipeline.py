@@ -212,7 +212,7 @@ async def test_the_freshness_prior_learns_through_the_worker(
     isolated: Settings, tmp_path: Path
 ) -> None:
     """The freshness prior (``freshness_rate``): clicks on items published seconds ago and
-    on items published a year ago teach the prior in ``{p}:mf:age`` that fresh items are
+    on items published a year ago teach the prior in ``{p}:mf:freshness`` that fresh items are
     clicked more (each click draws negatives from every item met)."""
     settings = isolated.model_copy(update={"freshness_rate": 0.2})
     now_ms = int(time.time() * 1000)
@@ -247,7 +247,7 @@ async def test_the_freshness_prior_learns_through_the_worker(
 
         # The prior is written with the users' histories, in the same transaction.
         await wait_for(learned, bool, 60, "every click learned")
-        stored = await store.hget(keys.mf_age(), "bias")
+        stored = await store.hget(keys.mf_freshness(), "bias")
         assert stored is not None and len(stored) == 4 * 32
         prior = np.frombuffer(stored, dtype="<f4")
         year_bucket = int(np.log2(year_ms / 1000 + 1))

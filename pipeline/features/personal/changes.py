@@ -20,7 +20,7 @@ class Changes:
     # bucket -> delta of its stored words' row (``WordFactors.drain_deltas``).
     word_deltas: dict[str, tuple[bytes, None]] = field(default_factory=dict)
     # Delta of the stored freshness prior (``FreshnessPrior.drain_delta``), None: none.
-    age_delta: bytes | None = None
+    freshness_delta: bytes | None = None
     removed_users: set[str] = field(default_factory=set)
     # anonymous id -> user id, from logins in this batch.
     aliases: dict[str, str] = field(default_factory=dict)

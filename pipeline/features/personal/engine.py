@@ -19,10 +19,10 @@ from pipeline.core.decay import DecayedCounts
 from pipeline.core.events import FORGET, Event
 from pipeline.core.feedback import Feedback
 from pipeline.core.items import new_item_window
-from pipeline.features.personal.age import FreshnessPrior
 from pipeline.features.personal.changes import Changes
 from pipeline.features.personal.content import ContentTaste
 from pipeline.features.personal.created import CreationTimes
+from pipeline.features.personal.freshness import FreshnessPrior
 from pipeline.features.personal.history import LOW_RATING, HistoryLimits, UserHistory
 from pipeline.features.personal.mf import FactorConfig
 from pipeline.features.personal.neighbours import NeighbourIndex
@@ -51,7 +51,8 @@ class PersonalConfig:
     # Learning rate of the words' factors (``words.py``; settings ``content_factor_rate``;
     # 0: items' words are not in the factor model).
     content_factor_rate: float = 0.0
-    # Learning rate of the freshness prior (``age.py``; settings ``freshness_rate``; 0: off).
+    # Learning rate of the freshness prior (``freshness.py``; settings ``freshness_rate``;
+    # 0: off).
     freshness_rate: float = 0.0
 
     @property
@@ -83,7 +84,7 @@ class Engine:
         if c.content_factor_rate > 0:
             self.model.words = WordFactors(self.taste, self.model.n_factors, c.content_factor_rate)
         if c.freshness_rate > 0:
-            self.model.age = FreshnessPrior(
+            self.model.freshness = FreshnessPrior(
                 self.created, self.model, c.freshness_rate, c.blend.max_future_skew_s
             )
         self.recommender = Recommender(self)
@@ -103,8 +104,8 @@ class Engine:
         event_type = event.event_type
         if event.timestamp_ms > self.now_ms:
             self.now_ms = event.timestamp_ms
-            if self.model.age is not None:
-                self.model.age.now_ms = self.now_ms
+            if self.model.freshness is not None:
+                self.model.freshness.now_ms = self.now_ms
         if event_type == FORGET:
             # The id itself, never the user it became: a forget names one id exactly.
             self.forget(event.user_id)
@@ -295,8 +296,8 @@ class Engine:
         changes.items |= changes.item_deltas.keys()
         if self.model.words is not None:
             changes.word_deltas = self.model.words.drain_deltas()
-        if self.model.age is not None:
-            changes.age_delta = self.model.age.drain_delta()
+        if self.model.freshness is not None:
+            changes.freshness_delta = self.model.freshness.drain_delta()
         return changes
 
     # --- recommending (recommend.py) ----------------------------------------------------------
@@ -364,11 +365,11 @@ class Engine:
         if self.model.words is not None:
             self.model.words.restore(rows)
 
-    def restore_age(self, row: bytes | None) -> None:
+    def restore_freshness(self, row: bytes | None) -> None:
         """The stored freshness prior (``FreshnessPrior.restore``); ignored while it is
         off."""
-        if self.model.age is not None:
-            self.model.age.restore(row)
+        if self.model.freshness is not None:
+            self.model.freshness.restore(row)
 
     def word_buckets(self, item_ids: list[str]) -> list[str]:
         """The stored words' rows that ``item_ids``' texts hold (none while the words are

@@ -28,7 +28,7 @@ import numpy as np
 from pipeline.features.personal.kernels import normal_from_words, sgd_step
 
 if TYPE_CHECKING:
-    from pipeline.features.personal.age import FreshnessPrior
+    from pipeline.features.personal.freshness import FreshnessPrior
     from pipeline.features.personal.words import WordFactors
 
 
@@ -107,8 +107,9 @@ class ImplicitMF:
         self.negative_pool: list[int] | None = None
         # Items with text count their words' factors too (``words.py``); None: off.
         self.words: WordFactors | None = None
-        # Items with a creation time count the prior of their age (``age.py``); None: off.
-        self.age: FreshnessPrior | None = None
+        # Items with a creation time count the prior of their age (``freshness.py``);
+        # None: off.
+        self.freshness: FreshnessPrior | None = None
 
     # --- River contract ----------------------------------------------------------------------
     def _get_params(self) -> dict[str, Any]:
@@ -161,8 +162,8 @@ class ImplicitMF:
         if self.words is not None:
             factors, bias = self.words.item_part(len(self.item_ids))
             logit += float(factors[index] @ user_vec + bias[index])
-        if self.age is not None:
-            logit += float(self.age.item_part(len(self.item_ids))[index])
+        if self.freshness is not None:
+            logit += float(self.freshness.item_part(len(self.item_ids))[index])
         return 1.0 / (1.0 + np.exp(-logit))
 
     def rank(self, user: str, items: Sequence[str]) -> list[str]:
@@ -256,10 +257,10 @@ class ImplicitMF:
             user_vec = _stable_vector(user, self.n_factors, self.init_std, self.seed)
         step = sgd_step if self.words is None else self.words.step
         index = np.array(positions, dtype=np.int64)
-        age = self.age
-        if age is not None:
+        prior = self.freshness
+        if prior is not None:
             # The prior joins the items' biases for the step, which moves it too.
-            saved = age.before_step(self.item_bias, index)
+            saved = prior.before_step(self.item_bias, index)
         self.user_factors[user] = step(
             self.item_factors,
             self.item_bias,
@@ -270,8 +271,8 @@ class ImplicitMF:
             self.learning_rate,
             self.l2,
         )
-        if age is not None:
-            age.after_step(self.item_bias, index, saved, self.learning_rate)
+        if prior is not None:
+            prior.after_step(self.item_bias, index, saved, self.learning_rate)
 
     def drain_deltas(self) -> dict[str, tuple[bytes, bytes | None]]:
         """What learning changed since the last drain, as commutative increments of the
@@ -313,8 +314,8 @@ class ImplicitMF:
         if self.words is not None:
             factors, bias = self.words.item_part(count)
             scores += factors @ user_vec + bias
-        if self.age is not None:
-            scores += self.age.item_part(count)
+        if self.freshness is not None:
+            scores += self.freshness.item_part(count)
         return scores
 
     # --- plain state (no pickles) ------------------------------------------------------------

@@ -4,9 +4,8 @@ Keys (``pipeline.core.keys``): per user ``user:{id}:history`` (JSON), ``user:{id
 (base64 float32), ``user:{id}:alias`` and ``foryou:{id}`` (the served list), all expiring
 when idle; per item ``mf:items`` (index, bias and factors as packed float32, written as
 commutative deltas: ``Writes.hadd_vectors``), per content bucket ``mf:words`` (the words'
-factors, ``words.py``, written the same way), ``mf:age`` (the freshness prior, ``age.py``,
-likewise) and the cold-start popularity
-``personal:trending:{gen}``; related items through ``features.related.state``.
+factors, ``words.py``, written the same way), ``mf:freshness`` (the freshness prior,
+``freshness.py``, likewise) and the cold-start popularity ``personal:trending:{gen}``; related items through ``features.related.state``.
 Nothing is pickled.
 
 Several workers of the group share the item rows: each adds what its batch changed to the
@@ -44,8 +43,8 @@ async def load_items(store: Store, keys: Keys, engine: Engine, now_ms: int) -> N
     if engine.model.words is not None:
         words = await store.hgetall(keys.mf_words())
         engine.restore_words({bucket.decode(): row for bucket, row in words.items()})
-    if engine.model.age is not None:
-        engine.restore_age(await store.hget(keys.mf_age(), AGE_FIELD))
+    if engine.model.freshness is not None:
+        engine.restore_freshness(await store.hget(keys.mf_freshness(), FRESHNESS_FIELD))
     for signal, counts in (await related_state.load_popularity(store, keys)).items():
         engine.neighbours.load_popularity(signal, counts)
     now_gen = generation(now_ms, engine.trending.half_life_s)
@@ -73,8 +72,8 @@ def batch_items(events: list[Event]) -> list[str]:
     return sorted(items)
 
 
-# The field of ``{p}:mf:age`` that holds the freshness prior (``age.py``).
-AGE_FIELD = "bias"
+# The field of ``{p}:mf:freshness`` that holds the freshness prior (``freshness.py``).
+FRESHNESS_FIELD = "bias"
 
 # Items per ZMSCORE when reading creation times (a worker's start reads every item's).
 CREATED_CHUNK = 10_000
@@ -108,8 +107,9 @@ async def read_created(
 
 async def refresh_items(store: Store, keys: Keys, engine: Engine, items: list[str]) -> None:
     """Read again, in one round trip, what other workers of the group may have added to
-    ``items`` since this worker last read them: factor rows and popularity counts. Items
-    not stored yet are left alone (learning creates them).
+    ``items`` since this worker last read them: factor rows, popularity counts, the rows of
+    their words and the freshness prior. Items not stored yet are left alone (learning
+    creates them).
 
     Related lists are not read again per batch (a few hundred sorted sets per batch cost
     more than the learning): the served lists are read from Redis, which holds every
@@ -123,12 +123,12 @@ async def refresh_items(store: Store, keys: Keys, engine: Engine, items: list[st
     buckets = engine.word_buckets(items)
     if buckets:
         reads.hmget(keys.mf_words(), buckets)
-    prior = engine.model.age is not None
+    prior = engine.model.freshness is not None
     if prior:
-        reads.hmget(keys.mf_age(), [AGE_FIELD])
+        reads.hmget(keys.mf_freshness(), [FRESHNESS_FIELD])
     read = await store.read(reads)
     if prior:
-        engine.restore_age(read.pop()[0])
+        engine.restore_freshness(read.pop()[0])
     if buckets:
         words = read.pop()
         engine.restore_words({b: row for b, row in zip(buckets, words, strict=True) if row})
@@ -227,8 +227,8 @@ def changes_writes(engine: Engine, changes: Changes, keys: Keys, ttl_s: int) -> 
         writes.set(keys.user_alias(anonymous), user_id, ttl_s)
     writes.hadd_vectors(keys.mf_items(), changes.item_deltas)
     writes.hadd_vectors(keys.mf_words(), changes.word_deltas)
-    if changes.age_delta is not None:
-        writes.hadd_vectors(keys.mf_age(), {AGE_FIELD: (changes.age_delta, None)})
+    if changes.freshness_delta is not None:
+        writes.hadd_vectors(keys.mf_freshness(), {FRESHNESS_FIELD: (changes.freshness_delta, None)})
     related_state.queue_pairs(writes, keys, changes.pairs, engine.config.related.max_neighbours)
     related_state.queue_popularity(writes, keys, changes.popularity)
     cold: dict[int, dict[str, float]] = {}

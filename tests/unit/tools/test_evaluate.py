@@ -292,12 +292,12 @@ def test_the_kernels_are_loaded_before_the_replay_is_timed() -> None:
     inside the timed replay."""
     script = (
         "from pipeline.core.settings import load_settings\n"
-        "from pipeline.features.personal import age, kernels\n"
+        "from pipeline.features.personal import freshness, kernels\n"
         "from pipeline.features.personal.config import personal_config\n"
         "from pipeline.tools.evaluate import load_kernels\n"
         "load_kernels(personal_config(load_settings()))\n"
         # Private helpers are compiled into the kernels that call them.
-        "found = [getattr(m, n) for m in (kernels, age) for n in dir(m) if n[0] != '_']\n"
+        "found = [getattr(m, n) for m in (kernels, freshness) for n in dir(m) if n[0] != '_']\n"
         "found = [k for k in found if hasattr(k, 'signatures')]\n"
         "print(len(found), sum(1 for k in found if k.signatures))\n"
     )

@@ -1,5 +1,5 @@
-"""The freshness prior of the factor model (features/personal/age.py): a bias per item age
-(powers of two seconds since created_at), learned from events, stored as deltas."""
+"""The freshness prior of the factor model (features/personal/freshness.py): a bias per item
+age (powers of two seconds since created_at), learned from events, stored as deltas."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 
 from pipeline.core.keys import Keys
 from pipeline.features.personal import state
-from pipeline.features.personal.age import BUCKETS, FreshnessPrior
 from pipeline.features.personal.created import CreationTimes
 from pipeline.features.personal.engine import Engine
+from pipeline.features.personal.freshness import BUCKETS, FreshnessPrior
 from pipeline.features.personal.mf import ImplicitMF
 from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
@@ -62,7 +62,7 @@ def test_a_step_moves_the_item_and_its_age_by_the_gradient_of_the_logit_with_the
     for item in ("fresh", "old"):
         model.add_item(item)
     times.tell(model, {"fresh": now - 2000, "old": now - DAY_MS})
-    model.age = prior = FreshnessPrior(times, model, 0.5, 300.0)
+    model.freshness = prior = FreshnessPrior(times, model, 0.5, 300.0)
     prior.now_ms = now
     fresh, old = prior.buckets().tolist()
     prior.bias[fresh], prior.bias[old] = 0.3, -0.2
@@ -137,7 +137,7 @@ def blend_lead(engine: Engine) -> float:
 
 def test_the_prior_learns_that_fresh_items_are_what_users_click() -> None:
     engine = fresh_clicks_engine(0.05)
-    prior = engine.model.age
+    prior = engine.model.freshness
     assert prior is not None
     buckets = prior.buckets()
     index = engine.model.item_index
@@ -153,7 +153,7 @@ def test_the_prior_learns_that_fresh_items_are_what_users_click() -> None:
     assert blend_lead(engine) > 0
     # Off (the default): no prior, the two untouched items score alike.
     off = fresh_clicks_engine(0.0)
-    assert off.model.age is None
+    assert off.model.freshness is None
     off.model.add_item("brand-new")
     off.model.add_item("old-unseen")
     scores = off.model.score_all("stranger")
@@ -172,12 +172,12 @@ def test_drained_prior_deltas_add_up_in_the_store_and_restore() -> None:
     delta = prior.drain_delta()
     assert delta is not None and prior.drain_delta() is None
     store, keys = MemoryStore(), Keys("t")
-    field = state.AGE_FIELD
+    field = state.FRESHNESS_FIELD
     # Two workers' deltas add up.
-    asyncio.run(store.apply(Writes().hadd_vectors(keys.mf_age(), {field: (delta, None)})))
-    asyncio.run(store.apply(Writes().hadd_vectors(keys.mf_age(), {field: (delta, None)})))
+    asyncio.run(store.apply(Writes().hadd_vectors(keys.mf_freshness(), {field: (delta, None)})))
+    asyncio.run(store.apply(Writes().hadd_vectors(keys.mf_freshness(), {field: (delta, None)})))
     again = prior_of({"a": T0}, T0 + 5000)
-    again.restore(asyncio.run(store.hget(keys.mf_age(), field)))
+    again.restore(asyncio.run(store.hget(keys.mf_freshness(), field)))
     bucket = prior.buckets()[0]
     assert np.isclose(again.bias[bucket], 2 * prior.bias[bucket])
     assert np.count_nonzero(again.bias) == 1
@@ -191,22 +191,25 @@ def test_the_prior_is_written_loaded_and_refreshed_with_the_items() -> None:
     engine = fresh_clicks_engine(0.05)
     store, keys = MemoryStore(), Keys("t")
     changes = engine.drain_changes()
-    assert changes.age_delta is not None
+    assert changes.freshness_delta is not None
     asyncio.run(store.apply(state.changes_writes(engine, changes, keys, 3600)))
-    assert engine.drain_changes().age_delta is None
+    assert engine.drain_changes().freshness_delta is None
     # A worker that starts loads it.
     started = Engine(from_settings(freshness_rate=0.05))
-    assert started.model.age is not None
+    loaded, learned = started.model.freshness, engine.model.freshness
+    assert loaded is not None and learned is not None
     asyncio.run(state.load_items(store, keys, started, engine.now_ms))
-    assert np.array_equal(started.model.age.bias, engine.model.age.bias)  # type: ignore[union-attr]
+    assert np.array_equal(loaded.bias, learned.bias)
     # What another worker adds reaches this one before its next batch.
     more = np.zeros(BUCKETS, dtype="<f4")
     more[3] = 1.0
-    writes = Writes().hadd_vectors(keys.mf_age(), {state.AGE_FIELD: (more.tobytes(), None)})
+    writes = Writes().hadd_vectors(
+        keys.mf_freshness(), {state.FRESHNESS_FIELD: (more.tobytes(), None)}
+    )
     asyncio.run(store.apply(writes))
-    before = float(started.model.age.bias[3])  # type: ignore[union-attr]
+    before = float(loaded.bias[3])
     asyncio.run(state.refresh_items(store, keys, started, ["new0"]))
-    assert np.isclose(started.model.age.bias[3], before + 1.0)  # type: ignore[union-attr]
+    assert np.isclose(loaded.bias[3], before + 1.0)
     # Off: nothing written, nothing read.
     off = fresh_clicks_engine(0.0)
-    assert off.drain_changes().age_delta is None
+    assert off.drain_changes().freshness_delta is None

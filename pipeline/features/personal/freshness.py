@@ -12,7 +12,7 @@ model learns from the events how much an item's age says, on the site's own time
 (classifieds fading within hours, films within years), and an item nobody has touched yet
 starts from what items of its age get. Items without a creation time have no prior.
 
-Stored as one packed float32 vector (``{p}:mf:age``), written as commutative deltas like
+Stored as one packed float32 vector (``{p}:mf:freshness``), written as commutative deltas like
 the item rows (``state.py``), so several workers add up what each learned.
 Pure: numpy and compiled loops (:func:`pipeline.core.compiled.compiled`): a step's handful of
 items costs numpy's per-call overhead a dozen times over.
