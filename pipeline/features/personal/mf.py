@@ -138,16 +138,17 @@ class ImplicitMF:
         replay after a restart samples exactly what the first run sampled.
         """
         if y > 0 and self.n_negatives and len(self.item_ids) > 1:
-            negatives = self.sample_negatives(item, self.n_negatives, key)
-            items = [item, *negatives]
+            # Drawn before the item joins: a new item is never its own negative.
+            negatives = self._negative_positions(item, self.n_negatives, key)
+            positions = [self.add_item(item), *negatives]
             labels = [1.0] + [0.0] * len(negatives)
             weights = [weight] + [self.negative_weight * weight] * len(negatives)
         else:
-            items, labels, weights = [item], [float(y > 0)], [weight]
-        self.learn_many(user, items, labels, weights)
+            positions, labels, weights = [self.add_item(item)], [float(y > 0)], [weight]
+        self._step(user, positions, labels, weights)
         pool = self.negative_pool
         if y > 0 and pool is not None:
-            index = self.item_index[item]
+            index = positions[0]
             at = bisect.bisect_left(pool, index)
             if at == len(pool) or pool[at] != index:
                 pool.insert(at, index)
@@ -221,31 +222,40 @@ class ImplicitMF:
     def sample_negatives(self, positive: str, n: int, key: str | None = None) -> list[str]:
         """Up to ``n`` uniformly drawn items other than ``positive`` (from the negative pool
         when there is one)."""
+        ids = self.item_ids
+        return [ids[index] for index in self._negative_positions(positive, n, key)]
+
+    def _negative_positions(self, positive: str, n: int, key: str | None) -> list[int]:
+        """:meth:`sample_negatives` as model indexes."""
         pool = self.negative_pool
-        if pool is not None:
-            count = len(pool)
-            if count == 0:
-                return []
-            if key is None:
-                picks = self._rng.integers(0, count, n).tolist()
-            else:
-                base = zlib.crc32(key.encode(), self.seed)
-                picks = [((base + 1) * (2 * j + 1) * 2654435761 >> 7) % count for j in range(n)]
-            return [self.item_ids[pool[i]] for i in picks if self.item_ids[pool[i]] != positive]
-        count = len(self.item_ids)
+        count = len(self.item_ids) if pool is None else len(pool)
+        if count == 0:
+            return []
         if key is None:
             picks = self._rng.integers(0, count, n).tolist()
         else:
             # Multiplicative hashing of (seed, key, j): cheap, uniform enough, reproducible.
             base = zlib.crc32(key.encode(), self.seed)
             picks = [((base + 1) * (2 * j + 1) * 2654435761 >> 7) % count for j in range(n)]
-        return [self.item_ids[i] for i in picks if self.item_ids[i] != positive]
+        skip = self.item_index.get(positive, -1)
+        if pool is not None:
+            picks = [pool[i] for i in picks]
+        return [index for index in picks if index != skip]
 
     def learn_many(
         self, user: str, items: Sequence[str], labels: Sequence[float], weights: Sequence[float]
     ) -> None:
         """One SGD step on several (item, label, weight) observations of one user."""
-        positions = [self.add_item(item) for item in items]
+        self._step(user, [self.add_item(item) for item in items], labels, weights)
+
+    def _step(
+        self,
+        user: str,
+        positions: list[int],
+        labels: Sequence[float],
+        weights: Sequence[float],
+    ) -> None:
+        """:meth:`learn_many` of model indexes."""
         before = self._before
         for position in positions:
             if position not in before:
