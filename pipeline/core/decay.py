@@ -80,15 +80,19 @@ def spread(weight: float, timestamp_ms: int, half_life_s: float) -> list[tuple[i
 class DecayedCounts:
     """Forward-decayed counts per key in memory, mirrored into Redis hashes by increments.
 
-    State is one ranked score table per live generation (the current one and the next), so
-    a restarted worker reloads it exactly. Ranking within one generation needs no decay step,
-    and the tables stay in rank order as they change (``top`` never sorts).
+    State is the counts of each live generation (the current one and the next), so a
+    restarted worker reloads it exactly. Ranking within one generation needs no decay step:
+    the current generation's table stays in rank order as it changes (``top`` never sorts).
+    The next one is read only once it is current, so it is kept as plain counts and ranked
+    then, once: every event adds to both, and keeping two tables in order cost twice one.
     """
 
     def __init__(self, half_life_s: float) -> None:
         self.half_life_s = half_life_s
         self.current: int | None = None
-        self.generations: dict[int, RankedScores] = {}
+        self._ranked = RankedScores()
+        # Generations after the current one: key -> count, summed in the order of the adds.
+        self._later: dict[int, dict[str, float]] = {}
         # Changes with every add and load: what readers cache derived rankings by.
         self.version = 0
 
@@ -96,32 +100,44 @@ class DecayedCounts:
         """Count one event; returns the (generation, amount) increments made, for persistence."""
         self.version += 1
         gen = generation(timestamp_ms, self.half_life_s)
-        if self.current is None or gen > self.current:
-            self.current = gen
-            self.generations = {g: v for g, v in self.generations.items() if g >= gen}
+        current = self.current
+        if current is None or gen > current:
+            current = self._advance(gen)
         made = []
         for target, amount in spread(weight, timestamp_ms, self.half_life_s):
-            if target < self.current:
+            if target < current:
                 continue  # a late event for a generation nobody reads any more
-            scores = self.generations.get(target)
-            if scores is None:
-                scores = self.generations[target] = RankedScores()
-            scores.add(key, amount)
+            if target == current:
+                self._ranked.add(key, amount)
+            else:
+                counts = self._later.setdefault(target, {})
+                counts[key] = counts.get(key, 0.0) + amount
             made.append((target, amount))
         return made
+
+    def _advance(self, gen: int) -> int:
+        """Make ``gen`` the current generation (returned): its counts are ranked now;
+        earlier ones go."""
+        self.current = gen
+        self._ranked = RankedScores(self._later.pop(gen, None))
+        self._later = {g: counts for g, counts in self._later.items() if g > gen}
+        return gen
 
     def load(self, generations: dict[int, dict[str, float]]) -> None:
         """Replace the state with stored generations (the current one and the next)."""
         self.version += 1
-        self.generations = {g: RankedScores(v) for g, v in generations.items() if v}
-        self.current = min(self.generations) if self.generations else None
+        live = {g: dict(counts) for g, counts in generations.items() if counts}
+        self.current = None
+        self._ranked = RankedScores()
+        self._later = live
+        if live:
+            self._advance(min(live))
 
     @property
     def scores(self) -> RankedScores:
-        if self.current is None:
-            return RankedScores()
-        return self.generations.get(self.current) or RankedScores()
+        """The current generation's counts, ranked (empty before any event or load)."""
+        return self._ranked
 
     def top(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` highest counts of the current generation, ties by key."""
-        return self.scores.top(n)
+        return self._ranked.top(n)

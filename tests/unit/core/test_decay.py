@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from pipeline.core.decay import (
     GENERATION_HALF_LIVES,
+    DecayedCounts,
     decayed,
     expire_at_s,
     forward_weight,
@@ -158,3 +159,52 @@ def test_generation_agrees_with_landmarks_at_a_boundary_a_division_rounds_across
     assert now < end
     assert generation(now, half_life) in (gen, gen + 1)
     assert landmark_ms(generation(now, half_life), half_life) <= now
+
+
+# --- decayed counts in memory ----------------------------------------------------------------
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.floats(min_value=0.1, max_value=5.0),
+            # Up to three generations of 32 one-second half-lives, in any order.
+            st.integers(min_value=0, max_value=3 * GENERATION_HALF_LIVES * 1000),
+        ),
+        max_size=40,
+    )
+)
+def test_decayed_counts_rank_the_current_generation_as_summed_increments(
+    events: list[tuple[str, float, int]],
+) -> None:
+    """``DecayedCounts`` ranks exactly the increments it reports for the current generation
+    (the latest event's), summed in order, ties by key; a reload of the reported
+    increments of the current and next generations gives the same ranking."""
+    counts = DecayedCounts(1.0)
+    reported: dict[int, dict[str, float]] = {}
+    for key, weight, offset in events:
+        for gen, amount in counts.add(key, weight, TS + offset):
+            reported.setdefault(gen, {})
+            reported[gen][key] = reported[gen].get(key, 0.0) + amount
+    if not events:
+        assert counts.current is None and counts.top(3) == []
+        return
+    current = max(generation(TS + offset, 1.0) for _, _, offset in events)
+    assert counts.current == current
+    expected = sorted(reported.get(current, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    assert counts.top(4) == expected
+    reloaded = DecayedCounts(1.0)
+    reloaded.load({gen: reported.get(gen, {}) for gen in (current, current + 1)})
+    if expected:
+        assert reloaded.top(4) == expected
+    # The next generation, once current, ranks what was reported for it.
+    later = reported.get(current + 1, {})
+    after = int(landmark_ms(current + 1, 1.0))
+    counts.add("z", 1.0, after)
+    made = dict(counts.add("z", 0.0, after))
+    ranked = dict(counts.top(10))
+    for key, value in later.items():
+        assert ranked[key] == value
+    assert set(made) == {current + 1, current + 2}
