@@ -98,10 +98,10 @@ class ImplicitMF:
         self.item_factors = np.zeros((64, n_factors), dtype=np.float32)
         self.item_bias = np.zeros(64, dtype=np.float32)
         self.user_factors: dict[str, np.ndarray] = {}
-        # Rows (bias, factors) of the items changed since the last drain as they were before
-        # the first change (sampled negatives included), by index; and the items created
-        # since then, whose row started at their initial vector.
-        self._before: dict[int, np.ndarray] = {}
+        # (bias, factors) of the items changed since the last drain as they were before the
+        # first change (sampled negatives included), by index; and the items created since
+        # then, whose row started at their initial vector.
+        self._before: dict[int, tuple[np.float32, np.ndarray]] = {}
         self._created: set[int] = set()
         # Indexes negatives are drawn from, ascending; None: every item (the default).
         self.negative_pool: list[int] | None = None
@@ -200,9 +200,7 @@ class ImplicitMF:
         if factors is not None:
             self.item_factors[index] = np.asarray(factors, dtype=np.float32)
             self.item_bias[index] = np.float32(bias)
-        self._before[index] = np.concatenate(
-            (self.item_bias[index : index + 1], self.item_factors[index])
-        )
+        self._before[index] = (self.item_bias[index], self.item_factors[index].copy())
         return index
 
     def user_vector(self, user: str) -> np.ndarray:
@@ -259,9 +257,9 @@ class ImplicitMF:
         before = self._before
         for position in positions:
             if position not in before:
-                before[position] = np.concatenate(
-                    (self.item_bias[position : position + 1], self.item_factors[position])
-                )
+                # A scalar and a row copy: a third of the cost of one concatenated row,
+                # paid by most sampled negatives.
+                before[position] = (self.item_bias[position], self.item_factors[position].copy())
         user_vec = self.user_factors.get(user)
         if user_vec is None:
             user_vec = _stable_vector(user, self.n_factors, self.init_std, self.seed)
@@ -297,7 +295,9 @@ class ImplicitMF:
         if not self._before:
             return deltas
         positions = np.fromiter(self._before, dtype=np.int64, count=len(self._before))
-        before = np.stack(list(self._before.values()))
+        before = np.empty((len(positions), self.n_factors + 1), dtype=np.float32)
+        before[:, 0] = [bias for bias, _ in self._before.values()]
+        before[:, 1:] = [row for _, row in self._before.values()]
         after = np.empty_like(before)
         after[:, 0] = self.item_bias[positions]
         after[:, 1:] = self.item_factors[positions]
