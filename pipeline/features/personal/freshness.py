@@ -57,6 +57,16 @@ def age_buckets(created: np.ndarray, now_ms: float, future_ms: float, buckets: i
 
 
 @compiled
+def _first_listed(index: np.ndarray, j: int) -> int:
+    """The first entry of ``index`` that lists the item of entry ``j`` (``j`` itself when
+    none before it does): a step's handful of items, an item listed twice counted once."""
+    for earlier in range(j):
+        if index[earlier] == index[j]:
+            return earlier
+    return j
+
+
+@compiled
 def prior_into_bias(
     item_bias: np.ndarray,
     index: np.ndarray,
@@ -74,11 +84,7 @@ def prior_into_bias(
     saved = np.empty((n, 3))
     for j in range(n):
         row = index[j]
-        first = j
-        for earlier in range(j):
-            if index[earlier] == row:
-                first = earlier
-                break
+        first = _first_listed(index, j)
         if first < j:
             saved[j] = saved[first]
             continue
@@ -105,14 +111,9 @@ def prior_out_of_bias(
     time) stays 0."""
     buckets = prior.shape[0] - 1
     for j in range(index.shape[0]):
-        row = index[j]
-        seen = False
-        for earlier in range(j):
-            if index[earlier] == row:
-                seen = True
-                break
-        if seen:
+        if _first_listed(index, j) < j:
             continue
+        row = index[j]
         moved = item_bias[row] - np.float32(saved[j, 1])
         item_bias[row] = np.float32(saved[j, 0]) + moved
         bucket = int(saved[j, 2])
