@@ -324,6 +324,17 @@ class ClickModel:
         self._base_sumsq = {}
         return deltas
 
+    def drain_changed(self) -> tuple[dict[int, float], dict[int, float]]:
+        """``({index: weight}, {index: sum})`` of every weight and sum changed since the last
+        drain, as they are now; resets tracking like the two drains of deltas. For a writer
+        that owns the tables (it read every value it changed, and nobody else writes them):
+        the values themselves, which Redis sets at a fraction of an increment's cost."""
+        weights, sumsq = self._weights, self._sumsq
+        changed = {i: weights[i] for i, old in self._base.items() if weights[i] != old}
+        sums = {i: sumsq[i] for i, old in self._base_sumsq.items() if sumsq[i] != old}
+        self._base, self._base_sumsq = {}, {}
+        return changed, sums
+
     @property
     def weights(self) -> dict[int, float]:
         """A copy of every weight this model holds (sparse)."""

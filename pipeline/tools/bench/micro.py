@@ -164,7 +164,11 @@ async def _apply_in_batches(
 
     settings = load_settings(redis_url=redis_url, key_prefix=prefix)
     keys = Keys(prefix)
-    phases = phases_of(make_lanes(settings, keys))
+    lanes = make_lanes(settings, keys)
+    for lane in lanes:
+        # As a lone worker: it holds every partition of its topics.
+        lane.handler.owns_every_partition(True)
+    phases = phases_of(lanes)
     messages = [
         RawMessage(Position(topic_of(e), 0, i), e.user_id.encode(), e.to_json())
         for i, e in enumerate(chosen)

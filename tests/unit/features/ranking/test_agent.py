@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import orjson
 import pytest
 
 from pipeline.core.items import Item
@@ -177,3 +178,82 @@ async def test_user_attributes_cross_with_item_attributes_across_categories() ->
     for country, brand in brands.items():
         ranked = await rank_items(store, KEYS, f"new-{country}", unseen, {}, config, T0_MS)
         assert ranked[0]["item_id"] == f"bag-{brand}", ranked
+
+
+def _learned_batches() -> list[list[dict]]:
+    first = [shown(n, "u1", ["a", "b", "c"]) for n in range(5)] + [click_at(5, "u1", "c", 2)]
+    second = [shown(10 + n, "u2", ["b", "c", "d"]) for n in range(5)] + [click_at(20, "u2", "b", 0)]
+    return [first, second]
+
+
+async def _tables(store: MemoryStore) -> tuple[dict, dict]:
+    weights = await store.hgetall(KEYS.rank_weights())
+    sums = await store.hgetall(KEYS.rank_sums())
+    return (
+        {int(k): float(v) for k, v in weights.items()},
+        {int(k): float(v) for k, v in sums.items()},
+    )
+
+
+async def test_a_worker_holding_every_partition_sets_the_values_others_add_increments() -> None:
+    """Alone (every partition held), the handler writes the weights and sums it changed as
+    values (HSET); shared, as increments. Both leave the same tables, batch after batch."""
+    stores = {}
+    for exclusive in (False, True):
+        store = MemoryStore()
+        handler = RankingHandler(settings(), KEYS)
+        handler.owns_every_partition(exclusive)
+        for batch in _learned_batches():
+            records = []
+            for value in batch:
+                decoded, _ = handler.decode(orjson.dumps(value))
+                records.extend(decoded)
+            writes = await handler.plan(store, records)
+            kinds = {op[0] for op in writes.ops}
+            assert kinds == ({"hset"} if exclusive else {"hincr_float"})
+            await store.apply(writes)
+            handler.committed()
+        stores[exclusive] = await _tables(store)
+    (shared_weights, shared_sums), (own_weights, own_sums) = stores[False], stores[True]
+    assert shared_weights.keys() == own_weights.keys() and len(own_weights) > 10
+    assert shared_sums.keys() == own_sums.keys()
+    for index, weight in own_weights.items():
+        assert weight == pytest.approx(shared_weights[index], rel=1e-12, abs=1e-15)
+    for index, total in own_sums.items():
+        assert total == pytest.approx(shared_sums[index], rel=1e-12, abs=1e-15)
+
+
+async def test_a_write_by_another_worker_restarts_a_batch_that_sets_values() -> None:
+    """A batch that sets values watches both tables from before it reads them: should another
+    worker add to them meanwhile (a rebalance under way), the transaction starts again from
+    what is stored then, and the other's increment is kept, not overwritten."""
+    batch = _learned_batches()[0]
+
+    async def learned(interleave: bool) -> tuple[tuple[dict, dict], int]:
+        store = MemoryStore()
+        handler = RankingHandler(settings(), KEYS)
+        handler.owns_every_partition(True)
+        # Another worker's increment to the bias, which every observation of the batch moves.
+        increments = {handler.indexer.bias: 0.25}
+        records = []
+        for value in batch:
+            decoded, _ = handler.decode(orjson.dumps(value))
+            records.extend(decoded)
+        if not interleave:
+            await store.apply(Writes().hincr_float(KEYS.rank_weights(), increments))
+        attempts = 0
+
+        async def build(_: list) -> Writes:
+            nonlocal attempts
+            attempts += 1
+            writes = await handler.plan(store, records)
+            if interleave and attempts == 1:
+                await store.apply(Writes().hincr_float(KEYS.rank_weights(), increments))
+            return writes
+
+        assert await store.transact([], build)
+        return await _tables(store), attempts
+
+    (interleaved, attempts), (before, once) = await learned(True), await learned(False)
+    assert (attempts, once) == (2, 1)
+    assert interleaved == before
