@@ -96,6 +96,28 @@ async def test_increments_given_as_numpy_scalars_add_their_exact_values(
     assert dict(await store.zrange(key("x"), 0, -1)) == {m.encode(): v for m, v in amounts.items()}
 
 
+async def test_float_values_set_read_back_exactly(store: Store, key: Key) -> None:
+    """Hash values and sorted-set scores given as floats (a click model's weights, set by a
+    worker that owns them): every one reads back as the same double, numpy scalars and
+    infinities included; mixed values keep their own types."""
+    third = np.float64(1.0) / 3.0
+    values = {1: 0.1 + 0.2, 2: 1e-300, 3: -2.5e17, 4: float(third), 5: -0.0, 6: math.inf}
+    await store.apply(Writes().hset(key("h"), {**values, 7: third}))
+    stored = await store.hgetall(key("h"))
+    assert {int(field): float(value) for field, value in stored.items()} == {
+        **values,
+        7: float(third),
+    }
+    scores = {"a": 1e-7, "b": 1.2345678901234568e17, "c": float(third), "d": -math.inf}
+    await store.apply(Writes().zadd(key("z"), {**scores, "e": np.float64(2.5)}))
+    assert dict(await store.zrange(key("z"), 0, -1)) == {
+        **{member.encode(): score for member, score in scores.items()},
+        b"e": 2.5,
+    }
+    await store.apply(Writes().hset(key("m"), {"f": 0.5, "g": "text", "h": 3}))
+    assert await store.hgetall(key("m")) == {b"f": b"0.5", b"g": b"text", b"h": b"3"}
+
+
 async def test_sorted_set_ranks_and_ties(store: Store, key: Key) -> None:
     await store.apply(Writes().zadd(key("z"), {"b": 1.0, "a": 1.0, "c": 2.0, "d": -1.0}))
     ascending = [(b"d", -1.0), (b"a", 1.0), (b"b", 1.0), (b"c", 2.0)]

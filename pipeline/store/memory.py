@@ -22,14 +22,15 @@ from pipeline.store.base import Bound, Build, Op, Reads, Scalar, Store, Transact
 
 
 def encode(value: Scalar) -> bytes:
-    """How redis-py sends a value: bytes as they are, str as UTF-8, numbers as ``repr``."""
+    """How the Redis store sends a value: bytes as they are, str as UTF-8, numbers as the
+    ``repr`` of the Python number (a numpy float's own repr is not a number)."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"invalid value of type {type(value).__name__}")
-    return repr(value).encode()
+    return repr(float(value) if isinstance(value, float) else value).encode()
 
 
 def _float_text(value: float) -> bytes:

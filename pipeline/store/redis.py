@@ -141,6 +141,15 @@ def _numbers(amounts: Collection[float]) -> list[str]:
     return texts
 
 
+def _float_text(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    """``mapping`` with its values as :func:`_numbers` text when every one is a float
+    (hiredis formats a float about five times slower: a click model's batch sets thousands)."""
+    values = list(mapping.values())
+    if values and all(isinstance(value, float) for value in values):
+        return dict(zip(mapping, _numbers(values), strict=True))
+    return mapping
+
+
 def _script_args(op: Op) -> list[Scalar]:
     """The ARGV part of one scripted write (see the scripts above)."""
     name = op[0]
@@ -171,9 +180,9 @@ def _queue_plain(pipe: Any, op: Op) -> None:
     if name == "delete":
         pipe.delete(*op[1])
     elif name == "hset":
-        pipe.hset(op[1], mapping=op[2])
+        pipe.hset(op[1], mapping=_float_text(op[2]))
     elif name == "zadd":
-        pipe.zadd(op[1], op[2])
+        pipe.zadd(op[1], _float_text(op[2]))
     elif name == "sadd":
         pipe.sadd(op[1], *op[2])
     elif name == "expire_at":
