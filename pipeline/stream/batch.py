@@ -129,6 +129,9 @@ async def process_lanes(
         if indexes
     }
     decoded: dict[tuple[Any, int], tuple[list[Any], list[Rejection]]] = {}
+    topics = [message.position.topic for message in messages]
+    # The topic of every decoded record, by id (each is decoded once, and kept in ``decoded``).
+    origin: dict[int, str] = {}
     # Per group, the topic of each fresh message and of each applied record (metrics).
     fresh_topics: dict[str, list[str]] = {}
     applied: dict[str, list[str]] = {}
@@ -138,12 +141,14 @@ async def process_lanes(
         found = decoded.get(key)
         if found is None:
             found = decoded[key] = handler.decode(messages[index].value)
+            topic = topics[index]
+            for record in found[0]:
+                origin[id(record)] = topic
         return found
 
     async def prepare(fresh: dict[str, list[int]]) -> Writes:
         applied.clear()
         fresh_topics.clear()
-        origin: dict[int, str] = {}
         records: dict[str, list[Any]] = {}
         # (message index, its rejections) -> the groups that rejected it: one dead letter
         # each (the event groups share one decoder, hence one dead letter per message).
@@ -152,12 +157,13 @@ async def process_lanes(
             handler = by_name[name].handler
             found: list[Any] = []
             records[name] = found
-            for index in (members[name][position] for position in local):
+            group_members = members[name]
+            indexes = [group_members[position] for position in local]
+            if indexes:
+                fresh_topics[name] = [topics[index] for index in indexes]
+            for index in indexes:
                 decoded_records, rejections = decode(handler, index)
                 found.extend(decoded_records)
-                topic = messages[index].position.topic
-                fresh_topics.setdefault(name, []).append(topic)
-                origin.update((id(record), topic) for record in decoded_records)
                 if rejections:
                     dead.setdefault((index, tuple(rejections)), []).append(name)
         if dead:
