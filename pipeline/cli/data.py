@@ -11,6 +11,7 @@ from typing import IO, Any
 import click
 
 from pipeline.cli.main import cli, load_cli_settings, load_cli_topics
+from pipeline.cli.runtime import tune_garbage_collection
 
 # Invalid lines of an evaluated log listed one by one on stderr; the rest are only counted.
 MAX_REPORTED = 20
@@ -273,6 +274,7 @@ def evaluate_command(
 
     settings = load_cli_settings()
     config = personal_config(settings)
+    tune_garbage_collection()
     with path.open("rb") as handle:
         events, invalid = read_events(handle)
     _report_invalid(invalid, path)

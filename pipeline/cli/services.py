@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pipeline.cli.main import check_port, cli, load_cli_settings, load_cli_topics
+from pipeline.cli.runtime import tune_garbage_collection
 from pipeline.core.settings import Settings
 
 # uvicorn's loggers: given the process's format instead of uvicorn's own.
@@ -50,6 +51,7 @@ def worker(agents: str, loglevel: str) -> None:
         )
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     app = create_app(settings, groups, load_cli_topics(settings))
+    tune_garbage_collection()
     Worker(
         app,
         loglevel=loglevel,
@@ -75,6 +77,7 @@ def serve(app: Any, host: str, port: int, setting: str, log_level: str, settings
     check_port(host, port, setting)
     service = setting.removeprefix("PIPELINE_").removesuffix("_PORT").lower()
     config = process_logging(settings, service, log_level, UVICORN_LOGGERS)
+    tune_garbage_collection()
     uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=config)
 
 
