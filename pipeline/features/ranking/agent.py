@@ -22,7 +22,8 @@ from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import CatalogCache
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.features import item_attribute_features, user_attribute_features
-from pipeline.features.ranking.read import load_learning_state
+from pipeline.features.ranking.model import StepBatch
+from pipeline.features.ranking.read import stored_learning_state
 from pipeline.features.users.read import users_attributes
 from pipeline.store.base import Store, Writes
 from pipeline.stream.handler import EventHandler
@@ -100,10 +101,16 @@ class RankingHandler(EventHandler):
             # Watched before they are read: should another writer touch the tables after all
             # (a rebalance under way), the transaction starts again from what it wrote.
             await store.watch(tables)
-        await load_learning_state(store, self.keys, model, [indexes for indexes, _, _ in steps])
-        model.learn_many(steps)
+        batch = StepBatch.of(steps)
+        weights, sums = await stored_learning_state(store, self.keys, batch.indexes)
+        start_weights, start_sums = weights.copy(), sums.copy()
+        moved = model.learn_batch(batch, weights, sums)
         if exclusive:
-            changed, sums = model.drain_changed()
-            return writes.hset(tables[1], sums).hset(tables[0], changed)
-        writes.hincr_float(tables[1], model.drain_sum_deltas())
-        return writes.hincr_float(tables[0], model.drain_deltas())
+            writes.hset(tables[1], dict(zip(moved.indexes, moved.sums, strict=True)))
+            return writes.hset(tables[0], dict(zip(moved.indexes, moved.weights, strict=True)))
+        # Increments from the values read (a weight that ended where it started adds none).
+        weight_deltas = (weights[moved.slots] - start_weights[moved.slots]).tolist()
+        sum_deltas = (sums[moved.slots] - start_sums[moved.slots]).tolist()
+        writes.hincr_float(tables[1], dict(zip(moved.indexes, sum_deltas, strict=True)))
+        changed = zip(moved.indexes, weight_deltas, strict=True)
+        return writes.hincr_float(tables[0], {i: delta for i, delta in changed if delta})

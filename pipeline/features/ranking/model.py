@@ -13,11 +13,12 @@ logistic model with one position feature can represent (the examination hypothes
 ranking time the position is left out (``position=None``), so the learned position bias is
 factored out and items are ordered by relevance, not by where they happened to be shown.
 
-Weights live in a sparse ``dict`` of hashed index -> float. The agent keeps no weights
-between batches: it loads the indexes a batch touches (:meth:`ClickModel.set_weights`),
-learns, and writes :meth:`ClickModel.drain_deltas` as increments, which commute, so several
-workers can share one weight table. Indexes come from a stable hash (CRC-32 salted by
-``seed``), so every process maps a feature to the same index.
+Weights live in a sparse ``dict`` of hashed index -> float (:meth:`ClickModel.set_weights`,
+:meth:`ClickModel.drain_deltas`). The agent keeps no weights between batches: it gathers a
+batch's observations (:class:`StepBatch`), reads the weights and sums of the indexes they
+touch, steps them as arrays (:meth:`ClickModel.learn_batch`) and writes what moved (see
+agent.py). Indexes come from a stable hash (CRC-32 salted by ``seed``), so every process maps
+a feature to the same index.
 
 This module is pure: the standard library, numpy and the compiled learning loop.
 """
@@ -67,6 +68,51 @@ class RankingConfig:
 
     def model(self) -> ClickModel:
         return ClickModel(self.n_bits, self.learning_rate, self.l2, self.seed)
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """A batch of ``(indexes, clicked, weight)`` observations gathered for the compiled
+    loop: its distinct feature indexes (ascending) and, per observation, slots into them."""
+
+    present: np.ndarray  # the distinct feature indexes, ascending (int64)
+    slots: np.ndarray  # each observation's features as positions in ``present``, concatenated
+    offsets: np.ndarray  # observation ``o``'s slots are ``slots[offsets[o]:offsets[o + 1]]``
+    clicked: np.ndarray  # 1.0 or 0.0 per observation
+    weights: np.ndarray  # each observation's weight
+
+    @classmethod
+    def of(cls, steps: Sequence[tuple[Sequence[int], bool, float]]) -> StepBatch:
+        lengths = np.fromiter((len(indexes) for indexes, _, _ in steps), np.int64, len(steps))
+        offsets = np.zeros(len(steps) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter(
+            itertools.chain.from_iterable(indexes for indexes, _, _ in steps),
+            np.int64,
+            int(offsets[-1]),
+        )
+        present, slots = np.unique(flat, return_inverse=True)
+        return cls(
+            present,
+            slots.astype(np.int64, copy=False),
+            offsets,
+            np.fromiter((1.0 if clicked else 0.0 for _, clicked, _ in steps), np.float64),
+            np.fromiter((weight for _, _, weight in steps), np.float64),
+        )
+
+    @property
+    def indexes(self) -> list[int]:
+        return self.present.tolist()
+
+
+@dataclass(frozen=True)
+class MovedFeatures:
+    """The features a batch moved: their indexes, slots in the batch, new weights and sums."""
+
+    indexes: list[int]
+    slots: np.ndarray
+    weights: list[float]
+    sums: list[float]
 
 
 class ClickModel:
@@ -209,48 +255,48 @@ class ClickModel:
         steps = steps if isinstance(steps, list) else list(steps)
         if not steps:
             return
-        # The batch's features gathered into dense slots, stepped by the compiled loop
-        # (``kernels.py``: the same arithmetic in the same order), then written back.
-        lengths = np.fromiter((len(indexes) for indexes, _, _ in steps), np.int64, len(steps))
-        offsets = np.zeros(len(steps) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.fromiter(
-            itertools.chain.from_iterable(indexes for indexes, _, _ in steps),
-            np.int64,
-            int(offsets[-1]),
-        )
-        present, slots = np.unique(flat, return_inverse=True)
-        indexes = present.tolist()
+        batch = StepBatch.of(steps)
         get_weight, get_sum = self._weights.get, self._sumsq.get
+        indexes = batch.indexes
         start_weights = np.array([get_weight(i, 0.0) for i in indexes], dtype=np.float64)
         start_sums = np.array([get_sum(i, 0.0) for i in indexes], dtype=np.float64)
-        weights, sums = start_weights.copy(), start_sums.copy()
-        adagrad_steps(
-            weights,
-            sums,
-            slots.astype(np.int64, copy=False),
-            offsets,
-            np.fromiter((1.0 if clicked else 0.0 for _, clicked, _ in steps), np.float64),
-            np.fromiter((weight for _, _, weight in steps), np.float64),
-            self.learning_rate,
-            self.learning_rate * self.l2,
-            MAX_LOGIT,
-        )
-        # A feature moved when its sum grew (every non-zero gradient adds to it).
-        moved = np.flatnonzero(sums != start_sums)
+        moved = self.learn_batch(batch, start_weights.copy(), start_sums.copy())
         base, base_sumsq = self._base, self._base_sumsq
         for i, old, old_sum, new, new_sum in zip(
-            present[moved].tolist(),
-            start_weights[moved].tolist(),
-            start_sums[moved].tolist(),
-            weights[moved].tolist(),
-            sums[moved].tolist(),
+            moved.indexes,
+            start_weights[moved.slots].tolist(),
+            start_sums[moved.slots].tolist(),
+            moved.weights,
+            moved.sums,
             strict=True,
         ):
             base.setdefault(i, old)
             base_sumsq.setdefault(i, old_sum)
             self._weights[i] = new
             self._sumsq[i] = new_sum
+
+    def learn_batch(self, batch: StepBatch, weights: np.ndarray, sums: np.ndarray) -> MovedFeatures:
+        """Step ``batch``'s observations in order from ``weights`` and ``sums`` (float64, one
+        per ``batch.indexes``), which are updated in place; this model's own tables are not
+        read or changed (for a learner whose tables are elsewhere: the ranking agent's are in
+        Redis). Returns the features that moved."""
+        start_sums = sums.copy()
+        adagrad_steps(
+            weights,
+            sums,
+            batch.slots,
+            batch.offsets,
+            batch.clicked,
+            batch.weights,
+            self.learning_rate,
+            self.learning_rate * self.l2,
+            MAX_LOGIT,
+        )
+        # A feature moved when its sum grew (every non-zero gradient adds to it).
+        slots = np.flatnonzero(sums != start_sums)
+        return MovedFeatures(
+            batch.present[slots].tolist(), slots, weights[slots].tolist(), sums[slots].tolist()
+        )
 
     def learn_one(
         self, x: Mapping[str, float] | Iterable[str], y: bool, weight: float = 1.0
@@ -323,17 +369,6 @@ class ClickModel:
         deltas = {i: sumsq[i] - old for i, old in self._base_sumsq.items() if sumsq[i] != old}
         self._base_sumsq = {}
         return deltas
-
-    def drain_changed(self) -> tuple[dict[int, float], dict[int, float]]:
-        """``({index: weight}, {index: sum})`` of every weight and sum changed since the last
-        drain, as they are now; resets tracking like the two drains of deltas. For a writer
-        that owns the tables (it read every value it changed, and nobody else writes them):
-        the values themselves, which Redis sets at a fraction of an increment's cost."""
-        weights, sumsq = self._weights, self._sumsq
-        changed = {i: weights[i] for i, old in self._base.items() if weights[i] != old}
-        sums = {i: sumsq[i] for i, old in self._base_sumsq.items() if sumsq[i] != old}
-        self._base, self._base_sumsq = {}, {}
-        return changed, sums
 
     @property
     def weights(self) -> dict[int, float]:

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import ATTRIBUTES, CATEGORIES, ItemFields, item_fields
 from pipeline.features.ranking.features import (
@@ -42,18 +44,20 @@ async def load_weights(
     model.set_weights(_present(touched, await store.hmget(keys.rank_weights(), touched)))
 
 
-async def load_learning_state(
-    store: Store, keys: Keys, model: ClickModel, indexes: Iterable[Sequence[int]]
-) -> None:
-    """:func:`load_weights` plus AdaGrad's sums of squared gradients (what the learner needs;
-    the reader needs only the weights)."""
-    touched = sorted({index for group in indexes for index in group})
-    # One round trip for both tables.
+async def stored_learning_state(
+    store: Store, keys: Keys, indexes: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stored weights and AdaGrad sums of squared gradients of ``indexes`` (what the
+    learner needs; the reader needs only the weights), as float64 arrays in their order: 0.0
+    where none is stored. One round trip for both tables."""
     weights, sums = await store.read(
-        Reads().hmget(keys.rank_weights(), touched).hmget(keys.rank_sums(), touched)
+        Reads().hmget(keys.rank_weights(), indexes).hmget(keys.rank_sums(), indexes)
     )
-    model.set_weights(_present(touched, weights))
-    model.set_sums(_present(touched, sums))
+    return _numbers_or_zero(weights), _numbers_or_zero(sums)
+
+
+def _numbers_or_zero(stored: list[Any]) -> np.ndarray:
+    return np.array([0.0 if value is None else float(value) for value in stored], dtype=np.float64)
 
 
 async def rank_items(

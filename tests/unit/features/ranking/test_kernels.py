@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
-from pipeline.features.ranking.model import MAX_LOGIT, ClickModel
+from pipeline.features.ranking.model import MAX_LOGIT, ClickModel, StepBatch
 
 Step = tuple[list[int], bool, float]
 
@@ -71,6 +72,32 @@ def test_learn_many_equals_the_python_rule_exactly(seed: int) -> None:
         i: s - start_sums.get(i, 0.0) for i, s in sums.items() if s != start_sums.get(i, 0.0)
     }
     assert model.drain_sum_deltas() == expected_sums
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_batch_learned_on_arrays_is_the_python_rule_exactly(seed: int) -> None:
+    """What the ranking agent runs on the values it read from Redis: the distinct indexes
+    ascending, each observation's slots, and the features moved with their new values."""
+    rng = random.Random(seed)
+    model = ClickModel(n_bits=12, learning_rate=0.3, l2=1e-3)
+    steps = random_steps(rng, 400)
+    batch = StepBatch.of(steps)
+    indexes = batch.indexes
+    assert indexes == sorted({i for features, _, _ in steps for i in features})
+    start_weights = {i: rng.uniform(-2, 2) for i in indexes if rng.random() < 0.5}
+    start_sums = {i: rng.uniform(0, 5) for i in start_weights}
+    weights = np.array([start_weights.get(i, 0.0) for i in indexes])
+    sums = np.array([start_sums.get(i, 0.0) for i in indexes])
+    moved = model.learn_batch(batch, weights, sums)
+    expected_weights, expected_sums = dict(start_weights), dict(start_sums)
+    expected_moved = python_steps(expected_weights, expected_sums, steps, 0.3, 1e-3)
+    assert moved.indexes == sorted(expected_moved)
+    assert moved.weights == [expected_weights[i] for i in moved.indexes]
+    assert moved.sums == [expected_sums[i] for i in moved.indexes]
+    assert [indexes[slot] for slot in moved.slots] == moved.indexes
+    # The arrays were updated in place; the model's own tables were not touched.
+    assert weights.tolist() == [expected_weights.get(i, 0.0) for i in indexes]
+    assert model.weights == {}
 
 
 def test_an_empty_batch_and_empty_observations_change_nothing() -> None:
