@@ -77,7 +77,6 @@ def serve(app: Any, host: str, port: int, setting: str, log_level: str, settings
     check_port(host, port, setting)
     service = setting.removeprefix("PIPELINE_").removesuffix("_PORT").lower()
     config = process_logging(settings, service, log_level, UVICORN_LOGGERS)
-    tune_garbage_collection()
     uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=config)
 
 

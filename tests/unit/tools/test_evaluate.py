@@ -6,8 +6,10 @@ a change of defaults that makes recommendations worse than the baselines fails h
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -24,6 +26,15 @@ from pipeline.tools.synthetic import SyntheticConfig, SyntheticWorld, write_json
 N_EVENTS = 60_000
 RECOMMENDERS = ("personal", "factors", "cooccurrence", "popularity", "trending", "related")
 FIGURE_KEYS = {"hr@10", "ndcg@10", "mrr@10", "coverage", "cases"}
+
+
+@pytest.fixture(autouse=True)
+def _collector_thresholds_restored() -> Iterator[None]:
+    """The evaluate command sets the process's garbage-collection thresholds (run in process
+    here): this test process gets its own back after each test."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.set_threshold(*thresholds)
 
 
 @pytest.fixture(scope="module")
