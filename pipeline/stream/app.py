@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import aclosing
 from functools import partial
 from pathlib import Path
@@ -27,7 +27,7 @@ import faust
 
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
-from pipeline.core.topics import Topics
+from pipeline.core.topics import Topics, TopicSpec
 from pipeline.features.registry import declared_topics, feature
 from pipeline.store.redis import connect
 from pipeline.stream import transport
@@ -79,6 +79,23 @@ def phases_of(lanes: list[Lane]) -> list[list[Lane]]:
         [lane for lane in lanes if lane.handler.phase == phase]
         for phase in sorted({lane.handler.phase for lane in lanes})
     ]
+
+
+def holds_every_partition(
+    specs: Iterable[TopicSpec],
+    held: set[tuple[str, int]],
+    broker_partitions: Callable[[str], int | None],
+) -> bool:
+    """Whether ``held`` (topic, partition) pairs are every partition of the topics of
+    ``specs``: as many as the broker says a topic has (``broker_partitions``, None when it
+    has not said), or as ``topics.yaml`` declares, whichever is more. A broker with more
+    partitions than declared (added there, not in the file) lets other workers hold the
+    extra ones; one with fewer can never assign the missing ones: both keep the guards on."""
+    every: set[tuple[str, int]] = set()
+    for spec in specs:
+        count = max(spec.partitions, broker_partitions(spec.name) or 0)
+        every.update((spec.name, partition) for partition in range(count))
+    return bool(every) and every <= held
 
 
 def consumer_group_id(settings: Settings, groups: list[str]) -> str:
@@ -178,13 +195,10 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
         # With eager rebalancing, ``assigned`` is the worker's whole new assignment.
         held = {(tp.topic, tp.partition) for tp in assigned}
         for lane in lanes:
-            every = {
-                (spec.name, partition)
-                for spec in topics.specs
-                if lane.topics is None or spec.name in lane.topics
-                for partition in range(spec.partitions)
-            }
-            exclusive = bool(every) and every <= held
+            read = [
+                spec for spec in topics.specs if lane.topics is None or spec.name in lane.topics
+            ]
+            exclusive = holds_every_partition(read, held, app.consumer.topic_partitions)
             lane.handler.owns_every_partition(exclusive)
             log.info(
                 "agent group %s: this worker holds %s partition of its topics",
