@@ -22,8 +22,9 @@ from pipeline.store.base import Bound, Build, Op, Reads, Scalar, Store, Transact
 
 
 def encode(value: Scalar) -> bytes:
-    """How the Redis store sends a value: bytes as they are, str as UTF-8, numbers as the
-    ``repr`` of the Python number (a numpy float's own repr is not a number)."""
+    """A value as stored: bytes as they are, str as UTF-8, numbers as the ``repr`` of the
+    Python number (a numpy float's own repr is not a number). The Redis store may send a
+    float as other text of the same number (orjson's), which reads back the same."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):

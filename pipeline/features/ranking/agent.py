@@ -103,14 +103,15 @@ class RankingHandler(EventHandler):
             await store.watch(tables)
         batch = StepBatch.of(steps)
         weights, sums = await stored_learning_state(store, self.keys, batch.indexes)
-        start_weights, start_sums = weights.copy(), sums.copy()
         moved = model.learn_batch(batch, weights, sums)
         if exclusive:
             writes.hset(tables[1], dict(zip(moved.indexes, moved.sums, strict=True)))
             return writes.hset(tables[0], dict(zip(moved.indexes, moved.weights, strict=True)))
-        # Increments from the values read (a weight that ended where it started adds none).
-        weight_deltas = (weights[moved.slots] - start_weights[moved.slots]).tolist()
-        sum_deltas = (sums[moved.slots] - start_sums[moved.slots]).tolist()
-        writes.hincr_float(tables[1], dict(zip(moved.indexes, sum_deltas, strict=True)))
-        changed = zip(moved.indexes, weight_deltas, strict=True)
-        return writes.hincr_float(tables[0], {i: delta for i, delta in changed if delta})
+        # Increments from the values read (a value that ended where it started adds none).
+        for table, before, after in (
+            (tables[1], moved.sums_before, moved.sums),
+            (tables[0], moved.weights_before, moved.weights),
+        ):
+            changes = zip(moved.indexes, before, after, strict=True)
+            writes.hincr_float(table, {i: new - old for i, old, new in changes if new != old})
+        return writes

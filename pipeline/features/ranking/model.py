@@ -107,10 +107,12 @@ class StepBatch:
 
 @dataclass(frozen=True)
 class MovedFeatures:
-    """The features a batch moved: their indexes, slots in the batch, new weights and sums."""
+    """The features a batch moved: their indexes, and their weights and sums before and
+    after."""
 
     indexes: list[int]
-    slots: np.ndarray
+    weights_before: list[float]
+    sums_before: list[float]
     weights: list[float]
     sums: list[float]
 
@@ -260,12 +262,12 @@ class ClickModel:
         indexes = batch.indexes
         start_weights = np.array([get_weight(i, 0.0) for i in indexes], dtype=np.float64)
         start_sums = np.array([get_sum(i, 0.0) for i in indexes], dtype=np.float64)
-        moved = self.learn_batch(batch, start_weights.copy(), start_sums.copy())
+        moved = self.learn_batch(batch, start_weights, start_sums)
         base, base_sumsq = self._base, self._base_sumsq
         for i, old, old_sum, new, new_sum in zip(
             moved.indexes,
-            start_weights[moved.slots].tolist(),
-            start_sums[moved.slots].tolist(),
+            moved.weights_before,
+            moved.sums_before,
             moved.weights,
             moved.sums,
             strict=True,
@@ -280,7 +282,7 @@ class ClickModel:
         per ``batch.indexes``), which are updated in place; this model's own tables are not
         read or changed (for a learner whose tables are elsewhere: the ranking agent's are in
         Redis). Returns the features that moved."""
-        start_sums = sums.copy()
+        start_weights, start_sums = weights.copy(), sums.copy()
         adagrad_steps(
             weights,
             sums,
@@ -292,10 +294,15 @@ class ClickModel:
             self.learning_rate * self.l2,
             MAX_LOGIT,
         )
-        # A feature moved when its sum grew (every non-zero gradient adds to it).
-        slots = np.flatnonzero(sums != start_sums)
+        # A feature moved when its sum grew or its weight changed (a gradient too small to
+        # grow a large sum still moves the weight, by its step and the L2 shrink).
+        slots = np.flatnonzero((sums != start_sums) | (weights != start_weights))
         return MovedFeatures(
-            batch.present[slots].tolist(), slots, weights[slots].tolist(), sums[slots].tolist()
+            batch.present[slots].tolist(),
+            start_weights[slots].tolist(),
+            start_sums[slots].tolist(),
+            weights[slots].tolist(),
+            sums[slots].tolist(),
         )
 
     def learn_one(

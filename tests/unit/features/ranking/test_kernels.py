@@ -94,7 +94,8 @@ def test_a_batch_learned_on_arrays_is_the_python_rule_exactly(seed: int) -> None
     assert moved.indexes == sorted(expected_moved)
     assert moved.weights == [expected_weights[i] for i in moved.indexes]
     assert moved.sums == [expected_sums[i] for i in moved.indexes]
-    assert [indexes[slot] for slot in moved.slots] == moved.indexes
+    assert moved.weights_before == [start_weights.get(i, 0.0) for i in moved.indexes]
+    assert moved.sums_before == [start_sums.get(i, 0.0) for i in moved.indexes]
     # The arrays were updated in place; the model's own tables were not touched.
     assert weights.tolist() == [expected_weights.get(i, 0.0) for i in indexes]
     assert model.weights == {}
@@ -105,3 +106,14 @@ def test_an_empty_batch_and_empty_observations_change_nothing() -> None:
     model.learn_many([])
     model.learn_many([([], True, 1.0)])
     assert model.drain_deltas() == {} and model.weights == {}
+
+
+def test_a_weight_moved_by_its_shrink_alone_is_written() -> None:
+    """A gradient too small to grow a large sum still moves the weight (its L2 shrink): the
+    feature counts as moved, so the agent writes it (it did not when only sums counted)."""
+    model = ClickModel(n_bits=12, learning_rate=0.3, l2=1e-3)
+    batch = StepBatch.of([([7], True, 1e-20)])
+    weights, sums = np.array([1.0]), np.array([1e30])
+    moved = model.learn_batch(batch, weights, sums)
+    assert sums[0] == 1e30 and weights[0] < 1.0
+    assert moved.indexes == [7] and moved.weights == [weights[0]]
