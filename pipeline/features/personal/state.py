@@ -5,7 +5,8 @@ Keys (``pipeline.core.keys``): per user ``user:{id}:history`` (JSON), ``user:{id
 when idle; per item ``mf:items`` (index, bias and factors as packed float32, written as
 commutative deltas: ``Writes.hadd_vectors``), per content bucket ``mf:words`` (the words'
 factors, ``words.py``, written the same way), ``mf:freshness`` (the freshness prior,
-``freshness.py``, likewise) and the cold-start popularity ``personal:trending:{gen}``; related items through ``features.related.state``.
+``freshness.py``, likewise) and the cold-start popularity ``personal:trending:{gen}``;
+related items through ``features.related.state``.
 Nothing is pickled.
 
 Several workers of the group share the item rows: each adds what its batch changed to the

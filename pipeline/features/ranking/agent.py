@@ -2,8 +2,8 @@
 
 Redis holds the only copy of the weights (``{p}:rank:weights``, hashed feature index ->
 weight) and of AdaGrad's sums of squared gradients (``{p}:rank:sums``). Each batch starts
-from a fresh model, loads the weight and sum of every index the batch touches, learns the
-batch's observations one AdaGrad step each in event-time order (``ClickModel.learn_many``),
+from a fresh model, reads the weight and sum of every index the batch touches, learns the
+batch's observations one AdaGrad step each in event-time order (``ClickModel.learn_batch``),
 and writes the changes of both: as HINCRBYFLOAT increments, which commute, so any number of
 workers can share the tables; or, while this worker holds every partition of the group
 (nobody else writes them), as the new values themselves (HSET), with both tables watched from
