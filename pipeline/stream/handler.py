@@ -60,6 +60,10 @@ class Handler(ABC, Generic[R]):
     def reset(self) -> None:  # noqa: B027
         """Partitions were revoked: drop cached state, reload from the store when needed."""
 
+    def warm(self) -> None:  # noqa: B027
+        """Called once before the worker consumes: load now what the handler would load on
+        first use (compiled kernels), so the first batch does not wait for it."""
+
     def owns_every_partition(self, exclusive: bool) -> None:  # noqa: B027
         """Called after each rebalance: whether this worker now holds every partition of
         the topics this group reads (no other worker of the group is writing). Handlers

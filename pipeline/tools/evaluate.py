@@ -32,13 +32,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from pipeline.core.events import Event, event_from_dict
+from pipeline.core.events import Event
 from pipeline.core.items import Item
 from pipeline.core.ranked import RankedScores
 from pipeline.features.content.engine import ContentConfig, ContentEngine
 from pipeline.features.personal.engine import Engine, PersonalConfig
+from pipeline.features.personal.warm import load_kernels
 
 
 @dataclass
@@ -178,34 +177,6 @@ def _component_tops(engine: Engine, user_id: str, k: int, seen: set[str]) -> dic
         "factors": [item for item, _ in top(parts.factors, k, seen)],
         "cooccurrence": [item for item, _ in top(cooccurrence, k, seen)],
     }
-
-
-def load_kernels(config: PersonalConfig) -> None:
-    """Load the engine's compiled kernels (numba compiles them, or loads them from its
-    cache, on first use: one to two seconds once per process) by learning and ranking a
-    few clicks on throwaway engines, so that the replay's timer measures events only: one
-    without and one with words and the freshness prior in its factor model (``words.py``,
-    ``freshness.py``), whatever ``config`` says, so that every kernel is loaded."""
-    text = np.zeros(config.content_dim, dtype=np.float32)
-    text[0] = 1.0
-    for rate in (0.0, 0.1):
-        engine = Engine(replace(config, content_factor_rate=rate, freshness_rate=rate))
-        engine.set_content({"a": text})
-        engine.set_created({"a": 1_700_000_000_000})
-        for n, (user, item) in enumerate((("u", "a"), ("u", "b"), ("v", "b"), ("v", "c"))):
-            engine.learn(
-                event_from_dict(
-                    {
-                        "event_id": f"load-{n}",
-                        "type": "click",
-                        "user_id": user,
-                        "item_id": item,
-                        "timestamp": 1_700_000_000_000 + n,
-                    }
-                )
-            )
-        engine.recommend("u", 3)
-        engine.related("a", 3)
 
 
 def evaluate(

@@ -45,6 +45,7 @@ from pipeline.features.personal import state
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
 from pipeline.features.personal.recent import RecentUsers
+from pipeline.features.personal.warm import load_kernels
 from pipeline.store.base import Store, Writes
 from pipeline.stream.handler import EventHandler
 
@@ -81,6 +82,9 @@ class PersonalHandler(EventHandler):
 
     def backlog(self, waiting: int) -> None:
         self.waiting = waiting
+
+    def warm(self) -> None:
+        load_kernels(self.engine.config)
 
     def reset(self) -> None:
         """Forget everything cached; the next batch reloads from Redis."""

@@ -22,6 +22,7 @@ from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import CatalogCache
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.features import item_attribute_features, user_attribute_features
+from pipeline.features.ranking.kernels import load_kernels
 from pipeline.features.ranking.model import StepBatch
 from pipeline.features.ranking.read import stored_learning_state
 from pipeline.features.users.read import users_attributes
@@ -49,6 +50,9 @@ class RankingHandler(EventHandler):
 
     def owns_every_partition(self, exclusive: bool) -> None:
         self.exclusive = exclusive
+
+    def warm(self) -> None:
+        load_kernels()
 
     async def plan(self, store: Store, records: list[Event]) -> Writes:
         writes = Writes()

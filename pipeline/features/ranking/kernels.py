@@ -53,3 +53,19 @@ def adagrad_steps(
             total = sums[slot] + squared
             sums[slot] = total
             weights[slot] = old + move / math.sqrt(total) - shrink * old
+
+
+def load_kernels() -> None:
+    """Load :func:`adagrad_steps` (numba compiles it, or loads it from its cache, on first
+    use) by stepping one observation on throwaway arrays of the types the agent passes."""
+    adagrad_steps(
+        np.zeros(2),
+        np.zeros(2),
+        np.arange(2, dtype=np.int64),
+        np.array([0, 2], dtype=np.int64),
+        np.ones(1),
+        np.ones(1),
+        0.1,
+        0.0,
+        10.0,
+    )

@@ -7,8 +7,6 @@ a change of defaults that makes recommendations worse than the baselines fails h
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -295,26 +293,3 @@ def test_coverage_counts_the_same_items_with_or_without_a_catalog():
     assert with_catalog["catalog_size"] == without["catalog_size"] == 5
     for name in RECOMMENDERS:
         assert with_catalog[name]["coverage"] == without[name]["coverage"] <= 1.0
-
-
-def test_the_kernels_are_loaded_before_the_replay_is_timed() -> None:
-    """Every compiled kernel of the personal engine has a compiled signature after
-    ``load_kernels`` in a fresh process (numba loads them on first use), so none loads
-    inside the timed replay."""
-    script = (
-        "from pipeline.core.settings import load_settings\n"
-        "from pipeline.features.personal import freshness, kernels\n"
-        "from pipeline.features.personal.config import personal_config\n"
-        "from pipeline.tools.evaluate import load_kernels\n"
-        "load_kernels(personal_config(load_settings()))\n"
-        # Private helpers are compiled into the kernels that call them.
-        "found = [getattr(m, n) for m in (kernels, freshness) for n in dir(m) if n[0] != '_']\n"
-        "found = [k for k in found if hasattr(k, 'signatures')]\n"
-        "print(len(found), sum(1 for k in found if k.signatures))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
-    )
-    total, loaded = map(int, done.stdout.split())
-    assert total >= 10
-    assert loaded == total
