@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from pipeline.tools.bench.common import Progress
+from pipeline.core.keys import Keys
+from pipeline.core.settings import load_settings
+from pipeline.features.registry import declared_topics
+from pipeline.store.base import Writes
+from pipeline.store.memory import MemoryStore
+from pipeline.tools.bench.common import Progress, wait_applied
 from pipeline.tools.bench.micro import main, run_all
 
 
@@ -52,3 +58,42 @@ def test_progress_redraws_one_line_on_a_terminal(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert err.count("\r") == 2 and err.endswith("10/10\n")
     assert "[" + "#" * 15 + "." * 15 + "] 5/10" in err
+
+
+class NoScanStore(MemoryStore):
+    """The store a worker under test shares: a poll that walks its keyspace fails."""
+
+    async def scan(self, pattern: str) -> list[str]:
+        raise AssertionError(f"the fence poll scanned the keyspace for {pattern}")
+
+
+def test_the_fence_poll_reads_the_declared_fences_without_a_scan(tmp_path: Path) -> None:
+    settings = load_settings(key_prefix="poll")
+    keys = Keys(settings.key_prefix)
+    topics = declared_topics(settings)
+    store = NoScanStore()
+
+    async def applied() -> tuple[float, float]:
+        writes = Writes()
+        for group in ("trending", "catalog"):
+            for spec in topics.for_agent(group):
+                for partition in range(spec.partitions):
+                    # Offsets 0..4 applied on each partition: 5 messages.
+                    writes.set(keys.fence(group, spec.name, partition), b"4")
+        await store.apply(writes)
+        expected = {
+            group: 5 * sum(spec.partitions for spec in topics.for_agent(group))
+            for group in ("trending", "catalog")
+        }
+        return await wait_applied(store, settings, expected, 5.0, tmp_path / "worker.log")
+
+    first, last = asyncio.run(applied())
+    assert first <= last
+
+
+def test_the_fence_poll_waits_for_every_group(tmp_path: Path) -> None:
+    settings = load_settings(key_prefix="poll")
+    store = NoScanStore()
+    expected = {"trending": 1}
+    with pytest.raises(RuntimeError, match="did not apply every message"):
+        asyncio.run(wait_applied(store, settings, expected, 0.1, tmp_path / "worker.log"))
