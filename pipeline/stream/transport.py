@@ -7,14 +7,26 @@ sees it. Workers therefore use this transport (scheme ``streamrec-kafka://``), w
 consumer waits ``worker_fetch_max_wait_ms`` at most. The same consumer tells the worker's
 metrics what its fetches saw (:meth:`ConsumerThread.fetch_state`): consumer lag needs no
 request of its own.
+
+The same consumer hands each fetched message to the streams without a race of tasks when it
+can (:meth:`Consumer.wait_first`): Faust awaits, for every message, the first of "the
+message is delivered to the streams' buffers" and "the flow is suspended" (a rebalance),
+as tasks raced by ``asyncio.wait`` (about 85 microseconds a message on the development
+machine, a third of what a bare Faust agent spends per message). A delivery with room in
+the buffers finishes without ever waiting, so the consumer runs it in place first and
+races it as before only once it has to wait.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Coroutine, Generator
+from typing import Any, cast
 
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as driver
+from mode.services import Service, WaitArgT, WaitResults
+from mode.utils.times import Seconds
 
 SCHEME = "streamrec-kafka"
 # The app attribute that carries the wait (set by ``pipeline.stream.app.faust_app``).
@@ -57,9 +69,73 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         return found
 
 
-class Consumer(driver.Consumer):
+class InPlaceFirst(Service):
+    """A mode service whose :meth:`wait_first` runs its first coroutine in place (mixed
+    into the worker's consumer: the module docstring says why)."""
+
+    async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:
+        """What ``mode.Service.wait_first`` returns, with the first awaitable run in place up
+        to its first wait when it is a coroutine: finished there, it is the one winner and
+        the others are closed unawaited (a finished delivery is all the consumer's fetch
+        loop, the only caller, waits for); once it waits, it is raced against the others as
+        mode races it. An error it raises is raised, as mode raises it."""
+        first = coros[0] if coros else None
+        if (
+            timeout is not None
+            or not asyncio.iscoroutine(first)
+            or self._stopped.is_set()
+            or self._crashed.is_set()
+        ):
+            # mode's own signature defaults its Seconds to None.
+            return await super().wait_first(*coros, timeout=cast(Seconds, timeout))
+        try:
+            waits_on = first.send(None)
+        except StopIteration as finished:
+            _close(coros[1:])
+            return WaitResults([first], [finished.value], False)
+        except BaseException:
+            _close(coros[1:])
+            raise
+        carried = asyncio.ensure_future(_Resumed(first, waits_on))
+        return await super().wait_first(carried, *coros[1:], timeout=cast(Seconds, timeout))
+
+
+class Consumer(InPlaceFirst, driver.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+def _close(awaitables: tuple[WaitArgT, ...]) -> None:
+    """Close the coroutines among ``awaitables`` that will not be awaited."""
+    for awaitable in awaitables:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+
+
+class _Resumed:
+    """An awaitable that goes on with a started coroutine: it hands the coroutine's pending
+    wait to the task that awaits it, then sends the coroutine what the task sends (or throws
+    what it throws, a cancellation), until the coroutine returns."""
+
+    def __init__(self, started: Coroutine[Any, Any, Any], waits_on: Any) -> None:
+        self.started = started
+        self.waits_on = waits_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        waits_on = self.waits_on
+        while True:
+            sent, error = None, None
+            try:
+                sent = yield waits_on
+            except GeneratorExit:
+                self.started.close()
+                raise
+            except BaseException as thrown:
+                error = thrown
+            try:
+                waits_on = self.started.send(sent) if error is None else self.started.throw(error)
+            except StopIteration as finished:
+                return finished.value
 
 
 class Transport(driver.Transport):

@@ -1,0 +1,125 @@
+"""The worker consumer's ``wait_first``: a delivery that need not wait runs in place, one
+that waits is raced as mode races it (``pipeline.stream.transport``)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import pytest
+
+from pipeline.stream.transport import InPlaceFirst
+
+
+def run(body: Any) -> Any:
+    return asyncio.run(body())
+
+
+def test_a_coroutine_that_never_waits_runs_in_the_callers_task() -> None:
+    async def body() -> None:
+        service = InPlaceFirst()
+        caller = asyncio.current_task()
+        ran_in: list[Any] = []
+
+        async def deliver() -> str:
+            ran_in.append(asyncio.current_task())
+            return "delivered"
+
+        suspended = asyncio.Event()
+        other = suspended.wait()
+        results = await service.wait_first(deliver(), other)
+        assert results.results == ["delivered"]
+        assert not results.stopped
+        assert ran_in == [caller]
+        # The other awaitable is closed, not left to warn that it was never awaited.
+        assert inspect.getcoroutinestate(other) == inspect.CORO_CLOSED
+
+    run(body)
+
+
+def test_a_coroutine_that_waits_finishes_as_a_task_with_its_result() -> None:
+    async def body() -> None:
+        service = InPlaceFirst()
+        room = asyncio.get_running_loop().create_future()
+        steps: list[str] = []
+
+        async def deliver() -> int:
+            steps.append("before")
+            value = await room
+            steps.append("after")
+            return value + 1
+
+        asyncio.get_running_loop().call_later(0.01, room.set_result, 41)
+        results = await service.wait_first(deliver(), asyncio.Event().wait())
+        assert results.results == [42]
+        assert steps == ["before", "after"]
+
+    run(body)
+
+
+def test_a_waiting_coroutine_loses_to_a_suspension_and_is_cancelled() -> None:
+    async def body() -> None:
+        service = InPlaceFirst()
+        room = asyncio.get_running_loop().create_future()
+        suspended = asyncio.Event()
+        seen: list[str] = []
+
+        async def deliver() -> None:
+            try:
+                await room
+                seen.append("delivered")
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+
+        async def suspension() -> str:
+            await suspended.wait()
+            return "suspended"
+
+        asyncio.get_running_loop().call_soon(suspended.set)
+        results = await service.wait_first(deliver(), suspension())
+        assert results.results == ["suspended"]
+        # mode cancels the losers on its way out; the cancellation reaches the coroutine.
+        await asyncio.sleep(0)
+        assert seen == ["cancelled"]
+        # As a task cancelled while it waits, the wait itself is cancelled with it.
+        assert room.cancelled()
+
+    run(body)
+
+
+@pytest.mark.parametrize("waits_first", [False, True])
+def test_an_error_of_the_coroutine_is_raised(waits_first: bool) -> None:
+    async def body() -> None:
+        service = InPlaceFirst()
+
+        async def deliver() -> None:
+            if waits_first:
+                await asyncio.sleep(0)
+            raise ValueError("no such channel")
+
+        other = asyncio.Event().wait()
+        with pytest.raises(ValueError, match="no such channel"):
+            await service.wait_first(deliver(), other)
+        if not waits_first:
+            assert inspect.getcoroutinestate(other) == inspect.CORO_CLOSED
+
+    run(body)
+
+
+def test_a_stopped_service_races_as_mode_does() -> None:
+    async def body() -> None:
+        service = InPlaceFirst()
+        service._stopped.set()
+        ran: list[bool] = []
+
+        async def deliver() -> None:
+            ran.append(True)
+
+        results = await service.wait_first(deliver(), asyncio.Event().wait())
+        # mode reports a stopped service as such, whatever finished.
+        assert results.stopped
+        assert results.results == []
+
+    run(body)
