@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import aclosing
 from functools import partial
@@ -173,10 +172,9 @@ def create_app(settings: Settings, groups: list[str], topics: Topics | None = No
     keys = Keys(settings.key_prefix)
     dead_letter = app.topic(topics.dead_letter.name, key_serializer="raw", value_serializer="raw")
     lanes = make_lanes(settings, keys, groups, topics)
-    started = time.perf_counter()
+    # Before the worker consumes (and before its logging is set up: nothing to log here).
     for lane in lanes:
         lane.handler.warm()
-    log.info("handlers warmed (compiled kernels loaded) in %.1f s", time.perf_counter() - started)
     # Held while a batch is applied, while idle work runs and while handlers are reset at a
     # rebalance: never two at once (they share the handlers' in-memory state).
     busy = asyncio.Lock()
