@@ -67,33 +67,30 @@ class NoScanStore(MemoryStore):
         raise AssertionError(f"the fence poll scanned the keyspace for {pattern}")
 
 
-def test_the_fence_poll_reads_the_declared_fences_without_a_scan(tmp_path: Path) -> None:
+async def poll_after_five_messages(extra: int, timeout_s: float, log: Path) -> tuple[float, float]:
+    """Fences saying 5 messages (offsets 0..4) applied on every declared partition of
+    ``trending`` and ``catalog``, then the poll waiting for that many plus ``extra``."""
     settings = load_settings(key_prefix="poll")
     keys = Keys(settings.key_prefix)
     topics = declared_topics(settings)
     store = NoScanStore()
+    writes = Writes()
+    expected = {}
+    for group in ("trending", "catalog"):
+        expected[group] = extra
+        for spec in topics.for_agent(group):
+            for partition in range(spec.partitions):
+                writes.set(keys.fence(group, spec.name, partition), b"4")
+                expected[group] += 5
+    await store.apply(writes)
+    return await wait_applied(store, settings, expected, timeout_s, log)
 
-    async def applied() -> tuple[float, float]:
-        writes = Writes()
-        for group in ("trending", "catalog"):
-            for spec in topics.for_agent(group):
-                for partition in range(spec.partitions):
-                    # Offsets 0..4 applied on each partition: 5 messages.
-                    writes.set(keys.fence(group, spec.name, partition), b"4")
-        await store.apply(writes)
-        expected = {
-            group: 5 * sum(spec.partitions for spec in topics.for_agent(group))
-            for group in ("trending", "catalog")
-        }
-        return await wait_applied(store, settings, expected, 5.0, tmp_path / "worker.log")
 
-    first, last = asyncio.run(applied())
+def test_the_fence_poll_reads_the_declared_fences_without_a_scan(tmp_path: Path) -> None:
+    first, last = asyncio.run(poll_after_five_messages(0, 5.0, tmp_path / "worker.log"))
     assert first <= last
 
 
-def test_the_fence_poll_waits_for_every_group(tmp_path: Path) -> None:
-    settings = load_settings(key_prefix="poll")
-    store = NoScanStore()
-    expected = {"trending": 1}
+def test_the_fence_poll_waits_for_every_message(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="did not apply every message"):
-        asyncio.run(wait_applied(store, settings, expected, 0.1, tmp_path / "worker.log"))
+        asyncio.run(poll_after_five_messages(1, 0.1, tmp_path / "worker.log"))
