@@ -11,7 +11,7 @@ request of its own.
 The same consumer hands each fetched message to the streams without a race of tasks when it
 can (:meth:`Consumer.wait_first`): Faust awaits, for every message, the first of "the
 message is delivered to the streams' buffers" and "the flow is suspended" (a rebalance),
-as tasks raced by ``asyncio.wait`` (about 85 microseconds a message on the development
+as tasks raced by ``asyncio.wait`` (about 87 microseconds a message on the development
 machine, a third of what a bare Faust agent spends per message). A delivery with room in
 the buffers finishes without ever waiting, so the consumer runs it in place first and
 races it as before only once it has to wait.
