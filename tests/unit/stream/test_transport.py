@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.stream.transport import InPlaceFirst
+from pipeline.stream.transport import InPlaceFirst, _Resumed
 
 
 def run(body: Any) -> Any:
@@ -123,3 +123,46 @@ def test_a_stopped_service_races_as_mode_does() -> None:
         assert results.results == []
 
     run(body)
+
+
+def test_a_carried_coroutine_that_swallows_its_cancellation_finishes_as_a_task_would() -> None:
+    async def body() -> None:
+        room = asyncio.get_running_loop().create_future()
+
+        async def deliver() -> str:
+            try:
+                await room
+            except asyncio.CancelledError:
+                return "kept going"
+            return "delivered"
+
+        started = deliver()
+        # Run up to its first wait, as wait_first does before it hands the rest to a task.
+        carried = asyncio.ensure_future(_Resumed(started, started.send(None)))
+        await asyncio.sleep(0)
+        carried.cancel()
+        # The coroutine decided not to stop: the task ends with its result, not cancelled.
+        assert await carried == "kept going"
+
+    run(body)
+
+
+def test_closing_a_carried_coroutine_closes_the_coroutine() -> None:
+    steps: list[str] = []
+
+    async def deliver() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            steps.append("closed")
+
+    async def body() -> None:
+        started = deliver()
+        waits_on = started.send(None)
+        awaiting = _Resumed(started, waits_on).__await__()
+        next(awaiting)
+        awaiting.close()
+        assert inspect.getcoroutinestate(started) == inspect.CORO_CLOSED
+
+    run(body)
+    assert steps == ["closed"]
