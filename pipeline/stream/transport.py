@@ -9,7 +9,7 @@ metrics what its fetches saw (:meth:`ConsumerThread.fetch_state`): consumer lag 
 request of its own.
 
 The same consumer hands each fetched message to the streams without a race of tasks when it
-can (:meth:`Consumer.wait_first`): Faust awaits, for every message, the first of "the
+can (:meth:`InPlaceFirst.wait_first`): Faust awaits, for every message, the first of "the
 message is delivered to the streams' buffers" and "the flow is suspended" (a rebalance),
 as tasks raced by ``asyncio.wait`` (about 87 microseconds a message on the development
 machine, a third of what a bare Faust agent spends per message). A delivery with room in
