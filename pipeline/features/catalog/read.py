@@ -115,6 +115,11 @@ class Availability:
     def queue(self, reads: Reads) -> None:
         reads.get(self.keys.catalog_version())
 
+    def last_known(self) -> frozenset[str]:
+        """The unavailable items as last settled (none before the first read): a guess of
+        what the next read will find, for sizing reads; serve by :meth:`settle`'s answer."""
+        return self._hidden
+
     async def settle(self, store: Store, version: bytes | None) -> frozenset[str]:
         """The unavailable items as of ``version`` (re-read when it moved)."""
         if not self._loaded or version != self._version:

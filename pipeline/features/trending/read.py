@@ -10,8 +10,17 @@ from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import Availability
 from pipeline.store.base import Reads, Store
 
-# Candidate pages read at most, so that unavailable items rarely leave the list short.
+# Pages of candidates read after the first, at most, so that unavailable items rarely leave
+# the list short.
 MAX_PAGES = 3
+
+
+def page_sizes(n: int, known_hidden: int) -> tuple[int, int]:
+    """(first page, later pages): the first holds ``n`` candidates plus one per item the
+    reader last knew unavailable (up to a later page's ``2n + 20``), so a catalog with
+    nothing withdrawn costs ``n`` rows, not ``2n + 20``; later pages hold ``2n + 20``."""
+    later = n * 2 + 20
+    return n + min(known_hidden, later), later
 
 
 async def read_trending(
@@ -28,32 +37,34 @@ async def read_trending(
     """Top ``n`` available items of one trending set, scores decayed to ``now_ms``.
 
     Reads the generation current at ``now_ms`` (the agent writes each event into its own
-    generation and the next, so the current one is complete). Fetches ``2n + 20`` candidates
-    per page and at most ``MAX_PAGES`` pages, so the list is short only when nearly all
-    candidates are unavailable.
+    generation and the next, so the current one is complete). Reads a first page of
+    candidates (:func:`page_sizes`) with the catalog's version, then at most ``MAX_PAGES``
+    pages of ``2n + 20`` while candidates are unavailable or malformed, so the list is
+    short only when nearly all candidates are. Candidates past the ``n``-th served one are
+    never decoded.
     """
     gen = generation(now_ms, half_life_s)
     key = keys.trending(kind, window, gen, category)
     source = {"model": "trending", "kind": kind, "window": window, "category": category}
-    page = n * 2 + 20
+    # One factor for the whole set: every member of a generation decays alike.
+    scale = decayed(1.0, gen, half_life_s, now_ms)
+    first_page, page = page_sizes(n, len(availability.last_known()))
     items: list[dict[str, Any]] = []
     # The first page and the catalog's version in one round trip.
-    reads = Reads().zrange(key, 0, page - 1, desc=True)
+    reads = Reads().zrange(key, 0, first_page - 1, desc=True)
     availability.queue(reads)
-    first, version = await store.read(reads)
+    rows, version = await store.read(reads)
     hidden = await availability.settle(store, version)
-    for start in range(0, page * MAX_PAGES, page):
-        rows = first if start == 0 else await store.zrange(key, start, start + page - 1, desc=True)
-        candidates = [
-            (item_id, score) for member, score in rows if (item_id := decode_id(member)) is not None
-        ]
-        for item_id, stored in candidates:
-            if item_id in hidden:
+    start, size, pages_left = 0, first_page, MAX_PAGES
+    while True:
+        for member, stored in rows:
+            item_id = decode_id(member)
+            if item_id is None or item_id in hidden:
                 continue
-            score = decayed(stored, gen, half_life_s, now_ms)
-            items.append({"item_id": item_id, "score": score, "source": source})
+            items.append({"item_id": item_id, "score": stored * scale, "source": source})
             if len(items) == n:
                 return items
-        if len(rows) < page:
-            break
-    return items
+        if len(rows) < size or not pages_left:
+            return items
+        start, size, pages_left = start + size, page, pages_left - 1
+        rows = await store.zrange(key, start, start + size - 1, desc=True)
