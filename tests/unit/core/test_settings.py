@@ -166,7 +166,7 @@ CUSTOM: dict[str, Any] = {
     "require_api_keys": True,
     "cors_origins": ["https://shop.example", "http://127.0.0.1:8000"],
     "batch_size": 64,
-    "batch_ms": 50,
+    "batch_ms": 75,
     "max_future_skew_s": 0.0,
     "trending_windows": {"5m": 300.0, "90d": 7776000.0, "odd": 1.2345678901234567},
     "trending_kinds": {"clicks": ["click"], "money": ["buy", "basket"]},
