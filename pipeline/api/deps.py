@@ -14,10 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from pipeline.api.http import DEADLINE_FACTOR, store_call
+from pipeline.core.kept import KeptLists
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.read import Availability
-from pipeline.features.related.read import RelatedLists
 from pipeline.store.base import Store
 
 # Longest item list any endpoint returns, and longest user list (segments).
@@ -31,7 +31,8 @@ class ServiceContext:
     keys: Keys
     store: Store
     availability: Availability
-    related_lists: RelatedLists
+    related_lists: KeptLists
+    trending_lists: KeptLists
 
     @classmethod
     def of(cls, settings: Settings, keys: Keys, store: Store) -> ServiceContext:
@@ -41,7 +42,8 @@ class ServiceContext:
             keys,
             store,
             Availability(keys),
-            RelatedLists(settings.reader_related_cache_ms / 1000),
+            KeptLists(settings.reader_related_cache_ms / 1000),
+            KeptLists(settings.reader_trending_cache_ms / 1000),
         )
 
     @property

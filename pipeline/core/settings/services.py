@@ -53,6 +53,14 @@ class ServiceSettings(BaseSettings):
         "every stored partner) before ranking it again; items that become unavailable leave "
         "it at once. 0: every request ranks.",
     )
+    reader_trending_cache_ms: int = Field(
+        500,
+        ge=0,
+        le=60_000,
+        description="How long a reader keeps a trending list before reading it again (scores "
+        "are still decayed to each request's time); items that become unavailable leave it "
+        "at once. 0: every request reads the set.",
+    )
     collector_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body."
     )

@@ -70,7 +70,16 @@ async def answer(
             window = next(iter(settings.trending_windows))
             half_life = settings.trending_windows[window]
             items = await read_trending(
-                ctx.store, ctx.keys, ctx.availability, kind, window, half_life, None, depth, now_ms
+                ctx.store,
+                ctx.keys,
+                ctx.availability,
+                kind,
+                window,
+                half_life,
+                None,
+                depth,
+                now_ms,
+                ctx.trending_lists,
             )
             for item in items:
                 item["source"] = {**item["source"], "stage": "fallback"}

@@ -2,103 +2,22 @@
 applied at read time (``count / (popularity + 1) ** discount``), unavailable items left out.
 The store ranks and blends (:meth:`pipeline.store.base.Reads.related_blend`; in Redis a
 script), so a request reads ``n`` rows, not every partner with its popularity. A reader
-keeps each ranked list for a moment (:class:`RelatedLists`): a popular item's list is ranked
-once per ``reader_related_cache_ms``, not once per request."""
+keeps each ranked list for a moment: a popular item's list is ranked
+once per ``reader_related_cache_ms``, not once per request (:class:`KeptLists`)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pipeline.core.feedback import SIGNALS
 from pipeline.core.ids import valid_id
+from pipeline.core.kept import KeptLists
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import Availability
 from pipeline.features.content.read import SIMILAR_CONTENT, read_similar
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS
 from pipeline.store.base import Reads, Store
-
-# (item_id, relation or None, n, depth, discount): what a ranked list depends on.
-ListKey = tuple[str, str | None, int, int, float]
-
-
-class RelatedLists:
-    """Ranked related lists as a reader keeps them: each for at most ``max_age_s``.
-
-    Ranking reads and discounts every stored partner of the item in Redis (hundreds for a
-    popular item), the one process every reader shares; a product page asks for the same
-    item's list many times a second. A kept list is served only while none of its items is
-    unavailable (the caller passes the unavailable items of the moment), so a withdrawn
-    item leaves at once; new co-occurrences and popularity reach it within ``max_age_s``.
-    ``max_age_s`` 0 keeps nothing. At most ``limit`` lists are kept (the oldest go first).
-    Requests that miss the same list while it is being ranked wait for that one ranking
-    (:meth:`kept_or_ranked`) instead of each running their own.
-    """
-
-    def __init__(
-        self, max_age_s: float, limit: int = 10_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.max_age_s = max_age_s
-        self.limit = limit
-        self.clock = clock
-        self._lists: dict[ListKey, tuple[float, list[dict[str, Any]]]] = {}
-        # Lists being ranked -> the ranking's outcome (None: it failed or was cancelled).
-        self._ranking: dict[ListKey, asyncio.Future[list[dict[str, Any]] | None]] = {}
-
-    def get(self, key: ListKey, hidden: frozenset[str]) -> list[dict[str, Any]] | None:
-        """The kept list of ``key`` when it is young enough and holds no ``hidden`` item."""
-        kept = self._lists.get(key)
-        if kept is None:
-            return None
-        ranked_at, entries = kept
-        if self.clock() - ranked_at >= self.max_age_s or any(
-            entry["item_id"] in hidden for entry in entries
-        ):
-            del self._lists[key]
-            return None
-        return entries
-
-    def put(self, key: ListKey, entries: list[dict[str, Any]]) -> None:
-        if self.max_age_s <= 0:
-            return
-        self._lists.pop(key, None)
-        if len(self._lists) >= self.limit:
-            del self._lists[next(iter(self._lists))]
-        self._lists[key] = (self.clock(), entries)
-
-    async def kept_or_ranked(
-        self,
-        key: ListKey,
-        hidden: frozenset[str],
-        n: int,
-        rank: Callable[[], Awaitable[list[dict[str, Any]]]],
-    ) -> list[dict[str, Any]]:
-        """The kept list of ``key`` (:meth:`get`), else the outcome of the ranking another
-        request has started, else ``rank()``'s, kept when it holds ``n`` items (a shorter
-        list is of an item gaining its first partners, cheap to rank: its next partner
-        shows at the next request, and a scenario stage does not fall back meanwhile). A
-        request whose shared ranking failed ranks on its own."""
-        kept = self.get(key, hidden)
-        if kept is not None:
-            return kept
-        shared = self._ranking.get(key)
-        if shared is not None:
-            # shield: a waiter's own cancellation must not cancel the ranking of the others.
-            theirs = await asyncio.shield(shared)
-            return theirs if theirs is not None else await rank()
-        outcome: asyncio.Future[list[dict[str, Any]] | None]
-        outcome = self._ranking[key] = asyncio.get_running_loop().create_future()
-        found = None
-        try:
-            found = await rank()
-            if len(found) >= n:
-                self.put(key, found)
-            return found
-        finally:
-            del self._ranking[key]
-            outcome.set_result(found)
 
 
 async def read_related(
@@ -110,7 +29,7 @@ async def read_related(
     n: int,
     depth: int,
     discount: float,
-    lists: RelatedLists | None = None,
+    lists: KeptLists | None = None,
 ) -> list[dict[str, Any]]:
     """Related items of ``item_id``, best first, as the personal engine's ``related`` ranks
     them: one relation, or all blended (``relation`` None). ``depth`` partners are read per
@@ -128,7 +47,7 @@ async def read_related(
     With ``lists``, a list of ``n`` items ranked less than its ``max_age_s`` ago is served
     again (one GET of the catalog version instead of the ranking; entries are shared: do not
     change them); a shorter one is ranked at every request
-    (:meth:`RelatedLists.kept_or_ranked`)."""
+    (:meth:`KeptLists.kept_or_ranked`)."""
     if relation == SIMILAR_CONTENT:
         return await read_similar(store, keys, availability, item_id, n, depth)
 
@@ -160,7 +79,7 @@ async def read_related(
 
     if lists is None or lists.max_age_s <= 0:
         return await rank()
-    key = (item_id, relation, n, depth, discount)
+    key = (item_id, relation, n, depth, discount)  # what a ranked list depends on
     return await lists.kept_or_ranked(key, await availability.hidden(store), n, rank)
 
 

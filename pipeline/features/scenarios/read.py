@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.core.items import new_item_window
+from pipeline.core.kept import KeptLists
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
 from pipeline.features.catalog.model import CatalogView
@@ -33,7 +34,7 @@ from pipeline.features.personal.read import (
 )
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.read import rank_items
-from pipeline.features.related.read import RelatedLists, positive_events, read_related
+from pipeline.features.related.read import positive_events, read_related
 from pipeline.features.scenarios.engine import (
     Candidate,
     ReservedInput,
@@ -94,8 +95,9 @@ class Reader:
     keys: Keys
     settings: Settings
     availability: Availability
-    # Related lists kept between requests (the reader's); none kept by default.
-    related_lists: RelatedLists = field(default_factory=lambda: RelatedLists(0))
+    # Related and trending lists kept between requests (the reader's); none by default.
+    related_lists: KeptLists = field(default_factory=lambda: KeptLists(0))
+    trending_lists: KeptLists = field(default_factory=lambda: KeptLists(0))
 
     async def candidates(
         self, source: SourceSpec, known: Known, depth: int, now_ms: int
@@ -185,6 +187,7 @@ class Reader:
                     category,
                     depth,
                     now_ms,
+                    self.trending_lists,
                 )
                 for category in categories
             )

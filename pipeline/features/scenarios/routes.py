@@ -132,7 +132,9 @@ def scenarios_router(settings: Settings) -> APIRouter:
                 404, "unknown_scenario", f"no scenario {name!r}; known: {sorted(scenarios)}"
             )
         parsed = parse_request(scenario, [(k, v) for k, v in query if k != "scenario"])
-        reader = Reader(ctx.store, ctx.keys, settings, ctx.availability, ctx.related_lists)
+        reader = Reader(
+            ctx.store, ctx.keys, settings, ctx.availability, ctx.related_lists, ctx.trending_lists
+        )
         now_ms = int(time.time() * 1000)
         async with ctx.bounded():
             body = await recommend(reader, parsed, now_ms)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pipeline.core.decay import decayed, generation
 from pipeline.core.ids import decode_id
+from pipeline.core.kept import KeptLists
 from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import Availability
 from pipeline.store.base import Reads, Store
@@ -33,6 +34,7 @@ async def read_trending(
     category: str | None,
     n: int,
     now_ms: int,
+    lists: KeptLists | None = None,
 ) -> list[dict[str, Any]]:
     """Top ``n`` available items of one trending set, scores decayed to ``now_ms``.
 
@@ -42,29 +44,62 @@ async def read_trending(
     pages of ``2n + 20`` while candidates are unavailable or malformed, so the list is
     short only when nearly all candidates are. Candidates past the ``n``-th served one are
     never decoded.
+
+    With ``lists``, a ranking of ``n`` items younger than its ``max_age_s`` is served again
+    (one GET of the catalog version instead of the pages; scores still decayed to
+    ``now_ms``), unless one of its items has become unavailable since
+    (:meth:`KeptLists.kept_or_ranked`). The returned dicts are the caller's to change.
     """
     gen = generation(now_ms, half_life_s)
     key = keys.trending(kind, window, gen, category)
-    source = {"model": "trending", "kind": kind, "window": window, "category": category}
     # One factor for the whole set: every member of a generation decays alike.
     scale = decayed(1.0, gen, half_life_s, now_ms)
-    first_page, page = page_sizes(n, len(availability.last_known()))
-    items: list[dict[str, Any]] = []
-    # The first page and the catalog's version in one round trip.
-    reads = Reads().zrange(key, 0, first_page - 1, desc=True)
-    availability.queue(reads)
-    rows, version = await store.read(reads)
-    hidden = await availability.settle(store, version)
+    if lists is None or lists.max_age_s <= 0:
+        first_page, page = page_sizes(n, len(availability.last_known()))
+        # The first page and the catalog's version in one round trip.
+        reads = Reads().zrange(key, 0, first_page - 1, desc=True)
+        availability.queue(reads)
+        rows, version = await store.read(reads)
+        hidden = await availability.settle(store, version)
+        ranked = await _available(store, key, rows, first_page, page, hidden, n)
+    else:
+        hidden = await availability.hidden(store)
+
+        async def rank() -> list[dict[str, Any]]:
+            first_page, page = page_sizes(n, len(hidden))
+            rows = await store.zrange(key, 0, first_page - 1, desc=True)
+            return await _available(store, key, rows, first_page, page, hidden, n)
+
+        ranked = await lists.kept_or_ranked((key, n), hidden, n, rank)
+    source = {"model": "trending", "kind": kind, "window": window, "category": category}
+    return [
+        {"item_id": entry["item_id"], "score": entry["stored"] * scale, "source": source}
+        for entry in ranked
+    ]
+
+
+async def _available(
+    store: Store,
+    key: str,
+    rows: list[tuple[bytes, float]],
+    first_page: int,
+    page: int,
+    hidden: frozenset[str],
+    n: int,
+) -> list[dict[str, Any]]:
+    """The first ``n`` valid, available members of ``key`` as ``{"item_id", "stored"}``,
+    from ``rows`` (its first page, of ``first_page`` rows asked for) on."""
+    found: list[dict[str, Any]] = []
     start, size, pages_left = 0, first_page, MAX_PAGES
     while True:
         for member, stored in rows:
             item_id = decode_id(member)
             if item_id is None or item_id in hidden:
                 continue
-            items.append({"item_id": item_id, "score": stored * scale, "source": source})
-            if len(items) == n:
-                return items
+            found.append({"item_id": item_id, "stored": stored})
+            if len(found) == n:
+                return found
         if len(rows) < size or not pages_left:
-            return items
+            return found
         start, size, pages_left = start + size, page, pages_left - 1
         rows = await store.zrange(key, start, start + size - 1, desc=True)

@@ -73,7 +73,16 @@ async def answer(
     half_life = ctx.settings.trending_windows[window]
     async with ctx.bounded():
         items = await read_trending(
-            ctx.store, ctx.keys, ctx.availability, kind, window, half_life, category, n, now_ms
+            ctx.store,
+            ctx.keys,
+            ctx.availability,
+            kind,
+            window,
+            half_life,
+            category,
+            n,
+            now_ms,
+            ctx.trending_lists,
         )
     body = {"kind": kind, "window": window, "category": category, "generated_at": now_ms}
     return {**body, "items": items}

@@ -258,6 +258,17 @@ def test_related_lists_kept_by_readers_from_the_environment(
         load_settings()
 
 
+def test_trending_lists_kept_by_readers_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().reader_trending_cache_ms == 500
+    monkeypatch.setenv("PIPELINE_READER_TRENDING_CACHE_MS", "0")
+    assert load_settings().reader_trending_cache_ms == 0
+    monkeypatch.setenv("PIPELINE_READER_TRENDING_CACHE_MS", "60001")
+    with pytest.raises(ValueError, match="reader_trending_cache_ms"):
+        load_settings()
+
+
 def test_variables_named_like_settings_that_are_none_are_logged_by_name(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,6 +10,7 @@ import orjson
 from pipeline.core.events import Event, event_from_dict
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings, load_settings
+from pipeline.store.base import Reads
 from pipeline.store.memory import MemoryStore
 from pipeline.stream.handler import Handler
 
@@ -51,3 +52,27 @@ async def run(handler: Handler[Any], store: MemoryStore, values: list[Any]) -> l
     await store.apply(await handler.plan(store, records))
     handler.committed()
     return records
+
+
+class Clock:
+    """A monotonic clock that moves when a test moves ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def count_zrange_rows(store: MemoryStore) -> list[int]:
+    """The number of rows of each ZRANGE read from ``store`` from now on (every store read
+    goes through ``read``), in order."""
+    pages: list[int] = []
+    read = store.read
+
+    async def counted(reads: Reads) -> list[Any]:
+        pages.extend(op[3] - op[2] + 1 for op in reads.ops if op[0] == "zrange")
+        return await read(reads)
+
+    store.read = counted  # type: ignore[method-assign]
+    return pages

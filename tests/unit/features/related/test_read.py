@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from pipeline.core.kept import KeptLists
 from pipeline.features.catalog.read import Availability
-from pipeline.features.related.read import RelatedLists, read_related
+from pipeline.features.related.read import read_related
 from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
-from tests.unit.features.helpers import KEYS
+from tests.unit.features.helpers import KEYS, Clock
 
 
 @pytest.mark.asyncio
@@ -30,17 +31,9 @@ async def test_stored_partners_that_break_the_id_contract_are_never_served() -> 
     assert [item["score"] for item in found] == [5.0, 3.0, 2.0]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_kept_lists_age_out_and_never_hold_a_hidden_item() -> None:
     clock = Clock()
-    lists = RelatedLists(1.0, limit=2, clock=clock)
+    lists = KeptLists(1.0, limit=2, clock=clock)
     entries = [{"item_id": "b"}, {"item_id": "c"}]
     lists.put(("a", None, 10, 200, 0.5), entries)
     assert lists.get(("a", None, 10, 200, 0.5), frozenset()) is entries
@@ -61,7 +54,7 @@ def test_kept_lists_age_out_and_never_hold_a_hidden_item() -> None:
     assert lists.get(("x", None, 10, 200, 0.5), frozenset()) is None
     assert lists.get(("z", None, 10, 200, 0.5), frozenset()) is entries
     # A max age of 0 keeps nothing.
-    off = RelatedLists(0.0, clock=clock)
+    off = KeptLists(0.0, clock=clock)
     off.put(("a", None, 10, 200, 0.5), entries)
     assert off.get(("a", None, 10, 200, 0.5), frozenset()) is None
 
@@ -71,7 +64,7 @@ async def test_a_kept_list_is_served_until_it_ages_and_loses_a_withdrawn_item_at
     """The reader ranks an item's list once per max age: new counts show up after it, while
     an item made unavailable (the catalog moves its version) leaves the next answer."""
     store, clock = MemoryStore(), Clock()
-    lists, availability = RelatedLists(1.0, clock=clock), Availability(KEYS)
+    lists, availability = KeptLists(1.0, clock=clock), Availability(KEYS)
 
     async def served() -> list[str]:
         found = await read_related(store, KEYS, availability, "a", None, 2, 200, 0.5, lists)
@@ -98,7 +91,7 @@ async def test_a_kept_list_is_served_until_it_ages_and_loses_a_withdrawn_item_at
 
 @pytest.mark.asyncio
 async def test_requests_missing_the_same_list_share_one_ranking() -> None:
-    lists = RelatedLists(1.0, clock=Clock())
+    lists = KeptLists(1.0, clock=Clock())
     key = ("a", None, 2, 200, 0.5)
     release = asyncio.Event()
     calls: list[str] = []
@@ -125,7 +118,7 @@ async def test_requests_missing_the_same_list_share_one_ranking() -> None:
 
 @pytest.mark.asyncio
 async def test_a_request_whose_shared_ranking_failed_ranks_on_its_own() -> None:
-    lists = RelatedLists(1.0, clock=Clock())
+    lists = KeptLists(1.0, clock=Clock())
     key = ("a", None, 2, 200, 0.5)
     release = asyncio.Event()
     attempts: list[int] = []

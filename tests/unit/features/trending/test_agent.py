@@ -11,9 +11,15 @@ from pipeline.features.catalog.agent import CatalogHandler
 from pipeline.features.catalog.read import Availability
 from pipeline.features.trending.agent import TrendingHandler
 from pipeline.features.trending.read import MAX_PAGES, page_sizes, read_trending
-from pipeline.store.base import Reads, Writes
-from pipeline.store.memory import MemoryStore
-from tests.unit.features.helpers import KEYS, T0_MS, run, settings, store_at
+from pipeline.store.base import Writes
+from tests.unit.features.helpers import (
+    KEYS,
+    T0_MS,
+    count_zrange_rows,
+    run,
+    settings,
+    store_at,
+)
 
 pytestmark = pytest.mark.asyncio
 HOUR_S = 3600.0
@@ -101,7 +107,7 @@ async def test_a_reader_that_knows_items_withdrawn_reads_past_them_in_its_first_
     await run(TrendingHandler(settings(), KEYS), store, _clicks_ranking_before("ok", 5, 3))
     availability = Availability(KEYS)
     await availability.hidden(store)
-    pages = _count_pages(store)
+    pages = count_zrange_rows(store)
     items = await read_trending(store, KEYS, availability, "clicks", "1h", HOUR_S, None, 3, T0_MS)
     assert sorted(item["item_id"] for item in items) == ["ok0", "ok1", "ok2"]
     assert pages == [8]  # n + the five it knew unavailable, in the first round trip
@@ -125,7 +131,7 @@ async def test_paging_past_unavailable_items_is_bounded() -> None:
         CatalogHandler(KEYS), store, [{"item_id": f"i{n}", "available": False} for n in range(200)]
     )
     await run(TrendingHandler(settings(), KEYS), store, _clicks_ranking_before("ok", 200, 1))
-    pages = _count_pages(store)
+    pages = count_zrange_rows(store)
     items = await read_trending(
         store, KEYS, Availability(KEYS), "clicks", "1h", HOUR_S, None, 2, T0_MS
     )
@@ -145,20 +151,6 @@ def _clicks_ranking_before(prefix: str, hidden: int, available: int) -> list[dic
     """Clicks that rank items i0..i{hidden-1} (three clicks each) above {prefix}0.. (one each)."""
     events = [click(n * 10 + k, f"i{n}", f"u{k}") for n in range(hidden) for k in range(3)]
     return events + [click(100_000 + n, f"{prefix}{n}") for n in range(available)]
-
-
-def _count_pages(store: MemoryStore) -> list[int]:
-    """The number of rows of each trending page read from ``store`` from now on (every
-    store read, ``zrange`` included, goes through ``read``)."""
-    pages: list[int] = []
-    read = store.read
-
-    async def counted(reads: Reads) -> list:
-        pages.extend(op[3] - op[2] + 1 for op in reads.ops if op[0] == "zrange")
-        return await read(reads)
-
-    store.read = counted  # type: ignore[method-assign]
-    return pages
 
 
 async def test_sets_are_capped_and_expire_with_their_generation() -> None:
