@@ -239,8 +239,9 @@ def evaluate(
         seen_items.update(event.items)
         if event.item_id and feedback.is_conversion(event):
             history = engine.histories.get(event.user_id)
-            seen = history.seen_items() if history else set()
-            if event.item_id not in seen:
+            # Only a conversion of an item the user has not met yet is a case.
+            if history is None or not history.has_seen(event.item_id):
+                seen = history.seen_items() if history else set()
                 target = event.item_id
                 tops = _component_tops(engine, event.user_id, k, seen)
                 tops["popularity"] = popularity.recommend(k, seen)

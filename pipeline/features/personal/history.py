@@ -184,6 +184,16 @@ class UserHistory:
     def seen_items(self) -> set[str]:
         return {entry[0] for entry in self.recent} | set(self.excluded)
 
+    def has_seen(self, item_id: str) -> bool:
+        """Whether ``item_id`` is one of :meth:`seen_items`, without building the set: most
+        items a user converts were clicked first, which the entry times answer at once."""
+        if item_id in self.excluded:
+            return True
+        clicks, conversions = self.entry_times()
+        if item_id in clicks or item_id in conversions:
+            return True
+        return any(entry[0] == item_id for entry in self.recent)
+
     def merge_from(self, other: UserHistory) -> None:
         """Fold an anonymous history into this one (login), keeping time order. The ids
         merged into ``other`` are not carried over: :meth:`add_merged` them."""

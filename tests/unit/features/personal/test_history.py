@@ -47,3 +47,31 @@ def test_entry_times_kept_in_step_equal_those_gathered_from_the_entries(seed: in
         for each in (history, other):
             assert each.entry_times() == entry_times(each.recent), step
     assert sum(len(times) for times in history.entry_times()[0].values()) > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_has_seen_answers_as_the_seen_items_do(seed: int) -> None:
+    """``has_seen`` (what ``pipeline evaluate`` asks of every conversion) agrees with
+    ``seen_items`` for every item after every step: clicks, conversions, low ratings (an
+    entry that is neither), purchases that exclude, blacklists, entries trimmed by length
+    and age, and items never met."""
+    rng = random.Random(seed)
+    limits = HistoryLimits(length=8, max_age_s=600, max_excluded=3)
+    history = UserHistory(limits)
+    items = [f"i{n}" for n in range(10)]
+    now = T0
+    answers = set()
+    for step in range(300):
+        now += rng.randrange(0, 120_000)
+        kind = rng.choice(["click", "click", "buy", "rate", "rate", "consume", "blacklist"])
+        extra = {"value": rng.choice([1.0, 5.0])} if kind == "rate" else {}
+        low = kind == "rate" and extra["value"] < 4
+        history.add(
+            event_at(kind, "u", rng.choice(items[:8]), now, **extra), LOW_RATING if low else None
+        )
+        seen = history.seen_items()
+        for item in items:
+            assert history.has_seen(item) == (item in seen), (step, item)
+            answers.add((item in seen, item in history.excluded))
+    # Both answers came up, excluded items among the seen ones.
+    assert {(True, False), (False, False), (True, True)} <= answers
