@@ -61,10 +61,11 @@ class KeptLists:
         rank: Callable[[], Awaitable[Entries]],
     ) -> Entries:
         """The kept list of ``key`` (:meth:`get`), else the outcome of the ranking another
-        request has started, else ``rank()``'s, kept when it holds ``n`` items (a shorter
-        list is of a set still filling up, cheap to rank: its next item shows at the next
-        request, and a scenario stage does not fall back meanwhile). A request whose shared
-        ranking failed ranks on its own."""
+        request has started (unless it holds an item of this request's ``hidden``), else
+        ``rank()``'s, kept when it holds ``n`` items. A shorter list is ranked again at
+        every request: its next item (an item's next partner, a set's next member) shows
+        at once, and a scenario stage does not fall back meanwhile. A request whose shared
+        ranking failed, or served an item hidden since, ranks on its own."""
         kept = self.get(key, hidden)
         if kept is not None:
             return kept
@@ -72,7 +73,9 @@ class KeptLists:
         if shared is not None:
             # shield: a waiter's own cancellation must not cancel the ranking of the others.
             theirs = await asyncio.shield(shared)
-            return theirs if theirs is not None else await rank()
+            if theirs is not None and not any(entry["item_id"] in hidden for entry in theirs):
+                return theirs
+            return await rank()
         outcome: asyncio.Future[Entries | None]
         outcome = self._ranking[key] = asyncio.get_running_loop().create_future()
         found = None

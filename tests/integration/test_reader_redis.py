@@ -152,7 +152,7 @@ async def test_unavailable_items_are_dropped(reader, redis, settings) -> None:
 @pytest.mark.asyncio
 async def test_many_unavailable_items_still_fill_n(reader, redis, settings) -> None:
     keys = Keys(settings.key_prefix)
-    # More hidden items than the first page (2n + 20) holds.
+    # More hidden items than a page (2n + 20) holds.
     for index in range(30):
         await add_event(redis, settings, f"hidden{index}", weight=100)
         await redis.hset(keys.item(f"hidden{index}"), "available", "0")

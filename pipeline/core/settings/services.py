@@ -58,8 +58,9 @@ class ServiceSettings(BaseSettings):
         ge=0,
         le=60_000,
         description="How long a reader keeps a trending list before reading it again (scores "
-        "are still decayed to each request's time); items that become unavailable leave it "
-        "at once. 0: every request reads the set.",
+        "are still decayed to each request's time; the for-you fallback and scenarios read "
+        "the same lists); items that become unavailable leave it at once, and a list shorter "
+        "than asked is read again at every request. 0: every request reads the set.",
     )
     collector_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body."

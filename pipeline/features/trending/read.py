@@ -11,17 +11,18 @@ from pipeline.core.keys import Keys
 from pipeline.features.catalog.read import Availability
 from pipeline.store.base import Reads, Store
 
-# Pages of candidates read after the first, at most, so that unavailable items rarely leave
-# the list short.
+# Pages of candidates read at most (the first one included), so that unavailable items
+# rarely leave the list short.
 MAX_PAGES = 3
 
 
 def page_sizes(n: int, known_hidden: int) -> tuple[int, int]:
-    """(first page, later pages): the first holds ``n`` candidates plus one per item the
-    reader last knew unavailable (up to a later page's ``2n + 20``), so a catalog with
-    nothing withdrawn costs ``n`` rows, not ``2n + 20``; later pages hold ``2n + 20``."""
+    """(first page, later pages). Later pages hold ``2n + 20`` candidates; the first holds
+    ``n`` plus one per item the reader last knew unavailable, at most as many as a later
+    page: a catalog with nothing withdrawn costs ``n`` rows instead of ``2n + 20``, and no
+    first page is longer than before."""
     later = n * 2 + 20
-    return n + min(known_hidden, later), later
+    return min(n + known_hidden, later), later
 
 
 async def read_trending(
@@ -40,15 +41,16 @@ async def read_trending(
 
     Reads the generation current at ``now_ms`` (the agent writes each event into its own
     generation and the next, so the current one is complete). Reads a first page of
-    candidates (:func:`page_sizes`) with the catalog's version, then at most ``MAX_PAGES``
-    pages of ``2n + 20`` while candidates are unavailable or malformed, so the list is
-    short only when nearly all candidates are. Candidates past the ``n``-th served one are
-    never decoded.
+    candidates (:func:`page_sizes`), then more pages while candidates are unavailable or
+    malformed, ``MAX_PAGES`` in all, so the list is short only when nearly all candidates
+    are. Candidates past the ``n``-th served one are never decoded. Without ``lists`` the
+    first page and the catalog's version are read in one round trip.
 
-    With ``lists``, a ranking of ``n`` items younger than its ``max_age_s`` is served again
-    (one GET of the catalog version instead of the pages; scores still decayed to
-    ``now_ms``), unless one of its items has become unavailable since
-    (:meth:`KeptLists.kept_or_ranked`). The returned dicts are the caller's to change.
+    With ``lists``, the catalog's version is read first (one GET), and a ranking of ``n``
+    items younger than its ``max_age_s`` is served again instead of the pages (scores still
+    decayed to ``now_ms``), unless one of its items has become unavailable since
+    (:meth:`KeptLists.kept_or_ranked`); a shorter list is read again at every request. The
+    returned dicts are the caller's to change.
     """
     gen = generation(now_ms, half_life_s)
     key = keys.trending(kind, window, gen, category)
@@ -61,14 +63,14 @@ async def read_trending(
         availability.queue(reads)
         rows, version = await store.read(reads)
         hidden = await availability.settle(store, version)
-        ranked = await _available(store, key, rows, first_page, page, hidden, n)
+        ranked = await _first_available(store, key, rows, first_page, page, hidden, n)
     else:
         hidden = await availability.hidden(store)
 
         async def rank() -> list[dict[str, Any]]:
             first_page, page = page_sizes(n, len(hidden))
             rows = await store.zrange(key, 0, first_page - 1, desc=True)
-            return await _available(store, key, rows, first_page, page, hidden, n)
+            return await _first_available(store, key, rows, first_page, page, hidden, n)
 
         ranked = await lists.kept_or_ranked((key, n), hidden, n, rank)
     source = {"model": "trending", "kind": kind, "window": window, "category": category}
@@ -78,7 +80,7 @@ async def read_trending(
     ]
 
 
-async def _available(
+async def _first_available(
     store: Store,
     key: str,
     rows: list[tuple[bytes, float]],
@@ -90,7 +92,7 @@ async def _available(
     """The first ``n`` valid, available members of ``key`` as ``{"item_id", "stored"}``,
     from ``rows`` (its first page, of ``first_page`` rows asked for) on."""
     found: list[dict[str, Any]] = []
-    start, size, pages_left = 0, first_page, MAX_PAGES
+    start, size, pages_left = 0, first_page, MAX_PAGES - 1
     while True:
         for member, stored in rows:
             item_id = decode_id(member)

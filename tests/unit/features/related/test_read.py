@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 
 from pipeline.core.kept import KeptLists
@@ -29,34 +26,6 @@ async def test_stored_partners_that_break_the_id_contract_are_never_served() -> 
     found = await read_related(store, KEYS, Availability(KEYS), "a", "also_clicked", 10, 200, 0.5)
     assert [item["item_id"] for item in found] == ["b", "c", "d"]
     assert [item["score"] for item in found] == [5.0, 3.0, 2.0]
-
-
-def test_kept_lists_age_out_and_never_hold_a_hidden_item() -> None:
-    clock = Clock()
-    lists = KeptLists(1.0, limit=2, clock=clock)
-    entries = [{"item_id": "b"}, {"item_id": "c"}]
-    lists.put(("a", None, 10, 200, 0.5), entries)
-    assert lists.get(("a", None, 10, 200, 0.5), frozenset()) is entries
-    # Another n, relation or depth is another list.
-    assert lists.get(("a", None, 5, 200, 0.5), frozenset()) is None
-    assert lists.get(("a", "also_bought", 10, 200, 0.5), frozenset()) is None
-    assert lists.get(("a", None, 10, 200, 0.5), frozenset({"c"})) is None
-    # A list that held a hidden item is gone, also once the item is back.
-    assert lists.get(("a", None, 10, 200, 0.5), frozenset()) is None
-    lists.put(("a", None, 10, 200, 0.5), entries)
-    clock.now += 0.999
-    assert lists.get(("a", None, 10, 200, 0.5), frozenset()) is entries
-    clock.now += 0.001
-    assert lists.get(("a", None, 10, 200, 0.5), frozenset()) is None
-    # At most `limit` lists: the oldest goes first.
-    for item in ("x", "y", "z"):
-        lists.put((item, None, 10, 200, 0.5), entries)
-    assert lists.get(("x", None, 10, 200, 0.5), frozenset()) is None
-    assert lists.get(("z", None, 10, 200, 0.5), frozenset()) is entries
-    # A max age of 0 keeps nothing.
-    off = KeptLists(0.0, clock=clock)
-    off.put(("a", None, 10, 200, 0.5), entries)
-    assert off.get(("a", None, 10, 200, 0.5), frozenset()) is None
 
 
 @pytest.mark.asyncio
@@ -87,56 +56,3 @@ async def test_a_kept_list_is_served_until_it_ages_and_loses_a_withdrawn_item_at
     await store.apply(Writes().zadd(KEYS.related("also_clicked", "a"), {"e": 20.0}))
     found = await read_related(store, KEYS, availability, "a", None, 2, 200, 0.5)
     assert [entry["item_id"] for entry in found] == ["e", "d"]
-
-
-@pytest.mark.asyncio
-async def test_requests_missing_the_same_list_share_one_ranking() -> None:
-    lists = KeptLists(1.0, clock=Clock())
-    key = ("a", None, 2, 200, 0.5)
-    release = asyncio.Event()
-    calls: list[str] = []
-
-    async def rank() -> list[dict[str, Any]]:
-        calls.append("rank")
-        await release.wait()
-        return [{"item_id": "b"}, {"item_id": "c"}]
-
-    first = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
-    second = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
-    # A waiter cancelled meanwhile leaves the shared ranking alone.
-    third = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
-    await asyncio.sleep(0)
-    third.cancel()
-    release.set()
-    assert await first == await second == [{"item_id": "b"}, {"item_id": "c"}]
-    assert calls == ["rank"]
-    assert third.cancelled()
-    # Kept: the next request ranks nothing.
-    assert await lists.kept_or_ranked(key, frozenset(), 2, rank) == await first
-    assert calls == ["rank"]
-
-
-@pytest.mark.asyncio
-async def test_a_request_whose_shared_ranking_failed_ranks_on_its_own() -> None:
-    lists = KeptLists(1.0, clock=Clock())
-    key = ("a", None, 2, 200, 0.5)
-    release = asyncio.Event()
-    attempts: list[int] = []
-
-    async def rank() -> list[dict[str, Any]]:
-        attempts.append(len(attempts))
-        if len(attempts) == 1:
-            await release.wait()
-            raise ConnectionError("redis went away")
-        return [{"item_id": "b"}]
-
-    first = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
-    second = asyncio.create_task(lists.kept_or_ranked(key, frozenset(), 2, rank))
-    await asyncio.sleep(0)
-    release.set()
-    with pytest.raises(ConnectionError):
-        await first
-    # The waiter ranked again; its list is shorter than n, so it is not kept.
-    assert await second == [{"item_id": "b"}]
-    assert await lists.kept_or_ranked(key, frozenset(), 2, rank) == [{"item_id": "b"}]
-    assert attempts == [0, 1, 2]

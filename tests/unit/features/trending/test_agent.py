@@ -135,16 +135,17 @@ async def test_paging_past_unavailable_items_is_bounded() -> None:
     items = await read_trending(
         store, KEYS, Availability(KEYS), "clicks", "1h", HOUR_S, None, 2, T0_MS
     )
-    # A first page of n, then MAX_PAGES pages of 2n + 20: 74 candidates, all unavailable.
+    # A first page of n, then pages of 2n + 20, MAX_PAGES in all: 50 candidates, all
+    # unavailable.
     assert items == []
-    assert pages == [2, 24, 24, 24]
+    assert pages == [2, 24, 24]
     assert MAX_PAGES == 3
 
 
-async def test_page_sizes_grow_with_the_items_known_unavailable_up_to_a_later_page() -> None:
+async def test_a_first_page_grows_with_the_items_known_unavailable_to_a_later_pages_size() -> None:
     assert page_sizes(10, 0) == (10, 40)
     assert page_sizes(10, 7) == (17, 40)
-    assert page_sizes(10, 5000) == (50, 40)
+    assert page_sizes(10, 5000) == (40, 40)
 
 
 def _clicks_ranking_before(prefix: str, hidden: int, available: int) -> list[dict]:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from pipeline.core.decay import generation, landmark_ms
 from pipeline.core.kept import KeptLists
 from pipeline.features.catalog.agent import CatalogHandler
 from pipeline.features.catalog.read import Availability
@@ -81,9 +82,12 @@ async def test_an_item_withdrawn_leaves_a_kept_list_at_once() -> None:
     store = store_at(T0_MS)
     await _three_items(store)
     lists, availability = KeptLists(60.0, clock=Clock()), Availability(KEYS)
+    pages = count_zrange_rows(store)
     assert [i["item_id"] for i in await _read(store, availability, lists, 2, T0_MS)] == ["a", "b"]
     await run(CatalogHandler(KEYS), store, [{"item_id": "a", "available": False}])
     assert [i["item_id"] for i in await _read(store, availability, lists, 2, T0_MS)] == ["b", "c"]
+    # Ranked again with the unavailable item known: a first page of n + 1.
+    assert pages == [2, 3]
 
 
 async def test_a_short_list_is_read_at_every_request_and_answers_are_the_callers() -> None:
@@ -92,7 +96,7 @@ async def test_a_short_list_is_read_at_every_request_and_answers_are_the_callers
     lists, availability = KeptLists(60.0, clock=Clock()), Availability(KEYS)
     pages = count_zrange_rows(store)
     short = await _read(store, availability, lists, 5, T0_MS)
-    short[0]["source"]["stage"] = "fallback"  # what the for-you fallback does to its copy
+    short[0]["source"]["stage"] = "fallback"  # a caller changing its answer in place
     again = await _read(store, availability, lists, 5, T0_MS)
     assert [item["item_id"] for item in again] == ["a", "b", "c"]
     assert pages == [5, 5]
@@ -102,3 +106,27 @@ async def test_a_short_list_is_read_at_every_request_and_answers_are_the_callers
     served = await _read(store, availability, lists, 3, T0_MS)
     assert pages == [5, 5, 3]
     assert served[0]["item_id"] == "a" and "stage" not in served[0]["source"]
+
+
+async def test_a_new_generation_is_read_afresh_and_decayed_from_its_own_landmark() -> None:
+    """A list kept at the last millisecond of a generation is not served in the next one:
+    the next generation's set (which holds the same events, forward-weighted from its own
+    landmark) is read, and its scores decay from that landmark."""
+    gen = generation(T0_MS, HOUR_S)
+    boundary = int(landmark_ms(gen + 1, HOUR_S))
+    store, clock = store_at(boundary), Clock()
+    events = [
+        {"event_id": f"e{n}", "type": "click", "user_id": f"u{n}", "item_id": item}
+        | {"timestamp": boundary - 1}
+        for n, item in enumerate(["a", "a", "a", "b", "b"])
+    ]
+    await run(TrendingHandler(settings(), KEYS), store, events)
+    lists, availability = KeptLists(60.0, clock=clock), Availability(KEYS)
+    pages = count_zrange_rows(store)
+    before = await _read(store, availability, lists, 2, boundary - 1)
+    clock.now += 0.1
+    after = await _read(store, availability, lists, 2, boundary)
+    assert pages == [2, 2]
+    assert [item["item_id"] for item in after] == ["a", "b"] == [i["item_id"] for i in before]
+    assert math.isclose(before[0]["score"], 3.0, rel_tol=1e-9)
+    assert math.isclose(after[0]["score"], 3.0, rel_tol=1e-6)
