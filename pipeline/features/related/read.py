@@ -2,8 +2,8 @@
 applied at read time (``count / (popularity + 1) ** discount``), unavailable items left out.
 The store ranks and blends (:meth:`pipeline.store.base.Reads.related_blend`; in Redis a
 script), so a request reads ``n`` rows, not every partner with its popularity. A reader
-keeps each ranked list for a moment: a popular item's list is ranked
-once per ``reader_related_cache_ms``, not once per request (:class:`KeptLists`)."""
+keeps each ranked list for a moment (:class:`KeptLists`): a popular item's list is ranked
+once per ``reader_related_cache_ms``, not once per request."""
 
 from __future__ import annotations
 
