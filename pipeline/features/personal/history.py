@@ -163,19 +163,28 @@ class UserHistory:
             self._times = entry_times(self.recent)
         return self._times
 
-    def items_since(self, since_ms: int, types: frozenset[str] | None = None) -> list[str]:
-        """Distinct items of recent entries at or after ``since_ms``, newest first."""
+    def items_since(
+        self, since_ms: int, types: frozenset[str] | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Distinct items of recent entries at or after ``since_ms``, newest first; the
+        first ``limit`` of them (None: all). With a limit the walk stops once it has them:
+        a list wants a user's last few items, whatever the length of their history."""
         seen: dict[str, None] = {}
+        if limit is not None and limit <= 0:
+            return []
         for item_id, event_type, timestamp_ms in reversed(self.recent):
             if timestamp_ms < since_ms:
                 break
-            if types is None or event_type in types:
-                seen.setdefault(item_id, None)
+            if (types is None or event_type in types) and item_id not in seen:
+                seen[item_id] = None
+                if len(seen) == limit:
+                    break
         return list(seen)
 
-    def clicked_since(self, since_ms: int) -> list[str]:
-        """Distinct clicked items at or after ``since_ms``, newest first."""
-        return self.items_since(since_ms, CLICK_ENTRIES)
+    def clicked_since(self, since_ms: int, limit: int | None = None) -> list[str]:
+        """Distinct clicked items at or after ``since_ms``, newest first (the first
+        ``limit``)."""
+        return self.items_since(since_ms, CLICK_ENTRIES, limit)
 
     def converted_since(self, since_ms: int) -> list[str]:
         """Distinct converted items at or after ``since_ms``, newest first."""

@@ -112,7 +112,7 @@ class Recommender:
         attribution = None
         content = None
         if history and history.recent:
-            anchors = history.items_since(0)[: c.neighbour_items]
+            anchors = history.items_since(0, limit=c.neighbour_items)
             weights = [1.0 / (1.0 + rank) for rank in range(len(anchors))]
             if c.neighbour_weight > 0:
                 neighbours, attribution = engine.neighbours.scores(
@@ -129,8 +129,8 @@ class Recommender:
         if history and history.recent and c.recent_weight > 0:
             # Recently viewed, not yet converted: the strongest intent signal there is.
             newest = history.recent[-1][2]
-            viewed = history.clicked_since(newest - c.recent_window_s * 1000)
-            for rank, item_id in enumerate(viewed[: c.neighbour_items]):
+            viewed = history.clicked_since(newest - c.recent_window_s * 1000, c.neighbour_items)
+            for rank, item_id in enumerate(viewed):
                 index = model.item_index.get(item_id)
                 if index is not None:
                     scores[index] += c.recent_weight / (1.0 + rank)

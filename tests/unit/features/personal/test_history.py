@@ -21,6 +21,21 @@ def test_a_late_event_is_inserted_in_time_order():
     assert history.items_since(T0) == ["c", "b", "a"]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_limit_gives_the_first_distinct_items_of_the_whole_walk(seed: int) -> None:
+    """``items_since`` with a limit stops once it has that many distinct items: the same
+    items as the whole walk cut to the limit, for any types and window."""
+    rng = random.Random(seed)
+    history = UserHistory(HistoryLimits(length=300, max_age_s=10**9, max_excluded=1000))
+    for step in range(300):
+        kind = rng.choice(["click", "click", "buy", "basket", "consume"])
+        history.add(event_at(kind, "u", f"i{rng.randrange(40)}", T0 + step * 1000))
+    for since in (0, T0 + 150_000, T0 + 290_000):
+        for limit in (0, 1, 3, 20, 1000):
+            assert history.items_since(since, limit=limit) == history.items_since(since)[:limit]
+            assert history.clicked_since(since, limit) == history.clicked_since(since)[:limit]
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_entry_times_kept_in_step_equal_those_gathered_from_the_entries(seed: int) -> None:
     """The items' click and conversion times a history keeps as entries come (late ones
