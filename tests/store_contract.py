@@ -297,6 +297,45 @@ async def test_transact_retries_when_a_watched_key_moves(store: Store, key: Key)
     assert await store.get(key("lost")) is None
 
 
+async def test_meanwhile_runs_once_per_attempt_that_built_writes(store: Store, key: Key) -> None:
+    """``meanwhile`` runs after each attempt's writes were built, not for an attempt with
+    nothing to write; the transaction's outcome does not depend on it."""
+    attempts: list[int] = []
+    calls: list[int] = []
+
+    async def build(values: list[bytes | None]) -> Writes | None:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:
+            await store.apply(Writes().set(key("fence"), 100))
+        return Writes().set(key("fence"), int(values[0] or b"0") + 1)
+
+    assert await store.transact([key("fence")], build, meanwhile=lambda: calls.append(1))
+    assert attempts == [1, 2]
+    assert calls == [1, 1]
+    assert await store.get(key("fence")) == b"101"
+
+    async def nothing(values: list[bytes | None]) -> Writes | None:
+        return None
+
+    assert not await store.transact([key("fence")], nothing, meanwhile=lambda: calls.append(2))
+    assert calls == [1, 1]
+
+
+async def test_an_error_of_meanwhile_comes_after_the_outcome(store: Store, key: Key) -> None:
+    """An error raised by ``meanwhile`` propagates; the writes already handed over are
+    applied (it runs after they went to the store)."""
+
+    async def build(values: list[bytes | None]) -> Writes | None:
+        return Writes().set(key("fence"), 5)
+
+    def failing() -> None:
+        raise RuntimeError("meanwhile failed")
+
+    with pytest.raises(RuntimeError, match="meanwhile failed"):
+        await store.transact([key("fence")], build, meanwhile=failing)
+    assert await store.get(key("fence")) == b"5"
+
+
 async def test_transact_does_not_see_unrelated_writes(store: Store, key: Key) -> None:
     async def build(values: list[bytes | None]) -> Writes | None:
         await store.apply(Writes().set(key("unwatched"), 1))

@@ -247,13 +247,22 @@ class Store(ABC):
         """Apply ``writes`` atomically (MULTI/EXEC), with no fence."""
 
     @abstractmethod
-    async def transact(self, watch: Sequence[str], build: Build, attempts: int = 5) -> bool:
+    async def transact(
+        self,
+        watch: Sequence[str],
+        build: Build,
+        attempts: int = 5,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> bool:
         """Optimistic transaction: read ``watch``, call ``build`` with their values, and apply
         the writes it returns atomically unless a watched key changed meanwhile; then start
         again, at most ``attempts`` times (:class:`TransactionConflict`).
 
         Returns True when writes were applied, False when ``build`` returned None. ``build``
-        may read the store; it may run more than once.
+        may read the store; it may run more than once. ``meanwhile`` is called after each
+        attempt's writes went to the store and before its outcome is known: work that needs
+        no store (it must not use one), done while the store applies them. It runs once per
+        attempt that built writes; its errors propagate once the attempt's outcome is in.
         """
 
     @abstractmethod

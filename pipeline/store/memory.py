@@ -331,7 +331,13 @@ class MemoryStore(Store):
             self._expire_at(key, expire_at_s)
 
     # --- transactions and the rest --------------------------------------------------------------
-    async def transact(self, watch: Sequence[str], build: Build, attempts: int = 5) -> bool:
+    async def transact(
+        self,
+        watch: Sequence[str],
+        build: Build,
+        attempts: int = 5,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> bool:
         for _ in range(attempts):
             before = self._snapshot(watch)
             watched: dict[str, int] = {}
@@ -342,9 +348,16 @@ class MemoryStore(Store):
                 _WATCHING.reset(token)
             if writes is None:
                 return False
-            if self._snapshot(watch) != before or self._snapshot(watched) != list(watched.values()):
+            moved = self._snapshot(watch) != before or self._snapshot(watched) != list(
+                watched.values()
+            )
+            if not moved:
+                self._apply(writes)
+            if meanwhile is not None:
+                # As with Redis: after the writes went to the store, before the outcome.
+                meanwhile()
+            if moved:
                 continue
-            self._apply(writes)
             return True
         raise TransactionConflict(f"keys {list(watch)} kept changing during {attempts} attempts")
 

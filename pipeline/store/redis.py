@@ -6,14 +6,13 @@ writes of one kind go as Lua scripts, each a single command for many keys.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, cast
 
 import hiredis
-import numpy as np
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import (
     AuthenticationError,
@@ -41,6 +40,7 @@ from pipeline.store.base import (
     Writes,
 )
 from pipeline.store.redis_scripts import READ_SCRIPTS, SCRIPTED, WRITE_CHUNK
+from pipeline.store.redis_writes import queue_eval, queue_plain, script_args
 
 # The pipeline of the transaction whose ``build`` is running in this task (Store.watch).
 _WATCHING: ContextVar[Any] = ContextVar("watching", default=None)
@@ -126,81 +126,6 @@ def _related_rows(reply: list[bytes]) -> list[tuple[str, float, str]]:
     ]
 
 
-def _numbers(amounts: Collection[float]) -> list[str]:
-    """Each amount as text that Redis (and Lua's tonumber) reads back as the same float64:
-    orjson's shortest form, many times faster than a repr per float (whether Python or
-    hiredis calls it); the non-finite ones, which orjson writes as null, by repr."""
-    if not amounts:
-        return []
-    values = np.fromiter(amounts, dtype=np.float64, count=len(amounts))
-    texts = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
-    finite = np.isfinite(values)
-    if not finite.all():
-        for i in np.flatnonzero(~finite).tolist():
-            texts[i] = repr(float(values[i]))
-    return texts
-
-
-def _float_text(mapping: dict[Any, Any]) -> dict[Any, Any]:
-    """``mapping`` with its values as :func:`_numbers` text when every one is a float
-    (hiredis formats a float about five times slower: a click model's batch sets thousands)."""
-    values = list(mapping.values())
-    if values and all(isinstance(value, float) for value in values):
-        return dict(zip(mapping, _numbers(values), strict=True))
-    return mapping
-
-
-def _script_args(op: Op) -> list[Scalar]:
-    """The ARGV part of one scripted write (see the scripts above)."""
-    name = op[0]
-    if name == "set":
-        _, _, value, ttl_s = op
-        return [ttl_s or 0, value]
-    if name == "hadd_vectors":
-        deltas = op[2]
-        vector_args: list[Scalar] = [len(deltas)]
-        for field, (delta, base) in deltas.items():
-            vector_args += [field, delta, base or b""]
-        return vector_args
-    if name == "zincr_trim":
-        _, _, increments, keep, trim_above, expire_at_s = op
-        args: list[Scalar] = [keep, trim_above, expire_at_s, len(increments)]
-    else:  # hincr_float
-        increments = op[2]
-        args = [len(increments)]
-    pairs: list[Scalar] = [0] * (2 * len(increments))
-    pairs[0::2] = increments
-    pairs[1::2] = _numbers(increments.values())
-    args += pairs
-    return args
-
-
-def _queue_plain(pipe: Any, op: Op) -> None:
-    name = op[0]
-    if name == "delete":
-        pipe.delete(*op[1])
-    elif name == "hset":
-        pipe.hset(op[1], mapping=_float_text(op[2]))
-    elif name == "zadd":
-        pipe.zadd(op[1], _float_text(op[2]))
-    elif name == "sadd":
-        pipe.sadd(op[1], *op[2])
-    elif name == "expire_at":
-        pipe.expireat(op[1], op[2])
-    elif name == "srem":
-        pipe.srem(op[1], *op[2])
-    elif name == "incr":
-        pipe.incr(op[1])
-    elif name == "zrem":
-        pipe.zrem(op[1], *op[2])
-    elif name == "ztrim":
-        pipe.zremrangebyrank(op[1], 0, -(op[2] + 1))
-    elif name == "zrem_by_score":
-        pipe.zremrangebyscore(op[1], op[2], op[3])
-    else:
-        raise ValueError(f"unknown write {name!r}")
-
-
 class RedisStore(Store):
     """The store on a redis-py asyncio client (which owns a connection pool)."""
 
@@ -223,7 +148,7 @@ class RedisStore(Store):
             if op[0] in SCRIPTED:
                 run.append(op)
             else:
-                _queue_plain(pipe, op)
+                queue_plain(pipe, op)
         if run:
             self._queue_run(pipe, run)
 
@@ -232,13 +157,13 @@ class RedisStore(Store):
         keys: list[str] = []
         args: list[Scalar] = []
         for op in run:
-            op_args = _script_args(op)
+            op_args = script_args(op)
             if keys and len(args) + len(op_args) > WRITE_CHUNK:
-                _queue_eval(pipe, source, keys, args)
+                queue_eval(pipe, source, keys, args)
                 keys, args = [], []
             keys.append(op[1])
             args.extend(op_args)
-        _queue_eval(pipe, source, keys, args)
+        queue_eval(pipe, source, keys, args)
 
     async def read(self, reads: Reads) -> list[Any]:
         ops = reads.ops
@@ -262,12 +187,12 @@ class RedisStore(Store):
 
     def _read_script(self, client: Any, op: Op) -> Any:
         """Call the script of a scripted read (EVALSHA, loading it when Redis lacks it), or
-        queue it on a pipeline (EVAL: see :func:`_queue_eval`)."""
+        queue it on a pipeline (EVAL: see :func:`~pipeline.store.redis_writes.queue_eval`)."""
         _, sets, hidden, exclude, depth, discount, n = op
         keys = [name for zset, weights, _ in sets for name in (zset, weights)] + [hidden]
         args = [depth, float(discount), n, exclude, *(label for _, _, label in sets)]
         if isinstance(client, aioredis.client.Pipeline):
-            return _queue_eval(client, READ_SCRIPTS[op[0]], keys, args)
+            return queue_eval(client, READ_SCRIPTS[op[0]], keys, args)
         return self._read_scripts[op[0]](keys=keys, args=args, client=client)
 
     async def apply(self, writes: Writes) -> None:
@@ -277,7 +202,13 @@ class RedisStore(Store):
             await self.queue_writes(pipe, writes)
             await pipe.execute()
 
-    async def transact(self, watch: Sequence[str], build: Build, attempts: int = 5) -> bool:
+    async def transact(
+        self,
+        watch: Sequence[str],
+        build: Build,
+        attempts: int = 5,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> bool:
         for _ in range(attempts):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
@@ -296,7 +227,10 @@ class RedisStore(Store):
                         return False
                     pipe.multi()
                     await self.queue_writes(pipe, writes)
-                    await pipe.execute()
+                    if meanwhile is None:
+                        await pipe.execute()
+                    else:
+                        await _execute_meanwhile(pipe, meanwhile)
                     return True
                 except WatchError:
                     continue
@@ -322,12 +256,17 @@ class RedisStore(Store):
         await self.redis.aclose()
 
 
-def _queue_eval(pipe: Any, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    """Queue a script on a pipeline as EVAL with its source. redis-py's registered scripts
-    queue EVALSHA and cost the pipeline a SCRIPT EXISTS round trip before it is sent (a
-    transaction cannot meet a missing script halfway); Redis caches the compiled script by
-    its hash either way, and sending a few kilobytes of source costs less than the trip."""
-    return pipe.execute_command("EVAL", source, len(keys), *keys, *args)
+async def _execute_meanwhile(pipe: Any, meanwhile: Callable[[], None]) -> None:
+    """Execute ``pipe`` and call ``meanwhile`` while Redis runs it: the commands are packed
+    and sent by the first step of the execution, which then waits for the replies."""
+    sent = asyncio.ensure_future(pipe.execute())
+    # One turn of the loop: the execution packs and writes the commands, then waits.
+    await asyncio.sleep(0)
+    try:
+        meanwhile()
+    finally:
+        # The outcome (a WatchError included) is the transaction's, whatever meanwhile did.
+        await sent
 
 
 def _empty_list_read(op: Op) -> bool:

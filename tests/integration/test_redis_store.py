@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+import redis
 
 from pipeline.core.settings import load_settings
 from pipeline.store.base import Reads, Writes
@@ -84,3 +86,28 @@ async def test_ranges_read_the_same_on_either_protocol(
         ]
     finally:
         await store.close()
+
+
+async def test_meanwhile_runs_while_redis_applies_the_writes(
+    store: RedisStore, redis_url: str, key: Key
+) -> None:
+    """The transaction's commands are in Redis before ``meanwhile`` runs: another client
+    sees its writes from inside ``meanwhile`` (whose work thus overlaps Redis's)."""
+    other = redis.Redis.from_url(redis_url)
+    seen: list[bytes | None] = []
+
+    async def build(values: list[bytes | None]) -> Writes | None:
+        return Writes().set(key("fence"), 1).set(key("data"), "applied")
+
+    def meanwhile() -> None:
+        deadline = time.monotonic() + 5.0
+        value = other.get(key("data"))
+        while value is None and time.monotonic() < deadline:
+            value = other.get(key("data"))
+        seen.append(value)
+
+    try:
+        assert await store.transact([key("fence")], build, meanwhile=meanwhile)
+    finally:
+        other.close()
+    assert seen == [b"applied"]
