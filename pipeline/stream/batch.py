@@ -108,7 +108,8 @@ async def process_lanes(
     """Apply one batch exactly once for every lane; returns records applied per group.
 
     Each message is decoded once per decoder (the event groups share one), every lane plans
-    its records, and all writes and every lane's fences go in one transaction. Replayed
+    its records, and all writes and every lane's fences go in one transaction; while the
+    store applies it, each lane that planned does its :meth:`Handler.meanwhile` work. Replayed
     messages are skipped per group by its fences; with ``dedup_window_ms``, events whose
     ``event_id`` the group applied within that window are skipped too (client retries),
     remembering at most ``dedup_max_ids`` ids per group (0: no limit). A
@@ -135,6 +136,8 @@ async def process_lanes(
     # Per group, the topic of each fresh message and of each applied record (metrics).
     fresh_topics: dict[str, list[str]] = {}
     applied: dict[str, list[str]] = {}
+    # The handlers that planned in the current attempt: their ``meanwhile`` runs during it.
+    planning: list[Handler[Any]] = []
 
     def decode(handler: Handler[Any], index: int) -> tuple[list[Any], list[Rejection]]:
         key = (type(handler).decode, index)
@@ -149,6 +152,7 @@ async def process_lanes(
     async def prepare(fresh: dict[str, list[int]]) -> Writes:
         applied.clear()
         fresh_topics.clear()
+        planning.clear()
         records: dict[str, list[Any]] = {}
         # (message index, its rejections) -> the groups that rejected it: one dead letter
         # each (the event groups share one decoder, hence one dead letter per message).
@@ -203,6 +207,7 @@ async def process_lanes(
                 found = fresh_records[seen_key]
             if found:
                 writes.extend(await handler.plan(store, found))
+                planning.append(handler)
             applied[name] = [origin[id(record)] for record in found]
             if deduplicate and found:
                 writes.zadd(seen_key, {record.event_id: now_ms for record in found})
@@ -211,11 +216,15 @@ async def process_lanes(
                     writes.ztrim(seen_key, dedup_max_ids)
         return writes
 
+    def meanwhile() -> None:
+        for handler in planning:
+            handler.meanwhile()
+
     label = "+".join(sorted(by_name))
     try:
         with BATCH_SECONDS.labels(label).time():
             outcome = await apply_fenced_groups(
-                store, keys, positions, prepare, ends=partition_ends
+                store, keys, positions, prepare, ends=partition_ends, meanwhile=meanwhile
             )
     except BaseException:
         for lane in lanes:

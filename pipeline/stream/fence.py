@@ -96,6 +96,7 @@ async def apply_fenced_groups(
     prepare: PrepareGroups,
     attempts: int = 5,
     ends: Mapping[tuple[str, int], int] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> GroupsApplied:
     """Apply one batch for several agent groups in one transaction, each group once.
 
@@ -103,7 +104,8 @@ async def apply_fenced_groups(
     messages at or below its fences are skipped; ``prepare`` gets the fresh ones of each
     group and returns the writes of all of them, and every group's fence updates join those
     writes in the same transaction, guarded by WATCH on the fence keys of every group's
-    partitions in the batch. A moved fence re-reads and prepares again.
+    partitions in the batch. A moved fence re-reads and prepares again. ``meanwhile`` runs
+    while the store applies each attempt's writes (:meth:`Store.transact`).
     """
     marks = {group: batch_high_marks(positions) for group, positions in batches.items()}
     fence_keys = {
@@ -145,7 +147,7 @@ async def apply_fenced_groups(
                 writes.set(key, marks[group][tp])
         return writes
 
-    executed = await store.transact(list(fence_keys.values()), build, attempts)
+    executed = await store.transact(list(fence_keys.values()), build, attempts, meanwhile)
     committed = dict(last) if executed else {}
     return GroupsApplied(committed, frozenset(planned), frozenset(committed), dict(ahead))
 

@@ -24,9 +24,9 @@ class Handler(ABC, Generic[R]):
     """One agent group: decode messages, plan a batch's writes.
 
     The loop calls, per batch: :meth:`decode` for each fresh message, then :meth:`plan` once
-    with all their records (it may call ``plan`` again with the same records when the
-    transaction has to be retried), then exactly one of :meth:`committed` or
-    :meth:`aborted`. :meth:`reset` comes when the worker loses partitions.
+    with all their records and :meth:`meanwhile` while the store applies its writes (both
+    again, with the same records, when the transaction has to be retried), then exactly one
+    of :meth:`committed` or :meth:`aborted`. :meth:`reset` comes when the worker loses partitions.
     """
 
     #: The agent group's name: ``pipeline worker --agents NAME``, ``agents:`` in topics.yaml,
@@ -50,6 +50,12 @@ class Handler(ABC, Generic[R]):
         Must not write to the store itself: the loop applies the writes atomically with the
         offset fences.
         """
+
+    def meanwhile(self) -> None:  # noqa: B027 - a hook; most handlers have nothing to do
+        """Called while the store applies the writes of the last :meth:`plan` (before
+        :meth:`committed` or :meth:`aborted`): in-memory work whose results the handler
+        writes later (the personal group's for-you lists, while the worker is behind). Must
+        not use the store; an error stops the worker, as an error of ``plan`` does."""
 
     def committed(self) -> None:  # noqa: B027 - a hook; most handlers keep no state
         """The last plan's writes are in the store."""

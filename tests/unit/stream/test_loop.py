@@ -46,6 +46,9 @@ class Counting(EventHandler):
             counts[event.item_id or ""] = counts.get(event.item_id or "", 0.0) + 1.0
         return Writes().hincr_float("t:counts", counts)
 
+    def meanwhile(self) -> None:
+        self.hooks.append("meanwhile")
+
     def committed(self) -> None:
         self.hooks.append("committed")
 
@@ -81,9 +84,21 @@ async def test_a_replayed_batch_has_no_second_effect() -> None:
     # Redelivery after a crash: the fences skip what was applied, the rest applies once.
     assert await process_batch(store, KEYS, handler, [*batch, message(2, "e2")], dead) == 1
     assert await counts(store) == {"a": 3.0, "b": 1.0}
-    assert handler.hooks == ["committed", "committed"]
+    assert handler.hooks == ["meanwhile", "committed"] * 2
     assert await process_batch(store, KEYS, handler, batch, dead) == 0
-    assert handler.hooks == ["committed", "committed"]
+    assert handler.hooks == ["meanwhile", "committed"] * 2
+
+
+async def test_meanwhile_runs_for_the_lanes_that_planned_and_before_their_outcome() -> None:
+    """Each lane that planned records does its ``meanwhile`` work during the transaction,
+    before it hears the outcome; a lane with no message of its topics in the batch does
+    none, and hears nothing."""
+    store, dead = MemoryStore(), DeadLetters()
+    reading, elsewhere = Counting(), Other()
+    lanes = [Lane(reading), Lane(elsewhere, frozenset({"other-topic"}))]
+    await process_lanes(store, KEYS, lanes, [message(0, "e0")], dead)
+    assert reading.hooks == ["meanwhile", "committed"]
+    assert elsewhere.hooks == []
 
 
 async def test_an_event_id_seen_within_the_window_counts_once() -> None:
@@ -139,7 +154,8 @@ async def test_a_batch_another_worker_applied_first_is_aborted_here() -> None:
 
     handler.meddle = other_worker_applies_it
     assert await process_batch(store, KEYS, handler, [message(0, "e0")], dead) == 0
-    assert handler.hooks == ["aborted"]
+    # The attempt that planned sent its writes (meanwhile), the moved fence refused them.
+    assert handler.hooks == ["meanwhile", "aborted"]
     assert await counts(store) == {}
 
 
