@@ -11,7 +11,9 @@ first the batch's users who have no list yet (they see trending until they get o
 first come first served, users left over by earlier batches, then the other users of the
 batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
 transaction, so a restarted worker carries on with them. Under a load the budget cannot
-follow, lists lag behind learning instead of slowing it down.
+follow, lists lag behind learning instead of slowing it down. A lone worker computes a
+budgeted batch's lists while Redis applies the batch (``meanwhile``), and writes them with
+the next transaction (``state.PreparedLists``).
 
 If a transaction does not commit, the in-memory engine may hold learning that Redis does
 not: the handler then drops the engine and reloads it from Redis before the next batch.
@@ -105,6 +107,8 @@ class PersonalHandler(EventHandler):
             self.settings.content_refresh_users if on else 0, self.settings.user_ttl_s * 1000
         )
         self.content_queue: dict[str, None] = {}
+        # Lists ``meanwhile`` computes behind a backlog, for the next transaction.
+        self.prepared = state.PreparedLists(self.keys)
 
     def committed(self) -> None:
         self.uncommitted = False
@@ -137,7 +141,12 @@ class PersonalHandler(EventHandler):
         listless -= engine.model.user_factors.keys()
         self.uncommitted = True
         changes = self.engine.learn_batch(records)
-        writes = state.changes_writes(self.engine, changes, self.keys, self.settings.user_ttl_s)
+        # Lists an earlier batch's ``meanwhile`` computed go first: this batch's deletes
+        # (forgets, merged users) come after them, its own lists too.
+        writes = self.prepared.take()
+        writes.extend(
+            state.changes_writes(self.engine, changes, self.keys, self.settings.user_ttl_s)
+        )
         # Newcomers first (half the budget at most), then first come, first served: users left
         # over by earlier batches, then this batch's in the order of their events. Under any
         # load the budget can follow, every list is refreshed within a few batches; with half
@@ -161,19 +170,19 @@ class PersonalHandler(EventHandler):
         )
         await self._load(store, [user for user in first + queue if user not in self.users_loaded])
         # Lists are held to the budget while messages wait behind this batch (as the
-        # consumer's fetches saw them), or the batch is full (its take stopped at the cap);
-        # when the worker is caught up they get all the time they need (the backlog drains).
-        # Any wait counts: with a tenth of a batch as the threshold instead, a worker near
+        # consumer's fetches saw them) or the batch is full; caught up, they get all the time
+        # they need. Any wait counts: with a tenth of a batch as the threshold, a worker near
         # its limit spent its time on refreshes and fell behind for good (docs/performance.md).
         behind = self.waiting > 0 or len(records) >= self.settings.batch_size
         limited = behind and self.budget_s > 0
-        started = time.perf_counter()
-        left = []
-        # Newcomers get half the budget at most; the refreshes what is left of all of it.
-        for users, budget in ((first, self.budget_s / 2), (queue, self.budget_s)):
-            if users:
-                remaining = max(budget - (time.perf_counter() - started), 1e-9)
-                left += self._write_lists(writes, users, remaining if limited else 0.0)
+        if limited and self.exclusive:
+            # Computed by ``meanwhile`` while Redis applies this batch, written with the next
+            # one (nobody else writes these users' lists meanwhile: this worker holds all).
+            self.prepared.defer(first, queue)
+            left = first + queue
+        else:
+            budget_s = self.budget_s if limited else 0.0
+            left = state.budgeted_lists(self._write_lists, writes, first, queue, budget_s)
         queue = first + queue
         done = set(queue) - set(left)
         writes.zrem(self.keys.foryou_pending(), sorted(done | gone))
@@ -184,6 +193,15 @@ class PersonalHandler(EventHandler):
         for user in done | gone:
             self.content_queue.pop(user, None)
         return writes
+
+    def meanwhile(self) -> None:
+        """While Redis applies a batch planned behind a backlog: the lists ``plan`` left to
+        do, within the batch budget (``state.PreparedLists``). A batch that does not commit
+        resets the handler, dropping them; their users wait in Redis until a list is written."""
+        done = self.prepared.compute(self._write_lists, self.budget_s)
+        for user in done:
+            self.pending.pop(user, None)
+            self.content_queue.pop(user, None)
 
     def _write_lists(self, writes: Writes, users: list[str], budget_s: float) -> list[str]:
         """The lists of ``users`` into ``writes``, in order, for ``budget_s`` (0: no limit);
@@ -247,21 +265,27 @@ class PersonalHandler(EventHandler):
         return added
 
     async def idle(self, store: Store) -> Writes | None:
-        """Between batches (the worker is caught up): item vectors that arrived since the
-        last batch join (which queues the recently active users' lists), then the lists a
-        batch left waiting and those queued are recomputed, for at most ``IDLE_BUDGET_S``.
+        """Between batches: the lists the last batch's ``meanwhile`` computed; then, once
+        the worker is caught up, item vectors that arrived since the last batch join (which
+        queues the recently active users' lists), and the lists a batch left waiting and
+        those queued are recomputed, for at most ``IDLE_BUDGET_S``.
         Only while this worker holds every partition of the group (with several, a user's
         state may have moved to another since it was cached here), and only after a first
         batch since a (re)start (the engine is loaded), and not while the last batch saw
         messages behind it: the next batch comes at once, and ingestion goes first."""
-        if not (self.exclusive and self.items_loaded) or self.uncommitted or self.waiting > 0:
+        if self.uncommitted or not self.exclusive:
             return None
+        # Lists a batch's ``meanwhile`` computed from what it committed go out first.
+        writes = self.prepared.take()
+        if not self.items_loaded or self.waiting > 0:
+            return writes or None
         engine = self.engine
         await self._load_content(store)
+        if self.engine is not engine:
+            return None  # reset meanwhile (partitions revoked): nothing of it is written
         queue = list(self.pending) + [u for u in self.content_queue if u not in self.pending]
-        if not queue or self.engine is not engine:
-            return None
-        writes = Writes()
+        if not queue:
+            return writes or None
         started = time.perf_counter()
         done: list[str] = []
         for at in range(0, len(queue), IDLE_CHUNK):

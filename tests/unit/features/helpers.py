@@ -41,8 +41,9 @@ def event(event_id: str, event_type: str, user_id: str, timestamp_ms: int, **fie
 
 
 async def run(handler: Handler[Any], store: MemoryStore, values: list[Any]) -> list[Any]:
-    """Decode each value (dicts are JSON-encoded), plan the batch, apply its writes, and tell
-    the handler it committed. Returns the decoded records."""
+    """Decode each value (dicts are JSON-encoded), plan the batch, apply its writes (the
+    handler's ``meanwhile`` work after they went to the store, as the batch loop calls it),
+    and tell the handler it committed. Returns the decoded records."""
     records: list[Any] = []
     for value in values:
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
@@ -50,6 +51,7 @@ async def run(handler: Handler[Any], store: MemoryStore, values: list[Any]) -> l
         assert not rejections, rejections
         records.extend(decoded)
     await store.apply(await handler.plan(store, records))
+    handler.meanwhile()
     handler.committed()
     return records
 
