@@ -223,7 +223,7 @@ def _register_agent(
 ) -> None:
     """One agent reading every topic of every lane, applying each batch with all lanes."""
     topic_names = sorted(set().union(*(lane.topics or () for lane in lanes)))
-    source = app.topic(*topic_names, key_serializer="raw", value_serializer="raw")
+    source = app.topic(*topic_names, schema=transport.RawSchema())
     name = "+".join(lane.handler.name for lane in lanes)
     lag_label = "+".join(sorted(lane.handler.name for lane in lanes))
     dedup_window_ms = settings.dedup_window_s * 1000

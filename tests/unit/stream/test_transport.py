@@ -1,5 +1,5 @@
 """The worker consumer's ``wait_first``: a delivery that need not wait runs in place, one
-that waits is raced as mode races it (``pipeline.stream.transport``)."""
+that waits is raced as mode races it; its topics' ``RawSchema`` (``pipeline.stream.transport``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import asyncio
 import inspect
 from typing import Any
 
+import faust
 import pytest
+from faust.types import Message
 
-from pipeline.stream.transport import InPlaceFirst, _Resumed
+from pipeline.stream.transport import InPlaceFirst, RawSchema, _Resumed
 
 
 def run(body: Any) -> Any:
@@ -166,3 +168,28 @@ def test_closing_a_carried_coroutine_closes_the_coroutine() -> None:
 
     run(body)
     assert steps == ["closed"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [(b"user-1", b'{"a": 1}'), (None, b"x"), (b"k", None), (None, None), (b"", b"")],
+)
+def test_the_raw_schema_makes_the_event_faust_makes_with_raw_serializers(
+    key: bytes | None, value: bytes | None
+) -> None:
+    app = faust.App("raw-schema-test", broker="memory://", store="memory://")
+    message = Message("events", 3, 17, 1234.5, 0, [("h", b"v")], key, value, None)
+    stock = faust.Schema(key_serializer="raw", value_serializer="raw").compile(app)
+    ours = RawSchema().compile(app)
+
+    async def both() -> tuple[Any, Any]:
+        return await stock(message), await ours(message)
+
+    expected, got = run(both)
+    assert (got.key, got.value, got.headers, got.message) == (
+        expected.key,
+        expected.value,
+        expected.headers,
+        expected.message,
+    )
+    assert (got.key, got.value) == (key, value)
