@@ -336,6 +336,22 @@ async def test_an_error_of_meanwhile_comes_after_the_outcome(store: Store, key: 
     assert await store.get(key("fence")) == b"5"
 
 
+async def test_an_error_of_meanwhile_wins_over_a_moved_key(store: Store, key: Key) -> None:
+    """An attempt whose watched key moved, and whose ``meanwhile`` failed: the error
+    propagates (no silent retry) and the attempt's writes are not applied."""
+
+    async def build(values: list[bytes | None]) -> Writes | None:
+        await store.apply(Writes().set(key("fence"), 100))
+        return Writes().set(key("fence"), 1).set(key("data"), "x")
+
+    def failing() -> None:
+        raise RuntimeError("meanwhile failed")
+
+    with pytest.raises(RuntimeError, match="meanwhile failed"):
+        await store.transact([key("fence")], build, meanwhile=failing)
+    assert await store.mget([key("fence"), key("data")]) == [b"100", None]
+
+
 async def test_transact_does_not_see_unrelated_writes(store: Store, key: Key) -> None:
     async def build(values: list[bytes | None]) -> Writes | None:
         await store.apply(Writes().set(key("unwatched"), 1))

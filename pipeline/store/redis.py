@@ -257,16 +257,25 @@ class RedisStore(Store):
 
 
 async def _execute_meanwhile(pipe: Any, meanwhile: Callable[[], None]) -> None:
-    """Execute ``pipe`` and call ``meanwhile`` while Redis runs it: the commands are packed
-    and sent by the first step of the execution, which then waits for the replies."""
+    """Execute ``pipe`` and call ``meanwhile`` while Redis runs it (best effort: the first
+    step of the execution packs the commands and writes what the socket takes at once).
+
+    The execution always ends before this returns: an error of ``meanwhile`` (or a
+    cancellation) waits for it (cancelled too, for a cancellation) and then propagates,
+    whatever the transaction's outcome; otherwise its outcome (a WatchError included)
+    is the result."""
     sent = asyncio.ensure_future(pipe.execute())
-    # One turn of the loop: the execution packs and writes the commands, then waits.
-    await asyncio.sleep(0)
     try:
+        # One turn of the loop: the execution packs and writes the commands, then waits.
+        await asyncio.sleep(0)
         meanwhile()
-    finally:
-        # The outcome (a WatchError included) is the transaction's, whatever meanwhile did.
-        await sent
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            sent.cancel()
+        # Settled before the error goes on: the connection is never left to a stray read.
+        await asyncio.gather(sent, return_exceptions=True)
+        raise
+    await sent
 
 
 def _empty_list_read(op: Op) -> bool:

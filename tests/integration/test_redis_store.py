@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -111,3 +112,32 @@ async def test_meanwhile_runs_while_redis_applies_the_writes(
     finally:
         other.close()
     assert seen == [b"applied"]
+
+
+async def test_a_transaction_cancelled_as_it_is_sent_leaves_a_working_store(
+    store: RedisStore, key: Key
+) -> None:
+    """Cancelled at the turn that sends its transaction (a worker stopping), ``transact``
+    raises CancelledError, not an error of a connection read twice, and the store serves
+    the next transaction."""
+    ran: list[str] = []
+    task: asyncio.Future[bool] | None = None
+
+    async def build(values: list[bytes | None]) -> Writes | None:
+        # Nothing suspends between here and the turn that sends: the cancel lands there.
+        assert task is not None
+        asyncio.get_running_loop().call_soon(task.cancel)
+        return Writes().set(key("fence"), 1)
+
+    task = asyncio.ensure_future(
+        store.transact([key("fence")], build, meanwhile=lambda: ran.append("meanwhile"))
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ran == []
+
+    async def again(values: list[bytes | None]) -> Writes | None:
+        return Writes().set(key("fence"), 2)
+
+    assert await store.transact([key("fence")], again)
+    assert await store.get(key("fence")) == b"2"
