@@ -18,7 +18,7 @@ from pipeline.core.deadletters import DEAD_LETTER_VALUE_BYTES, build_dead_letter
 from pipeline.core.events import Rejection
 from pipeline.core.keys import Keys
 from pipeline.store.base import Reads, Store, Writes
-from pipeline.stream.fence import Position, apply_fenced_groups
+from pipeline.stream.fence import Position, apply_fenced_groups, apply_guarded, warn_fences_ahead
 from pipeline.stream.handler import Handler
 from pipeline.stream.metrics import BATCH_SECONDS, REJECTED, count_lane
 
@@ -109,7 +109,8 @@ async def process_lanes(
 
     Each message is decoded once per decoder (the event groups share one), every lane plans
     its records, and all writes and every lane's fences go in one transaction; while the
-    store applies it, each lane that planned does its :meth:`Handler.meanwhile` work. Replayed
+    store applies it, each lane that planned does its :meth:`Handler.meanwhile` work, whose
+    writes follow the committed batch under its fences (:func:`apply_follow_up`). Replayed
     messages are skipped per group by its fences; with ``dedup_window_ms``, events whose
     ``event_id`` the group applied within that window are skipped too (client retries),
     remembering at most ``dedup_max_ids`` ids per group (0: no limit). A
@@ -136,8 +137,10 @@ async def process_lanes(
     # Per group, the topic of each fresh message and of each applied record (metrics).
     fresh_topics: dict[str, list[str]] = {}
     applied: dict[str, list[str]] = {}
-    # The handlers that planned in the current attempt: their ``meanwhile`` runs during it.
+    # The handlers that planned in the current attempt: their ``meanwhile`` runs during it,
+    # and the writes it returns follow the batch (per group).
     planning: list[Handler[Any]] = []
+    follow_ups: dict[str, Writes] = {}
 
     def decode(handler: Handler[Any], index: int) -> tuple[list[Any], list[Rejection]]:
         key = (type(handler).decode, index)
@@ -217,8 +220,11 @@ async def process_lanes(
         return writes
 
     def meanwhile() -> None:
+        follow_ups.clear()
         for handler in planning:
-            handler.meanwhile()
+            writes = handler.meanwhile()
+            if writes:
+                follow_ups[handler.name] = writes
 
     label = "+".join(sorted(by_name))
     try:
@@ -249,44 +255,30 @@ async def process_lanes(
             fresh_topics.get(name, []) if step.executed else [],
             done,
         )
+    for name, writes in follow_ups.items():
+        if outcome.of(name).executed:
+            await apply_follow_up(store, by_name[name].handler, outcome.fences[name], writes)
     return result
 
 
-# Seconds between two warnings about the same fence ahead of its partition.
-FENCE_AHEAD_WARN_EVERY_S = 60.0
-_fence_warned: dict[tuple[str, str, int], float] = {}
-
-
-def warn_fences_ahead(ahead: Mapping[tuple[str, str, int], tuple[int, int]]) -> None:
-    """Log each fence found at or past its partition's end (at most once a minute each).
-
-    Offsets of a partition only grow, so such a fence was written for an earlier life of
-    the partition (a topic deleted and re-created, a broker that lost its data): its
-    messages up to the fence would be skipped as replays. Nothing is reset automatically:
-    a consumer that still owns the partition after a rebalance could be the cause for a
-    moment, and resetting then would apply messages twice. docs/operations.md says how
-    to reset fences.
-    """
-    now = time.monotonic()
-    for (group, topic, partition), (fence, end) in ahead.items():
-        slot = (group, topic, partition)
-        if now - _fence_warned.get(slot, -FENCE_AHEAD_WARN_EVERY_S) < FENCE_AHEAD_WARN_EVERY_S:
-            continue
-        _fence_warned[slot] = now
-        log.error(
-            "agent group %s: the fence of %s[%d] is at offset %d but the partition ends at %d: "
-            "its messages up to offset %d are skipped as already applied. If the topic was "
-            "re-created or the broker lost its data, reset the fences: "
-            "pipeline fences reset --agents %s --topic %s",
-            group,
-            topic,
-            partition,
-            fence,
-            end,
-            fence,
-            group,
-            topic,
+async def apply_follow_up(
+    store: Store, handler: Handler[Any], guard: Mapping[str, int], writes: Writes
+) -> None:
+    """What ``handler.meanwhile`` returned for a committed batch, applied while the batch's
+    fences (``guard``) hold (:func:`apply_guarded`). Not applied, or failed, the handler is
+    reset: what it computed then is not in the store, and it reloads from the store."""
+    try:
+        applied = await apply_guarded(store, guard, writes)
+    except BaseException:
+        handler.reset()
+        raise
+    if not applied:
+        log.warning(
+            "agent group %s: another writer moved past the batch; its derived writes are "
+            "dropped and the group's state reloads from the store",
+            handler.name,
         )
+        handler.reset()
 
 
 async def process_batch(

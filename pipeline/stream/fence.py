@@ -9,11 +9,15 @@ partitions, so workers of one group never abort each other.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.core.keys import Keys
 from pipeline.store.base import Store, Writes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,7 @@ class GroupsApplied:
     """Outcome of :func:`apply_fenced_groups`: ``fresh`` messages applied per group,
     groups ``planned`` in any attempt, and groups whose writes were ``committed``.
 
+    ``fences``: what :func:`apply_guarded` checks for the writes that follow a batch.
     ``ahead``: (group, topic, partition) -> (fence, partition end) where the fence is at or
     past the partition's end as the consumer's fetches report it: a partition that restarted
     its offsets (a re-created topic, a broker that lost its data). Its messages at or below
@@ -84,6 +89,8 @@ class GroupsApplied:
     planned: frozenset[str]
     committed: frozenset[str]
     ahead: dict[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)
+    # Per committed group, each of its fences of the batch -> the offset it holds after it.
+    fences: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def of(self, group: str) -> Applied:
         return Applied(self.fresh.get(group, 0), group in self.planned, group in self.committed)
@@ -118,6 +125,8 @@ async def apply_fenced_groups(
     planned: set[str] = set()
     last: dict[str, int] = {}
     ahead: dict[tuple[str, str, int], tuple[int, int]] = {}
+    # The fences as the last attempt leaves them, per group.
+    after: dict[str, dict[str, int]] = {}
 
     async def build(values: list[bytes | None]) -> Writes | None:
         fences = {
@@ -142,14 +151,38 @@ async def apply_fenced_groups(
         writes = await prepare(fresh)
         planned.update(fresh)
         last.update({group: len(found) for group, found in fresh.items()})
+        after.clear()
         for (group, tp), key in fence_keys.items():
-            if group in fresh and marks[group][tp] > fences[(group, tp)]:
+            value = fences[(group, tp)]
+            if group in fresh and marks[group][tp] > value:
                 writes.set(key, marks[group][tp])
+                value = marks[group][tp]
+            after.setdefault(group, {})[key] = value
         return writes
 
     executed = await store.transact(list(fence_keys.values()), build, attempts, meanwhile)
     committed = dict(last) if executed else {}
-    return GroupsApplied(committed, frozenset(planned), frozenset(committed), dict(ahead))
+    return GroupsApplied(
+        committed,
+        frozenset(planned),
+        frozenset(committed),
+        dict(ahead),
+        {group: after[group] for group in committed},
+    )
+
+
+async def apply_guarded(store: Store, guard: Mapping[str, int], writes: Writes) -> bool:
+    """Apply ``writes`` in one transaction if every fence of ``guard`` still holds its
+    offset (watched while they are checked); returns whether they were applied. What a
+    batch's handler computed from it, written after the batch's transaction, goes in only
+    while no other writer has moved past the batch."""
+    keys = list(guard)
+
+    async def build(values: list[bytes | None]) -> Writes | None:
+        held = [int(value) if value is not None else -1 for value in values]
+        return writes if held == [guard[key] for key in keys] else None
+
+    return await store.transact(keys, build)
 
 
 async def apply_fenced(
@@ -187,3 +220,40 @@ async def applied_offsets(store: Store, keys: Keys, group: str) -> dict[str, int
         for key, value in zip(found, values, strict=True)
         if value is not None
     }
+
+
+# Seconds between two warnings about the same fence ahead of its partition.
+FENCE_AHEAD_WARN_EVERY_S = 60.0
+_fence_warned: dict[tuple[str, str, int], float] = {}
+
+
+def warn_fences_ahead(ahead: Mapping[tuple[str, str, int], tuple[int, int]]) -> None:
+    """Log each fence found at or past its partition's end (at most once a minute each).
+
+    Offsets of a partition only grow, so such a fence was written for an earlier life of
+    the partition (a topic deleted and re-created, a broker that lost its data): its
+    messages up to the fence would be skipped as replays. Nothing is reset automatically:
+    a consumer that still owns the partition after a rebalance could be the cause for a
+    moment, and resetting then would apply messages twice. docs/operations.md says how
+    to reset fences.
+    """
+    now = time.monotonic()
+    for (group, topic, partition), (fence, end) in ahead.items():
+        slot = (group, topic, partition)
+        if now - _fence_warned.get(slot, -FENCE_AHEAD_WARN_EVERY_S) < FENCE_AHEAD_WARN_EVERY_S:
+            continue
+        _fence_warned[slot] = now
+        log.error(
+            "agent group %s: the fence of %s[%d] is at offset %d but the partition ends at %d: "
+            "its messages up to offset %d are skipped as already applied. If the topic was "
+            "re-created or the broker lost its data, reset the fences: "
+            "pipeline fences reset --agents %s --topic %s",
+            group,
+            topic,
+            partition,
+            fence,
+            end,
+            fence,
+            group,
+            topic,
+        )

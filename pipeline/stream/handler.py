@@ -51,11 +51,14 @@ class Handler(ABC, Generic[R]):
         offset fences.
         """
 
-    def meanwhile(self) -> None:  # noqa: B027 - a hook; most handlers have nothing to do
+    def meanwhile(self) -> Writes | None:
         """Called while the store applies the writes of the last :meth:`plan` (before
-        :meth:`committed` or :meth:`aborted`): in-memory work whose results the handler
-        writes later (the personal group's for-you lists, while the worker is behind). Must
-        not use the store; an error stops the worker, as an error of ``plan`` does."""
+        :meth:`committed` or :meth:`aborted`): in-memory work that must not use the store.
+        It may return writes of derived state (lists, never counts): once the batch has
+        committed, the loop applies them in a transaction of their own, guarded by the
+        batch's fences (not applied if another writer moved one since; the handler is then
+        :meth:`reset`). An error stops the worker, as an error of ``plan`` does."""
+        return None
 
     def committed(self) -> None:  # noqa: B027 - a hook; most handlers keep no state
         """The last plan's writes are in the store."""

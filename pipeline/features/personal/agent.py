@@ -12,8 +12,8 @@ first come first served, users left over by earlier batches, then the other user
 batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
 transaction, so a restarted worker carries on with them. Under a load the budget cannot
 follow, lists lag behind learning instead of slowing it down. A lone worker computes a
-budgeted batch's lists while Redis applies the batch (``meanwhile``), and writes them with
-the next transaction (``state.PreparedLists``).
+budgeted batch's lists while Redis applies the batch (``meanwhile``); the loop writes them
+right after it, while the batch's fences hold.
 
 If a transaction does not commit, the in-memory engine may hold learning that Redis does
 not: the handler then drops the engine and reloads it from Redis before the next batch.
@@ -107,8 +107,8 @@ class PersonalHandler(EventHandler):
             self.settings.content_refresh_users if on else 0, self.settings.user_ttl_s * 1000
         )
         self.content_queue: dict[str, None] = {}
-        # Lists ``meanwhile`` computes behind a backlog, for the next transaction.
-        self.prepared = state.PreparedLists(self.keys)
+        # Newcomers and the other users whose lists ``meanwhile`` computes (None: none).
+        self.deferred: tuple[list[str], list[str]] | None = None
 
     def committed(self) -> None:
         self.uncommitted = False
@@ -141,12 +141,7 @@ class PersonalHandler(EventHandler):
         listless -= engine.model.user_factors.keys()
         self.uncommitted = True
         changes = self.engine.learn_batch(records)
-        # Lists an earlier batch's ``meanwhile`` computed go first: this batch's deletes
-        # (forgets, merged users) come after them, its own lists too.
-        writes = self.prepared.take()
-        writes.extend(
-            state.changes_writes(self.engine, changes, self.keys, self.settings.user_ttl_s)
-        )
+        writes = state.changes_writes(self.engine, changes, self.keys, self.settings.user_ttl_s)
         # Newcomers first (half the budget at most), then first come, first served: users left
         # over by earlier batches, then this batch's in the order of their events. Under any
         # load the budget can follow, every list is refreshed within a few batches; with half
@@ -176,9 +171,9 @@ class PersonalHandler(EventHandler):
         behind = self.waiting > 0 or len(records) >= self.settings.batch_size
         limited = behind and self.budget_s > 0
         if limited and self.exclusive:
-            # Computed by ``meanwhile`` while Redis applies this batch, written with the next
-            # one (nobody else writes these users' lists meanwhile: this worker holds all).
-            self.prepared.defer(first, queue)
+            # Computed by ``meanwhile`` while Redis applies this batch, written right after
+            # it under its fences; until then the users wait in Redis, as the others left.
+            self.deferred = (first, queue)
             left = first + queue
         else:
             budget_s = self.budget_s if limited else 0.0
@@ -194,14 +189,23 @@ class PersonalHandler(EventHandler):
             self.content_queue.pop(user, None)
         return writes
 
-    def meanwhile(self) -> None:
+    def meanwhile(self) -> Writes | None:
         """While Redis applies a batch planned behind a backlog: the lists ``plan`` left to
-        do, within the batch budget (``state.PreparedLists``). A batch that does not commit
-        resets the handler, dropping them; their users wait in Redis until a list is written."""
-        done = self.prepared.compute(self._write_lists, self.budget_s)
+        do, within the batch budget, with their users' removal from the waiting lists; the
+        loop writes them once the batch has committed, under its fences. A batch that does
+        not commit, or whose fences moved, resets the handler: its users still wait."""
+        if self.deferred is None:
+            return None
+        first, queue = self.deferred
+        self.deferred = None
+        writes = Writes()
+        left = set(state.budgeted_lists(self._write_lists, writes, first, queue, self.budget_s))
+        done = [user for user in first + queue if user not in left]
+        writes.zrem(self.keys.foryou_pending(), done)
         for user in done:
             self.pending.pop(user, None)
             self.content_queue.pop(user, None)
+        return writes
 
     def _write_lists(self, writes: Writes, users: list[str], budget_s: float) -> list[str]:
         """The lists of ``users`` into ``writes``, in order, for ``budget_s`` (0: no limit);
@@ -265,27 +269,21 @@ class PersonalHandler(EventHandler):
         return added
 
     async def idle(self, store: Store) -> Writes | None:
-        """Between batches: the lists the last batch's ``meanwhile`` computed; then, once
-        the worker is caught up, item vectors that arrived since the last batch join (which
-        queues the recently active users' lists), and the lists a batch left waiting and
-        those queued are recomputed, for at most ``IDLE_BUDGET_S``.
+        """Between batches (the worker is caught up): item vectors that arrived since the
+        last batch join (which queues the recently active users' lists), then the lists a
+        batch left waiting and those queued are recomputed, for at most ``IDLE_BUDGET_S``.
         Only while this worker holds every partition of the group (with several, a user's
         state may have moved to another since it was cached here), and only after a first
         batch since a (re)start (the engine is loaded), and not while the last batch saw
         messages behind it: the next batch comes at once, and ingestion goes first."""
-        if self.uncommitted or not self.exclusive:
+        if not (self.exclusive and self.items_loaded) or self.uncommitted or self.waiting > 0:
             return None
-        # Lists a batch's ``meanwhile`` computed from what it committed go out first.
-        writes = self.prepared.take()
-        if not self.items_loaded or self.waiting > 0:
-            return writes or None
         engine = self.engine
         await self._load_content(store)
-        if self.engine is not engine:
-            return None  # reset meanwhile (partitions revoked): nothing of it is written
         queue = list(self.pending) + [u for u in self.content_queue if u not in self.pending]
-        if not queue:
-            return writes or None
+        if not queue or self.engine is not engine:
+            return None
+        writes = Writes()
         started = time.perf_counter()
         done: list[str] = []
         for at in range(0, len(queue), IDLE_CHUNK):

@@ -243,10 +243,6 @@ def changes_writes(engine: Engine, changes: Changes, keys: Keys, ttl_s: int) -> 
     return writes
 
 
-# Behind a backlog, the agent leaves a batch's lists to ``Handler.meanwhile``: the worker
-# computes them while Redis applies the batch, instead of before, and they go with the next
-# batch's writes (or the idle work's). Their users wait in ``{p}:foryou:pending`` until
-# then, so a worker that stops in between leaves them to its successor.
 # Writes the lists of some users, in order, within a budget in seconds (0: no limit);
 # returns the users left to do.
 WriteLists = Callable[[Writes, list[str], float], list[str]]
@@ -264,40 +260,3 @@ def budgeted_lists(
             remaining = max(budget - (time.perf_counter() - started), 1e-9)
             left += write_lists(writes, users, remaining if budget_s else 0.0)
     return left
-
-
-class PreparedLists:
-    """The lists one batch deferred (:meth:`defer`), computed (:meth:`compute`), until
-    their writes are taken (:meth:`take`)."""
-
-    def __init__(self, keys: Keys) -> None:
-        self.keys = keys
-        # Newcomers and the other users whose lists wait for ``compute`` (None: nothing).
-        self.deferred: tuple[list[str], list[str]] | None = None
-        self.writes = Writes()
-        # Users whose list is in ``writes``: they leave the waiting lists with it.
-        self.done: list[str] = []
-
-    def defer(self, first: list[str], queue: list[str]) -> None:
-        self.deferred = (first, queue)
-
-    def compute(self, write_lists: WriteLists, budget_s: float) -> list[str]:
-        """The deferred lists into the writes kept, within ``budget_s`` (:func:`budgeted_lists`);
-        returns the users done (none when nothing was deferred)."""
-        if self.deferred is None:
-            return []
-        first, queue = self.deferred
-        self.deferred = None
-        left = set(budgeted_lists(write_lists, self.writes, first, queue, budget_s))
-        done = [user for user in first + queue if user not in left]
-        self.done += done
-        return done
-
-    def take(self) -> Writes:
-        """The writes of the lists computed, with their users' removal from the waiting
-        lists; handed over once."""
-        writes, self.writes = self.writes, Writes()
-        if self.done:
-            writes.zrem(self.keys.foryou_pending(), self.done)
-            self.done = []
-        return writes

@@ -41,9 +41,9 @@ def event(event_id: str, event_type: str, user_id: str, timestamp_ms: int, **fie
 
 
 async def run(handler: Handler[Any], store: MemoryStore, values: list[Any]) -> list[Any]:
-    """Decode each value (dicts are JSON-encoded), plan the batch, apply its writes (the
-    handler's ``meanwhile`` work after they went to the store, as the batch loop calls it),
-    and tell the handler it committed. Returns the decoded records."""
+    """Decode each value (dicts are JSON-encoded), plan the batch, apply its writes, tell
+    the handler it committed, and apply what its ``meanwhile`` returned (as the batch loop
+    does when the batch's fences hold). Returns the decoded records."""
     records: list[Any] = []
     for value in values:
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
@@ -51,8 +51,10 @@ async def run(handler: Handler[Any], store: MemoryStore, values: list[Any]) -> l
         assert not rejections, rejections
         records.extend(decoded)
     await store.apply(await handler.plan(store, records))
-    handler.meanwhile()
+    follow_up = handler.meanwhile()
     handler.committed()
+    if follow_up:
+        await store.apply(follow_up)
     return records
 
 

@@ -1,11 +1,23 @@
-"""Offset fences (pipeline.stream.fence): which messages of a batch are fresh."""
+"""Offset fences (pipeline.stream.fence): which messages of a batch are fresh, and the
+writes guarded by a batch's fences."""
 
 from __future__ import annotations
+
+import asyncio
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.stream.fence import Position, batch_high_marks, fresh_indexes
+from pipeline.store.base import Writes
+from pipeline.store.memory import MemoryStore
+from pipeline.stream.fence import (
+    Position,
+    apply_fenced_groups,
+    apply_guarded,
+    batch_high_marks,
+    fresh_indexes,
+)
+from tests.unit.features.helpers import KEYS
 
 FAST = settings(max_examples=150, deadline=None, database=None)
 
@@ -79,3 +91,27 @@ def test_fence_examples() -> None:
     assert fresh_indexes([Position("t", 0, 0)], {}) == [0]
     assert fresh_indexes([Position("t", 0, 0)], {("t", 0): 0}) == []
     assert batch_high_marks([]) == {}
+
+
+def test_a_batch_reports_its_fences_and_what_follows_it_is_guarded_by_them() -> None:
+    """The outcome gives each committed group's fences as the batch left them (moved or
+    not); writes guarded by them apply while they hold, and not once another writer moved
+    one."""
+    store = MemoryStore()
+
+    async def body() -> None:
+        await store.apply(Writes().set(KEYS.fence("g", "t", 1), 50))
+        batch = [Position("t", 0, 7), Position("t", 0, 9), Position("t", 1, 40)]
+
+        async def prepare(fresh: dict[str, list[int]]) -> Writes:
+            return Writes().set("t:data", len(fresh["g"]))
+
+        outcome = await apply_fenced_groups(store, KEYS, {"g": batch}, prepare)
+        guard = outcome.fences["g"]
+        assert guard == {KEYS.fence("g", "t", 0): 9, KEYS.fence("g", "t", 1): 50}
+        assert await apply_guarded(store, guard, Writes().set("t:after", 1))
+        await store.apply(Writes().set(KEYS.fence("g", "t", 1), 60))
+        assert not await apply_guarded(store, guard, Writes().set("t:after", 2))
+        assert await store.get("t:after") == b"1"
+
+    asyncio.run(body())

@@ -37,6 +37,9 @@ class Counting(EventHandler):
         super().__init__(settings(max_future_skew_s=10**9), KEYS)
         self.hooks: list[str] = []
         self.meddle: Any = None
+        # What ``meanwhile`` returns, and a callable it runs first (tests move fences there).
+        self.follow_up: Writes | None = None
+        self.during: Any = None
 
     async def plan(self, store: Store, records: list[Event]) -> Writes:
         if self.meddle is not None:
@@ -46,8 +49,14 @@ class Counting(EventHandler):
             counts[event.item_id or ""] = counts.get(event.item_id or "", 0.0) + 1.0
         return Writes().hincr_float("t:counts", counts)
 
-    def meanwhile(self) -> None:
+    def meanwhile(self) -> Writes | None:
         self.hooks.append("meanwhile")
+        if self.during is not None:
+            self.during()
+        return self.follow_up
+
+    def reset(self) -> None:
+        self.hooks.append("reset")
 
     def committed(self) -> None:
         self.hooks.append("committed")
@@ -99,6 +108,46 @@ async def test_meanwhile_runs_for_the_lanes_that_planned_and_before_their_outcom
     await process_lanes(store, KEYS, lanes, [message(0, "e0")], dead)
     assert reading.hooks == ["meanwhile", "committed"]
     assert elsewhere.hooks == []
+
+
+async def test_what_meanwhile_returns_follows_the_committed_batch() -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+    handler.follow_up = Writes().set("t:derived", "from batch 1")
+    await process_batch(store, KEYS, handler, [message(0, "e0")], dead)
+    assert await store.get("t:derived") == b"from batch 1"
+    assert handler.hooks == ["meanwhile", "committed"]
+
+
+async def test_what_meanwhile_returns_is_dropped_once_another_writer_moved_the_fence() -> None:
+    """Another writer moved past the batch between its commit and the writes that follow
+    it (a worker that lost its partitions without knowing yet): they are not applied, and
+    the handler is reset, to reload what the other writer changed."""
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+    handler.follow_up = Writes().set("t:derived", "stale")
+    fence = KEYS.fence("counting", "clicks", 0)
+
+    def other_worker_moves_on() -> None:
+        # The in-memory store applied the batch before ``meanwhile``: this comes after it.
+        store._apply(Writes().set(fence, 7))
+
+    handler.during = other_worker_moves_on
+    assert await process_batch(store, KEYS, handler, [message(0, "e0")], dead) == 1
+    assert await store.get("t:derived") is None
+    assert await store.get(fence) == b"7"
+    assert handler.hooks == ["meanwhile", "committed", "reset"]
+
+
+async def test_what_meanwhile_returns_is_dropped_with_a_batch_that_did_not_commit() -> None:
+    store, handler, dead = MemoryStore(), Counting(), DeadLetters()
+    handler.follow_up = Writes().set("t:derived", "never")
+
+    async def other_worker_applies_it() -> None:
+        await store.apply(Writes().set(KEYS.fence("counting", "clicks", 0), 9))
+
+    handler.meddle = other_worker_applies_it
+    assert await process_batch(store, KEYS, handler, [message(0, "e0")], dead) == 0
+    assert await store.get("t:derived") is None
+    assert handler.hooks == ["meanwhile", "aborted"]
 
 
 async def test_an_event_id_seen_within_the_window_counts_once() -> None:

@@ -199,26 +199,16 @@ async def test_a_forgotten_user_gets_no_list_back_when_a_new_item_arrives() -> N
 
 
 async def test_lists_left_waiting_by_a_batch_are_recomputed_between_batches() -> None:
-    """A full batch (its take stopped at the cap, so more may follow) leaves its lists to
-    ``meanwhile``, which computes what the budget allows while the store applies the batch
-    (one list here): its users wait in Redis until their list is written. When no batch
-    follows, the idle work writes what ``meanwhile`` computed (even while messages wait
-    behind the last batch: those lists are done), and recomputes the rest only when none
-    wait (the next batch comes), taking them off the waiting list in Redis."""
+    """A full batch leaves lists waiting (its take stopped at the cap, so more may follow);
+    when no batch follows, the idle work recomputes them and takes them off the waiting list
+    in Redis. Not while the last batch saw messages behind it: the next batch comes."""
     store = store_at(T0_MS)
     handler = PersonalHandler(settings(batch_size=3, foryou_batch_budget_ms=1e-6), KEYS)
     handler.owns_every_partition(True)
     await run(handler, store, [ev(n, "click", u, f"i{n}") for n, u in enumerate("abc", 1)])
-    pending = [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)]
-    assert sorted(pending) == [b"a", b"b", b"c"]
-    assert [await store.get(KEYS.foryou(u)) for u in "abc"] == [None, None, None]
-    handler.backlog(1)
-    computed = await handler.idle(store)
-    assert computed is not None
-    await store.apply(computed)
     assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"b", b"c"]
-    assert await store.get(KEYS.foryou("a")) is not None
     assert await store.get(KEYS.foryou("c")) is None
+    handler.backlog(1)
     assert await handler.idle(store) is None
     handler.backlog(0)
     writes = await handler.idle(store)
@@ -229,10 +219,10 @@ async def test_lists_left_waiting_by_a_batch_are_recomputed_between_batches() ->
     assert await handler.idle(store) is None
 
 
-async def test_behind_a_backlog_lists_computed_meanwhile_go_with_the_next_batch() -> None:
-    """A lone worker behind a backlog plans a batch without its lists; ``meanwhile``
-    computes them and the next batch's transaction writes them, before its own writes: a
-    user forgotten in that batch keeps no list."""
+async def test_behind_a_backlog_a_lone_worker_computes_lists_while_redis_applies_the_batch():
+    """Behind a backlog, a worker holding every partition plans a batch without its lists
+    (its users wait in Redis); ``meanwhile`` computes them, within the budget, with their
+    users' removal from the waiting list: the writes that follow the committed batch."""
     store = store_at(T0_MS)
     # A budget no list takes: every deferred list is computed, however slow the machine.
     handler = PersonalHandler(settings(foryou_batch_budget_ms=60_000), KEYS)
@@ -240,37 +230,49 @@ async def test_behind_a_backlog_lists_computed_meanwhile_go_with_the_next_batch(
     handler.backlog(5)
     batch = [ev(1, "click", "a", "i1"), ev(2, "click", "b", "i2"), ev(3, "click", "b", "i1")]
     records = [record for value in batch for record in handler.decode(orjson.dumps(value))[0]]
-    await store.apply(await handler.plan(store, records))
-    assert [await store.get(KEYS.foryou(u)) for u in "ab"] == [None, None]
+    writes = await handler.plan(store, records)
+    assert not [op for op in writes.ops if op[0] == "set" and "foryou" in op[1]]
+    await store.apply(writes)
     pending = [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)]
     assert sorted(pending) == [b"a", b"b"]
-    handler.meanwhile()
+    follow_up = handler.meanwhile()
     handler.committed()
-    await run(handler, store, [ev(4, "forget", "a"), ev(5, "click", "c", "i2")])
-    assert await store.get(KEYS.foryou("a")) is None
-    assert await store.get(KEYS.foryou("b")) is not None
-    # "c" came behind the backlog too: waiting for the next batch, "a" forgotten.
-    assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"c"]
+    assert follow_up is not None
+    assert sorted(op[1] for op in follow_up.ops if op[0] == "set") == [
+        KEYS.foryou("a"),
+        KEYS.foryou("b"),
+    ]
+    await store.apply(follow_up)
+    assert await store.zrange(KEYS.foryou_pending(), 0, -1) == []
+    assert handler.meanwhile() is None
+    assert not handler.pending
+    # Not holding every partition: the lists go in the batch itself, as before.
+    shared = PersonalHandler(settings(foryou_batch_budget_ms=60_000), KEYS)
+    shared.backlog(5)
+    other = store_at(T0_MS)
+    writes = await shared.plan(other, records)
+    assert [op[1] for op in writes.ops if op[0] == "set" and "foryou" in op[1]]
+    assert shared.meanwhile() is None
 
 
-async def test_lists_computed_meanwhile_are_dropped_with_a_batch_that_did_not_commit() -> None:
-    """A batch that does not commit resets the handler: what ``meanwhile`` computed from it
-    is never written (the next batch, also behind, writes no list at all)."""
+async def test_users_waiting_in_memory_are_those_waiting_in_redis_after_every_batch() -> None:
+    """Behind a backlog with a budget of one list per group of users, batch after batch: the
+    users the handler holds as waiting are exactly those Redis holds (what a restarted
+    worker takes over), once each batch and the writes that follow it are applied."""
     store = store_at(T0_MS)
-    handler = PersonalHandler(settings(foryou_batch_budget_ms=60_000), KEYS)
+    handler = PersonalHandler(settings(foryou_batch_budget_ms=1e-6), KEYS)
     handler.owns_every_partition(True)
     handler.backlog(5)
-    await handler.plan(store, handler.decode(orjson.dumps(ev(1, "click", "a", "i1")))[0])
-    handler.meanwhile()
-    assert handler.prepared.done == ["a"]
-    handler.aborted()
-    writes = await handler.plan(store, handler.decode(orjson.dumps(ev(2, "click", "b", "i2")))[0])
-    assert [op[1] for op in writes.ops if op[0] == "set" and "foryou" in op[1]] == []
-    await store.apply(writes)
-    handler.meanwhile()
-    handler.committed()
-    assert await store.get(KEYS.foryou("a")) is None
-    assert handler.prepared.done == ["b"]
+    n = 0
+    for users in ("abc", "cde", "afg", "h"):
+        batch = []
+        for user in users:
+            n += 1
+            batch.append(ev(n, "click", user, f"i{n % 4}"))
+        await run(handler, store, batch)
+        waiting = {m.decode() for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)}
+        assert waiting == set(handler.pending)
+        assert waiting
 
 
 async def test_lists_are_held_to_the_budget_while_messages_wait_behind_a_small_batch() -> None:
