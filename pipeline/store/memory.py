@@ -348,9 +348,8 @@ class MemoryStore(Store):
                 _WATCHING.reset(token)
             if writes is None:
                 return False
-            moved = self._snapshot(watch) != before or self._snapshot(watched) != list(
-                watched.values()
-            )
+            moved = self._snapshot(watch) != before
+            moved = moved or self._snapshot(watched) != list(watched.values())
             if not moved:
                 self._apply(writes)
             if meanwhile is not None:

@@ -38,7 +38,7 @@ def float_text(mapping: dict[Any, Any]) -> dict[Any, Any]:
 
 
 def script_args(op: Op) -> list[Scalar]:
-    """The ARGV part of one scripted write (see the scripts above)."""
+    """The ARGV part of one scripted write (the scripts of ``redis_scripts.SCRIPTED``)."""
     name = op[0]
     if name == "set":
         _, _, value, ttl_s = op
