@@ -7,7 +7,9 @@ batch's observations one AdaGrad step each in event-time order (``ClickModel.lea
 and writes the changes of both: as HINCRBYFLOAT increments, which commute, so any number of
 workers can share the tables; or, while this worker holds every partition of the group
 (nobody else writes them), as the new values themselves (HSET), with both tables watched from
-before they are read. A restarted worker needs no snapshot of its own, and a retried
+before they are read, and keeping in memory what it read and wrote (``read.LearnedTables``),
+so a batch reads only the indexes it meets for the first time; a retried or aborted batch,
+or a rebalance, drops what is kept. A restarted worker needs no snapshot of its own, and a retried
 transaction (a fence or a table moved) recomputes its plan from Redis, not from state an
 aborted attempt left behind.
 """
@@ -23,8 +25,8 @@ from pipeline.features.catalog.read import CatalogCache
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.features import item_attribute_features, user_attribute_features
 from pipeline.features.ranking.kernels import load_kernels
-from pipeline.features.ranking.model import StepBatch
-from pipeline.features.ranking.read import stored_learning_state
+from pipeline.features.ranking.model import MovedFeatures, StepBatch
+from pipeline.features.ranking.read import MAX_KEPT_BITS, LearnedTables, stored_learning_state
 from pipeline.features.users.read import users_attributes
 from pipeline.store.base import Store, Writes
 from pipeline.stream.handler import EventHandler
@@ -47,14 +49,38 @@ class RankingHandler(EventHandler):
         # (HINCRBYFLOAT, several microseconds each in Redis: most of a batch's time there).
         # False (increments: exact for any number of workers) until told.
         self.exclusive = False
+        # While exclusive, the tables' values this worker read or wrote (Redis holds the
+        # same): a batch reads only the indexes it has not met yet. None: nothing kept.
+        self.kept: LearnedTables | None = None
+        # What the last plan moved, kept once its batch commits; True from a plan to its
+        # outcome (a plan called again meanwhile is a retry: the kept values may be stale).
+        self.moved: MovedFeatures | None = None
+        self.planning = False
 
     def owns_every_partition(self, exclusive: bool) -> None:
         self.exclusive = exclusive
+        if not exclusive:
+            self.kept = None
+
+    def committed(self) -> None:
+        if self.kept is not None and self.moved is not None:
+            self.kept.update(self.moved)
+        self.moved, self.planning = None, False
+
+    def aborted(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.kept, self.moved, self.planning = None, None, False
 
     def warm(self) -> None:
         load_kernels()
 
     async def plan(self, store: Store, records: list[Event]) -> Writes:
+        if self.planning:
+            # A retry: another writer may have moved the tables since they were kept.
+            self.reset()
+        self.planning = True
         writes = Writes()
         # Event-time order (stable for equal times), so that how topics and partitions were
         # interleaved in this batch does not change what is learned.
@@ -106,8 +132,14 @@ class RankingHandler(EventHandler):
             # (a rebalance under way), the transaction starts again from what it wrote.
             await store.watch(tables)
         batch = StepBatch.of(steps)
-        weights, sums = await stored_learning_state(store, self.keys, batch.indexes)
+        if exclusive and config.n_bits <= MAX_KEPT_BITS:
+            if self.kept is None:
+                self.kept = LearnedTables(config.n_bits)
+            weights, sums = await self.kept.read(store, self.keys, batch.present)
+        else:
+            weights, sums = await stored_learning_state(store, self.keys, batch.indexes)
         moved = model.learn_batch(batch, weights, sums)
+        self.moved = moved
         if exclusive:
             writes.hset(tables[1], dict(zip(moved.indexes, moved.sums, strict=True)))
             return writes.hset(tables[0], dict(zip(moved.indexes, moved.weights, strict=True)))

@@ -21,7 +21,7 @@ from pipeline.features.ranking.features import (
     user_attribute_features,
     with_time,
 )
-from pipeline.features.ranking.model import ClickModel, RankingConfig
+from pipeline.features.ranking.model import ClickModel, MovedFeatures, RankingConfig
 from pipeline.features.users.read import users_attributes
 from pipeline.store.base import Reads, Store
 
@@ -54,6 +54,44 @@ async def stored_learning_state(
         Reads().hmget(keys.rank_weights(), indexes).hmget(keys.rank_sums(), indexes)
     )
     return _numbers_or_zero(weights), _numbers_or_zero(sums)
+
+
+# Tables of more bits than this are not kept in memory (2 ** 22 indexes: 72 MB).
+MAX_KEPT_BITS = 22
+
+
+class LearnedTables:
+    """The stored weights and sums of squares a lone worker has met, as Redis holds them
+    (the values it read, then the values it wrote once their batch committed): while it
+    holds every partition nobody else writes the tables, so a batch reads only the
+    indexes it meets for the first time. Dense arrays of ``2 ** n_bits`` (17 MB at the
+    default 20 bits)."""
+
+    def __init__(self, n_bits: int) -> None:
+        size = 1 << n_bits
+        self.weights = np.zeros(size, dtype=np.float64)
+        self.sums = np.zeros(size, dtype=np.float64)
+        self.known = np.zeros(size, dtype=bool)
+
+    async def read(
+        self, store: Store, keys: Keys, indexes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What :func:`stored_learning_state` gives for ``indexes`` (ascending, distinct),
+        reading from the store only those not met yet."""
+        missing = indexes[~self.known[indexes]]
+        if len(missing):
+            weights, sums = await stored_learning_state(store, keys, missing.tolist())
+            self.weights[missing] = weights
+            self.sums[missing] = sums
+            self.known[missing] = True
+        return self.weights[indexes], self.sums[indexes]
+
+    def update(self, moved: MovedFeatures) -> None:
+        """The values a committed batch wrote."""
+        indexes = np.asarray(moved.indexes, dtype=np.int64)
+        self.weights[indexes] = moved.weights
+        self.sums[indexes] = moved.sums
+        self.known[indexes] = True
 
 
 def _numbers_or_zero(stored: list[Any]) -> np.ndarray:

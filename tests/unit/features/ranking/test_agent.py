@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import orjson
 import pytest
@@ -12,7 +13,7 @@ from pipeline.features.catalog.model import item_hash
 from pipeline.features.ranking.agent import RankingHandler
 from pipeline.features.ranking.config import ranking_config
 from pipeline.features.ranking.read import rank_items
-from pipeline.store.base import Writes
+from pipeline.store.base import Reads, Writes
 from pipeline.store.memory import MemoryStore
 from tests.unit.features.helpers import KEYS, T0_MS, run, settings
 
@@ -257,3 +258,54 @@ async def test_a_write_by_another_worker_restarts_a_batch_that_sets_values() -> 
     (interleaved, attempts), (before, once) = await learned(True), await learned(False)
     assert (attempts, once) == (2, 1)
     assert interleaved == before
+
+
+class CountingReads(MemoryStore):
+    """Counts the fields of the click model's tables every read asks for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields_read = 0
+
+    async def read(self, reads: Reads) -> list[Any]:
+        tables = (KEYS.rank_weights(), KEYS.rank_sums())
+        self.fields_read += sum(
+            len(op[2]) for op in reads.ops if op[0] == "hmget" and op[1] in tables
+        )
+        return await super().read(reads)
+
+
+async def test_a_lone_worker_reads_each_index_once_and_learns_what_reading_all_would() -> None:
+    """Holding every partition, the handler keeps what it read and wrote: a batch reads only
+    the indexes it meets for the first time, and the tables end exactly as when every batch
+    reads every index (a handler that forgets after each batch). A batch that did not commit
+    drops what is kept: the next one reads everything again."""
+    batches = _learned_batches() * 3
+    results = {}
+    for keeps in (False, True):
+        store = CountingReads()
+        handler = RankingHandler(settings(), KEYS)
+        handler.owns_every_partition(True)
+        reads = []
+        for batch in batches:
+            before = store.fields_read
+            await run(handler, store, batch)
+            reads.append(store.fields_read - before)
+            if not keeps:
+                handler.reset()
+        results[keeps] = (await _tables(store), reads)
+    (tables, full), (kept_tables, kept) = results[False], results[True]
+    assert kept_tables == tables
+    # The first two batches meet new indexes; their repeats meet none.
+    assert kept[0] == full[0] > 0 and 0 < kept[1] < full[1]
+    assert kept[2:] == [0, 0, 0, 0] and min(full[2:]) > 0
+    store = CountingReads()
+    handler = RankingHandler(settings(), KEYS)
+    handler.owns_every_partition(True)
+    await run(handler, store, batches[0])
+    records = [r for value in batches[0] for r in handler.decode(orjson.dumps(value))[0]]
+    await handler.plan(store, records)
+    handler.aborted()
+    before = store.fields_read
+    await run(handler, store, batches[0])
+    assert store.fields_read - before == full[0]
