@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
+
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
 from pipeline.core.settings import Settings
@@ -56,6 +58,11 @@ class RankingHandler(EventHandler):
         # outcome (a plan called again meanwhile is a retry: the kept values may be stale).
         self.moved: MovedFeatures | None = None
         self.planning = False
+        # One int32 per hashable index (4 MB at 20 bits), all -1 between batches: a batch's
+        # distinct features are found in one pass (StepBatch.of). None: sorted instead.
+        self.slot_table: np.ndarray | None = None
+        if self.config.n_bits <= MAX_KEPT_BITS:
+            self.slot_table = np.full(1 << self.config.n_bits, -1, dtype=np.int32)
 
     def owns_every_partition(self, exclusive: bool) -> None:
         self.exclusive = exclusive
@@ -131,7 +138,7 @@ class RankingHandler(EventHandler):
             # Watched before they are read: should another writer touch the tables after all
             # (a rebalance under way), the transaction starts again from what it wrote.
             await store.watch(tables)
-        batch = StepBatch.of(steps)
+        batch = StepBatch.of(steps, self.slot_table)
         if exclusive and config.n_bits <= MAX_KEPT_BITS:
             if self.kept is None:
                 self.kept = LearnedTables(config.n_bits)

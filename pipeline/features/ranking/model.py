@@ -36,7 +36,7 @@ import numpy as np
 
 from pipeline.features.ranking.features import features
 from pipeline.features.ranking.hashing import FeatureIndexer
-from pipeline.features.ranking.kernels import adagrad_steps
+from pipeline.features.ranking.kernels import adagrad_steps, distinct_slots
 
 # Logits are clipped before exp(): beyond this the probability is 0 or 1 in float64 anyway.
 MAX_LOGIT = 35.0
@@ -82,7 +82,11 @@ class StepBatch:
     weights: np.ndarray  # each observation's weight
 
     @classmethod
-    def of(cls, steps: Sequence[tuple[Sequence[int], bool, float]]) -> StepBatch:
+    def of(
+        cls, steps: Sequence[tuple[Sequence[int], bool, float]], table: np.ndarray | None = None
+    ) -> StepBatch:
+        """The batch of ``steps``; with ``table`` (int32, -1 for every index the model can
+        hash to: ``kernels.distinct_slots``) its slots are found without sorting them all."""
         lengths = np.fromiter((len(indexes) for indexes, _, _ in steps), np.int64, len(steps))
         offsets = np.zeros(len(steps) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -91,7 +95,10 @@ class StepBatch:
             np.int64,
             int(offsets[-1]),
         )
-        present, slots = np.unique(flat, return_inverse=True)
+        if table is None:
+            present, slots = np.unique(flat, return_inverse=True)
+        else:
+            present, slots = distinct_slots(flat, table)
         return cls(
             present,
             slots.astype(np.int64, copy=False),

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from pipeline.features.ranking.kernels import distinct_slots
 from pipeline.features.ranking.model import MAX_LOGIT, ClickModel, StepBatch
 
 Step = tuple[list[int], bool, float]
@@ -117,3 +118,33 @@ def test_a_weight_moved_by_its_shrink_alone_is_written() -> None:
     moved = model.learn_batch(batch, weights, sums)
     assert sums[0] == 1e30 and weights[0] < 1.0
     assert moved.indexes == [7] and moved.weights == [weights[0]]
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_distinct_slots_are_numpys_unique_and_leave_the_table_empty(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    # Repeats, the table's first and last entries, and an empty batch.
+    for flat in (rng.integers(0, 1 << 12, 5000), np.array([4095, 0, 4095, 7, 0]), np.array([])):
+        flat = flat.astype(np.int64)
+        table = np.full(1 << 12, -1, dtype=np.int32)
+        present, slots = distinct_slots(flat, table)
+        expected_present, expected_slots = np.unique(flat, return_inverse=True)
+        assert present.tolist() == expected_present.tolist()
+        assert slots.tolist() == expected_slots.tolist()
+        assert (table == -1).all()
+
+
+def test_distinct_slots_refuse_an_index_outside_the_table() -> None:
+    table = np.full(8, -1, dtype=np.int32)
+    for bad in (8, -1):
+        with pytest.raises(IndexError):
+            distinct_slots(np.array([1, bad, 2], dtype=np.int64), table)
+        assert (table == -1).all()
+
+
+def test_a_batch_with_a_slot_table_is_the_sorted_batch() -> None:
+    steps = random_steps(random.Random(8), 400)
+    sorted_batch = StepBatch.of(steps)
+    table_batch = StepBatch.of(steps, np.full(1 << 12, -1, dtype=np.int32))
+    for name in ("present", "slots", "offsets", "clicked", "weights"):
+        assert getattr(table_batch, name).tolist() == getattr(sorted_batch, name).tolist()
