@@ -152,6 +152,12 @@ def partition_ends(app: faust.App) -> dict[tuple[str, int], int]:
     }
 
 
+def message_bytes(event: Any) -> int:
+    """What one Faust event's message weighs in a batch (``PIPELINE_BATCH_BYTES``)."""
+    value = event.message.value
+    return len(value) if value is not None else 0
+
+
 def messages_waiting(positions: Iterable[Position], ends: Mapping[tuple[str, int], int]) -> int:
     """Messages after ``positions`` (a batch's) in their partitions, by the fetched ``ends``
     (each partition's next offset); partitions without a known end count 0. The one offset
@@ -242,7 +248,12 @@ def _register_agent(
         store = connect(settings)
         try:
             batches = take_batches(
-                stream, settings.batch_size, settings.batch_ms / 1000.0, waiting=waiting_after
+                stream,
+                settings.batch_size,
+                settings.batch_ms / 1000.0,
+                waiting=waiting_after,
+                max_bytes=settings.batch_bytes,
+                size=message_bytes,
             )
             async with aclosing(batches):
                 async for events in batches:

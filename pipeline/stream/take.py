@@ -5,7 +5,8 @@ the previous one is handed back, and reads nothing while a batch is applied: a w
 needs most of its time to keep up with its input still idles up to ``within`` between two
 batches, so each event waits longer than it needs to. :func:`take_batches` keeps reading
 while a batch is applied (up to one batch ahead) and hands a batch over as soon as it holds
-``max_size`` events or its oldest event was read ``linger_s`` ago: a worker that keeps up
+``max_size`` events (or ``max_bytes`` bytes of messages) or its oldest event was read
+``linger_s`` ago: a worker that keeps up
 with its input but needs most of the time to do so starts each batch without idling; an
 idle worker still gathers what arrives for ``linger_s``. Behind a backlog (more messages
 already in the broker than read), a batch waits until the reader has read them (up to a
@@ -39,19 +40,44 @@ async def take_batches(
     linger_s: float,
     waiting: Callable[[list[Any]], int] = lambda read: 0,
     clock: Callable[[], float] = time.monotonic,
+    max_bytes: int = 0,
+    size: Callable[[Any], int] = lambda event: 0,
 ) -> AsyncGenerator[list[Any], None]:
     """Lists of at most ``max_size`` Faust events of ``stream``, in the order read (see the
-    module docstring); ends when the stream stops, raises what the stream raised.
+    module docstring); ends when the stream stops, raises what the stream raised. With
+    ``max_bytes`` (0: no bound), a batch also holds at most that many bytes (``size`` of
+    each event), but always at least one event: an envelope of many events counts for what
+    it holds, not for one message.
     ``waiting(read)`` counts the messages already in the broker beyond the events ``read``
     so far: while there are some, a batch that is not full also waits until they are read,
     up to ``linger_s`` after the previous batch was handed back (the fewer batches a
     backlog takes, the less it costs). ``stream`` is a ``faust.Stream`` (or anything with
     its ``events``, ``ack``, ``enable_acks``, ``should_stop``, ``wait_for_stopped`` and
     ``app.consumer_generation_id``)."""
-    if max_size < 1 or linger_s < 0:
-        raise ValueError(f"need max_size >= 1 and linger_s >= 0, got {max_size}, {linger_s}")
+    if max_size < 1 or linger_s < 0 or max_bytes < 0:
+        raise ValueError(
+            f"need max_size >= 1, linger_s >= 0 and max_bytes >= 0,"
+            f" got {max_size}, {linger_s}, {max_bytes}"
+        )
     buffer: list[Any] = []
     read_at: list[float] = []
+    sizes: list[int] = []
+    held = 0  # bytes in the buffer
+
+    def full() -> bool:
+        return len(buffer) >= max_size or 0 < max_bytes <= held
+
+    def batch_length() -> int:
+        """Events of the next batch: the most that fit ``max_size`` and ``max_bytes``."""
+        if not max_bytes:
+            return max_size
+        count, total = 0, 0
+        for found in sizes[:max_size]:
+            if count and total + found > max_bytes:
+                break
+            count, total = count + 1, total + found
+        return count
+
     # The reader sets ``changed`` when the buffer gets its first event, reaches ``target``
     # (the batch size, or fewer: the known backlog) or the reader ends.
     changed = asyncio.Event()
@@ -60,13 +86,17 @@ async def take_batches(
     room = asyncio.Event()
 
     async def read() -> None:
+        nonlocal held
         try:
             async for event in stream.events():
                 buffer.append(event)
                 read_at.append(clock())
-                if len(buffer) == 1 or len(buffer) >= target:
+                if max_bytes:
+                    sizes.append(size(event))
+                    held += sizes[-1]
+                if len(buffer) == 1 or len(buffer) >= target or full():
                     changed.set()
-                while len(buffer) >= max_size:
+                while full():
                     room.clear()
                     await room.wait()
         finally:
@@ -84,7 +114,7 @@ async def take_batches(
                 reported = True
                 reader.result()  # the stream's error, if it failed
                 return
-            if len(buffer) < max_size:
+            if not full():
                 wait = None
                 if buffer:
                     now = clock()
@@ -100,9 +130,12 @@ async def take_batches(
                     await stream.wait_for_stopped(changed, timeout=wait)
                     continue
             target = max_size
-            batch = buffer[:max_size]
-            del buffer[:max_size]
-            del read_at[:max_size]
+            length = batch_length()
+            batch = buffer[:length]
+            del buffer[:length]
+            del read_at[:length]
+            held -= sum(sizes[:length])
+            del sizes[:length]
             room.set()
             generation = stream.app.consumer_generation_id
             batch = [event for event in batch if event.message.generation_id == generation]

@@ -124,7 +124,16 @@ class ServiceSettings(BaseSettings):
 
     # --- agents ------------------------------------------------------------------------
     batch_size: int = Field(
-        1000, ge=1, description="Most messages an agent folds into one Redis transaction."
+        5000, ge=1, description="Most messages an agent folds into one Redis transaction."
+    )
+    batch_bytes: int = Field(
+        1_500_000,
+        ge=0,
+        description="Most message bytes an agent folds into one Redis transaction (at least "
+        "one message; 0: no bound). With PIPELINE_BATCH_SIZE it bounds a batch by the events "
+        "it holds, whether they come one per message or in envelopes. Larger batches apply "
+        "a backlog faster (repeated users and items merge) but hold Redis longer per "
+        "transaction.",
     )
     batch_ms: int = Field(
         50,

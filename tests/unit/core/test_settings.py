@@ -147,7 +147,7 @@ def test_settings_are_frozen() -> None:
     assert frozen.redis_url == "redis://127.0.0.1:6379/0"
     # A new object is the way to change one.
     changed = frozen.model_copy(update={"batch_size": 7})
-    assert changed.batch_size == 7 and frozen.batch_size == 1000
+    assert changed.batch_size == 7 and frozen.batch_size == 5000
 
 
 CUSTOM: dict[str, Any] = {
@@ -166,6 +166,7 @@ CUSTOM: dict[str, Any] = {
     "require_api_keys": True,
     "cors_origins": ["https://shop.example", "http://127.0.0.1:8000"],
     "batch_size": 64,
+    "batch_bytes": 4096,
     "batch_ms": 75,
     "max_future_skew_s": 0.0,
     "trending_windows": {"5m": 300.0, "90d": 7776000.0, "odd": 1.2345678901234567},

@@ -70,10 +70,10 @@ class Stream:
             task.cancel()
         return self.stopped.is_set()
 
-    def put(self, *numbers: int, generation: int = 1) -> None:
+    def put(self, *numbers: int, generation: int = 1, size: int = 0) -> None:
         for n in numbers:
             self.queue.put_nowait(
-                SimpleNamespace(n=n, message=SimpleNamespace(generation_id=generation))
+                SimpleNamespace(n=n, size=size, message=SimpleNamespace(generation_id=generation))
             )
 
 
@@ -297,8 +297,44 @@ async def test_an_idle_stream_waits_untimed_until_an_event_or_a_stop():
     assert await asyncio.wait_for(task, timeout=5) == []
 
 
-@pytest.mark.parametrize(("max_size", "linger_s"), [(0, 0.1), (10, -1.0)])
-async def test_bad_sizes_are_refused(max_size: int, linger_s: float):
+@pytest.mark.parametrize(
+    ("max_size", "linger_s", "max_bytes"), [(0, 0.1, 0), (10, -1.0, 0), (10, 0.1, -1)]
+)
+async def test_bad_sizes_are_refused(max_size: int, linger_s: float, max_bytes: int):
     with pytest.raises(ValueError, match="max_size"):
-        async for _ in take_batches(Stream(Clock()), max_size, linger_s):
+        async for _ in take_batches(Stream(Clock()), max_size, linger_s, max_bytes=max_bytes):
             pass
+
+
+async def test_a_backlog_is_taken_in_batches_of_at_most_max_bytes():
+    """Envelopes weigh what they hold: a batch closes at ``max_bytes`` as at ``max_size``,
+    and a message larger than the bound goes alone, never dropped or split."""
+    clock = Clock()
+    stream = Stream(clock)
+    stream.put(0, 1, 2, 3, 4, size=40)
+    stream.put(5, size=250)
+    stream.put(6, 7, size=10)
+    batches = take_batches(
+        stream, 4, LINGER_S, clock=clock, max_bytes=100, size=lambda event: event.size
+    )
+    handed = await handed_over(batches, clock, 4)
+    assert handed == [
+        ([0, 1], 0.0),  # a third would pass 100 bytes
+        ([2, 3], 0.0),
+        ([4], 0.0),  # the next one alone is over the bound
+        ([5], 0.0),
+    ]
+
+
+async def test_the_reader_stops_reading_ahead_at_max_bytes():
+    clock = Clock()
+    stream = Stream(clock)
+    stream.put(*range(10), size=30)
+    batches = take_batches(stream, 100, LINGER_S, clock=clock, max_bytes=60, size=lambda e: e.size)
+    async with aclosing(batches):
+        async for batch in batches:
+            await turns(50)
+            # The batch in hand (two), the next two read, the rest still queued.
+            assert numbers(batch) == [0, 1]
+            assert stream.queue.qsize() == 10 - 4
+            break
