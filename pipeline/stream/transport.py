@@ -16,6 +16,14 @@ machine, a third of what a bare Faust agent spends per message). A delivery with
 the buffers finishes without ever waiting, so the consumer runs it in place first and
 races it as before only once it has to wait.
 
+While a stream's buffer is under pressure, Faust takes its partitions out of the set the
+consumer's fetch asks for, and puts them back once the buffer drains (``on_buffer_drop``).
+The fetch under way does not notice: it waits up to a second for records of the partitions
+it was given, though those of the resumed partition are already in the consumer. So every
+backlog ended with a second of nothing (the last records of a burst arrived a second late).
+This consumer wakes the fetch under way when a partition is resumed
+(:func:`wake_fetch_waiters`), and it returns them at once.
+
 The worker's topics carry bytes the handlers decode themselves, so their :class:`RawSchema`
 builds each Faust event straight from the message, as Faust's schema does with the "raw"
 serializers, without looking the serializers up for every message.
@@ -67,6 +75,14 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = getattr(self.app, FETCH_WAIT_ATTRIBUTE)
         setattr(self.app, CONSUMER_ATTRIBUTE, self)
         return consumer
+
+    def wake_fetch(self) -> None:
+        """Have the fetch under way look again at the partitions it may return (safe from
+        any thread; nothing happens before the consumer exists)."""
+        consumer = self._consumer
+        loop = self.thread_loop
+        if consumer is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake_fetch_waiters, consumer)
 
     def fetch_state(self) -> dict[tuple[str, int], tuple[int | None, int | None]]:
         """(topic, partition) -> (high-water mark, fetch position) of every assigned
@@ -128,6 +144,24 @@ class InPlaceFirst(Service):
 class Consumer(InPlaceFirst, driver.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def on_buffer_drop(self, tp: Any) -> None:
+        """Faust's resume of a partition whose stream buffer had filled, then a wake of the
+        fetch under way (the module docstring says why)."""
+        resumed = tp in self._buffered_partitions
+        super().on_buffer_drop(tp)
+        if resumed:
+            cast(ConsumerThread, self._thread).wake_fetch()
+
+
+def wake_fetch_waiters(consumer: Any) -> None:
+    """Wake whatever waits in ``consumer``'s fetcher for new records (on its loop): a
+    ``fetched_records`` call then looks at the records it holds again, for the partitions it
+    was given, as they are now."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    for waiter in list(getattr(fetcher, "_fetch_waiters", ())):
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 def _close(awaitables: tuple[WaitArgT, ...]) -> None:
