@@ -6,10 +6,11 @@ state when the user first appears in a batch. Each batch is learned by the engin
 everything it touched is written back in the batch's fenced transaction (``state.py``).
 
 For-you lists are recomputed within a time budget per batch (``foryou_batch_budget_ms``)
-while messages wait behind it (or the batch is full), with no limit otherwise:
-first the batch's users who have no list yet (they see trending until they get one), then,
-first come first served, users left over by earlier batches, then the other users of the
-batch. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
+while messages wait behind it (or the batch is full): first the batch's users who have no
+list yet (they see trending until they get one), then, first come first served, users left
+over by earlier batches, then the other users of the batch. Caught up, there is no limit,
+except for a lone worker's users left over by earlier batches: they get the budget, and its
+idle work recomputes the rest between batches. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
 transaction, so a restarted worker carries on with them. Under a load the budget cannot
 follow, lists lag behind learning instead of slowing it down. A lone worker computes a
 budgeted batch's lists while Redis applies the batch (``meanwhile``); the loop writes them
@@ -165,9 +166,12 @@ class PersonalHandler(EventHandler):
         )
         await self._load(store, [user for user in first + queue if user not in self.users_loaded])
         # Lists are held to the budget while messages wait behind this batch (as the
-        # consumer's fetches saw them) or the batch is full; caught up, they get all the time
-        # they need. Any wait counts: with a tenth of a batch as the threshold, a worker near
-        # its limit spent its time on refreshes and fell behind for good (docs/performance.md).
+        # consumer's fetches saw them) or the batch is full. Any wait counts: with a tenth of
+        # a batch as the threshold, a worker near its limit spent its time on refreshes and
+        # fell behind for good (docs/performance.md). Caught up, a lone worker gives the
+        # batch's own users theirs in full and those earlier batches left waiting the budget
+        # (its idle work does the rest): the batch that ends a backlog is not held back by
+        # them all. Several workers have no idle work: caught up, they do every list.
         behind = self.waiting > 0 or len(records) >= self.settings.batch_size
         limited = behind and self.budget_s > 0
         if limited and self.exclusive:
@@ -175,9 +179,14 @@ class PersonalHandler(EventHandler):
             # it under its fences; until then the users wait in Redis, as the others left.
             self.deferred = (first, queue)
             left = first + queue
-        else:
+        elif limited or not self.exclusive:
             budget_s = self.budget_s if limited else 0.0
             left = state.budgeted_lists(self._write_lists, writes, first, queue, budget_s)
+        else:
+            own = [user for user in queue if user in touched]
+            left = state.budgeted_lists(self._write_lists, writes, first, own, 0.0)
+            older = [user for user in queue if user not in touched]
+            left += state.budgeted_lists(self._write_lists, writes, [], older, self.budget_s)
         queue = first + queue
         done = set(queue) - set(left)
         writes.zrem(self.keys.foryou_pending(), sorted(done | gone))

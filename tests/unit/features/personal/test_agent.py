@@ -278,7 +278,8 @@ async def test_users_waiting_in_memory_are_those_waiting_in_redis_after_every_ba
 async def test_lists_are_held_to_the_budget_while_messages_wait_behind_a_small_batch() -> None:
     """A batch smaller than the batch size gets every list when nothing waits behind it, and
     only what the budget allows (one per call here) when the consumer saw messages waiting:
-    ingestion goes first, the others wait in Redis for a later batch."""
+    ingestion goes first, the others wait in Redis for a later batch. Once caught up, those
+    waiting get the budget of each batch and the idle work, never hold a batch back."""
     tight = settings(batch_size=100, foryou_batch_budget_ms=1e-6)
     batch = [ev(1, "click", "a", "i1"), ev(2, "click", "b", "i2"), ev(3, "click", "c", "i3")]
     caught_up, behind = store_at(T0_MS), store_at(T0_MS)
@@ -294,6 +295,28 @@ async def test_lists_are_held_to_the_budget_while_messages_wait_behind_a_small_b
     await run(handler, behind, [ev(4, "click", "d", "i1")])
     assert await behind.zrange(KEYS.foryou_pending(), 0, -1) == []
     assert all([await behind.get(KEYS.foryou(u)) is not None for u in "bcd"])
+
+
+async def test_caught_up_a_lone_worker_is_not_held_back_by_the_lists_left_waiting() -> None:
+    """The batch that ends a backlog: a worker holding every partition gives its own users
+    their lists in full, however many, and those earlier batches left waiting only the
+    budget (one here); its idle work recomputes the rest."""
+    store = store_at(T0_MS)
+    handler = PersonalHandler(settings(batch_size=100, foryou_batch_budget_ms=1e-6), KEYS)
+    handler.owns_every_partition(True)
+    handler.backlog(1)
+    await run(handler, store, [ev(n, "click", u, f"i{n}") for n, u in enumerate("abc", 1)])
+    assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"b", b"c"]
+    handler.backlog(0)
+    await run(handler, store, [ev(4, "click", "d", "i1"), ev(5, "click", "e", "i2")])
+    assert all([await store.get(KEYS.foryou(u)) is not None for u in "bde"])
+    assert await store.get(KEYS.foryou("c")) is None
+    assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"c"]
+    writes = await handler.idle(store)
+    assert writes is not None
+    await store.apply(writes)
+    assert await store.zrange(KEYS.foryou_pending(), 0, -1) == []
+    assert await store.get(KEYS.foryou("c")) is not None
 
 
 async def test_under_a_full_budget_a_newcomer_gets_a_list_before_waiting_refreshes() -> None:
