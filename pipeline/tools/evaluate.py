@@ -108,8 +108,9 @@ class PopularityBaseline:
 
 
 # Events between two drains of the engine's changes: an agent drains once per batch, and the
-# co-occurrence lists are trimmed then, so the replay trims as often as an agent would.
-DRAIN_EVERY = 1000
+# co-occurrence lists are trimmed then, so the replay trims as often as an agent applying a
+# backlog would (batches of up to PIPELINE_BATCH_SIZE, 5,000, messages).
+DRAIN_EVERY = 5000
 # Every recommender scored, in report order: the for-you blend, its two components alone,
 # the popularity baselines, and related items of the user's previous item.
 RECOMMENDERS = ("personal", "factors", "cooccurrence", "popularity", "trending", "related")
