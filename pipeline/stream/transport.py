@@ -19,10 +19,12 @@ races it as before only once it has to wait.
 While a stream's buffer is under pressure, Faust takes its partitions out of the set the
 consumer's fetch asks for, and puts them back once the buffer drains (``on_buffer_drop``).
 The fetch under way does not notice: it waits up to a second for records of the partitions
-it was given, though those of the resumed partition are already in the consumer. So every
-backlog ended with a second of nothing (the last records of a burst arrived a second late).
-This consumer wakes the fetch under way when a partition is resumed
-(:func:`wake_fetch_waiters`), and it returns them at once.
+it was given, though those of the resumed partition are already in the consumer; and with
+every partition paused Faust sleeps a second before it looks again. So every backlog ended
+with a second of nothing (the last records of a burst arrived a second late). This
+consumer wakes the fetch under way when a partition is resumed
+(:func:`wake_fetch_waiters`), and it returns them at once; with every partition paused, it
+waits for a resume instead of the whole second.
 
 The worker's topics carry bytes the handlers decode themselves, so their :class:`RawSchema`
 builds each Faust event straight from the message, as Faust's schema does with the "raw"
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Generator
+from contextlib import suppress
 from typing import Any, cast
 
 import faust
@@ -82,7 +85,9 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer = self._consumer
         loop = self.thread_loop
         if consumer is not None and loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wake_fetch_waiters, consumer)
+            # The thread may close its loop right now (a stop): then there is nothing to wake.
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake_fetch_waiters, consumer)
 
     def fetch_state(self) -> dict[tuple[str, int], tuple[int | None, int | None]]:
         """(topic, partition) -> (high-water mark, fetch position) of every assigned
@@ -142,16 +147,38 @@ class InPlaceFirst(Service):
 
 
 class Consumer(InPlaceFirst, driver.Consumer):
+    # Set when a paused partition is resumed (created on first use, on the consumer's loop).
+    _resumed: asyncio.Event | None = None
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def _resumed_signal(self) -> asyncio.Event:
+        if self._resumed is None:
+            self._resumed = asyncio.Event()
+        return self._resumed
+
     def on_buffer_drop(self, tp: Any) -> None:
         """Faust's resume of a partition whose stream buffer had filled, then a wake of the
-        fetch under way (the module docstring says why)."""
+        fetch under way, or of the wait for a partition to fetch from (the module docstring
+        says why)."""
         resumed = tp in self._buffered_partitions
         super().on_buffer_drop(tp)
         if resumed:
+            self._resumed_signal().set()
             cast(ConsumerThread, self._thread).wake_fetch()
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        """Faust's, except that with every partition paused it waits for a resume (a second
+        at most, as Faust sleeps) instead of a whole second."""
+        if self.flow_active and not self.app.client_only and not self._get_active_partitions():
+            resumed = self._resumed_signal()
+            resumed.clear()
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(resumed.wait(), timeout=1.0)
+            if not self._get_active_partitions():
+                return {}, self._get_active_partitions()
+        return await super()._wait_next_records(timeout)
 
 
 def wake_fetch_waiters(consumer: Any) -> None:

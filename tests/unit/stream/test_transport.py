@@ -1,17 +1,19 @@
 """The worker consumer's ``wait_first``: a delivery that need not wait runs in place, one
-that waits is raced as mode races it; its topics' ``RawSchema`` (``pipeline.stream.transport``)."""
+that waits is raced as mode races it; its topics' ``RawSchema``; a resumed partition wakes
+the fetch (``pipeline.stream.transport``)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
-from faust.types import Message
+from faust.types import TP, Message
 
-from pipeline.stream.transport import InPlaceFirst, RawSchema, _Resumed
+from pipeline.stream.transport import Consumer, InPlaceFirst, RawSchema, _Resumed
 
 
 def run(body: Any) -> Any:
@@ -193,3 +195,50 @@ def test_the_raw_schema_makes_the_event_faust_makes_with_raw_serializers(
         expected.message,
     )
     assert (got.key, got.value) == (key, value)
+
+
+def paused_consumer(monkeypatch: pytest.MonkeyPatch) -> tuple[Consumer, Any, list[bool]]:
+    """The worker's consumer with one partition paused by a full stream buffer (only the
+    state ``on_buffer_drop`` and ``_wait_next_records`` use), its thread a stand-in, and
+    Faust's own fetch replaced by one that says what it was asked."""
+    from faust.transport import consumer as faust_consumer
+
+    async def faust_wait(self: Any, timeout: float) -> Any:
+        return "fetched", set(self._active_partitions)
+
+    monkeypatch.setattr(faust_consumer.Consumer, "_wait_next_records", faust_wait)
+    tp = TP("clicks", 3)
+    consumer = Consumer.__new__(Consumer)
+    consumer._buffered_partitions = {tp}
+    consumer._active_partitions = set()
+    consumer._paused_partitions = set()
+    consumer.app = SimpleNamespace(client_only=False, in_recovery=False)
+    woken: list[bool] = []
+    consumer._thread = SimpleNamespace(wake_fetch=lambda: woken.append(True))
+    return consumer, tp, woken
+
+
+def test_a_resumed_partition_wakes_the_fetch_under_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer, tp, woken = paused_consumer(monkeypatch)
+    consumer.on_buffer_drop(tp)
+    assert tp in consumer._active_partitions and woken == [True]
+    consumer.on_buffer_drop(tp)  # not paused: nothing to resume, nothing to wake
+    assert woken == [True]
+
+
+def test_with_every_partition_paused_a_resume_ends_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust sleeps a second when no partition may be fetched; this consumer fetches as soon
+    as one is resumed (well within that second)."""
+
+    async def body() -> None:
+        consumer, tp, _ = paused_consumer(monkeypatch)
+        waiting = asyncio.ensure_future(consumer._wait_next_records(5.0))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        consumer.on_buffer_drop(tp)
+        assert await asyncio.wait_for(waiting, timeout=0.5) == ("fetched", {tp})
+
+    run(body)
