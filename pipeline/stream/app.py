@@ -244,8 +244,13 @@ def _register_agent(
         positions = (Position(e.message.topic, e.message.partition, e.message.offset) for e in read)
         return messages_waiting(positions, partition_ends(app))
 
+    # The events read ahead of the batch in hand: messages waiting behind it, whatever the
+    # consumer's fetches said (a batch cut by its byte bound is not full by its count).
+    read_ahead: list[Any] = []
+
     async def agent(stream: Any) -> None:
         store = connect(settings)
+        read_ahead.clear()
         try:
             batches = take_batches(
                 stream,
@@ -254,6 +259,7 @@ def _register_agent(
                 waiting=waiting_after,
                 max_bytes=settings.batch_bytes,
                 size=message_bytes,
+                buffer=read_ahead,
             )
             async with aclosing(batches):
                 async for events in batches:
@@ -277,7 +283,7 @@ def _register_agent(
             for event in events
         ]
         ends = partition_ends(app)
-        waiting = messages_waiting((m.position for m in messages), ends)
+        waiting = max(messages_waiting((m.position for m in messages), ends), len(read_ahead))
         for lane in lanes:
             lane.handler.backlog(waiting)
         try:

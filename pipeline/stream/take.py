@@ -42,12 +42,14 @@ async def take_batches(
     clock: Callable[[], float] = time.monotonic,
     max_bytes: int = 0,
     size: Callable[[Any], int] = lambda event: 0,
+    buffer: list[Any] | None = None,
 ) -> AsyncGenerator[list[Any], None]:
     """Lists of at most ``max_size`` Faust events of ``stream``, in the order read (see the
     module docstring); ends when the stream stops, raises what the stream raised. With
     ``max_bytes`` (0: no bound), a batch also holds at most that many bytes (``size`` of
     each event), but always at least one event: an envelope of many events counts for what
-    it holds, not for one message.
+    it holds, not for one message. ``buffer`` (empty) is the list the events read ahead are
+    kept in, for the caller to look at while it applies a batch (never to change).
     ``waiting(read)`` counts the messages already in the broker beyond the events ``read``
     so far: while there are some, a batch that is not full also waits until they are read,
     up to ``linger_s`` after the previous batch was handed back (the fewer batches a
@@ -59,7 +61,10 @@ async def take_batches(
             f"need max_size >= 1, linger_s >= 0 and max_bytes >= 0,"
             f" got {max_size}, {linger_s}, {max_bytes}"
         )
-    buffer: list[Any] = []
+    if buffer is None:
+        buffer = []
+    elif buffer:
+        raise ValueError("the read-ahead buffer must start empty")
     read_at: list[float] = []
     sizes: list[int] = []
     held = 0  # bytes in the buffer

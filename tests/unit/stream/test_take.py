@@ -338,3 +338,20 @@ async def test_the_reader_stops_reading_ahead_at_max_bytes():
             assert numbers(batch) == [0, 1]
             assert stream.queue.qsize() == 10 - 4
             break
+
+
+async def test_the_caller_sees_the_events_read_ahead_while_it_applies_a_batch():
+    """What the worker counts as waiting behind a batch, whatever its fetches said."""
+    clock = Clock()
+    stream = Stream(clock)
+    stream.put(*range(7))
+    ahead: list[Any] = []
+    async with aclosing(take_batches(stream, 3, LINGER_S, clock=clock, buffer=ahead)) as batches:
+        async for batch in batches:
+            await turns(50)
+            assert numbers(batch) == [0, 1, 2]
+            assert numbers(ahead) == [3, 4, 5]  # one batch ahead, no more
+            break
+    with pytest.raises(ValueError, match="empty"):
+        async for _ in take_batches(Stream(clock), 3, LINGER_S, buffer=[object()]):
+            pass
