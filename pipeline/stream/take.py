@@ -6,9 +6,9 @@ needs most of its time to keep up with its input still idles up to ``within`` be
 batches, so each event waits longer than it needs to. :func:`take_batches` keeps reading
 while a batch is applied (up to one batch ahead) and hands a batch over as soon as it holds
 ``max_size`` events (or ``max_bytes`` bytes of messages) or its oldest event was read
-``linger_s`` ago: a worker that keeps up
-with its input but needs most of the time to do so starts each batch without idling; an
-idle worker still gathers what arrives for ``linger_s``. Behind a backlog (more messages
+``linger_s`` ago: a worker that keeps up with its input but needs most of the time to do so
+starts each batch without idling; an idle worker still gathers what arrives for
+``linger_s``. Behind a backlog (more messages
 already in the broker than read), a batch waits until the reader has read them (up to a
 full batch), for at most ``linger_s`` after the previous one: fewer, fuller batches drain a
 backlog faster.

@@ -10,11 +10,11 @@ while messages wait behind it (or the batch is full): first the batch's users wh
 list yet (they see trending until they get one), then, first come first served, users left
 over by earlier batches, then the other users of the batch. Caught up, there is no limit,
 except for a lone worker's users left over by earlier batches: they get the budget, and its
-idle work recomputes the rest between batches. Users still waiting are recorded in Redis (``{p}:foryou:pending``) in the same
-transaction, so a restarted worker carries on with them. Under a load the budget cannot
-follow, lists lag behind learning instead of slowing it down. A lone worker computes a
-budgeted batch's lists while Redis applies the batch (``meanwhile``); the loop writes them
-right after it, while the batch's fences hold.
+idle work recomputes the rest between batches. Users still waiting are recorded in Redis
+(``{p}:foryou:pending``) in the same transaction, so a restarted worker carries on with
+them. Under a load the budget cannot follow, lists lag behind learning instead of slowing
+it down. A lone worker computes a budgeted batch's lists while Redis applies the batch
+(``meanwhile``); the loop writes them right after it, while the batch's fences hold.
 
 If a transaction does not commit, the in-memory engine may hold learning that Redis does
 not: the handler then drops the engine and reloads it from Redis before the next batch.
