@@ -158,17 +158,22 @@ def message_bytes(event: Any) -> int:
     return len(value) if value is not None else 0
 
 
-def messages_waiting(positions: Iterable[Position], ends: Mapping[tuple[str, int], int]) -> int:
+def messages_waiting(
+    positions: Iterable[Position], ends: Mapping[tuple[str, int], int], read_ahead: int = 0
+) -> int:
     """Messages after ``positions`` (a batch's) in their partitions, by the fetched ``ends``
     (each partition's next offset); partitions without a known end count 0. The one offset
     right after a partition's last message in the batch is not counted: with transactional
     producers it is the commit marker, never delivered, and a caught-up worker would
-    otherwise always seem behind."""
+    otherwise always seem behind. At least the ``read_ahead`` messages already read beyond
+    the batch, whatever the fetches said (a batch cut by its byte bound is not full by its
+    count, so only this tells a worker behind when the fetched ends are stale)."""
     last: dict[tuple[str, int], int] = {}
     for position in positions:
         tp = (position.topic, position.partition)
         last[tp] = max(last.get(tp, -1), position.offset)
-    return sum(max(0, ends[tp] - offset - 2) for tp, offset in last.items() if tp in ends)
+    fetched = sum(max(0, ends[tp] - offset - 2) for tp, offset in last.items() if tp in ends)
+    return max(fetched, read_ahead)
 
 
 def create_app(settings: Settings, groups: list[str], topics: Topics | None = None) -> faust.App:
@@ -244,8 +249,7 @@ def _register_agent(
         positions = (Position(e.message.topic, e.message.partition, e.message.offset) for e in read)
         return messages_waiting(positions, partition_ends(app))
 
-    # The events read ahead of the batch in hand: messages waiting behind it, whatever the
-    # consumer's fetches said (a batch cut by its byte bound is not full by its count).
+    # The events read ahead of the batch in hand (messages_waiting counts them).
     read_ahead: list[Any] = []
 
     async def agent(stream: Any) -> None:
@@ -283,7 +287,7 @@ def _register_agent(
             for event in events
         ]
         ends = partition_ends(app)
-        waiting = max(messages_waiting((m.position for m in messages), ends), len(read_ahead))
+        waiting = messages_waiting((m.position for m in messages), ends, len(read_ahead))
         for lane in lanes:
             lane.handler.backlog(waiting)
         try:

@@ -17,3 +17,7 @@ def test_messages_waiting_counts_what_the_fetches_saw_after_the_batch() -> None:
     assert messages_waiting(batch, {("clicks", 0): 15, ("buys", 1): 4}) == 4
     assert messages_waiting(batch, {("clicks", 0): 15, ("buys", 1): 10, ("other", 0): 99}) == 9
     assert messages_waiting(batch, {}) == 0
+    # Messages already read beyond the batch wait too, whatever the fetches said (stale or
+    # unknown ends); known ends that say more win.
+    assert messages_waiting(batch, {}, read_ahead=3) == 3
+    assert messages_waiting(batch, {("clicks", 0): 15, ("buys", 1): 10}, read_ahead=3) == 9
