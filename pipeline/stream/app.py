@@ -138,6 +138,8 @@ def faust_app(settings: Settings, app_id: str, tuned: bool = True) -> faust.App:
         broker_credentials=faust_credentials(settings),
         **extra,
     )
+    if tuned:
+        transport.lean_app(app)
     # Read by the consumer of ``pipeline.stream.transport``.
     setattr(app, transport.FETCH_WAIT_ATTRIBUTE, settings.worker_fetch_max_wait_ms)
     return app

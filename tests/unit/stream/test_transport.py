@@ -13,7 +13,14 @@ import faust
 import pytest
 from faust.types import TP, Message
 
-from pipeline.stream.transport import Consumer, InPlaceFirst, RawSchema, _Resumed
+from pipeline.stream.transport import (
+    Consumer,
+    InPlaceFirst,
+    LeanSensors,
+    RawSchema,
+    _Resumed,
+    lean_app,
+)
 
 
 def run(body: Any) -> Any:
@@ -242,3 +249,84 @@ def test_with_every_partition_paused_a_resume_ends_the_wait(
         assert await asyncio.wait_for(waiting, timeout=0.5) == ("fetched", {tp})
 
     run(body)
+
+
+class RecordingSensor(faust.Sensor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def on_message_in(self, *args: Any) -> None:
+        self.calls.append("message_in")
+
+    def on_stream_event_in(self, *args: Any) -> None:
+        self.calls.append("event_in")
+
+    def on_stream_event_out(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append("event_out")
+
+    def on_message_out(self, *args: Any) -> None:
+        self.calls.append("message_out")
+
+    def on_rebalance_start(self, app: Any) -> dict:
+        self.calls.append("rebalance")
+        return {}
+
+    def on_topic_buffer_full(self, tp: Any) -> None:
+        self.calls.append("buffer_full")
+
+
+def test_a_lean_app_keeps_per_message_hooks_from_its_sensors_but_not_the_rest() -> None:
+    app = faust.App("lean-sensors-test", broker="kafka://127.0.0.1:9", store="memory://")
+    lean_app(app)
+    assert isinstance(app.sensors, LeanSensors) and app.conf.cython_optimizations
+    sensor = RecordingSensor()
+    app.sensors.add(sensor)
+    tp, message, event = TP("clicks", 0), object(), object()
+    app.sensors.on_message_in(tp, 1, message)
+    assert app.sensors.on_stream_event_in(tp, 1, None, event) is None
+    app.sensors.on_stream_event_out(tp, 1, None, event, None)
+    app.sensors.on_message_out(tp, 1, message)
+    assert sensor.calls == []
+    app.sensors.on_rebalance_start(app)
+    app.sensors.on_topic_buffer_full(tp)
+    assert sensor.calls == ["rebalance", "buffer_full"]
+
+
+def test_a_lean_apps_producer_buffer_waits_to_ebb_only_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faust.transport.producer import ProducerBuffer
+
+    waited: list[int] = []
+
+    async def stock_wait(self: Any) -> None:
+        waited.append(self.pending.qsize())
+
+    monkeypatch.setattr(ProducerBuffer, "wait_until_ebb", stock_wait)
+
+    async def body() -> None:
+        app = faust.App("lean-buffer-test", broker="kafka://127.0.0.1:9", store="memory://")
+        lean_app(app)
+        buffer = app.producer.buffer
+        for _ in range(buffer.max_messages):
+            buffer.pending.put_nowait(object())
+        await buffer.wait_until_ebb()
+        assert waited == []
+        buffer.pending.put_nowait(object())
+        await buffer.wait_until_ebb()
+        assert waited == [buffer.max_messages + 1]
+
+    run(body)
+
+
+def test_only_the_workers_app_is_lean_not_the_bare_baseline() -> None:
+    from pipeline.core.settings import load_settings
+    from pipeline.stream.app import faust_app
+
+    settings = load_settings()
+    worker = faust_app(settings, "lean-worker-test")
+    bare = faust_app(settings, "lean-bare-test", tuned=False)
+    assert isinstance(worker.sensors, LeanSensors)
+    assert not isinstance(bare.sensors, LeanSensors)
+    assert not bare.conf.cython_optimizations
