@@ -39,6 +39,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
+from itertools import islice
 
 from pipeline.core.events import Event
 from pipeline.core.keys import Keys
@@ -48,6 +50,7 @@ from pipeline.features.personal import state
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
 from pipeline.features.personal.recent import RecentUsers
+from pipeline.features.personal.waiting import WaitingLine
 from pipeline.features.personal.warm import load_kernels
 from pipeline.store.base import Store, Writes
 from pipeline.stream.handler import EventHandler
@@ -61,6 +64,9 @@ MAX_PENDING_LOADED = 100_000
 IDLE_BUDGET_S = 0.25
 # Users the idle work reads from Redis at once (those the cache let go), within its budget.
 IDLE_CHUNK = 64
+# Head of the waiting line read from Redis before a batch's lists when the users a start
+# took over are not in memory yet: more than a batch's budget gets through.
+LOADED_AHEAD = 1024
 
 
 class PersonalHandler(EventHandler):
@@ -96,7 +102,7 @@ class PersonalHandler(EventHandler):
         # Users in memory, oldest loaded first.
         self.users_loaded: dict[str, None] = {}
         # Users whose lists wait for a recompute, in the order they will get one.
-        self.pending: dict[str, None] = {}
+        self.pending = WaitingLine()
         self.uncommitted = False
         # The content version whose item vectors the engine holds.
         self.content_version = 0
@@ -108,8 +114,9 @@ class PersonalHandler(EventHandler):
             self.settings.content_refresh_users if on else 0, self.settings.user_ttl_s * 1000
         )
         self.content_queue: dict[str, None] = {}
-        # Newcomers and the other users whose lists ``meanwhile`` computes (None: none).
-        self.deferred: tuple[list[str], list[str]] | None = None
+        # The newcomers whose lists ``meanwhile`` computes first, before the waiting line's
+        # (None: it has nothing to do).
+        self.deferred: list[str] | None = None
 
     def committed(self) -> None:
         self.uncommitted = False
@@ -154,17 +161,10 @@ class PersonalHandler(EventHandler):
         arrivals = dict.fromkeys(e.user_id for e in sorted(records, key=lambda e: e.timestamp_ms))
         # A user's first list comes before refreshes: without one they see trending only.
         first = [user for user in arrivals if user in listless and user in touched]
-        # Sets beside the ordered lists: the pending queue may hold 100,000 users.
-        placed = set(first)
-        queue = [user for user in self.pending if user not in gone and user not in placed]
-        placed.update(queue)
-        queue += [user for user in arrivals if user in touched and user not in placed]
-        placed.update(arrivals)
-        queue += sorted(touched - placed)
         self.recent.note(
             ((e.user_id, e.timestamp_ms) for e in records if e.user_id in touched), gone
         )
-        await self._load(store, [user for user in first + queue if user not in self.users_loaded])
+        added = self.pending.enqueue(first, touched, arrivals, gone)
         # Lists are held to the budget while messages wait behind this batch (as the
         # consumer's fetches saw them) or the batch is full. Any wait counts: with a tenth of
         # a batch as the threshold, a worker near its limit spent its time on refreshes and
@@ -174,27 +174,29 @@ class PersonalHandler(EventHandler):
         # them all. Several workers have no idle work: caught up, they do every list.
         behind = self.waiting > 0 or len(records) >= self.settings.batch_size
         limited = behind and self.budget_s > 0
+        budget_s = self.budget_s if limited or self.exclusive else 0.0
+        # The waiting users a start took over are read when their lists come up: all of
+        # them when every list is due now, else the head of the line.
+        due = self.pending if not budget_s else self.pending.head(LOADED_AHEAD)
+        await self._load(store, [user for user in [*added, *due] if user not in self.users_loaded])
+        done: list[str] = []
         if limited and self.exclusive:
             # Computed by ``meanwhile`` while Redis applies this batch, written right after
             # it under its fences; until then the users wait in Redis, as the others left.
-            self.deferred = (first, queue)
-            left = first + queue
+            self.deferred = first
         elif limited or not self.exclusive:
-            budget_s = self.budget_s if limited else 0.0
-            left = state.budgeted_lists(self._write_lists, writes, first, queue, budget_s)
+            done = self._lists(writes, first, budget_s)
         else:
-            own = [user for user in queue if user in touched]
-            left = state.budgeted_lists(self._write_lists, writes, first, own, 0.0)
-            older = [user for user in queue if user not in touched]
-            left += state.budgeted_lists(self._write_lists, writes, [], older, self.budget_s)
-        queue = first + queue
-        done = set(queue) - set(left)
-        writes.zrem(self.keys.foryou_pending(), sorted(done | gone))
+            done = first + sorted(touched.difference(first))
+            self._write_lists(writes, done, 0.0)
+            for user in done:
+                self.pending.discard(user)
+            done += self._lists(writes, [], budget_s)
+        writes.zrem(self.keys.foryou_pending(), sorted({*done, *gone}))
         now_ms = int(time.time() * 1000)
-        fresh = [user for user in left if user not in self.pending]
+        fresh = [user for user in added if user in self.pending]
         writes.zadd(self.keys.foryou_pending(), dict.fromkeys(fresh, now_ms))
-        self.pending = dict.fromkeys(left)
-        for user in done | gone:
+        for user in {*done, *gone}:
             self.content_queue.pop(user, None)
         return writes
 
@@ -205,16 +207,18 @@ class PersonalHandler(EventHandler):
         not commit, or whose fences moved, resets the handler: its users still wait."""
         if self.deferred is None:
             return None
-        first, queue = self.deferred
-        self.deferred = None
+        first, self.deferred = self.deferred, None
         writes = Writes()
-        left = set(state.budgeted_lists(self._write_lists, writes, first, queue, self.budget_s))
-        done = [user for user in first + queue if user not in left]
+        done = self._lists(writes, first, self.budget_s)
         writes.zrem(self.keys.foryou_pending(), done)
         for user in done:
-            self.pending.pop(user, None)
             self.content_queue.pop(user, None)
         return writes
+
+    def _lists(self, writes: Writes, first: list[str], budget_s: float) -> list[str]:
+        """``WaitingLine.serve``: newcomers ``first``, then the line, for ``budget_s``."""
+        loaded = self.users_loaded.__contains__
+        return self.pending.serve(partial(self._write_lists, writes), first, budget_s, loaded)
 
     def _write_lists(self, writes: Writes, users: list[str], budget_s: float) -> list[str]:
         """The lists of ``users`` into ``writes``, in order, for ``budget_s`` (0: no limit);
@@ -239,7 +243,7 @@ class PersonalHandler(EventHandler):
             await state.read_created(
                 store, self.keys, self.engine, list(self.engine.model.item_ids), self.clock()
             )
-        self.pending = dict.fromkeys(await state.load_pending(store, self.keys, MAX_PENDING_LOADED))
+        self.pending = WaitingLine(await state.load_pending(store, self.keys, MAX_PENDING_LOADED))
         if self.engine.config.content_on:
             vectors, self.content_version = await all_vectors(
                 store, self.keys, self.settings.content_dim
@@ -313,7 +317,7 @@ class PersonalHandler(EventHandler):
                 break
         writes.zrem(self.keys.foryou_pending(), [user for user in done if user in self.pending])
         for user in done:
-            self.pending.pop(user, None)
+            self.pending.discard(user)
             self.content_queue.pop(user, None)
         self._trim_cache(set())
         return writes
@@ -390,7 +394,7 @@ class PersonalHandler(EventHandler):
         """Bounded memory: forget the users loaded longest ago; Redis still has them."""
         excess = len(self.users_loaded) - self.settings.max_cached_users
         if excess > 0:
-            for user_id in list(self.users_loaded)[:excess]:
+            for user_id in list(islice(self.users_loaded, excess)):
                 if user_id not in wanted and user_id not in self.pending:
                     del self.users_loaded[user_id]
                     self.engine.evict_user(user_id)

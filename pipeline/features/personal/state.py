@@ -18,7 +18,6 @@ ignored.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import orjson
 
@@ -241,22 +240,3 @@ def changes_writes(engine: Engine, changes: Changes, keys: Keys, ttl_s: int) -> 
         writes.hincr_float(keys.cold_trending(gen), increments)
         writes.expire_at(keys.cold_trending(gen), expire_at_s(gen, half_life_s))
     return writes
-
-
-# Writes the lists of some users, in order, within a budget in seconds (0: no limit);
-# returns the users left to do.
-WriteLists = Callable[[Writes, list[str], float], list[str]]
-
-
-def budgeted_lists(
-    write_lists: WriteLists, writes: Writes, first: list[str], queue: list[str], budget_s: float
-) -> list[str]:
-    """The lists of newcomers ``first`` (half of ``budget_s`` at most), then of ``queue``
-    (what is left of it; 0: no limit) into ``writes``; returns the users left to do."""
-    started = time.perf_counter()
-    left: list[str] = []
-    for users, budget in ((first, budget_s / 2), (queue, budget_s)):
-        if users:
-            remaining = max(budget - (time.perf_counter() - started), 1e-9)
-            left += write_lists(writes, users, remaining if budget_s else 0.0)
-    return left

@@ -8,9 +8,10 @@ import orjson
 import pytest
 
 from pipeline.features.catalog.read import Availability
-from pipeline.features.personal.agent import PersonalHandler
+from pipeline.features.personal.agent import LOADED_AHEAD, PersonalHandler
 from pipeline.features.personal.read import read_foryou
 from pipeline.features.related.read import read_related
+from pipeline.store.base import Writes
 from pipeline.store.memory import MemoryStore
 from tests.unit.features.helpers import KEYS, T0_MS, run, settings, store_at
 
@@ -343,3 +344,23 @@ async def test_under_a_full_budget_a_newcomer_gets_a_list_before_waiting_refresh
     assert await store.get(KEYS.foryou("b")) is not None
     assert await store.get(KEYS.foryou("c")) is None
     assert [m for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)] == [b"c"]
+
+
+async def test_a_start_behind_a_backlog_reads_only_the_head_of_a_long_waiting_line() -> None:
+    """5,000 users wait in Redis when a lone worker starts behind a backlog: its first batch
+    reads the head of the line (more than its budget gets through), not every waiting user;
+    the lists stop at the first user not read, and the rest keep waiting for later batches
+    (the old handler read all 5,000 before its first list)."""
+    store = store_at(T0_MS)
+    waiting = {f"w{i:04d}": float(i) for i in range(5000)}
+    await store.apply(Writes().zadd(KEYS.foryou_pending(), waiting))
+    handler = PersonalHandler(settings(foryou_batch_budget_ms=60_000), KEYS)
+    handler.owns_every_partition(True)
+    handler.backlog(5)
+    await run(handler, store, [ev(1, "click", "a", "i1"), ev(2, "click", "b", "i2")])
+    assert len(handler.users_loaded) <= LOADED_AHEAD + 2
+    still = [m.decode() for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)]
+    # The head holds the newcomers a and b, then the longest waiting.
+    assert still == [f"w{i:04d}" for i in range(LOADED_AHEAD - 2, 5000)]
+    assert await store.get(KEYS.foryou("a")) is not None
+    assert set(still) == set(handler.pending)
