@@ -228,8 +228,7 @@ class Engine:
         if pairs:
             self.cooc.apply(pairs)
             self.changes.pairs.extend(pairs)
-            for relation, anchor, partner, amount in pairs:
-                self.neighbours.add(relation, anchor, partner, amount)
+            self.neighbours.add_pairs(pairs)
 
     def _merge_user(self, anonymous: str, user: str) -> None:
         if anonymous == user or self.aliases.get(user) == anonymous:

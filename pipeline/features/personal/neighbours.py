@@ -13,14 +13,14 @@ same arrays.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from pipeline.core.feedback import SIGNALS
 from pipeline.features.personal.kernels import first_anchors, neighbour_totals
 from pipeline.features.personal.mf import ImplicitMF
-from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence, Pair
 
 
 class Partners:
@@ -84,7 +84,8 @@ class NeighbourIndex:
         self.cooc = cooc
         self.model = model
         self.discount = discount
-        self._partners: dict[tuple[str, str], Partners] = {}
+        # Relation -> anchor -> its arrays (built on first use).
+        self._partners: dict[str, dict[str, Partners]] = {r: {} for r in RELATIONS}
         self._popularity: dict[str, np.ndarray] = {signal: np.zeros(0) for signal in SIGNALS}
         # (popularity + 1) ** discount of the same entries, kept with them: the discount of
         # thousands of partners per list is then a gather, not thousands of powers. Each
@@ -95,9 +96,16 @@ class NeighbourIndex:
         self._synced: dict[str, int] = dict.fromkeys(SIGNALS, 0)
 
     # --- keeping in step with the counts ------------------------------------------------------
+    def add_pairs(self, pairs: Iterable[Pair]) -> None:
+        """:meth:`add` each pair: most anchors have no arrays yet, and cost one lookup."""
+        built = self._partners
+        for relation, anchor, partner, amount in pairs:
+            if anchor in built[relation]:
+                self.add(relation, anchor, partner, amount)
+
     def add(self, relation: str, anchor: str, partner: str, amount: float) -> None:
         """Count ``amount`` more for (anchor, partner); call after the co-occurrence counts."""
-        partners = self._partners.get((relation, anchor))
+        partners = self._partners[relation].get(anchor)
         if partners is not None:
             index = self.model.item_index.get(partner)
             slot = partners.position.get(partner)
@@ -112,11 +120,11 @@ class NeighbourIndex:
     def forget(self, relation: str, anchor: str) -> None:
         """Drop an anchor's arrays (its list was trimmed, or lost a partner): rebuilt from the
         counts on use."""
-        self._partners.pop((relation, anchor), None)
+        self._partners[relation].pop(anchor, None)
 
     def partners(self, relation: str, anchor: str) -> Partners | None:
-        key = (relation, anchor)
-        found = self._partners.get(key)
+        built = self._partners[relation]
+        found = built.get(anchor)
         if found is None:
             counts = self.cooc.counts[relation].get(anchor)
             if not counts:
@@ -125,7 +133,7 @@ class NeighbourIndex:
             # Sorted ids: the arrays' order is the same however the counts were built.
             ids = [partner for partner in sorted(counts) if partner in index_of]
             found = Partners(ids, [index_of[p] for p in ids], [counts[p] for p in ids])
-            self._partners[key] = found
+            built[anchor] = found
         return found if found.size else None
 
     # --- scoring ------------------------------------------------------------------------------

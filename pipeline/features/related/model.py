@@ -253,19 +253,21 @@ class CoOccurrence:
         self.popularity: dict[str, dict[str, float]] = {
             signal: defaultdict(float) for signal in SIGNALS
         }
-        self._touched: set[tuple[str, str]] = set()
+        # Per relation, the anchors whose lists changed since the last trim.
+        self._touched: dict[str, set[str]] = {r: set() for r in RELATIONS}
 
     def apply(self, pairs: Iterable[Pair]) -> None:
         """Add pair counts; trimming waits for :meth:`trim_touched`."""
+        counts, touched = self.counts, self._touched
         for relation, a, b, amount in pairs:
-            partners = self.counts[relation][a]
+            partners = counts[relation][a]
             total = partners.get(b, 0.0) + amount
             if amount < 0 and total <= 0:
                 # A login's correction took the pair back out (as the store's zincr_trim).
                 partners.pop(b, None)
             else:
                 partners[b] = total
-            self._touched.add((relation, a))
+            touched[relation].add(a)
 
     def trim_touched(self) -> list[tuple[str, str]]:
         """Cap lists that grew past twice ``max_neighbours`` back to ``max_neighbours``;
@@ -276,12 +278,14 @@ class CoOccurrence:
         """
         cap = self.config.max_neighbours
         trimmed = []
-        for relation, a in self._touched:
-            partners = self.counts[relation][a]
-            if len(partners) > 2 * cap:
-                self.counts[relation][a] = trim(partners, cap)
-                trimmed.append((relation, a))
-        self._touched.clear()
+        for relation, anchors in self._touched.items():
+            counts = self.counts[relation]
+            for a in anchors:
+                partners = counts[a]
+                if len(partners) > 2 * cap:
+                    counts[a] = trim(partners, cap)
+                    trimmed.append((relation, a))
+            anchors.clear()
         return trimmed
 
     def count_popularity(self, item_id: str, signal: str, amount: float = 1.0) -> None:
