@@ -31,7 +31,7 @@ from pipeline.features.personal.history import (
     CONVERSION_ENTRIES,
     EntryTimes,
     add_entry_time,
-    entry_order,
+    entry_times,
 )
 
 RELATIONS = ("also_clicked", "also_bought", "viewed_then_bought")
@@ -164,7 +164,16 @@ def holding_pairs(
 ) -> set[tuple[str, str, str]]:
     """The (relation, a, b) pairs that hold in a history's entries (in time order): what
     :func:`co_occurrences` counted for them, one event after the other."""
-    so_far = _Recent(({}, {}))
+    return _pairs_gained(({}, {}), entries, config)
+
+
+def _pairs_gained(
+    times: EntryTimes, entries: Iterable[tuple[str, str, int]], config: RelatedConfig
+) -> set[tuple[str, str, str]]:
+    """The (relation, a, b) pairs that hold once ``entries`` join the history whose entry
+    times are ``times`` (changed: the entries join them) and did not hold before: the
+    union of what :func:`co_occurrences` counts for each, one after the other."""
+    so_far = _Recent(times)
     held: set[tuple[str, str, str]] = set()
     for item_id, entry_type, timestamp_ms in entries:
         if entry_type in CLICK_ENTRIES:
@@ -187,12 +196,17 @@ def merge_pairs(user: History, anonymous: History, config: RelatedConfig) -> lis
     (which they do when the anonymous events arrive after the login): +1 for each pair that
     holds only in the merged history, -1 for each pair that held in both (counted twice).
     So the counts do not depend on whether the login or the anonymous events came first.
+
+    The pairs the anonymous entries gain on joining the user's history are those of the
+    merged history that the user's did not hold; of the anonymous history's own pairs,
+    those not gained held in the user's too. So the user's (long) history is paired once
+    per anonymous entry, not replayed: a login costs what its anonymous session holds.
     """
-    mine = holding_pairs(user.recent, config)
     theirs = holding_pairs(anonymous.recent, config)
-    merged = holding_pairs(sorted([*user.recent, *anonymous.recent], key=entry_order), config)
-    changes = [(r, a, b, 1.0) for r, a, b in merged - mine - theirs]
-    changes += [(r, a, b, -1.0) for r, a, b in mine & theirs]
+    # Times of their own, which the anonymous entries join.
+    gained = _pairs_gained(entry_times(user.recent), anonymous.recent, config)
+    changes = [(r, a, b, 1.0) for r, a, b in gained - theirs]
+    changes += [(r, a, b, -1.0) for r, a, b in theirs - gained]
     return sorted(changes)
 
 

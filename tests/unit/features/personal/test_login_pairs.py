@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Any
 
 from pipeline.core.events import Event, event_from_dict
 from pipeline.core.settings import load_settings
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
-from pipeline.features.related.model import RELATIONS, merge_pairs
+from pipeline.features.related.model import RELATIONS, holding_pairs, merge_pairs
 from tests.unit.features.helpers import T0_MS
 
 MINUTE = 60_000
@@ -101,3 +102,31 @@ def test_merge_pairs_adds_cross_pairs_and_takes_back_pairs_counted_twice() -> No
     # {a, b} was counted under both ids: once too many. {a, c} and {b, c} already held in
     # the anonymous history alone: nothing to add.
     assert changes == [("also_clicked", "a", "b", -1.0), ("also_clicked", "b", "a", -1.0)]
+
+
+def random_history(rng: random.Random, n: int) -> Any:
+    """``n`` entries of clicks and conversions (low ratings too) over 8 items and 50 hours,
+    in history order."""
+    kinds = ["click", "click", "buy", "basket", "rate", "rate_low"]
+    entries = [
+        (f"i{rng.randrange(8)}", rng.choice(kinds), T0_MS + rng.randrange(3000) * MINUTE)
+        for _ in range(n)
+    ]
+    return type("H", (), {"recent": sorted(entries, key=lambda e: (e[2], e[0], e[1]))})()
+
+
+def test_merge_pairs_are_the_merged_historys_pairs_counted_once() -> None:
+    """Against the definition, on random histories (shared items, interleaved times): +1
+    for each pair only the merged history holds, -1 for each pair both histories held."""
+    config = personal_config(load_settings()).related
+    for seed in range(40):
+        rng = random.Random(seed)
+        user = random_history(rng, rng.randrange(0, 40))
+        anonymous = random_history(rng, rng.randrange(0, 8))
+        mine = holding_pairs(user.recent, config)
+        theirs = holding_pairs(anonymous.recent, config)
+        both = sorted([*user.recent, *anonymous.recent], key=lambda e: (e[2], e[0], e[1]))
+        merged = holding_pairs(both, config)
+        expected = [(r, a, b, 1.0) for r, a, b in merged - mine - theirs]
+        expected += [(r, a, b, -1.0) for r, a, b in mine & theirs]
+        assert merge_pairs(user, anonymous, config) == sorted(expected), seed
