@@ -175,9 +175,9 @@ class PersonalHandler(EventHandler):
         behind = self.waiting > 0 or len(records) >= self.settings.batch_size
         limited = behind and self.budget_s > 0
         budget_s = self.budget_s if limited or self.exclusive else 0.0
-        # The waiting users a start took over are read when their lists come up: all of
-        # them when every list is due now, else the head of the line.
-        due = self.pending if not budget_s else self.pending.head(LOADED_AHEAD)
+        # Waiting users a start took over are read as their lists come up: all of them when
+        # every list is due now, else the head of the line past the batch's own (read).
+        due = self.pending if not budget_s else self.pending.head(LOADED_AHEAD, touched)
         await self._load(store, [user for user in [*added, *due] if user not in self.users_loaded])
         done: list[str] = []
         if limited and self.exclusive:

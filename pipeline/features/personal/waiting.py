@@ -13,7 +13,7 @@ while the worker was behind, and a start read all 100,000 users before its first
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from itertools import islice, takewhile
 from time import perf_counter
 
@@ -43,9 +43,10 @@ class WaitingLine:
     def discard(self, user: str) -> None:
         self._users.pop(user, None)
 
-    def head(self, n: int) -> list[str]:
-        """The first ``n`` users of the line."""
-        return list(islice(self._users, n))
+    def head(self, n: int, skip: Container[str] = ()) -> list[str]:
+        """The first ``n`` users of the line that are not in ``skip`` (costs ``n`` and the
+        users of ``skip`` before them)."""
+        return list(islice((user for user in self._users if user not in skip), n))
 
     def enqueue(
         self, first: list[str], touched: set[str], arrivals: Iterable[str], gone: set[str]

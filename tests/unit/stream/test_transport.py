@@ -288,6 +288,8 @@ def test_a_lean_app_keeps_per_message_hooks_from_its_sensors_but_not_the_rest() 
     app.sensors.on_stream_event_out(tp, 1, None, event, None)
     app.sensors.on_message_out(tp, 1, message)
     assert sensor.calls == []
+    # What the consumer's check for stalled streams reads is still recorded.
+    assert tp in app.monitor.stream_inbound_time
     app.sensors.on_rebalance_start(app)
     app.sensors.on_topic_buffer_full(tp)
     assert sensor.calls == ["rebalance", "buffer_full"]

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from pipeline.features.catalog.read import Availability
+from pipeline.features.personal import agent
 from pipeline.features.personal.agent import LOADED_AHEAD, PersonalHandler
 from pipeline.features.personal.read import read_foryou
 from pipeline.features.related.read import read_related
@@ -360,7 +361,26 @@ async def test_a_start_behind_a_backlog_reads_only_the_head_of_a_long_waiting_li
     await run(handler, store, [ev(1, "click", "a", "i1"), ev(2, "click", "b", "i2")])
     assert len(handler.users_loaded) <= LOADED_AHEAD + 2
     still = [m.decode() for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)]
-    # The head holds the newcomers a and b, then the longest waiting.
-    assert still == [f"w{i:04d}" for i in range(LOADED_AHEAD - 2, 5000)]
+    # The head read past the batch's own users (the newcomers a and b, first in line).
+    assert still == [f"w{i:04d}" for i in range(LOADED_AHEAD, 5000)]
     assert await store.get(KEYS.foryou("a")) is not None
     assert set(still) == set(handler.pending)
+
+
+async def test_newcomers_left_over_do_not_keep_the_users_taken_over_from_being_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The head of the line read before a batch's lists skips the batch's own users: with
+    more newcomers left over than the head holds, the users a start took over from Redis
+    still get the refreshes' share of the budget (one list here), not none."""
+    monkeypatch.setattr(agent, "LOADED_AHEAD", 4)
+    store = store_at(T0_MS)
+    await store.apply(Writes().zadd(KEYS.foryou_pending(), {f"s{i:02d}": i for i in range(20)}))
+    handler = PersonalHandler(settings(batch_size=100, foryou_batch_budget_ms=1e-6), KEYS)
+    handler.owns_every_partition(True)
+    handler.backlog(5)
+    await run(handler, store, [ev(n, "click", f"n{n:02d}", f"i{n % 3}") for n in range(12)])
+    waiting = [m.decode() for m, _ in await store.zrange(KEYS.foryou_pending(), 0, -1)]
+    assert "s00" not in waiting and await store.get(KEYS.foryou("s00")) is not None
+    assert "n00" not in waiting and "n01" in waiting
+    assert set(waiting) == set(handler.pending)

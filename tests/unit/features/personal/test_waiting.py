@@ -77,3 +77,9 @@ def test_a_batch_costs_what_it_adds_and_takes_not_the_length_of_the_line() -> No
     assert len(asked) <= CHUNK
     assert [len(call) for call in lists.calls] == [1, CHUNK]
     assert len(line) == 100_000 and list(line)[-1] == "x"
+
+
+def test_the_head_of_the_line_skips_the_users_asked_to() -> None:
+    line = WaitingLine(["n1", "n2", "w1", "w2", "w3"])
+    assert line.head(2) == ["n1", "n2"]
+    assert line.head(2, {"n1", "n2", "w2"}) == ["w1", "w3"]
