@@ -31,7 +31,7 @@ builds each Faust event straight from the message, as Faust's schema does with t
 serializers, without looking the serializers up for every message.
 
 :func:`lean_app` takes out what a worker pays per message for nothing it uses (a no-op
-agent reading through ``take_batches``, development machine: 36,000 -> 43,000 messages/s):
+agent reading through ``take_batches``, development machine: 34,000 -> 45,000 messages/s):
 the statistics of Faust's Monitor sensor (four calls per message; the worker's metrics are
 its own, ``pipeline.stream.metrics``; only the time each partition's stream last took an
 event is kept, which Faust's check for stalled streams reads), the producer buffer's
