@@ -34,11 +34,10 @@ serializers, without looking the serializers up for every message.
 agent reading through ``take_batches``, development machine: 34,000 -> 45,000 messages/s):
 the statistics of Faust's Monitor sensor (four calls per message; the worker's metrics are
 its own, ``pipeline.stream.metrics``; only the time each partition's stream last took an
-event is kept, which Faust's check for stalled streams reads), the producer buffer's
-check before each delivery
-(two settings lookups per message, for a buffer only tables use), and the stream iterator's
-wait for every message that is already in the stream's queue (Faust's own opt-in
-``cython_optimizations``).
+event is kept, which Faust's check for stalled streams reads), the producer buffer's check
+before each delivery (two settings lookups per message, for a buffer only tables use), and
+the stream iterator's wait for every message already in the stream's queue (Faust's own
+opt-in ``cython_optimizations``).
 """
 
 from __future__ import annotations
