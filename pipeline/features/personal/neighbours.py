@@ -100,7 +100,14 @@ class NeighbourIndex:
         """:meth:`add` each pair: most anchors have no arrays yet, and cost one lookup."""
         built = self._partners
         for relation, anchor, partner, amount in pairs:
-            if anchor in built[relation]:
+            partners = built[relation].get(anchor)
+            if partners is None:
+                continue
+            slot = partners.position.get(partner)
+            if slot is not None and amount > 0:
+                # The usual case, inlined (most pairs): a partner the arrays hold, one more.
+                partners.counts[slot] += amount
+            else:
                 self.add(relation, anchor, partner, amount)
 
     def add(self, relation: str, anchor: str, partner: str, amount: float) -> None:
