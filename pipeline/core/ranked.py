@@ -24,12 +24,25 @@ class RankedScores:
         """Add ``amount`` to ``key``'s score (0 when new); returns the new score."""
         old = self._score.get(key)
         if old is None:
-            new = amount
+            self._score[key] = amount
+            insort(self._order, (-amount, key))
+            return amount
+        new = self._score[key] = old + amount
+        order = self._order
+        entry = (-new, key)
+        at = bisect_left(order, (-old, key))
+        # The entries between the old place and the new one move by one, and only they:
+        # the busiest keys sit near the top, where a delete and an insert would each move
+        # almost the whole list.
+        if new >= old:
+            to = bisect_left(order, entry, 0, at)
+            if to < at:
+                order[to + 1 : at + 1] = order[to:at]
         else:
-            new = old + amount
-            del self._order[bisect_left(self._order, (-old, key))]
-        self._score[key] = new
-        insort(self._order, (-new, key))
+            to = bisect_left(order, entry, at + 1) - 1
+            if to > at:
+                order[at:to] = order[at + 1 : to + 1]
+        order[to] = entry
         return new
 
     def top(self, n: int, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
