@@ -200,7 +200,8 @@ def evaluate(
     """
     cold = cold or ColdStart()
     ordered = sorted(events, key=lambda event: event.timestamp_ms)
-    engine = Engine(config)
+    # Nothing is written: the pair counts of a batch's writes are not summed.
+    engine = Engine(config, pair_writes=False)
     feed = None
     if catalog and content is not None and config.content_on:
         feed = ContentFeed(catalog, content)
@@ -213,7 +214,7 @@ def evaluate(
         freshness_rate=0.0,
     )
     compare = feed is not None or (bool(catalog) and config.freshness_rate > 0)
-    plain = Engine(off) if compare else None
+    plain = Engine(off, pair_writes=False) if compare else None
     names = (*RECOMMENDERS, WITHOUT_CONTENT) if plain is not None else RECOMMENDERS
     # The catalog's creation times (what makes an item new), as a worker reads them.
     created = {item.item_id: item.created_at_ms for item in catalog}

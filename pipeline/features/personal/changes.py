@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pipeline.features.related.model import Pair
+from pipeline.features.related.model import PairCounts, pair_counts
 
 
 @dataclass
@@ -29,7 +29,8 @@ class Changes:
     forgotten: set[str] = field(default_factory=set)
     # Ids whose alias key goes (before the batch's new aliases are written).
     unaliased: set[str] = field(default_factory=set)
-    pairs: list[Pair] = field(default_factory=list)
+    # relation -> item -> partner -> amount: the pair counts to add (``CoOccurrence.apply``).
+    pairs: PairCounts = field(default_factory=pair_counts)
     # (signal, item_id) -> count of positive events.
     popularity: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     # (generation, item_id) -> forward-decayed increment of the cold-start trending counts.

@@ -65,8 +65,11 @@ class PersonalConfig:
 class Engine:
     """Every personal model of one worker (or of one evaluation), in memory."""
 
-    def __init__(self, config: PersonalConfig) -> None:
+    def __init__(self, config: PersonalConfig, pair_writes: bool = True) -> None:
+        """``pair_writes=False``: the drained changes leave out the pair counts (nothing
+        writes them: an evaluation), which are then not summed per list as learned."""
         self.config = c = config
+        self.pair_writes = pair_writes
         self.model = c.mf.model()
         self.histories: dict[str, UserHistory] = {}
         # Anonymous ids that logged in -> the user they became.
@@ -226,8 +229,7 @@ class Engine:
 
     def _add_pairs(self, pairs: list[Pair]) -> None:
         if pairs:
-            self.cooc.apply(pairs)
-            self.changes.pairs.extend(pairs)
+            self.cooc.apply(pairs, self.changes.pairs if self.pair_writes else None)
             self.neighbours.add_pairs(pairs)
 
     def _merge_user(self, anonymous: str, user: str) -> None:

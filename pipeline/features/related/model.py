@@ -44,6 +44,13 @@ DISCOUNT_BY = {
 
 # (relation, item a, item b, amount): "b is related to a".
 Pair = tuple[str, str, str, float]
+# relation -> item a -> item b -> amount: pairs summed per list.
+PairCounts = dict[str, dict[str, dict[str, float]]]
+
+
+def pair_counts() -> PairCounts:
+    """An empty :data:`PairCounts` whose relations and lists appear as they are used."""
+    return defaultdict(lambda: defaultdict(dict))
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,21 +274,31 @@ class CoOccurrence:
         self.popularity: dict[str, dict[str, float]] = {
             signal: defaultdict(float) for signal in SIGNALS
         }
-        # Per relation, the anchors whose lists changed since the last trim.
+        # Per relation, the anchors whose lists gained a partner since the last trim.
         self._touched: dict[str, set[str]] = {r: set() for r in RELATIONS}
 
-    def apply(self, pairs: Iterable[Pair]) -> None:
-        """Add pair counts; trimming waits for :meth:`trim_touched`."""
-        counts, touched = self.counts, self._touched
+    def apply(self, pairs: Iterable[Pair], summed: PairCounts | None = None) -> None:
+        """Add pair counts, and with ``summed`` each amount there too (what a batch writes:
+        summed as they are counted, not in a second pass). Trimming waits for
+        :meth:`trim_touched`."""
+        counts, grown = self.counts, self._touched
         for relation, a, b, amount in pairs:
             partners = counts[relation][a]
-            total = partners.get(b, 0.0) + amount
-            if amount < 0 and total <= 0:
+            held = partners.get(b)
+            if held is None:
+                # A correction of a pair not held (a trim dropped it) has nothing to take.
+                if amount >= 0:
+                    partners[b] = amount
+                    # Only a new partner makes a list longer: only it may need a trim.
+                    grown[relation].add(a)
+            elif amount < 0 and held + amount <= 0:
                 # A login's correction took the pair back out (as the store's zincr_trim).
-                partners.pop(b, None)
+                del partners[b]
             else:
-                partners[b] = total
-            touched[relation].add(a)
+                partners[b] = held + amount
+            if summed is not None:
+                moved = summed[relation][a]
+                moved[b] = moved.get(b, 0.0) + amount
 
     def trim_touched(self) -> list[tuple[str, str]]:
         """Cap lists that grew past twice ``max_neighbours`` back to ``max_neighbours``;

@@ -8,31 +8,32 @@ Keys (``pipeline.core.keys``): ``related:{relation}:{item_id}`` (partner -> coun
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from pipeline.core.feedback import SIGNALS
 from pipeline.core.keys import Keys
-from pipeline.features.related.model import RELATIONS, CoOccurrence, Pair
+from pipeline.features.related.model import RELATIONS, CoOccurrence, PairCounts
 from pipeline.store.base import Reads, Store, Writes
 
 # Anchors whose lists are read per round trip at start.
 LOAD_CHUNK = 500
 
 
-def queue_pairs(writes: Writes, keys: Keys, pairs: Iterable[Pair], max_neighbours: int) -> None:
-    """Add a batch's pair counts, capped as :meth:`CoOccurrence.trim_touched` caps them."""
-    increments: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for relation, a, b, amount in pairs:
-        increments[(relation, a)][b] += amount
-    for (relation, item_id), partners in increments.items():
-        # A login's correction and a new pair may cancel out within a batch.
-        changed = {partner: amount for partner, amount in partners.items() if amount}
-        if changed:
-            writes.zincr_trim(
-                keys.related(relation, item_id), changed, max_neighbours, 2 * max_neighbours
-            )
-    if increments:
-        writes.sadd(keys.related_anchors(), sorted({item_id for _, item_id in increments}))
+def queue_pairs(writes: Writes, keys: Keys, pairs: PairCounts, max_neighbours: int) -> None:
+    """Add a batch's pair counts (summed per list by :meth:`CoOccurrence.apply`), capped as
+    :meth:`CoOccurrence.trim_touched` caps them."""
+    anchors: set[str] = set()
+    for relation, lists in pairs.items():
+        for item_id, partners in lists.items():
+            anchors.add(item_id)
+            # A login's correction and a new pair may cancel out within a batch.
+            changed = {partner: amount for partner, amount in partners.items() if amount}
+            if changed:
+                writes.zincr_trim(
+                    keys.related(relation, item_id), changed, max_neighbours, 2 * max_neighbours
+                )
+    if anchors:
+        writes.sadd(keys.related_anchors(), sorted(anchors))
 
 
 def queue_popularity(writes: Writes, keys: Keys, counts: Mapping[tuple[str, str], float]) -> None:

@@ -229,6 +229,30 @@ def test_drain_changes_lists_everything_touched(events):
         assert not (again.users or again.items or again.removed_users or again.pairs)
 
 
+def test_the_drained_pair_counts_sum_what_learning_counted_and_can_be_left_out():
+    """The pairs a drain reports are the change of every list's counts (no trim in a log
+    this short), each pair once; an engine that writes nothing learns the same counts and
+    reports none."""
+    events = synthetic_events(400)
+    engine, silent = (
+        Engine(personal_config(load_settings())),
+        Engine(personal_config(load_settings()), pair_writes=False),
+    )
+    for each in (engine, silent):
+        each.learn_batch(events[:200])
+    before = {r: {a: dict(p) for a, p in lists.items()} for r, lists in engine.cooc.counts.items()}
+    changes = engine.learn_batch(events[200:])
+    assert silent.learn_batch(events[200:]).pairs == {}
+    assert silent.cooc.counts == engine.cooc.counts
+    assert any(changes.pairs.values())
+    for relation, lists in engine.cooc.counts.items():
+        for anchor, partners in lists.items():
+            for partner, count in partners.items():
+                earlier = before[relation].get(anchor, {}).get(partner, 0.0)
+                summed = changes.pairs.get(relation, {}).get(anchor, {}).get(partner, 0.0)
+                assert count == earlier + summed, (relation, anchor, partner)
+
+
 # --- edge cases ----------------------------------------------------------------------------
 
 

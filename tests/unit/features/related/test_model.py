@@ -19,6 +19,7 @@ from pipeline.features.related.model import (
     CoOccurrence,
     blend_related,
     co_occurrences,
+    pair_counts,
     rank_related,
     trim,
 )
@@ -197,6 +198,30 @@ def test_blend_of_several_relations_is_sorted_short_and_unique(lists, n):
 
 
 # --- edge cases -------------------------------------------------------------------------------
+
+
+def test_apply_sums_what_it_counts_per_list():
+    """``summed`` gets every amount, per (relation, anchor, partner), also those the counts
+    cannot take (a correction of a pair never held): the store adds the same increments."""
+    cooc = CoOccurrence(related_config(load_settings()))
+    summed = pair_counts()
+    cooc.apply(
+        [
+            ("also_clicked", "x", "a", 1.0),
+            ("also_clicked", "x", "a", 1.0),
+            ("also_clicked", "a", "x", 1.0),
+            ("also_bought", "x", "a", 1.0),
+            ("also_clicked", "x", "b", -1.0),
+        ],
+        summed,
+    )
+    cooc.apply([("also_clicked", "x", "a", -1.0)], summed)
+    assert {r: {a: dict(p) for a, p in lists.items()} for r, lists in summed.items()} == {
+        "also_clicked": {"x": {"a": 1.0, "b": -1.0}, "a": {"x": 1.0}},
+        "also_bought": {"x": {"a": 1.0}},
+    }
+    assert cooc.counts["also_clicked"]["x"] == {"a": 1.0}
+    assert cooc.counts["also_bought"]["x"] == {"a": 1.0}
 
 
 def test_cooccurrence_trims_once_per_drain_like_the_redis_script():
