@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import base64
 import bisect
-import hashlib
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.features.personal.kernels import normal_from_words, sgd_step
+from pipeline.features.personal.kernels import sgd_step
+from pipeline.features.personal.sampling import keyed_picks, stable_vector
 
 if TYPE_CHECKING:
     from pipeline.features.personal.freshness import FreshnessPrior
     from pipeline.features.personal.words import WordFactors
+
+# (negatives, weight) pairs whose step arrays a model keeps (``_sampled_targets``).
+MAX_SHARED_TARGETS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +53,6 @@ class FactorConfig:
             n_negatives=self.negatives,
             seed=self.seed,
         )
-
-
-def _stable_vector(key: str, n: int, std: float, seed: int) -> np.ndarray:
-    """A reproducible initial vector for an id: the same on every worker, every replay and
-    every platform. Normal(0, ``std``) draws by Box-Muller from SHAKE-256 of (``seed``,
-    ``key``): about a tenth of the cost of seeding a numpy generator per id (50-100 µs),
-    which every new user and item pays, and logs with many one-off users have many."""
-    raw = hashlib.shake_256(seed.to_bytes(8, "little", signed=True) + key.encode()).digest(
-        8 * ((n + 1) // 2)
-    )
-    return normal_from_words(np.frombuffer(raw, dtype="<u4"), n, std)
 
 
 def encode_vector(vector: np.ndarray) -> str:
@@ -102,6 +93,8 @@ class ImplicitMF:
         # first change (sampled negatives included), by index; and the items created since
         # then, whose row started at their initial vector.
         self._before: dict[int, tuple[np.float32, np.ndarray]] = {}
+        # (negatives, weight) -> the step's (labels, weights) arrays (_sampled_targets).
+        self._targets: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}
         self._created: set[int] = set()
         # Indexes negatives are drawn from, ascending; None: every item (the default).
         self.negative_pool: list[int] | None = None
@@ -140,18 +133,32 @@ class ImplicitMF:
         if y > 0 and self.n_negatives and len(self.item_ids) > 1:
             # Drawn before the item joins: a new item is never its own negative.
             negatives = self._negative_positions(item, self.n_negatives, key)
-            positions = [self.add_item(item), *negatives]
-            labels = [1.0] + [0.0] * len(negatives)
-            weights = [weight] + [self.negative_weight * weight] * len(negatives)
+            index = self.add_item(item)
+            labels, weights = self._sampled_targets(len(negatives), weight)
+            self._step(user, [index, *negatives], labels, weights)
         else:
-            positions, labels, weights = [self.add_item(item)], [float(y > 0)], [weight]
-        self._step(user, positions, labels, weights)
+            index = self.add_item(item)
+            self._step(user, [index], [float(y > 0)], [weight])
         pool = self.negative_pool
         if y > 0 and pool is not None:
-            index = positions[0]
             at = bisect.bisect_left(pool, index)
             if at == len(pool) or pool[at] != index:
                 pool.insert(at, index)
+
+    def _sampled_targets(self, negatives: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, weights) of a positive and ``negatives`` sampled negatives, as the
+        step's arrays: shared by every event of the same weight (the step only reads them),
+        so an event builds none. A handful of weights exist (one per event type)."""
+        found = self._targets.get((negatives, weight))
+        if found is None:
+            labels = np.zeros(1 + negatives, dtype=np.float32)
+            labels[0] = 1.0
+            weights = np.full(1 + negatives, self.negative_weight * weight, dtype=np.float32)
+            weights[0] = weight
+            found = (labels, weights)
+            if len(self._targets) < MAX_SHARED_TARGETS:
+                self._targets[(negatives, weight)] = found
+        return found
 
     def predict_one(self, user: str, item: str) -> float:
         """Probability-like score in (0, 1) that ``user`` interacts with ``item``."""
@@ -181,7 +188,7 @@ class ImplicitMF:
             grown = len(self.item_factors) * 2
             self.item_factors = np.resize(self.item_factors, (grown, self.n_factors))
             self.item_bias = np.resize(self.item_bias, grown)
-        self.item_factors[index] = _stable_vector(item, self.n_factors, self.init_std, self.seed)
+        self.item_factors[index] = stable_vector(item, self.n_factors, self.init_std, self.seed)
         self.item_bias[index] = 0.0
         self.item_ids.append(item)
         self.item_index[item] = index
@@ -232,13 +239,11 @@ class ImplicitMF:
         if key is None:
             picks = self._rng.integers(0, count, n).tolist()
         else:
-            # Multiplicative hashing of (seed, key, j): cheap, uniform enough, reproducible.
-            base = zlib.crc32(key.encode(), self.seed)
-            picks = [((base + 1) * (2 * j + 1) * 2654435761 >> 7) % count for j in range(n)]
-        skip = self.item_index.get(positive, -1)
+            picks = keyed_picks(key, self.seed, n, count)
         if pool is not None:
             picks = [pool[i] for i in picks]
-        return [index for index in picks if index != skip]
+        skip = self.item_index.get(positive, -1)
+        return [index for index in picks if index != skip] if skip in picks else picks
 
     def learn_many(
         self, user: str, items: Sequence[str], labels: Sequence[float], weights: Sequence[float]
@@ -250,10 +255,11 @@ class ImplicitMF:
         self,
         user: str,
         positions: list[int],
-        labels: Sequence[float],
-        weights: Sequence[float],
+        labels: Sequence[float] | np.ndarray,
+        weights: Sequence[float] | np.ndarray,
     ) -> None:
-        """:meth:`learn_many` of model indexes."""
+        """:meth:`learn_many` of model indexes (``labels`` and ``weights`` as float32
+        arrays are used as they are)."""
         before = self._before
         for position in positions:
             if position not in before:
@@ -262,7 +268,7 @@ class ImplicitMF:
                 before[position] = (self.item_bias[position], self.item_factors[position].copy())
         user_vec = self.user_factors.get(user)
         if user_vec is None:
-            user_vec = _stable_vector(user, self.n_factors, self.init_std, self.seed)
+            user_vec = stable_vector(user, self.n_factors, self.init_std, self.seed)
         step = sgd_step if self.words is None else self.words.step
         index = np.array(positions, dtype=np.int64)
         prior = self.freshness
@@ -274,8 +280,8 @@ class ImplicitMF:
             self.item_bias,
             user_vec,
             index,
-            np.array(labels, dtype=np.float32),
-            np.array(weights, dtype=np.float32),
+            np.asarray(labels, dtype=np.float32),
+            np.asarray(weights, dtype=np.float32),
             self.learning_rate,
             self.l2,
         )

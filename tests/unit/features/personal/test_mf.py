@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.features.personal.mf import ImplicitMF, _stable_vector
+from pipeline.features.personal.mf import ImplicitMF
+from pipeline.features.personal.sampling import stable_vector
 from tests.unit.features.personal.helpers import ITEMS, USERS
 
 
@@ -235,13 +236,13 @@ def test_deltas_of_two_workers_both_count():
 def test_initial_vectors_are_reproducible_normal_draws_per_id_and_seed():
     """A new id's vector depends only on (id, seed, size, std): equal across models and
     calls, different for another id or seed, and distributed as normal(0, std) draws."""
-    first = _stable_vector("user-7", 32, 0.1, 42)
+    first = stable_vector("user-7", 32, 0.1, 42)
     assert first.dtype == np.float32 and first.shape == (32,)
-    assert np.array_equal(first, _stable_vector("user-7", 32, 0.1, 42))
-    assert not np.array_equal(first, _stable_vector("user-8", 32, 0.1, 42))
-    assert not np.array_equal(first, _stable_vector("user-7", 32, 0.1, 43))
-    assert _stable_vector("ü/7", 5, 0.1, -1).shape == (5,)
-    draws = np.stack([_stable_vector(f"id-{i}", 32, 0.1, 42) for i in range(4000)])
+    assert np.array_equal(first, stable_vector("user-7", 32, 0.1, 42))
+    assert not np.array_equal(first, stable_vector("user-8", 32, 0.1, 42))
+    assert not np.array_equal(first, stable_vector("user-7", 32, 0.1, 43))
+    assert stable_vector("ü/7", 5, 0.1, -1).shape == (5,)
+    draws = np.stack([stable_vector(f"id-{i}", 32, 0.1, 42) for i in range(4000)])
     assert abs(draws.mean()) < 0.002
     assert abs(draws.std() - 0.1) < 0.002
     # Columns are independent: the cos half and the sin half of one pair too.
