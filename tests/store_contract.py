@@ -175,6 +175,29 @@ async def test_zincr_trim_accumulates_trims_and_expires(store: Store, key: Key) 
     assert len(await store.zrange(key("y"), 0, -1)) == 3
 
 
+async def test_zadd_expire_sets_scores_and_the_expiry(store: Store, key: Key) -> None:
+    """Members get the given scores (new or not), the key its expiry (0: left as it is);
+    a set of more members than one ZADD of the script takes is added whole."""
+    when = int(time.time()) + 3600
+    await store.apply(Writes().zadd_expire(key("z"), {"a": 0.0, "b": 2.0}, 0))
+    assert await store.expire_time(key("z")) == -1
+    await store.apply(Writes().zadd_expire(key("z"), {"b": 0.5, "c": 0.0}, when))
+    assert await store.zrange(key("z"), 0, -1) == [(b"a", 0.0), (b"c", 0.0), (b"b", 0.5)]
+    assert abs(await store.expire_time(key("z")) - when) <= 1
+    await store.apply(Writes().zadd_expire(key("z"), {"d": 1.0}, 0))
+    assert abs(await store.expire_time(key("z")) - when) <= 1
+    many = {f"m{m:05d}": float(m) for m in range(5000)}
+    await store.apply(
+        Writes().zadd_expire(key("big"), many, when).zadd_expire(key("y"), {"x": 1}, 0)
+    )
+    assert len(await store.zrange(key("big"), 0, -1)) == 5000
+    assert await store.zrange(key("big"), 0, 0, desc=True) == [(b"m04999", 4999.0)]
+    assert await store.zrange(key("y"), 0, -1) == [(b"x", 1.0)]
+    # Nothing to add: no write, no key.
+    await store.apply(Writes().zadd_expire(key("none"), {}, when))
+    assert await store.expire_time(key("none")) == -2
+
+
 async def test_a_negative_increment_to_zero_or_below_removes_the_member(
     store: Store, key: Key
 ) -> None:

@@ -152,6 +152,14 @@ class Writes:
             return self._add("zadd", key, dict(mapping))
         return self
 
+    def zadd_expire(self, key: str, mapping: Mapping[str, float], expire_at_s: int) -> Writes:
+        """``zadd`` (members get these scores), then the key expires at ``expire_at_s``
+        (epoch seconds; 0: no change). Runs of them go as one script call: one ZADD per
+        key, not one command per member."""
+        if mapping:
+            return self._add("zadd_expire", key, dict(mapping), expire_at_s)
+        return self
+
     def sadd(self, key: str, members: Iterable[str]) -> Writes:
         members = list(members)
         if members:

@@ -233,6 +233,12 @@ class MemoryStore(Store):
             scores = self._container(op[1], _SortedSet)
             for member, score in op[2].items():
                 scores[encode(member)] = float(score)
+        elif name == "zadd_expire":
+            scores = self._container(op[1], _SortedSet)
+            for member, score in op[2].items():
+                scores[encode(member)] = float(score)
+            if op[3] > 0:
+                self._expire_at(op[1], op[3])
         elif name == "sadd":
             members = self._container(op[1], _Set)
             members.update(encode(member) for member in op[2])

@@ -34,6 +34,26 @@ end
 return 0
 """
 
+# Sorted sets: for each key, ARGV holds expire_at (0: none) and the count n of its (score,
+# member) pairs, then the pairs: one ZADD of them (in chunks: Lua unpacks about 8,000 values
+# at most), then the expiry.
+ZADD_EXPIRE_MANY = """
+local a = 1
+for k = 1, #KEYS do
+  local expire, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  local last = a + 2 * n - 1
+  for first = a, last, 4000 do
+    redis.call('ZADD', KEYS[k], unpack(ARGV, first, math.min(first + 3999, last)))
+  end
+  a = last + 1
+  if expire > 0 then
+    redis.call('EXPIREAT', KEYS[k], expire)
+  end
+end
+return 0
+"""
+
 # Hashes: for each key, ARGV holds the count n of its (field, increment) pairs, then them.
 HINCRBYFLOAT_MANY = """
 local a = 1
@@ -269,6 +289,7 @@ WRITE_CHUNK = 8192
 SCRIPTED = {
     "set": SET_MANY,
     "zincr_trim": ZINCR_TRIM_MANY,
+    "zadd_expire": ZADD_EXPIRE_MANY,
     "hincr_float": HINCRBYFLOAT_MANY,
     "hadd_vectors": HADD_VECTORS_MANY,
 }

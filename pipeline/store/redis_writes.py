@@ -49,6 +49,12 @@ def script_args(op: Op) -> list[Scalar]:
         for field, (delta, base) in deltas.items():
             vector_args += [field, delta, base or b""]
         return vector_args
+    if name == "zadd_expire":
+        _, _, scores, expire_at_s = op
+        members: list[Scalar] = [0] * (2 * len(scores))
+        members[0::2] = numbers(scores.values())
+        members[1::2] = scores
+        return [expire_at_s, len(scores), *members]
     if name == "zincr_trim":
         _, _, increments, keep, trim_above, expire_at_s = op
         args: list[Scalar] = [keep, trim_above, expire_at_s, len(increments)]

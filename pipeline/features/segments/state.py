@@ -77,11 +77,9 @@ def index_writes(
     """Add the segments each (user, event generation) entered to the user's index of that
     generation, expiring with the segment keys of the next generation."""
     for (user_id, gen), segments in sorted(entered.items()):
-        writes.zincr_trim(
+        writes.zadd_expire(
             keys.user_segments(user_id, gen),
             dict.fromkeys(sorted(map(segment_member, segments)), 0.0),
-            NO_TRIM,
-            NO_TRIM,
             expire_at_s(gen + 1, half_life_s),
         )
     return writes
