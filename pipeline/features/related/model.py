@@ -274,28 +274,32 @@ class CoOccurrence:
         self.popularity: dict[str, dict[str, float]] = {
             signal: defaultdict(float) for signal in SIGNALS
         }
-        # Per relation, the anchors whose lists gained a partner since the last trim.
+        # Per relation, the anchors whose lists a pair left longer than twice the cap since
+        # the last trim (the only ones a trim changes).
         self._touched: dict[str, set[str]] = {r: set() for r in RELATIONS}
 
     def apply(self, pairs: Iterable[Pair], summed: PairCounts | None = None) -> None:
         """Add pair counts, and with ``summed`` each amount there too (what a batch writes:
         summed as they are counted, not in a second pass). Trimming waits for
         :meth:`trim_touched`."""
-        counts, grown = self.counts, self._touched
+        counts, touched = self.counts, self._touched
+        longest = 2 * self.config.max_neighbours
         for relation, a, b, amount in pairs:
             partners = counts[relation][a]
             held = partners.get(b)
-            if held is None:
-                # A correction of a pair not held (a trim dropped it) has nothing to take.
-                if amount >= 0:
-                    partners[b] = amount
-                    # Only a new partner makes a list longer: only it may need a trim.
-                    grown[relation].add(a)
-            elif amount < 0 and held + amount <= 0:
-                # A login's correction took the pair back out (as the store's zincr_trim).
-                del partners[b]
-            else:
-                partners[b] = held + amount
+            if held is not None:
+                if amount < 0 and held + amount <= 0:
+                    # A login's correction took the pair back out (as the store's zincr_trim).
+                    del partners[b]
+                else:
+                    partners[b] = held + amount
+            elif amount >= 0:
+                partners[b] = amount
+            # (Else a correction of a pair not held, a trim dropped it: nothing to take.)
+            # Only lists longer than twice the cap are trimmed: a new partner makes one, and
+            # so can a list loaded from a store whose cap was higher, touched by any pair.
+            if len(partners) > longest:
+                touched[relation].add(a)
             if summed is not None:
                 moved = summed[relation][a]
                 moved[b] = moved.get(b, 0.0) + amount

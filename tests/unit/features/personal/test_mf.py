@@ -233,6 +233,36 @@ def test_deltas_of_two_workers_both_count():
     assert one.drain_deltas() == {}
 
 
+def test_keyed_negatives_are_pinned():
+    """The negatives drawn for an event id are part of what a replay must learn again:
+    these values were drawn by the model before its draws moved to ``sampling.py``. The
+    positive is left out when drawn (``i6`` below), and a pool maps the draws to its items."""
+    model = ImplicitMF()
+    for i in range(3000):
+        model.add_item(f"item-{i}")
+    assert model._negative_positions("none", 4, "ev-1") == [2557, 1673, 789, 2905]
+    assert model._negative_positions("none", 6, "event-XYZ") == [2705, 2115, 1525, 935, 345, 2755]
+    small = ImplicitMF(seed=7)
+    for i in range(50):
+        small.add_item(f"i{i}")
+    assert small._negative_positions("i3", 5, "k-9") == [6, 18, 30, 42, 5]
+    assert small._negative_positions("i6", 5, "k-9") == [18, 30, 42, 5]
+    small.use_negative_pool([f"i{i}" for i in range(0, 50, 2)])
+    assert small._negative_positions("i12", 5, "k-9") == [36, 10, 34, 10]
+
+
+def test_the_shared_step_arrays_stay_as_built():
+    """Positive events share their (labels, weights) arrays per (negatives, weight): no
+    step writes them."""
+    model = ImplicitMF(n_factors=4, negative_weight=0.5)
+    for i, user in enumerate(USERS * 20):
+        model.learn_one(user, ITEMS[i % len(ITEMS)], 1.0, (1.0, 3.0)[i % 2], key=f"e{i}")
+    assert {weight for _, weight in model._targets} == {1.0, 3.0}
+    for (negatives, weight), (labels, weights) in model._targets.items():
+        assert labels.tolist() == [1.0] + [0.0] * negatives
+        assert weights.tolist() == [weight] + [0.5 * weight] * negatives
+
+
 def test_initial_vectors_are_reproducible_normal_draws_per_id_and_seed():
     """A new id's vector depends only on (id, seed, size, std): equal across models and
     calls, different for another id or seed, and distributed as normal(0, std) draws."""

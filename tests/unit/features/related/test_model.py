@@ -200,6 +200,26 @@ def test_blend_of_several_relations_is_sorted_short_and_unique(lists, n):
 # --- edge cases -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("pair", [("p00", 1.0), ("absent", -1.0), ("p05", -1.0)])
+def test_a_list_loaded_longer_than_the_cap_allows_is_trimmed_by_any_pair(pair):
+    """A stored list may be longer than twice the cap (the cap was lowered since): the store
+    trims it at the first increment of any kind, so the counts must too, whether the pair
+    adds to a held partner or corrects one (held or not)."""
+    cap = 2
+    cooc = CoOccurrence(dataclasses.replace(related_config(load_settings()), max_neighbours=cap))
+    loaded = {f"p{i:02d}": float(i + 1) for i in range(9)}
+    cooc.counts["also_clicked"]["x"] = dict(loaded)
+    partner, amount = pair
+    cooc.apply([("also_clicked", "x", partner, amount)])
+    assert cooc.trim_touched() == [("also_clicked", "x")]
+    expected = dict(loaded)
+    if partner in expected:
+        expected[partner] += amount
+        if expected[partner] <= 0:
+            del expected[partner]
+    assert cooc.counts["also_clicked"]["x"] == trim(expected, cap)
+
+
 def test_apply_sums_what_it_counts_per_list():
     """``summed`` gets every amount, per (relation, anchor, partner), also those the counts
     cannot take (a correction of a pair never held): the store adds the same increments."""
