@@ -93,8 +93,8 @@ class ImplicitMF:
         # first change (sampled negatives included), by index; and the items created since
         # then, whose row started at their initial vector.
         self._before: dict[int, tuple[np.float32, np.ndarray]] = {}
-        # (negatives, weight) -> the step's (labels, weights) arrays (_sampled_targets).
-        self._targets: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}
+        # (negatives, weight, negative weight) -> the step's arrays (_sampled_targets).
+        self._targets: dict[tuple[int, float, float], tuple[np.ndarray, np.ndarray]] = {}
         self._created: set[int] = set()
         # Indexes negatives are drawn from, ascending; None: every item (the default).
         self.negative_pool: list[int] | None = None
@@ -146,10 +146,10 @@ class ImplicitMF:
                 pool.insert(at, index)
 
     def _sampled_targets(self, negatives: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, weights) of a positive and ``negatives`` sampled negatives, as the
-        step's arrays: shared by every event of the same weight (the step only reads them),
-        so an event builds none. A handful of weights exist (one per event type)."""
-        found = self._targets.get((negatives, weight))
+        """The step's (labels, weights) arrays of a positive and ``negatives`` negatives:
+        shared by the events of one weight (one per event type; the step only reads them)."""
+        key = (negatives, weight, self.negative_weight)
+        found = self._targets.get(key)
         if found is None:
             labels = np.zeros(1 + negatives, dtype=np.float32)
             labels[0] = 1.0
@@ -157,7 +157,7 @@ class ImplicitMF:
             weights[0] = weight
             found = (labels, weights)
             if len(self._targets) < MAX_SHARED_TARGETS:
-                self._targets[(negatives, weight)] = found
+                self._targets[key] = found
         return found
 
     def predict_one(self, user: str, item: str) -> float:

@@ -257,8 +257,8 @@ def test_the_shared_step_arrays_stay_as_built():
     model = ImplicitMF(n_factors=4, negative_weight=0.5)
     for i, user in enumerate(USERS * 20):
         model.learn_one(user, ITEMS[i % len(ITEMS)], 1.0, (1.0, 3.0)[i % 2], key=f"e{i}")
-    assert {weight for _, weight in model._targets} == {1.0, 3.0}
-    for (negatives, weight), (labels, weights) in model._targets.items():
+    assert {weight for _, weight, _ in model._targets} == {1.0, 3.0}
+    for (negatives, weight, _), (labels, weights) in model._targets.items():
         assert labels.tolist() == [1.0] + [0.0] * negatives
         assert weights.tolist() == [weight] + [0.5 * weight] * negatives
 
