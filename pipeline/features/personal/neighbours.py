@@ -26,7 +26,7 @@ from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence
 class Partners:
     """One anchor's partners in one relation: ids, their model indexes and counts."""
 
-    __slots__ = ("counts", "indexes", "position", "size")
+    __slots__ = ("counts", "held", "indexes", "position", "size")
 
     def __init__(self, ids: list[str], indexes: list[int], counts: list[float]) -> None:
         self.position = {partner: slot for slot, partner in enumerate(ids)}
@@ -36,6 +36,7 @@ class Partners:
         self.indexes[: len(ids)] = indexes
         self.counts[: len(ids)] = counts
         self.size = len(ids)
+        self._view()
 
     def add(self, partner: str, index: int, amount: float) -> None:
         slot = self.position.get(partner)
@@ -48,11 +49,13 @@ class Partners:
             self.indexes[slot] = index
             self.counts[slot] = 0.0
             self.size += 1
+            self._view()
         self.counts[slot] += amount
 
-    def held(self) -> tuple[np.ndarray, np.ndarray]:
-        """(model indexes, counts) of the partners held, views of the arrays."""
-        return self.indexes[: self.size], self.counts[: self.size]
+    def _view(self) -> None:
+        # (model indexes, counts) of the partners held: views of the arrays, kept as the
+        # arrays grow (counts change in place, which the views show), not sliced per list.
+        self.held = (self.indexes[: self.size], self.counts[: self.size])
 
 
 class Attribution:
@@ -169,10 +172,11 @@ class NeighbourIndex:
         for row, relation in enumerate(used):
             relation_weight = relation_weights[relation]
             signal = SIGNALS.index(DISCOUNT_BY[relation])  # its discount vector, below
+            built = self._partners[relation]
             for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
-                found = self.partners(relation, anchor)
-                if found is not None:
-                    held, count = found.held()
+                found = built.get(anchor) or self.partners(relation, anchor)
+                if found is not None and found.size:
+                    held, count = found.held
                     indexes.append(held)
                     counts.append(count)
                     lengths.append(found.size)
@@ -221,7 +225,7 @@ class NeighbourIndex:
             found = self.partners(relation, anchor)
             if found is None:
                 continue
-            index, count = found.held()
+            index, count = found.held
             keep = ~excluded[index]
             index, count = index[keep], count[keep]
             score = count / self.discount_vector(DISCOUNT_BY[relation])[index]
