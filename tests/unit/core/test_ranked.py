@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -30,6 +31,27 @@ def test_random_changes_keep_the_rank_order_of_a_full_sort(seed: int) -> None:
         assert ranked.add(key, amount) == expected
         assert ranked.top(len(scores) + 1) == ranking(scores)
     assert len(ranked) == len(scores)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_float_changes_and_infinite_scores_keep_the_rank_order(seed: int) -> None:
+    """Fractional amounts both ways (decayed counts), tiny ones that tie with nothing, and
+    keys whose score becomes infinite (then only finite amounts): the order stays that of
+    a full sort."""
+    rng = random.Random(seed)
+    ranked = RankedScores()
+    scores: dict[str, float] = {}
+    for step in range(3000):
+        key = f"k{rng.randint(0, 60)}"
+        if step in (500, 1500):
+            amount = math.inf if step == 500 else -math.inf
+        else:
+            amount = rng.choice([rng.uniform(-2.0, 5.0), 1e-12, 0.0, 1.0])
+        if math.isinf(scores.get(key, 0.0)) and math.isinf(amount):
+            continue  # inf - inf is not a score
+        scores[key] = scores.get(key, 0.0) + amount
+        assert ranked.add(key, amount) == scores[key]
+        assert ranked.top(len(scores) + 1) == ranking(scores)
 
 
 def test_top_leaves_out_excluded_keys_and_stops_at_n() -> None:

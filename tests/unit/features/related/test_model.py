@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.events import event_from_dict
+from pipeline.core.keys import Keys
 from pipeline.core.settings import load_settings
 from pipeline.features.personal.history import UserHistory
 from pipeline.features.related.config import related_config
@@ -23,6 +24,8 @@ from pipeline.features.related.model import (
     rank_related,
     trim,
 )
+from pipeline.features.related.state import queue_pairs
+from pipeline.store.base import Writes
 from tests.unit.features.personal.helpers import (
     ITEMS,
     LIMITS,
@@ -242,6 +245,34 @@ def test_apply_sums_what_it_counts_per_list():
     }
     assert cooc.counts["also_clicked"]["x"] == {"a": 1.0}
     assert cooc.counts["also_bought"]["x"] == {"a": 1.0}
+
+
+def test_queue_pairs_writes_each_lists_sum_once_and_names_every_anchor():
+    """One capped increment per list of what its pairs summed to; a list whose pairs cancel
+    out within the batch writes nothing, but its anchor is still listed (it may hold a
+    list from before)."""
+    cooc = CoOccurrence(related_config(load_settings()))
+    summed = pair_counts()
+    cooc.apply(
+        [
+            ("also_clicked", "x", "a", 1.0),
+            ("also_clicked", "a", "x", 1.0),
+            ("also_clicked", "x", "a", 1.0),
+            ("also_bought", "y", "b", 1.0),
+            ("also_bought", "y", "b", -1.0),
+        ],
+        summed,
+    )
+    writes = Writes()
+    queue_pairs(writes, Keys("t"), summed, 50)
+    assert sorted(writes.ops, key=repr) == sorted(
+        [
+            ("zincr_trim", "t:related:also_clicked:x", {"a": 2.0}, 50, 100, 0),
+            ("zincr_trim", "t:related:also_clicked:a", {"x": 1.0}, 50, 100, 0),
+            ("sadd", "t:related:anchors", ["a", "x", "y"]),
+        ],
+        key=repr,
+    )
 
 
 def test_cooccurrence_trims_once_per_drain_like_the_redis_script():
