@@ -18,6 +18,8 @@ from pipeline.features.related.config import related_config
 from pipeline.features.related.model import (
     RELATIONS,
     CoOccurrence,
+    Pair,
+    PairCounts,
     blend_related,
     co_occurrences,
     pair_counts,
@@ -223,20 +225,25 @@ def test_a_list_loaded_longer_than_the_cap_allows_is_trimmed_by_any_pair(pair):
     assert cooc.counts["also_clicked"]["x"] == trim(expected, cap)
 
 
+def counted(pairs: list[Pair]) -> tuple[CoOccurrence, PairCounts]:
+    """Counts of the default configuration after ``pairs``, and what they summed."""
+    cooc = CoOccurrence(related_config(load_settings()))
+    summed = pair_counts()
+    cooc.apply(pairs, summed)
+    return cooc, summed
+
+
 def test_apply_sums_what_it_counts_per_list():
     """``summed`` gets every amount, per (relation, anchor, partner), also those the counts
     cannot take (a correction of a pair never held): the store adds the same increments."""
-    cooc = CoOccurrence(related_config(load_settings()))
-    summed = pair_counts()
-    cooc.apply(
+    cooc, summed = counted(
         [
             ("also_clicked", "x", "a", 1.0),
             ("also_clicked", "x", "a", 1.0),
             ("also_clicked", "a", "x", 1.0),
             ("also_bought", "x", "a", 1.0),
             ("also_clicked", "x", "b", -1.0),
-        ],
-        summed,
+        ]
     )
     cooc.apply([("also_clicked", "x", "a", -1.0)], summed)
     assert {r: {a: dict(p) for a, p in lists.items()} for r, lists in summed.items()} == {
@@ -251,17 +258,14 @@ def test_queue_pairs_writes_each_lists_sum_once_and_names_every_anchor():
     """One capped increment per list of what its pairs summed to; a list whose pairs cancel
     out within the batch writes nothing, but its anchor is still listed (it may hold a
     list from before)."""
-    cooc = CoOccurrence(related_config(load_settings()))
-    summed = pair_counts()
-    cooc.apply(
+    _, summed = counted(
         [
             ("also_clicked", "x", "a", 1.0),
             ("also_clicked", "a", "x", 1.0),
             ("also_clicked", "x", "a", 1.0),
             ("also_bought", "y", "b", 1.0),
             ("also_bought", "y", "b", -1.0),
-        ],
-        summed,
+        ]
     )
     writes = Writes()
     queue_pairs(writes, Keys("t"), summed, 50)
