@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pipeline.features.personal.freshness import FreshnessPrior
     from pipeline.features.personal.words import WordFactors
 
-# (negatives, weight) pairs whose step arrays a model keeps (``_sampled_targets``).
+# (negatives, weight, negative weight) keys whose step arrays a model keeps (_sampled_targets).
 MAX_SHARED_TARGETS = 64
 
 
