@@ -118,19 +118,15 @@ class RankingHandler(EventHandler):
         config = self.config
         # A fresh model per call: nothing an earlier (aborted) attempt learned leaks in.
         model = config.model()
-        steps = [
-            step
-            for event in events
-            for step in self.indexer.observations(
-                event,
-                categories,
-                config.impression_weight,
-                config.click_weight,
-                attributes.get(event.user_id, ()),
-                item_attributes,
-            )
-        ]
-        if not steps:
+        indexed = self.indexer.batch(
+            events,
+            categories,
+            config.impression_weight,
+            config.click_weight,
+            attributes,
+            item_attributes,
+        )
+        if not len(indexed.clicked):
             return writes
         tables = self.keys.rank_weights(), self.keys.rank_sums()
         exclusive = self.exclusive
@@ -138,7 +134,7 @@ class RankingHandler(EventHandler):
             # Watched before they are read: should another writer touch the tables after all
             # (a rebalance under way), the transaction starts again from what it wrote.
             await store.watch(tables)
-        batch = StepBatch.of(steps, self.slot_table)
+        batch = StepBatch.of_indexed(indexed, self.slot_table)
         if exclusive and config.n_bits <= MAX_KEPT_BITS:
             if self.kept is None:
                 self.kept = LearnedTables(config.n_bits)

@@ -1,5 +1,5 @@
-"""Compiled inner loops of the click model (numba): AdaGrad steps over a batch, and the
-batch's distinct features.
+"""Compiled inner loops of the click model (numba): a batch's feature indexes, AdaGrad steps
+over a batch, and the batch's distinct features.
 
 The ranking agent learns a dozen hashed features per shown item, one observation after the
 other; in Python that loop was most of the agent's time. Here it runs over the batch's
@@ -56,6 +56,111 @@ def adagrad_steps(
             weights[slot] = old + move / math.sqrt(total) - shrink * old
 
 
+def crc32_table() -> np.ndarray:
+    """The byte table of CRC-32 (the reflected polynomial 0xEDB88320 of zlib), int64."""
+    table = np.arange(256, dtype=np.int64)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ 0xEDB88320, table >> 1)
+    return table
+
+
+@compiled
+def _crc32(blob: np.ndarray, lo: int, hi: int, value: int, table: np.ndarray) -> int:
+    """``zlib.crc32(blob[lo:hi], value)``: CRC-32 continued from ``value``."""
+    crc = value ^ 0xFFFFFFFF
+    for j in range(lo, hi):
+        crc = table[(crc ^ blob[j]) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+@compiled
+def gather_indexes(
+    strings: tuple[np.ndarray, np.ndarray],
+    items: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    categories: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    events: tuple[
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+    ],
+    observations: tuple[np.ndarray, np.ndarray, np.ndarray],
+    leading: np.ndarray,
+    bias: int,
+    mask: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every observation's feature indexes, in the order of ``features.features``, flat:
+    observation ``o``'s are ``flat[offsets[o]:offsets[o + 1]]``. Returns (flat, offsets).
+
+    - ``strings``: (blob, CRC table); every string below is a ``[lo, hi)`` range of blob.
+    - ``items``: per item, its ``item=`` index, string range, and its categories as a range
+      of ``categories`` (``first[i]:first[i + 1]``): (index, lo, hi, first).
+    - ``categories``: per entry, the ``cat=`` index, string range, and the CRC state after
+      ``cat_device={category}|``: (index, lo, hi, device_state).
+    - ``events``: per event, the CRC states after ``user_item={user}|`` and
+      ``user_cat={user}|``; its context indexes (``context_first[e]:context_first[e + 1]``
+      of ``context``); its device's string range (``lo < 0``: none); its observations
+      (``observation_first[e]:observation_first[e + 1]``); and its position index (-1:
+      none; -2: the ``j``-th of its observations has ``leading[j]``): (user_item, user_cat,
+      context_first, context, device_lo, device_hi, observation_first, position).
+    - ``observations``: per observation, its item, and the indexes its user's attributes add
+      (``first[o]:first[o + 1]`` of ``extra``): (item, first, extra).
+    """
+    blob, table = strings
+    item_index, item_lo, item_hi, item_first = items
+    category_index, category_lo, category_hi, device_state = categories
+    user_item, user_cat, context_first, context, device_lo, device_hi, first, position = events
+    observed_item, extra_first, extra = observations
+    count = observed_item.shape[0]
+    offsets = np.empty(count + 1, dtype=np.int64)
+    offsets[0] = 0
+    for e in range(first.shape[0] - 1):
+        size = 3 + context_first[e + 1] - context_first[e]
+        if position[e] != -1:
+            size += 1
+        for o in range(first[e], first[e + 1]):
+            i = observed_item[o]
+            shown = item_first[i + 1] - item_first[i]
+            extras = extra_first[o + 1] - extra_first[o]
+            offsets[o + 1] = offsets[o] + size + (3 if device_lo[e] >= 0 else 2) * shown + extras
+    flat = np.empty(offsets[count], dtype=np.int64)
+    for e in range(first.shape[0] - 1):
+        for o in range(first[e], first[e + 1]):
+            i, k = observed_item[o], offsets[o]
+            flat[k] = bias
+            flat[k + 1] = item_index[i]
+            flat[k + 2] = _crc32(blob, item_lo[i], item_hi[i], user_item[e], table) & mask
+            k += 3
+            for c in range(item_first[i], item_first[i + 1]):
+                flat[k] = category_index[c]
+                flat[k + 1] = (
+                    _crc32(blob, category_lo[c], category_hi[c], user_cat[e], table) & mask
+                )
+                k += 2
+            for j in range(context_first[e], context_first[e + 1]):
+                flat[k] = context[j]
+                k += 1
+            if device_lo[e] >= 0:
+                for c in range(item_first[i], item_first[i + 1]):
+                    state = device_state[c]
+                    flat[k] = _crc32(blob, device_lo[e], device_hi[e], state, table) & mask
+                    k += 1
+            if position[e] == -2:
+                flat[k] = leading[o - first[e]]
+                k += 1
+            elif position[e] >= 0:
+                flat[k] = position[e]
+                k += 1
+            for j in range(extra_first[o], extra_first[o + 1]):
+                flat[k] = extra[j]
+                k += 1
+    return flat, offsets
+
+
 @compiled
 def distinct_slots(flat: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(flat, return_inverse=True)`` in one pass over ``flat`` instead of a sort
@@ -96,6 +201,20 @@ def load_kernels() -> None:
     """Load the kernels (numba compiles them, or loads them from their cache, on first
     use) by running each once on throwaway arrays of the types the agent passes."""
     distinct_slots(np.arange(2, dtype=np.int64), np.full(4, -1, dtype=np.int32))
+    # One impression of one item (category "c", device "d"): the types FeatureIndexer.batch
+    # passes, its blob read-only (np.frombuffer of bytes).
+    one, zero = np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    two = np.array([0, 1], dtype=np.int64)
+    gather_indexes(
+        (np.frombuffer(b"icd", dtype=np.uint8), crc32_table()),
+        (one, zero, one, two),
+        (one, one, one + 1, one),
+        (one, one, np.array([0, 0], dtype=np.int64), zero, one + 1, one + 2, two, one - 3),
+        (zero, np.zeros(2, dtype=np.int64), zero[:0]),
+        one,
+        0,
+        255,
+    )
     adagrad_steps(
         np.zeros(2),
         np.zeros(2),

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.features.ranking.features import features
-from pipeline.features.ranking.hashing import FeatureIndexer
+from pipeline.features.ranking.hashing import FeatureIndexer, IndexedBatch
 from pipeline.features.ranking.kernels import adagrad_steps, distinct_slots
 
 # Logits are clipped before exp(): beyond this the probability is 0 or 1 in float64 anyway.
@@ -95,16 +95,23 @@ class StepBatch:
             np.int64,
             int(offsets[-1]),
         )
+        clicked = np.fromiter((1.0 if clicked else 0.0 for _, clicked, _ in steps), np.float64)
+        weights = np.fromiter((weight for _, _, weight in steps), np.float64)
+        return cls.of_indexed(IndexedBatch(flat, offsets, clicked, weights), table)
+
+    @classmethod
+    def of_indexed(cls, indexed: IndexedBatch, table: np.ndarray | None = None) -> StepBatch:
+        """The batch of the observations in ``indexed`` (``table``: as for :meth:`of`)."""
         if table is None:
-            present, slots = np.unique(flat, return_inverse=True)
+            present, slots = np.unique(indexed.flat, return_inverse=True)
         else:
-            present, slots = distinct_slots(flat, table)
+            present, slots = distinct_slots(indexed.flat, table)
         return cls(
             present,
             slots.astype(np.int64, copy=False),
-            offsets,
-            np.fromiter((1.0 if clicked else 0.0 for _, clicked, _ in steps), np.float64),
-            np.fromiter((weight for _, _, weight in steps), np.float64),
+            indexed.offsets,
+            indexed.clicked,
+            indexed.weights,
         )
 
     @property

@@ -260,8 +260,11 @@ async def bench_default_worker(events: list[Event], redis_url: str) -> dict[str,
 def bench_ranking(events: list[Event]) -> dict[str, Any]:
     """The click model as the ranking agent learns a batch (indexes without names, the SGD
     loop inlined) vs the readable path (feature names hashed, ``learn_indexes`` per step)."""
+    import numpy as np
+
     from pipeline.features.ranking.config import ranking_config
     from pipeline.features.ranking.features import observations
+    from pipeline.features.ranking.model import StepBatch
 
     config = ranking_config(load_settings())
     categories: dict[str, list[str]] = {}
@@ -269,14 +272,9 @@ def bench_ranking(events: list[Event]) -> dict[str, Any]:
     indexer = fast.indexer()
 
     def ours() -> None:
-        steps = [
-            step
-            for event in events
-            for step in indexer.observations(
-                event, categories, config.impression_weight, config.click_weight
-            )
-        ]
-        fast.learn_many(steps)
+        indexed = indexer.batch(events, categories, config.impression_weight, config.click_weight)
+        batch = StepBatch.of_indexed(indexed)
+        fast.learn_batch(batch, np.zeros(len(batch.present)), np.zeros(len(batch.present)))
 
     slow = config.model()
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.features.ranking.features import features, observations
+from pipeline.features.ranking.hashing import IndexedBatch
 from pipeline.features.ranking.model import ClickModel
 
 FAST = settings(max_examples=200, deadline=None, database=None)
@@ -21,38 +22,85 @@ contexts = st.dictionaries(
 )
 
 
+def named_indexes(
+    model: ClickModel, events: list, *args: object
+) -> list[tuple[list[int], bool, float]]:
+    """Each event's observations by their feature names, hashed one name at a time."""
+    categories, impression_weight, click_weight, attributes_of_user, item_attributes = args
+    return [
+        (model.indexes(names), clicked, weight)
+        for event in events
+        for names, clicked, weight in observations(
+            event,
+            categories,
+            impression_weight,
+            click_weight,
+            attributes_of_user.get(event.user_id, ()),
+            item_attributes,
+        )
+    ]
+
+
+def unflattened(batch: IndexedBatch) -> list[tuple[list[int], bool, float]]:
+    bounds = batch.offsets.tolist()
+    return [
+        (batch.flat[bounds[o] : bounds[o + 1]].tolist(), bool(batch.clicked[o]), batch.weights[o])
+        for o in range(len(bounds) - 1)
+    ]
+
+
+def event(kind: str, user: str, item: str | None, items: tuple, context: dict, ms: int):
+    return SimpleNamespace(
+        event_type=kind, user_id=user, item_id=item, items=items, context=context, timestamp_ms=ms
+    )
+
+
+events_strategy = st.lists(
+    st.builds(
+        event,
+        st.sampled_from(["impression", "click", "click", "buy"]),
+        st.sampled_from(["u1", "u2", "ü-3"]),
+        st.none() | ids,
+        st.lists(ids, max_size=5).map(tuple),
+        contexts,
+        st.integers(0, 4_000_000_000_000),
+    ),
+    max_size=8,
+)
+
+
 @FAST
 @given(
-    ids,
-    ids,
-    st.lists(ids, max_size=3, unique=True),
-    contexts,
-    st.none() | st.integers(0, 300),
+    events_strategy,
+    st.dictionaries(ids, st.lists(ids, max_size=3, unique=True), max_size=6),
     st.integers(0, 2**32 - 1),
     st.integers(8, 24),
     st.lists(st.from_regex(r"[a-z]{1,4}=[\w-]{1,6}", fullmatch=True), max_size=3, unique=True),
-    st.lists(st.from_regex(r"[a-z]{1,4}[=#][\w -]{1,6}", fullmatch=True), max_size=3, unique=True),
+    st.dictionaries(
+        ids, st.lists(st.from_regex(r"[a-z]{1,4}[=#][\w -]{1,6}", fullmatch=True), max_size=3)
+    ),
+    st.sampled_from([(0.3, 1.0), (0.0, 1.0), (0.3, 0.0)]),
 )
-def test_indexes_equal_the_hashes_of_the_feature_names(
-    user: str,
-    item: str,
-    categories: list[str],
-    context: dict,
-    position: int | None,
+def test_batch_indexes_equal_the_hashes_of_the_feature_names(
+    events: list,
+    categories: dict,
     seed: int,
     n_bits: int,
     attributes: list[str],
-    item_attributes: list[str],
+    item_attributes: dict,
+    weights: tuple[float, float],
 ) -> None:
     model = ClickModel(n_bits=n_bits, seed=seed)
     indexer = model.indexer()
-    parts = indexer.event(user, context, attributes)
-    named = features(user, item, categories, context, position, attributes, item_attributes)
-    expected = model.indexes(named)
-    assert indexer.indexes(parts, item, categories, position, item_attributes) == expected
+    # Categories of the shown items too, so that most items have some.
+    for found in events:
+        for item in found.items[:2]:
+            categories.setdefault(item, ["c1", item])
+    args = (categories, *weights, {"u2": tuple(attributes)}, item_attributes)
+    expected = named_indexes(model, events, *args)
+    assert unflattened(indexer.batch(events, *args)) == expected
     # Cached parts give the same answer the second time.
-    again = indexer.event(user, context, attributes)
-    assert indexer.indexes(again, item, categories, position, item_attributes) == expected
+    assert unflattened(indexer.batch(events, *args)) == expected
 
 
 def test_indexed_observations_equal_the_named_ones() -> None:
@@ -60,38 +108,36 @@ def test_indexed_observations_equal_the_named_ones() -> None:
     indexer = model.indexer()
     categories = {"a": ["x", "y"], "c": ["x"]}
     events = [
-        SimpleNamespace(
-            event_type="impression",
-            user_id="u1",
-            item_id=None,
-            items=("a", "b", "c"),
-            context={"device": "mobile", "page": "home"},
-            timestamp_ms=1_796_306_700_000,
+        event(
+            "impression",
+            "u1",
+            None,
+            ("a", "b", "c"),
+            {"device": "mobile", "page": "home"},
+            1_796_306_700_000,
         ),
-        SimpleNamespace(
-            event_type="click",
-            user_id="u1",
-            item_id="c",
-            items=(),
-            context={"device": "mobile", "position": 2},
-            timestamp_ms=1_796_310_000_000,
-        ),
-        SimpleNamespace(
-            event_type="buy", user_id="u1", item_id="c", items=(), context={}, timestamp_ms=0
-        ),
+        event("click", "u1", "c", (), {"device": "mobile", "position": 2}, 1_796_310_000_000),
+        event("buy", "u1", "c", (), {}, 0),
+        event("impression", "u1", None, (), {}, 0),
+        event("click", "u1", "a", (), {"position": 11.0, "device": 3}, 1_796_310_000_000),
     ]
     item_attributes = {"a": ("brand=acme", "size#3"), "c": ("brand=zeta",)}
-    for event in events:
-        for user_attributes in ((), ("country=DE", "vip=true")):
-            args = (categories, 0.3, 1.0, user_attributes, item_attributes)
-            named = observations(event, *args)
-            indexed = indexer.observations(event, *args)
-            assert indexed == [(model.indexes(names), y, w) for names, y, w in named]
+    for user_attributes in ({}, {"u1": ("country=DE", "vip=true")}):
+        args = (categories, 0.3, 1.0, user_attributes, item_attributes)
+        indexed = unflattened(indexer.batch(events, *args))
+        assert len(indexed) == 5
+        assert indexed == named_indexes(model, events, *args)
     # The crossed features are there when the user has attributes, and only then.
     crossed = observations(events[1], categories, 0.3, 1.0, ("country=DE",), item_attributes)
     assert "uattr_iattr=country=DE|brand=zeta" in crossed[0][0]
     plain = observations(events[1], categories, 0.3, 1.0, (), item_attributes)
     assert not any(name.startswith("uattr_iattr=") for name in plain[0][0])
+
+
+def test_an_empty_batch_has_no_observations() -> None:
+    batch = ClickModel().indexer().batch([], {}, 0.3, 1.0)
+    assert batch.flat.shape == (0,) and batch.offsets.tolist() == [0]
+    assert batch.clicked.shape == batch.weights.shape == (0,)
 
 
 observation_lists = st.lists(
@@ -146,6 +192,9 @@ def test_attribute_crosses_are_capped_per_observation_in_both_paths() -> None:
     assert len(crossed) == MAX_ATTRIBUTE_CROSSES < 16 * 8
     assert crossed[0] == "uattr_iattr=u0=x|i0=y" and crossed[-1] == "uattr_iattr=u3=x|i7=y"
     model = ClickModel(seed=3)
-    indexer = model.indexer()
-    parts = indexer.event("u", {}, user_attributes)
-    assert indexer.indexes(parts, "item", ["c"], None, item_attributes) == model.indexes(names)
+    shown = event("click", "u", "item", (), {}, 0)
+    args = ({"item": ["c"]}, 0.3, 1.0, {"u": tuple(user_attributes)}, {"item": item_attributes})
+    indexed = unflattened(model.indexer().batch([shown], *args))
+    named = named_indexes(model, [shown], *args)
+    assert indexed == named
+    assert all(index in indexed[0][0] for index in model.indexes(crossed))
