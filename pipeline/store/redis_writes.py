@@ -73,7 +73,13 @@ def queue_plain(pipe: Any, op: Op) -> None:
     if name == "delete":
         pipe.delete(*op[1])
     elif name == "hset":
-        pipe.hset(op[1], mapping=float_text(op[2]))
+        # Field, value, field, value...: one list, not redis-py's pass over the mapping's
+        # items (a click model's batch sets tens of thousands of fields).
+        mapping = float_text(op[2])
+        fields: list[Any] = [0] * (2 * len(mapping))
+        fields[0::2] = mapping
+        fields[1::2] = mapping.values()
+        pipe.execute_command("HSET", op[1], *fields)
     elif name == "zadd":
         pipe.zadd(op[1], float_text(op[2]))
     elif name == "sadd":
