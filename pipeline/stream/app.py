@@ -31,6 +31,7 @@ from pipeline.core.topics import Topics, TopicSpec
 from pipeline.features.registry import declared_topics, feature
 from pipeline.store.redis import connect
 from pipeline.stream import transport
+from pipeline.stream.ahead import DecodeAhead
 from pipeline.stream.batch import Lane, RawMessage, idle_loop, process_lanes, retry_transient
 from pipeline.stream.fence import Position
 from pipeline.stream.handler import Handler
@@ -154,6 +155,14 @@ def partition_ends(app: faust.App) -> dict[tuple[str, int], int]:
     }
 
 
+def raw_message(event: Any) -> RawMessage:
+    """A Faust event's message: where it came from, its key and value."""
+    message = event.message
+    return RawMessage(
+        Position(message.topic, message.partition, message.offset), message.key, message.value
+    )
+
+
 def message_bytes(event: Any) -> int:
     """What one Faust event's message weighs in a batch (``PIPELINE_BATCH_BYTES``)."""
     value = event.message.value
@@ -251,8 +260,14 @@ def _register_agent(
         positions = (Position(e.message.topic, e.message.partition, e.message.offset) for e in read)
         return messages_waiting(positions, partition_ends(app))
 
-    # The events read ahead of the batch in hand (messages_waiting counts them).
+    # The events read ahead of the batch in hand (messages_waiting counts them), decoded
+    # while a batch's transaction runs.
     read_ahead: list[Any] = []
+    ahead = DecodeAhead(
+        lanes,
+        lambda: [(event.message.topic, event.message.value) for event in read_ahead],
+        phases[-1],
+    )
 
     async def agent(stream: Any) -> None:
         store = connect(settings)
@@ -280,14 +295,7 @@ def _register_agent(
             await store.close()
 
     async def apply_batch(store: Any, events: list[Any]) -> None:
-        messages = [
-            RawMessage(
-                Position(event.message.topic, event.message.partition, event.message.offset),
-                event.message.key,
-                event.message.value,
-            )
-            for event in events
-        ]
+        messages = [raw_message(event) for event in events]
         ends = partition_ends(app)
         waiting = messages_waiting((m.position for m in messages), ends, len(read_ahead))
         for lane in lanes:
@@ -307,6 +315,7 @@ def _register_agent(
                     settings.dedup_max_ids,
                     settings.dead_letter_max_value_bytes,
                     ends,
+                    ahead,
                 )
                 await retry_transient(
                     apply,

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.core.deadletters import DEAD_LETTER_VALUE_BYTES, build_dead_letter, dead_letter_key
 from pipeline.core.events import Rejection
@@ -21,6 +21,9 @@ from pipeline.store.base import Reads, Store, Writes
 from pipeline.stream.fence import Position, apply_fenced_groups, apply_guarded, warn_fences_ahead
 from pipeline.stream.handler import Handler
 from pipeline.stream.metrics import BATCH_SECONDS, REJECTED, count_lane
+
+if TYPE_CHECKING:
+    from pipeline.stream.ahead import DecodeAhead
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,6 +107,7 @@ async def process_lanes(
     dedup_max_ids: int = 0,
     dead_letter_max_value_bytes: int = DEAD_LETTER_VALUE_BYTES,
     partition_ends: Mapping[tuple[str, int], int] | None = None,
+    ahead: DecodeAhead | None = None,
 ) -> dict[str, int]:
     """Apply one batch exactly once for every lane; returns records applied per group.
 
@@ -118,7 +122,9 @@ async def process_lanes(
     every rejected element), sent before the fences move; it keeps the original whole up to
     ``dead_letter_max_value_bytes``, else a prefix, the size and a hash. With
     ``partition_ends`` (each partition's next offset, as the consumer's fetches saw it), a
-    fence at or past its partition's end is logged (:func:`warn_fences_ahead`).
+    fence at or past its partition's end is logged (:func:`warn_fences_ahead`). With
+    ``ahead``, messages it decoded are not decoded again, and it decodes the messages read
+    ahead while the store applies the batch.
     """
     members = {
         lane.handler.name: [i for i, message in enumerate(messages) if lane.reads(message)]
@@ -146,7 +152,12 @@ async def process_lanes(
         key = (type(handler).decode, index)
         found = decoded.get(key)
         if found is None:
-            found = decoded[key] = handler.decode(messages[index].value)
+            message = messages[index]
+            if ahead is not None:
+                found = ahead.take(handler, message)
+            if found is None:
+                found = handler.decode(message.value)
+            decoded[key] = found
             topic = topics[index]
             for record in found[0]:
                 origin[id(record)] = topic
@@ -225,6 +236,8 @@ async def process_lanes(
             writes = handler.meanwhile()
             if writes:
                 follow_ups[handler.name] = writes
+        if ahead is not None:
+            ahead.fill(messages, lanes)
 
     label = "+".join(sorted(by_name))
     try:
