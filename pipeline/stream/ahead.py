@@ -1,75 +1,63 @@
-"""Decoding the messages read ahead while the store applies the batch in hand.
+"""Messages decoded as they are read, ahead of their batch.
 
-While Redis runs a batch's transaction, a worker's event loop has nothing to do but read
-more messages (:func:`pipeline.stream.take.take_batches` reads up to one batch ahead).
-:class:`DecodeAhead` decodes those then, so that the next batch finds its records ready and
-its decoding (about a tenth of a default worker's time) leaves the critical path. Decoding
-is pure: a record decoded ahead is the record the batch would have decoded.
+A worker's event loop reads messages (:func:`pipeline.stream.take.take_batches` reads up to
+one batch ahead) whenever the batch in hand waits: above all while Redis runs the batch's
+transaction, about a third of a default worker's time. :class:`DecodeAhead` decodes each
+message as it is read, so that this decoding (about a tenth of a default worker's work)
+fills those waits instead of lengthening the next batch. A record decoded ahead is the record
+the batch would have decoded: decoding reads only the bytes and the clock, whose one use (the
+bound on timestamps in the future, minutes by default) is checked up to a batch earlier,
+typically under a second.
 
-An entry is found by the identity of the message's bytes (the read-ahead event and the
-batch's message share them) and holds those bytes, so no other message can take it.
+An entry is found by the identity of the message's bytes (the event read and the batch's
+message share them) and holds those bytes, so no other message can take it; a batch takes
+(removes) its entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pipeline.core.events import Rejection
 from pipeline.stream.batch import Lane, RawMessage
 
 Decoded = tuple[list[Any], list[Rejection]]
-# (topic, value) of each message read ahead.
-Pending = Callable[[], Iterable[tuple[str, bytes | None]]]
 
 
 class DecodeAhead:
-    """The records of the messages ``pending()`` lists (those read ahead), decoded by
-    :meth:`fill` for every lane that reads them: once per decoder, as in a batch."""
+    """Records of messages decoded by :meth:`read` for every lane that reads them (once per
+    decoder, as in a batch), until a batch takes them. At most ``limit`` entries per
+    decoder: past it (messages read and then dropped, at a rebalance) they are forgotten,
+    and decoded again in their batch if they come."""
 
-    def __init__(
-        self, lanes: Sequence[Lane], pending: Pending, fill_during: Sequence[Lane] = ()
-    ) -> None:
+    def __init__(self, lanes: Sequence[Lane], limit: int) -> None:
         self._lanes = list(lanes)
-        self._pending = pending
-        # The phase whose transaction the decoding overlaps (the longest: the events'), by
-        # its groups' names; empty: any phase's.
-        self._fill_during = frozenset(lane.handler.name for lane in fill_during)
+        self._limit = max(1, limit)
         # Decoder -> id(message bytes) -> (the bytes, what the decoder made of them).
         self._decoded: dict[Any, dict[int, tuple[bytes, Decoded]]] = {}
         # Topic -> (decoder, handler) of the lanes reading it, one per decoder.
         self._decoders: dict[str, list[tuple[Any, Any]]] = {}
 
+    def read(self, topic: str, value: bytes | None) -> None:
+        """Decode a message of ``topic`` just read, for every decoder of its readers."""
+        if value is None:
+            return
+        for decoder, handler in self._decoders_of(topic):
+            table = self._decoded.setdefault(decoder, {})
+            if len(table) >= self._limit:
+                table.clear()
+            table[id(value)] = (value, handler.decode(value))
+
     def take(self, handler: Any, message: RawMessage) -> Decoded | None:
-        """What ``handler``'s decoder made of ``message`` ahead of its batch (None: nothing)."""
+        """What ``handler``'s decoder made of ``message`` when it was read (None: nothing);
+        taken once."""
         value = message.value
         table = self._decoded.get(type(handler).decode)
-        found = table.get(id(value)) if table is not None and value is not None else None
+        if table is None or value is None:
+            return None
+        found = table.pop(id(value), None)
         return found[1] if found is not None and found[0] is value else None
-
-    def fill(self, in_hand: Sequence[RawMessage] = (), phase: Sequence[Lane] = ()) -> None:
-        """Decode every message pending now that is not decoded yet, if ``phase`` is the
-        one to fill during. Entries of messages neither pending nor ``in_hand`` (the batch
-        being applied, whose later phases may still take theirs) are forgotten once they
-        are as many as the others."""
-        if self._fill_during and {lane.handler.name for lane in phase} != self._fill_during:
-            return
-        decoded = self._decoded
-        count = 0
-        for topic, value in self._pending():
-            count += 1
-            if value is None:
-                continue
-            for decoder, handler in self._decoders_of(topic):
-                table = decoded.setdefault(decoder, {})
-                if id(value) not in table:
-                    table[id(value)] = (value, handler.decode(value))
-        wanted = count + len(in_hand)
-        if any(len(table) > 2 * wanted for table in decoded.values()):
-            keep = {id(value) for _, value in self._pending()}
-            keep.update(id(message.value) for message in in_hand)
-            for decoder, table in decoded.items():
-                decoded[decoder] = {key: entry for key, entry in table.items() if key in keep}
 
     def _decoders_of(self, topic: str) -> list[tuple[Any, Any]]:
         found = self._decoders.get(topic)
@@ -82,5 +70,5 @@ class DecodeAhead:
         return found
 
     def __len__(self) -> int:
-        """Messages decoded ahead and kept, per decoder, summed."""
+        """Messages decoded and not taken yet, per decoder, summed."""
         return sum(len(table) for table in self._decoded.values())
