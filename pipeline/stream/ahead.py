@@ -16,11 +16,14 @@ message share them) and holds those bytes, so no other message can take it; a ba
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from pipeline.core.events import Rejection
 from pipeline.stream.batch import Lane, RawMessage
+
+log = logging.getLogger(__name__)
 
 Decoded = tuple[list[Any], list[Rejection]]
 
@@ -40,14 +43,19 @@ class DecodeAhead:
         self._decoders: dict[str, list[tuple[Any, Any]]] = {}
 
     def read(self, topic: str, value: bytes | None) -> None:
-        """Decode a message of ``topic`` just read, for every decoder of its readers."""
+        """Decode a message of ``topic`` just read, for every decoder of its readers. Never
+        raises: a decoder that fails here (decoders reject, they do not raise) leaves the
+        message to its batch, which decodes it itself and meets the failure there."""
         if value is None:
             return
         for decoder, handler in self._decoders_of(topic):
             table = self._decoded.setdefault(decoder, {})
             if len(table) >= self._limit:
                 table.clear()
-            table[id(value)] = (value, handler.decode(value))
+            try:
+                table[id(value)] = (value, handler.decode(value))
+            except Exception:
+                log.debug("decoding a message ahead failed", exc_info=True)
 
     def take(self, handler: Any, message: RawMessage) -> Decoded | None:
         """What ``handler``'s decoder made of ``message`` when it was read (None: nothing);

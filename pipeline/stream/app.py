@@ -267,12 +267,7 @@ def _register_agent(
     ahead = DecodeAhead(lanes, 4 * settings.batch_size)
 
     def decode_on_read(event: Any) -> None:
-        try:
-            ahead.read(event.message.topic, event.message.value)
-        except Exception:
-            # Never the reader's failure: the batch decodes the message itself, and meets
-            # whatever went wrong there.
-            log.debug("decoding a message ahead failed", exc_info=True)
+        ahead.read(event.message.topic, event.message.value)
 
     async def agent(stream: Any) -> None:
         store = connect(settings)

@@ -132,3 +132,19 @@ async def test_a_batch_takes_what_was_decoded_as_it_was_read() -> None:
     assert len(ahead) == 0
     assert [event.item_id for event in handler.planned] == ["a", "b", "c", "d"]
     assert float(await store.hget("t:first", "n") or 0) == 4.0
+
+
+class Failing(Decoding):
+    """A decoder that breaks its contract and raises."""
+
+    def decode(self, value: bytes | None) -> tuple[list[Event], list[Rejection]]:
+        raise RuntimeError("decoder bug")
+
+
+def test_a_decoder_failing_ahead_leaves_the_message_to_its_batch() -> None:
+    failing, fine = Failing("failing"), Other("fine")
+    ahead = DecodeAhead([Lane(failing), Lane(fine)], 100)
+    read = message(0)
+    ahead.read("clicks", read.value)  # does not raise
+    assert ahead.take(failing, read) is None
+    assert ahead.take(fine, read) is not None, "the other decoder's entry is kept"
