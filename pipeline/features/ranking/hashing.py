@@ -30,6 +30,9 @@ from pipeline.features.ranking.kernels import crc32_table, gather_indexes
 
 # Cached entries per table before it is emptied (memory bound; a miss only costs a hash).
 CACHE_LIMIT = 200_000
+# Cached contexts: far fewer, as a context is large (up to 32 keys of 256 characters, about
+# 15 KB cached) and may be unique per request (an id in it), while the usual ones repeat.
+CONTEXT_CACHE_LIMIT = 5_000
 CRC32_TABLE = crc32_table()
 
 
@@ -63,8 +66,8 @@ class FeatureIndexer:
     def _index(self, name: bytes) -> int:
         return zlib.crc32(name, self.salt) & self.mask
 
-    def _cached(self, table: dict[Any, Any], key: Any, value: Any) -> Any:
-        if len(table) >= CACHE_LIMIT:
+    def _cached(self, table: dict[Any, Any], key: Any, value: Any, limit: int = 0) -> Any:
+        if len(table) >= (limit or CACHE_LIMIT):
             table.clear()
         table[key] = value
         return value
@@ -75,7 +78,9 @@ class FeatureIndexer:
         found = self._contexts.get(signature)
         if found is None:
             indexes = [self._index(name.encode()) for name in context_features(context)]
-            found = self._cached(self._contexts, signature, (indexes, device_of(context)))
+            found = self._cached(
+                self._contexts, signature, (indexes, device_of(context)), CONTEXT_CACHE_LIMIT
+            )
         return found
 
     def _item(self, item_id: str) -> tuple[int, bytes]:

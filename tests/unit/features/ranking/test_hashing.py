@@ -14,6 +14,8 @@ from pipeline.features.ranking.hashing import IndexedBatch
 from pipeline.features.ranking.model import ClickModel
 
 FAST = settings(max_examples=200, deadline=None, database=None)
+# A time in 2026 (milliseconds).
+T0 = 1_796_306_700_000
 ids = st.from_regex(r"[\w.:@/+=-]{1,12}", fullmatch=True)
 contexts = st.dictionaries(
     st.sampled_from(["device", "page", "locale", "position", "hour", "k=v"]),
@@ -198,3 +200,19 @@ def test_attribute_crosses_are_capped_per_observation_in_both_paths() -> None:
     named = named_indexes(model, [shown], *args)
     assert indexed == named
     assert all(index in indexed[0][0] for index in model.indexes(crossed))
+
+
+def test_contexts_unique_per_request_keep_the_cache_small() -> None:
+    """A context with a request id in it is new every time: the cached contexts (each up to
+    about 15 KB) stay a few thousand, not the 200,000 entries of the small tables."""
+    model = ClickModel(seed=5)
+    indexer = model.indexer()
+    shown = [
+        event("click", "u", "a", (), {"request": f"r-{n}", "page": "home"}, T0 + n)
+        for n in range(12_000)
+    ]
+    args = ({"a": ["c"]}, 0.3, 1.0, {}, {})
+    indexer.batch(shown, *args)
+    assert len(indexer._contexts) <= 10_000
+    # Still the same indexes after the cache was emptied.
+    assert unflattened(indexer.batch(shown[:3], *args)) == named_indexes(model, shown[:3], *args)
