@@ -260,14 +260,15 @@ def _register_agent(
         positions = (Position(e.message.topic, e.message.partition, e.message.offset) for e in read)
         return messages_waiting(positions, partition_ends(app))
 
-    # The events read ahead of the batch in hand (messages_waiting counts them).
+    # The events read ahead of the batch in hand (messages_waiting counts them), decoded
+    # while the events' transaction runs (entries: about one batch; bounded at four).
     read_ahead: list[Any] = []
-    # Messages decoded as they are read: while a batch waits for Redis, mostly. Entries
-    # live from a message's read to its batch: at most the batch in hand and one ahead.
-    ahead = DecodeAhead(lanes, 4 * settings.batch_size)
-
-    def decode_on_read(event: Any) -> None:
-        ahead.read(event.message.topic, event.message.value)
+    ahead = DecodeAhead(
+        lanes,
+        lambda: [(event.message.topic, event.message.value) for event in read_ahead],
+        4 * settings.batch_size,
+        phases[-1],
+    )
 
     async def agent(stream: Any) -> None:
         store = connect(settings)
@@ -281,7 +282,6 @@ def _register_agent(
                 max_bytes=settings.batch_bytes,
                 size=message_bytes,
                 buffer=read_ahead,
-                on_read=decode_on_read,
             )
             async with aclosing(batches):
                 async for events in batches:

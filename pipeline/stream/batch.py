@@ -123,7 +123,8 @@ async def process_lanes(
     ``dead_letter_max_value_bytes``, else a prefix, the size and a hash. With
     ``partition_ends`` (each partition's next offset, as the consumer's fetches saw it), a
     fence at or past its partition's end is logged (:func:`warn_fences_ahead`). With
-    ``ahead``, messages it decoded as they were read are not decoded again.
+    ``ahead``, messages it decoded are not decoded again, and it decodes the messages read
+    ahead while the store applies the batch.
     """
     members = {
         lane.handler.name: [i for i, message in enumerate(messages) if lane.reads(message)]
@@ -235,6 +236,8 @@ async def process_lanes(
             writes = handler.meanwhile()
             if writes:
                 follow_ups[handler.name] = writes
+        if ahead is not None:
+            ahead.fill(lanes)
 
     label = "+".join(sorted(by_name))
     try:

@@ -43,7 +43,6 @@ async def take_batches(
     max_bytes: int = 0,
     size: Callable[[Any], int] = lambda event: 0,
     buffer: list[Any] | None = None,
-    on_read: Callable[[Any], None] | None = None,
 ) -> AsyncGenerator[list[Any], None]:
     """Lists of at most ``max_size`` Faust events of ``stream``, in the order read (see the
     module docstring); ends when the stream stops, raises what the stream raised. With
@@ -51,8 +50,6 @@ async def take_batches(
     each event), but always at least one event: an envelope of many events counts for what
     it holds, not for one message. ``buffer`` (empty) is the list the events read ahead are
     kept in, for the caller to look at while it applies a batch (never to change).
-    ``on_read(event)`` runs for each event as it is read (while a batch is applied, when
-    the batch waits), before it joins the buffer.
     ``waiting(read)`` counts the messages already in the broker beyond the events ``read``
     so far: while there are some, a batch that is not full also waits until they are read,
     up to ``linger_s`` after the previous batch was handed back (the fewer batches a
@@ -97,8 +94,6 @@ async def take_batches(
         nonlocal held
         try:
             async for event in stream.events():
-                if on_read is not None:
-                    on_read(event)
                 buffer.append(event)
                 read_at.append(clock())
                 if max_bytes:

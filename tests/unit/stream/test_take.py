@@ -355,25 +355,3 @@ async def test_the_caller_sees_the_events_read_ahead_while_it_applies_a_batch():
     with pytest.raises(ValueError, match="empty"):
         async for _ in take_batches(Stream(clock), 3, LINGER_S, buffer=[object()]):
             pass
-
-
-async def test_on_read_sees_every_event_as_it_is_read_while_a_batch_is_applied():
-    clock = Clock()
-    stream = Stream(clock)
-    stream.put(0, 1)
-    seen: list[int] = []
-    during: list[list[int]] = []
-
-    async def applying(_: int) -> None:
-        # Events read while the batch is applied meet on_read then, before their batch.
-        stream.put(2, 3)
-        await turns()
-        during.append(list(seen))
-
-    batches = take_batches(
-        stream, 2, LINGER_S, clock=clock, on_read=lambda event: seen.append(event.n)
-    )
-    handed = await handed_over(batches, clock, 2, applying)
-    assert [batch for batch, _ in handed] == [[0, 1], [2, 3]]
-    assert during == [[0, 1, 2, 3]]
-    assert seen == [0, 1, 2, 3]
