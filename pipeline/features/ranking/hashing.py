@@ -226,27 +226,28 @@ class FeatureIndexer:
                     extra_first.append(len(extra))
             elif extra_first is not None:
                 extra_first.extend([len(extra)] * len(shown))
+        if extra_first is None:
+            extra_first = [0] * (len(shown_items) + 1)
         flat, offsets = gather_indexes(
             (np.frombuffer(bytes(strings.blob), dtype=np.uint8), CRC32_TABLE),
-            strings.item_arrays(),
-            strings.category_arrays(),
-            (
-                _int64(user_item),
-                _int64(user_cat),
-                _int64(context_first),
-                _int64(context),
-                _int64(device_lo),
-                _int64(device_hi),
-                _int64(observation_first),
-                _int64(positions),
+            _int64s(strings.item_index, strings.item_lo, strings.item_hi, strings.item_first),
+            _int64s(
+                strings.category_index,
+                strings.category_lo,
+                strings.category_hi,
+                strings.device_state,
             ),
-            (
-                _int64(shown_items),
-                np.zeros(len(shown_items) + 1, dtype=np.int64)
-                if extra_first is None
-                else _int64(extra_first),
-                _int64(extra),
+            _int64s(
+                user_item,
+                user_cat,
+                context_first,
+                context,
+                device_lo,
+                device_hi,
+                observation_first,
+                positions,
             ),
+            _int64s(shown_items, extra_first, extra),
             _int64(self._leading_positions(longest)),
             self.bias,
             self.mask,
@@ -262,6 +263,10 @@ class FeatureIndexer:
 
 def _int64(values: list[int]) -> np.ndarray:
     return np.array(values, dtype=np.int64)
+
+
+def _int64s(*lists: list[int]) -> tuple[np.ndarray, ...]:
+    return tuple(np.array(values, dtype=np.int64) for values in lists)
 
 
 class _BatchStrings:
@@ -313,19 +318,3 @@ class _BatchStrings:
             self.device_state.append(state)
         self.item_first.append(len(self.category_index))
         return number
-
-    def item_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return (
-            _int64(self.item_index),
-            _int64(self.item_lo),
-            _int64(self.item_hi),
-            _int64(self.item_first),
-        )
-
-    def category_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return (
-            _int64(self.category_index),
-            _int64(self.category_lo),
-            _int64(self.category_hi),
-            _int64(self.device_state),
-        )

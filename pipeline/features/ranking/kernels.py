@@ -76,19 +76,10 @@ def _crc32(blob: np.ndarray, lo: int, hi: int, value: int, table: np.ndarray) ->
 @compiled
 def gather_indexes(
     strings: tuple[np.ndarray, np.ndarray],
-    items: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    categories: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    events: tuple[
-        np.ndarray,
-        np.ndarray,
-        np.ndarray,
-        np.ndarray,
-        np.ndarray,
-        np.ndarray,
-        np.ndarray,
-        np.ndarray,
-    ],
-    observations: tuple[np.ndarray, np.ndarray, np.ndarray],
+    items: tuple[np.ndarray, ...],
+    categories: tuple[np.ndarray, ...],
+    events: tuple[np.ndarray, ...],
+    observations: tuple[np.ndarray, ...],
     leading: np.ndarray,
     bias: int,
     mask: int,
