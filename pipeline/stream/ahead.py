@@ -90,7 +90,7 @@ class DecodeAhead:
         if found is None:
             unique: dict[Any, Any] = {}
             for lane in self._lanes:
-                if lane.topics is None or topic in lane.topics:
+                if lane.reads_topic(topic):
                     unique.setdefault(type(lane.handler).decode, lane.handler)
             found = self._decoders[topic] = list(unique.items())
         return found

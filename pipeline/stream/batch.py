@@ -94,7 +94,10 @@ class Lane:
     topics: frozenset[str] | None = None
 
     def reads(self, message: RawMessage) -> bool:
-        return self.topics is None or message.position.topic in self.topics
+        return self.reads_topic(message.position.topic)
+
+    def reads_topic(self, topic: str) -> bool:
+        return self.topics is None or topic in self.topics
 
 
 async def process_lanes(
