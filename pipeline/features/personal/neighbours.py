@@ -36,7 +36,10 @@ class Partners:
         self.indexes[: len(ids)] = indexes
         self.counts[: len(ids)] = counts
         self.size = len(ids)
-        self._view()
+        # (model indexes, counts) of the partners held: views of the arrays, kept as the
+        # arrays grow (counts change in place, which the views show), not sliced per list;
+        # None after a partner joins, until asked for (a list may gain many in one batch).
+        self.held: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, partner: str, index: int, amount: float) -> None:
         slot = self.position.get(partner)
@@ -49,13 +52,15 @@ class Partners:
             self.indexes[slot] = index
             self.counts[slot] = 0.0
             self.size += 1
-            self._view()
+            self.held = None
         self.counts[slot] += amount
 
-    def _view(self) -> None:
-        # (model indexes, counts) of the partners held: views of the arrays, kept as the
-        # arrays grow (counts change in place, which the views show), not sliced per list.
-        self.held = (self.indexes[: self.size], self.counts[: self.size])
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        """(model indexes, counts) of the partners held."""
+        held = self.held
+        if held is None:
+            held = self.held = (self.indexes[: self.size], self.counts[: self.size])
+        return held
 
 
 class Attribution:
@@ -176,7 +181,7 @@ class NeighbourIndex:
             for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
                 found = built.get(anchor) or self.partners(relation, anchor)
                 if found is not None and found.size:
-                    held, count = found.held
+                    held, count = found.view()
                     indexes.append(held)
                     counts.append(count)
                     lengths.append(found.size)
@@ -225,7 +230,7 @@ class NeighbourIndex:
             found = self.partners(relation, anchor)
             if found is None:
                 continue
-            index, count = found.held
+            index, count = found.view()
             keep = ~excluded[index]
             index, count = index[keep], count[keep]
             score = count / self.discount_vector(DISCOUNT_BY[relation])[index]
