@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli.data import PROFILE_NAMES
 from pipeline.cli.main import cli
 
 
@@ -33,12 +34,23 @@ def _numbers(text: str) -> list[int]:
     help="default (every group in one worker) and/or single groups.",
 )
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--profile",
+    "profile_name",
+    type=click.Choice(PROFILE_NAMES),
+    default="default",
+    show_default=True,
+    help="The synthetic traffic (`pipeline generate --profile`). dense: long histories "
+    "(with --events 300000, about 150 events per user), 3,000 items, ratings.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench_ingest(events: int, envelopes: str, runs: str, repeat: int, as_json: bool) -> None:
+def bench_ingest(
+    events: int, envelopes: str, runs: str, repeat: int, profile_name: str, as_json: bool
+) -> None:
     """Events applied per second by a worker vs a bare Faust agent and a raw consumer."""
     from pipeline.tools.bench.ingest import main
 
-    _print(main(events, _numbers(envelopes), runs.split(","), repeat, as_json))
+    _print(main(events, _numbers(envelopes), runs.split(","), repeat, as_json, profile_name))
 
 
 @bench.command("freshness")

@@ -17,6 +17,7 @@ def test_ingest_measures_the_worker_and_both_baselines() -> None:
     rows = orjson.loads(ingest.main(400, [1, 20], ["trending"], 1, as_json=True))
     assert [(row["run"], row["envelope"]) for row in rows] == [("trending", 1), ("trending", 20)]
     for row in rows:
+        assert row["profile"] == "default"
         assert row["events"] > 0 and row["messages"] > 0
         assert row["events_per_s"] > 0 and row["bare_faust_msgs_per_s"] > 0
         assert row["raw_consumer_msgs_per_s"] > 0 and row["vs_bare_faust"] > 0
@@ -26,6 +27,14 @@ def test_ingest_measures_the_worker_and_both_baselines() -> None:
         )
     # Envelopes carry the same events in fewer messages.
     assert rows[0]["events"] == rows[1]["events"] and rows[1]["messages"] < rows[0]["messages"]
+
+
+def test_ingest_runs_on_the_traffic_of_another_profile() -> None:
+    (row,) = orjson.loads(
+        ingest.main(400, [1], ["personal"], 1, as_json=True, profile_name="dense")
+    )
+    assert row["profile"] == "dense" and row["run"] == "personal"
+    assert row["events"] > 0 and row["events_per_s"] > 0 and row["bare_faust_msgs_per_s"] > 0
 
 
 def test_freshness_sees_every_probe_reflected() -> None:

@@ -69,12 +69,22 @@ def retag(settings: Settings) -> Settings:
     return settings.model_copy(update={"key_prefix": tag, "app_id": tag})
 
 
-def world(events_per_second: float = 50.0, seed: int = 11, **overrides: Any) -> SyntheticWorld:
-    """Synthetic traffic whose timestamps end about now (trending reads the current hour)."""
-    start = int(time.time() * 1000) - 3_600_000
-    config = profile("default", seed=seed, start_ms=start, events_per_second=events_per_second)
+def world(
+    events_per_second: float = 50.0,
+    seed: int = 11,
+    profile_name: str = "default",
+    events: int = 0,
+    **overrides: Any,
+) -> SyntheticWorld:
+    """Synthetic traffic of a named profile (``pipeline generate --profile``) whose first
+    ``events`` timestamps end before now, the last of them less than a minute before when
+    they span more than an hour (else they start an hour ago: trending reads the current
+    hour). Events stamped after now would be rejected as from the future."""
+    span_ms = events / events_per_second * 1000.0
+    start = int(time.time() * 1000 - max(3_600_000.0, span_ms + 60_000.0))
+    config = profile(profile_name, seed=seed, start_ms=start, events_per_second=events_per_second)
     if overrides:
-        config = profile("default", **{**_fields(config), **overrides})
+        config = profile(profile_name, **{**_fields(config), **overrides})
     return SyntheticWorld(config)
 
 

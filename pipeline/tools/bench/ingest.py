@@ -53,6 +53,7 @@ TARGETS = {"default": {1: 0.5, 20: 3.0}, "personal": {1: 0.8}}
 # 11,000-16,000 messages/s, run to run). Its median of this many runs is the baseline then.
 BARE_RUNS_WITH_ENVELOPES = 3
 COLUMNS = [
+    ("profile", "profile"),
     ("run", "run"),
     ("envelope", "events/msg"),
     ("events", "events"),
@@ -132,7 +133,12 @@ async def worker_run(
 
 
 async def run(
-    events: int, envelopes: list[int], runs: list[str], repeat: int, progress: Progress
+    events: int,
+    envelopes: list[int],
+    runs: list[str],
+    repeat: int,
+    progress: Progress,
+    profile_name: str = "default",
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     logs = Path(tempfile.gettempdir()) / "pipeline-bench"
@@ -140,8 +146,9 @@ async def run(
     with services() as found:
         for envelope in envelopes:
             settings = fresh_settings(found)
-            progress.note(f"publishing {events:,} events, {envelope} per message")
-            published = await publish(settings, world(), events, envelope)
+            progress.note(f"publishing {events:,} {profile_name} events, {envelope} per message")
+            source = world(profile_name=profile_name, events=events)
+            published = await publish(settings, source, events, envelope)
             topics = declared_topics(settings)
             for name in runs:
                 groups = list(AGENT_GROUPS) if name == "default" else name.split("+")
@@ -159,18 +166,17 @@ async def run(
                 for attempt in range(repeat, BARE_RUNS_WITH_ENVELOPES if envelope > 1 else 0):
                     progress.note(f"{name}, {envelope} per message, bare agent {attempt + 1}")
                     bare.append(await bare_faust(settings, names, messages, logs / "bare.log"))
-                rows.append(
-                    row(
-                        name,
-                        envelope,
-                        messages,
-                        applied_events,
-                        median(ours),
-                        median(bare),
-                        median(floor),
-                        len(bare),
-                    )
+                measured = row(
+                    name,
+                    envelope,
+                    messages,
+                    applied_events,
+                    median(ours),
+                    median(bare),
+                    median(floor),
+                    len(bare),
                 )
+                rows.append({"profile": profile_name, **measured})
     return rows
 
 
@@ -203,7 +209,14 @@ def row(
     }
 
 
-def main(events: int, envelopes: list[int], runs: list[str], repeat: int, as_json: bool) -> str:
+def main(
+    events: int,
+    envelopes: list[int],
+    runs: list[str],
+    repeat: int,
+    as_json: bool,
+    profile_name: str = "default",
+) -> str:
     progress = Progress("ingest")
-    rows = asyncio.run(run(events, envelopes, runs, repeat, progress))
+    rows = asyncio.run(run(events, envelopes, runs, repeat, progress, profile_name))
     return report(rows, COLUMNS, as_json)

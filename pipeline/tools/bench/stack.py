@@ -55,7 +55,7 @@ async def running_stack(warmup_events: int, background_rate: float = 0.0) -> Asy
     LOGS.mkdir(exist_ok=True)
     with services() as found:
         settings = fresh_settings(found, reader_port=free_port())
-        published = await publish(settings, world(), warmup_events, 1)
+        published = await publish(settings, world(events=warmup_events), warmup_events, 1)
         topics = declared_topics(settings)
         expected = {g: published.count(topics_of(topics, [g]))[0] for g in AGENT_GROUPS}
         store = connect(settings)

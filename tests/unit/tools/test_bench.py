@@ -94,3 +94,31 @@ def test_the_fence_poll_reads_the_declared_fences_without_a_scan(tmp_path: Path)
 def test_the_fence_poll_waits_for_every_message(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="did not apply every message"):
         asyncio.run(poll_after_five_messages(1, 0.1, tmp_path / "worker.log"))
+
+
+def test_the_benchmarks_traffic_comes_from_the_profile_asked_for_and_ends_about_now() -> None:
+    import time
+
+    from pipeline.tools.bench.common import world
+
+    default, dense = world(), world(profile_name="dense")
+    assert (len(default.catalog()), len(dense.catalog())) == (500, 3000)
+    for source in (default, dense):
+        # Trending reads the current hour: the traffic's timestamps lie in the last one.
+        stamps = [event["timestamp"] for event in source.events(200)]
+        assert time.time() * 1000 - 3_700_000 < min(stamps) <= max(stamps) < time.time() * 1000
+
+
+def test_traffic_longer_than_an_hour_ends_before_now_not_in_the_future() -> None:
+    import time
+
+    from pipeline.tools.bench.common import world
+
+    # 5,000 events at one a second span 83 minutes: started an hour ago, the last 23 minutes
+    # would lie in the future (and be rejected as such).
+    stamps = [
+        event["timestamp"] for event in world(events_per_second=1.0, events=5000).events(5000)
+    ]
+    now_ms = time.time() * 1000
+    assert now_ms - 5_100_000 < stamps[0] and stamps[-1] - stamps[0] >= 4_990_000
+    assert now_ms - 120_000 < stamps[-1] < now_ms

@@ -375,11 +375,13 @@ def test_novelty_makes_released_items_popular_while_they_are_new() -> None:
 
 
 def test_the_cli_offers_every_named_profile_and_each_builds() -> None:
+    from pipeline.cli.bench import bench_ingest
     from pipeline.cli.data import generate
     from pipeline.tools.synthetic import PROFILES, profile
 
-    (option,) = [param for param in generate.params if param.name == "profile"]
-    assert list(option.type.choices) == list(PROFILES)  # type: ignore[attr-defined]
+    for command, name in ((generate, "profile"), (bench_ingest, "profile_name")):
+        (option,) = [param for param in command.params if param.name == name]
+        assert list(option.type.choices) == list(PROFILES)  # type: ignore[attr-defined]
     for name in PROFILES:
         world = SyntheticWorld(profile(name, n_users=20, n_items=60, release_span=500))
         assert len(list(world.events(200))) == 200
