@@ -22,27 +22,47 @@ def _figure() -> Any:
     return plt
 
 
-def _bars(axes: Any, labels: list[str], series: dict[str, list[float]], ylabel: str) -> None:
+def _bars(
+    axes: Any,
+    labels: list[str],
+    series: dict[str, list[float]],
+    ylabel: str,
+    rotation: float = 20,
+) -> None:
     width = 0.8 / max(len(series), 1)
     for number, (name, values) in enumerate(series.items()):
         positions = [i + (number - (len(series) - 1) / 2) * width for i in range(len(labels))]
         axes.bar(positions, values, width, label=name)
     axes.set_xticks(range(len(labels)))
-    axes.set_xticklabels(labels, rotation=20, ha="right")
+    if rotation:
+        axes.set_xticklabels(labels, rotation=rotation, ha="right")
+    else:
+        axes.set_xticklabels(labels, fontsize=8)
     axes.set_ylabel(ylabel)
     axes.grid(True, axis="y", alpha=0.3)
     axes.legend()
 
 
+def ingest_labels(rows: list[dict[str, Any]]) -> list[str]:
+    """The bar labels of ingest rows: run and envelope, and a profile other than the
+    default one (``bench ingest --profile``)."""
+    return [
+        f"{row['run']}\n{row['envelope']}/msg"
+        + ("" if row.get("profile", "default") == "default" else f"\n{row['profile']}")
+        for row in rows
+    ]
+
+
 def plot_ingest(rows: list[dict[str, Any]], path: Path) -> None:
     plt = _figure()
-    figure, axes = plt.subplots(figsize=(9, 4.5))
-    labels = [f"{row['run']}\n{row['envelope']}/msg" for row in rows]
+    # Labels of two or three lines, upright, each below its bars: room for every row.
+    figure, axes = plt.subplots(figsize=(max(9.0, 0.8 * len(rows)), 4.5))
+    labels = ingest_labels(rows)
     series = {
         "worker, events/s": [row["events_per_s"] for row in rows],
         "bare Faust agent, messages/s": [row["bare_faust_msgs_per_s"] for row in rows],
     }
-    _bars(axes, labels, series, "per second")
+    _bars(axes, labels, series, "per second", rotation=0)
     axes.set_title("Ingest: a worker against a bare Faust agent on the same messages")
     figure.tight_layout()
     figure.savefig(path, format="png", dpi=100)

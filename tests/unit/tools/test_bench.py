@@ -122,3 +122,36 @@ def test_traffic_longer_than_an_hour_ends_before_now_not_in_the_future() -> None
     now_ms = time.time() * 1000
     assert now_ms - 5_100_000 < stamps[0] and stamps[-1] - stamps[0] >= 4_990_000
     assert now_ms - 120_000 < stamps[-1] < now_ms
+
+
+def test_charts_are_drawn_from_the_saved_results_found(tmp_path: Path) -> None:
+    import orjson
+
+    from pipeline.tools.bench import plot
+
+    ingest = [
+        {
+            "profile": "default",
+            "run": "default",
+            "envelope": 1,
+            "events_per_s": 8000.0,
+            "bare_faust_msgs_per_s": 13000.0,
+        },
+        {
+            "profile": "dense",
+            "run": "personal",
+            "envelope": 20,
+            "events_per_s": 11000.0,
+            "bare_faust_msgs_per_s": 5500.0,
+        },
+    ]
+    memory = [{"events": 1000, "used_memory_mb": 3.0}, {"events": 3000, "used_memory_mb": 3.1}]
+    (tmp_path / "ingest.json").write_bytes(orjson.dumps(ingest))
+    (tmp_path / "memory.json").write_bytes(orjson.dumps(memory))
+    written = plot.main(tmp_path, tmp_path / "charts")
+    # Only the results saved are drawn, each as a PNG.
+    assert sorted(path.name for path in written) == ["bench-ingest.png", "bench-memory.png"]
+    for path in written:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    # A run of another profile says so under its bar; the default profile's needs no word.
+    assert plot.ingest_labels(ingest) == ["default\n1/msg", "personal\n20/msg\ndense"]
