@@ -3,10 +3,11 @@
 The log is replayed in timestamp order through
 :class:`~pipeline.features.personal.engine.Engine`, the same code the personal agent runs.
 Before each conversion (the feedback rule: buy, consume, basket, or a rating from the
-positive threshold up) every recommender is asked for the user's top-k, excluding the items that user
-interacted with before; a hit is the converted item being in that list. A conversion of an
-item the user interacted with before can never be a hit, so it is not counted as a case:
-the figures measure discovery, not "recently viewed" (which ``cases`` makes visible). Baselines
+positive threshold up) every recommender is asked for the user's top-k, excluding the items the user's history
+holds (what the live lists exclude); a hit is the converted item being in that list. A
+conversion of an item the user interacted with before, however long ago
+(:class:`MetItems`), is not counted as a case: the figures measure discovery, not "recently
+viewed" (which ``cases`` makes visible), and the cases do not depend on the history's length. Baselines
 (all-time popularity, trending) are computed in the same run, on the same events.
 
 Cold start is reported apart: the cases whose item is *new* (created, or first seen in the
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.core.events import Event
+from pipeline.core.events import FORGET, Event
 from pipeline.core.items import Item
 from pipeline.core.ranked import RankedScores
 from pipeline.features.content.engine import ContentConfig, ContentEngine
@@ -162,6 +163,33 @@ class ColdStart:
         return self.item_events.get(item_id, 0) < self.cold_item_events
 
 
+class MetItems:
+    """Every item each user has interacted with (the events naming one), over the whole log:
+    what makes a conversion a case or not. The engine's history holds only the user's last
+    ``PIPELINE_HISTORY_LENGTH`` interactions: cases judged by it would grow as it shrinks
+    (a conversion of an item clicked long ago, an easy hit, becoming one)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, set[str]] = {}
+
+    def met(self, user_id: str, item_id: str) -> bool:
+        found = self._items.get(user_id)
+        return found is not None and item_id in found
+
+    def observe(self, event: Event) -> None:
+        """Remember ``event``'s item for its user (called after the event's case is scored);
+        a login brings the anonymous id's items to the user, a forget drops the user's."""
+        user_id = event.user_id
+        if event.event_type == FORGET:
+            self._items.pop(user_id, None)
+        elif event.event_type == "login" and event.previous_user_id is not None:
+            moved = self._items.pop(event.previous_user_id, None)
+            if moved:
+                self._items.setdefault(user_id, set()).update(moved)
+        elif event.item_id is not None:
+            self._items.setdefault(user_id, set()).add(event.item_id)
+
+
 def _component_tops(engine: Engine, user_id: str, k: int, seen: set[str]) -> dict[str, list[str]]:
     """The blend's top ``k`` and each component's alone: factors (the model's logits) and
     co-occurrence (neighbours of recent items, ties and empty lists filled by popularity)."""
@@ -228,6 +256,7 @@ def evaluate(
     new_users = {name: Scores(k) for name in names}
     cold_items = {name: Scores(k) for name in names}
     last_item: dict[str, str] = {}
+    met = MetItems()
     seen_items: set[str] = set()
     load_kernels(config)
     started = time.perf_counter()
@@ -242,7 +271,9 @@ def evaluate(
         if event.item_id and feedback.is_conversion(event):
             history = engine.histories.get(event.user_id)
             # Only a conversion of an item the user has not met yet is a case.
-            if history is None or not history.has_seen(event.item_id):
+            if not met.met(event.user_id, event.item_id) and (
+                history is None or not history.has_seen(event.item_id)
+            ):
                 seen = history.seen_items() if history else set()
                 target = event.item_id
                 tops = _component_tops(engine, event.user_id, k, seen)
@@ -267,6 +298,7 @@ def evaluate(
                     for group in groups:
                         group[name].add(ranked, target)
         cold.observe(event)
+        met.observe(event)
         engine.learn(event)
         if plain is not None:
             plain.learn(event)

@@ -293,3 +293,38 @@ def test_coverage_counts_the_same_items_with_or_without_a_catalog():
     assert with_catalog["catalog_size"] == without["catalog_size"] == 5
     for name in RECOMMENDERS:
         assert with_catalog[name]["coverage"] == without[name]["coverage"] <= 1.0
+
+
+def test_an_item_met_before_the_history_kept_is_still_no_case():
+    """A conversion of an item the user clicked long ago, longer than the history keeps, is
+    not a case: the cases must not grow as PIPELINE_HISTORY_LENGTH shrinks."""
+    config = personal_config(load_settings(history_length=5))
+    log = [_event("a", "early", "click", 0, 0)]
+    log += [_event("a", f"other{n}", "click", n, n) for n in range(1, 10)]
+    log += [_event("a", "early", "buy", 10, 10), _event("a", "never", "buy", 11, 11)]
+    out = evaluate(log, 10, config)
+    assert out["personal"]["cases"] == 1  # the buy of "never" only
+    # A login brings what the anonymous id met (also what its history no longer holds); a
+    # forget drops what the user met.
+    login = event_from_dict(
+        {
+            "event_id": "l",
+            "type": "login",
+            "user_id": "b",
+            "previous_user_id": "anon",
+            "timestamp": T0 + 40,
+        }
+    )
+    forget = event_from_dict(
+        {"event_id": "f", "type": "forget", "user_id": "c", "timestamp": T0 + 51}
+    )
+    log = [_event("anon", "x", "click", 20, 20)]
+    log += [_event("anon", f"other{n}", "click", 20 + n, 20 + n) for n in range(1, 10)]
+    log += [
+        login,
+        _event("b", "x", "buy", 42, 42),
+        _event("c", "y", "click", 50, 50),
+        forget,
+        _event("c", "y", "buy", 52, 52),
+    ]
+    assert evaluate(log, 10, config)["personal"]["cases"] == 1  # c's buy of "y" only
