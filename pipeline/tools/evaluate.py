@@ -3,12 +3,13 @@
 The log is replayed in timestamp order through
 :class:`~pipeline.features.personal.engine.Engine`, the same code the personal agent runs.
 Before each conversion (the feedback rule: buy, consume, basket, or a rating from the
-positive threshold up) every recommender is asked for the user's top-k, excluding the items the user's history
-holds (what the live lists exclude); a hit is the converted item being in that list. A
-conversion of an item the user interacted with before, however long ago
+positive threshold up) every recommender is asked for the user's top-k, excluding the items
+the user's history holds (what the live lists exclude); a hit is the converted item being in
+that list. A conversion of an item the user interacted with before, however long ago
 (:class:`MetItems`), is not counted as a case: the figures measure discovery, not "recently
-viewed" (which ``cases`` makes visible), and the cases do not depend on the history's length. Baselines
-(all-time popularity, trending) are computed in the same run, on the same events.
+viewed" (which ``cases`` makes visible), and the cases do not depend on the history's
+length. Baselines (all-time popularity, trending) are computed in the same run, on the same
+events.
 
 Cold start is reported apart: the cases whose item is *new* (created, or first seen in the
 log, less than ``new_item_age_ms`` before the conversion; an item never seen before is new)
