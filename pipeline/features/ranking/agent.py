@@ -59,7 +59,7 @@ class RankingHandler(EventHandler):
         self.moved: MovedFeatures | None = None
         self.planning = False
         # One int32 per hashable index (4 MB at 20 bits), all -1 between batches: a batch's
-        # distinct features are found in one pass (StepBatch.of). None: sorted instead.
+        # distinct features are found in one pass (StepBatch.of_indexed). None: sorted instead.
         self.slot_table: np.ndarray | None = None
         if self.config.n_bits <= MAX_KEPT_BITS:
             self.slot_table = np.full(1 << self.config.n_bits, -1, dtype=np.int32)
