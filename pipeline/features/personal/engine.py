@@ -91,7 +91,7 @@ class Engine:
                 self.created, self.model, c.freshness_rate, c.blend.max_future_skew_s
             )
         self.recommender = Recommender(self)
-        self.changes = Changes()
+        self.changes = self._new_changes()
         # The latest event time learned: the engine's "now" (what counts as a new item).
         self.now_ms = 0
 
@@ -290,15 +290,24 @@ class Engine:
     def drain_changes(self) -> Changes:
         # Trim co-occurrence lists once per drain, as the agent's Redis script trims once per
         # batch: both keep exactly the same partners.
+        self.neighbours.catch_up()
         for relation, anchor in self.cooc.trim_touched():
             self.neighbours.forget(relation, anchor)
-        changes, self.changes = self.changes, Changes()
+        changes, self.changes = self.changes, self._new_changes()
         changes.item_deltas = self.model.drain_deltas()
         changes.items |= changes.item_deltas.keys()
         if self.model.words is not None:
             changes.word_deltas = self.model.words.drain_deltas()
         if self.model.freshness is not None:
             changes.freshness_delta = self.model.freshness.drain_delta()
+        return changes
+
+    def _new_changes(self) -> Changes:
+        changes = Changes()
+        if self.pair_writes:
+            # The batch sums its pairs for the store anyway: the partner arrays catch up from
+            # those sums once, at the drain or at the first read before it.
+            self.neighbours.defer(changes.pairs)
         return changes
 
     # --- recommending (recommend.py) ----------------------------------------------------------

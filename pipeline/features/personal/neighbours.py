@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.core.feedback import SIGNALS
 from pipeline.features.personal.kernels import first_anchors, neighbour_totals
 from pipeline.features.personal.mf import ImplicitMF
-from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence, Pair
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence, Pair, PairCounts
 
 
 class Partners:
@@ -102,10 +102,63 @@ class NeighbourIndex:
         # Model items whose popularity entries have been copied from the counts so far;
         # entries past it are filled when asked for (items join the model after their count).
         self._synced: dict[str, int] = dict.fromkeys(SIGNALS, 0)
+        # The batch's summed pairs while the arrays are behind them (see :meth:`defer`).
+        self._behind: PairCounts | None = None
 
     # --- keeping in step with the counts ------------------------------------------------------
+    def defer(self, summed: PairCounts) -> None:
+        """Leave the arrays behind the counts until the next read or :meth:`catch_up`:
+        ``summed`` is where ``CoOccurrence.apply`` sums every pair from now on (a batch's
+        ``Changes.pairs``), and :meth:`add_pairs` does nothing meanwhile. A batch's pairs then
+        cost one update per (anchor, partner), not one per pair: at real density, histories
+        of fifty items make six new pairs per event, on the same few anchors. A read catches
+        up first; once anything was summed, that ends the deferral (later pairs update the
+        arrays one by one again), so no read walks the sums twice."""
+        self._behind = summed
+
+    def catch_up(self) -> None:
+        """Bring every built array up to the counts of the (anchor, partner) entries summed
+        since :meth:`defer`, and end the deferral (unless nothing was summed yet: the reads
+        that follow a drain leave the next batch deferred). Each entry takes the count itself
+        (not the sum added): a login's correction may have dropped a partner and a later pair
+        brought it back, which an added sum would miss. Whatever the counts dropped, or the
+        model does not know, drops the anchor's arrays, as :meth:`add` does."""
+        summed = self._behind
+        if not summed:
+            return
+        self._behind = None
+        index_of = self.model.item_index
+        for relation, anchors in summed.items():
+            built = self._partners[relation]
+            if not built:
+                continue
+            counts = self.cooc.counts[relation]
+            for anchor, partners in anchors.items():
+                arrays = built.get(anchor)
+                if arrays is None:
+                    continue
+                held, position = counts[anchor], arrays.position
+                slots: list[int] = []
+                values: list[float] = []
+                for partner in partners:
+                    value = held.get(partner)
+                    slot = position.get(partner)
+                    if slot is not None and value is not None:
+                        slots.append(slot)
+                        values.append(value)
+                    elif value is not None and (index := index_of.get(partner)) is not None:
+                        arrays.add(partner, index, value)
+                    else:
+                        del built[anchor]
+                        break
+                else:
+                    arrays.counts[slots] = values
+
     def add_pairs(self, pairs: Iterable[Pair]) -> None:
-        """:meth:`add` each pair: most anchors have no arrays yet, and cost one lookup."""
+        """:meth:`add` each pair: most anchors have no arrays yet, and cost one lookup.
+        Nothing while deferred (:meth:`defer`)."""
+        if self._behind is not None:
+            return
         built = self._partners
         for relation, anchor, partner, amount in pairs:
             partners = built[relation].get(anchor)
@@ -138,6 +191,8 @@ class NeighbourIndex:
         self._partners[relation].pop(anchor, None)
 
     def partners(self, relation: str, anchor: str) -> Partners | None:
+        if self._behind is not None:
+            self.catch_up()
         built = self._partners[relation]
         found = built.get(anchor)
         if found is None:
@@ -165,6 +220,8 @@ class NeighbourIndex:
         led to an item. The lists are joined and summed in one compiled pass
         (``kernels.neighbour_totals``), so the cost grows with the partners of the user's
         recent items, not with their history or the catalog."""
+        if self._behind is not None:
+            self.catch_up()
         indexes: list[np.ndarray] = []
         counts: list[np.ndarray] = []
         lengths: list[int] = []

@@ -12,7 +12,7 @@ from pipeline.core.events import event_from_dict
 from pipeline.core.settings import load_settings
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
-from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, blend_related
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, blend_related, pair_counts
 
 T0 = 1_767_225_600_000
 
@@ -288,3 +288,63 @@ def test_related_items_from_the_arrays_equal_the_rule_over_the_counts(max_neighb
                 assert got == expected
                 checked += len(expected)
     assert checked > 1000
+
+
+def lists(engine: Engine, users: list[str]) -> list[list[tuple[str, float]]]:
+    return [[(r.item_id, r.score) for r in engine.recommend(user, 20)] for user in users]
+
+
+def test_arrays_caught_up_per_batch_equal_arrays_updated_pair_by_pair() -> None:
+    """A worker's engine sums each batch's pairs for the store and brings the partner arrays
+    up to date from those sums (at the drain, or at a read before it); an evaluation's
+    engine updates them pair by pair. Through logins (whose corrections drop partners),
+    trims, reads in the middle of batches and after drains, both serve the same lists and
+    related items, and both arrays mirror the counts."""
+    config = personal_config(load_settings(related_max_neighbours=10))
+    batched, per_pair = Engine(config), Engine(config, pair_writes=False)
+    rng = random.Random(5)
+    users = [f"u{k}" for k in range(30)] + [f"anon{k}" for k in range(6)]
+    n = 0
+    for _ in range(40):
+        for _ in range(rng.randrange(1, 120)):
+            n += 1
+            if rng.random() < 0.02:
+                event = login(n, f"anon{rng.randrange(6)}", f"u{rng.randrange(30)}")
+            else:
+                item = f"i{int(rng.paretovariate(0.8)) % 60}"
+                kind = rng.choice(["click", "click", "buy", "basket"])
+                event = click(n, rng.choice(users), item, kind)
+            batched.learn(event)
+            per_pair.learn(event)
+            if rng.random() < 0.01:  # a read in the middle of a batch
+                readers = rng.sample(users, 3)
+                assert lists(batched, readers) == lists(per_pair, readers)
+        batched.drain_changes()
+        per_pair.drain_changes()
+        readers = rng.sample(users, 5)
+        assert lists(batched, readers) == lists(per_pair, readers)
+    for item in [f"i{k}" for k in range(60)]:
+        got = [(r.item_id, r.score) for r in batched.related(item, 10)]
+        assert got == [(r.item_id, r.score) for r in per_pair.related(item, 10)]
+    assert_mirrors_counts(batched)
+    assert_mirrors_counts(per_pair)
+
+
+def test_arrays_catch_up_to_a_partner_dropped_and_counted_again_in_one_batch() -> None:
+    """A login's correction that drops a partner, then new pairs that count it again, in
+    one deferred batch: the arrays take the count the partner ends with (3), not the held
+    count plus the batch's sum (1 - 2 + 3 = 2)."""
+    engine = Engine(personal_config(load_settings()))
+    for n, item in enumerate(("a", "b", "c"), start=1):
+        engine.learn(click(n, "u1", item))
+    engine.drain_changes()
+    engine.recommend("u1", 10)  # builds the arrays of a, b and c
+    assert engine.neighbours.partners("also_clicked", "a").counts[0] == 1.0
+    summed = pair_counts()
+    engine.neighbours.defer(summed)
+    pairs = [("also_clicked", "a", "b", -2.0), ("also_clicked", "a", "b", 3.0)]
+    engine.cooc.apply(pairs, summed)
+    engine.neighbours.add_pairs(pairs)
+    found = engine.neighbours.partners("also_clicked", "a")
+    assert {p: found.counts[slot] for p, slot in found.position.items()} == {"b": 3.0, "c": 1.0}
+    assert_mirrors_counts(engine)
