@@ -17,7 +17,7 @@ from pipeline.cli.runtime import tune_garbage_collection
 MAX_REPORTED = 20
 # The synthetic generator's profiles (``pipeline.tools.synthetic.config.PROFILES``, which a
 # test holds these to), named here so that the CLI starts without importing the generator.
-PROFILE_NAMES = ["default", "dense", "fresh", "listings"]
+PROFILE_NAMES = ["default", "dense", "fresh", "listings", "ratings"]
 # A file the command reads, and one it writes.
 INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 OUTPUT_FILE = click.Path(dir_okay=False, path_type=Path)
@@ -114,7 +114,8 @@ def produce(path, catalog: bool) -> None:  # type: ignore[no-untyped-def]
     help="dense: hundreds of events per user, 3,000 items with a long tail, ratings, drifting "
     "tastes, items released during the log. fresh: a steady stream of new items, each "
     "popular at its release and fading (news, drops). listings: 15,000 items nearly all "
-    "released during the log, each fading within about 2,000 events (classifieds, jobs).",
+    "released during the log, each fading within about 2,000 events (classifieds, jobs). "
+    "ratings: ratings alone in bursts with whole-second timestamps (MovieLens-like).",
 )
 @click.option("--users", type=int, default=None, help="Users (default: the profile's).")
 @click.option("--items", type=int, default=None, help="Items (default: the profile's).")

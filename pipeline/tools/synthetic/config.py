@@ -59,6 +59,13 @@ class SyntheticConfig:
     # e every novelty_span events (news, drops, listings: consumed while fresh).
     novelty_boost: float = 0.0
     novelty_span: int = 10_000
+    # Sessions of ratings alone (a ratings log such as MovieLens): each step rates one item
+    # the user has not rated yet, drawn by taste, 1-5 stars from how much the user likes it;
+    # no impressions, clicks, baskets, anonymous ids or logins.
+    ratings_only: bool = False
+    # Timestamps are rounded down to a multiple of this (1000: whole seconds, as many logs
+    # record them, so a burst of ratings shares its timestamps).
+    timestamp_step_ms: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -106,6 +113,8 @@ class SyntheticConfig:
             raise ValueError("session_steps must be >= 1")
         if not self.popularity_spread > 0 or self.release_span < 1:
             raise ValueError("popularity_spread must be > 0 and release_span >= 1")
+        if self.timestamp_step_ms < 1:
+            raise ValueError("timestamp_step_ms must be >= 1")
         if self.novelty_boost < 0 or self.novelty_span < 1:
             raise ValueError("novelty_boost must be >= 0 and novelty_span >= 1")
 
@@ -163,6 +172,24 @@ PROFILES: dict[str, dict[str, object]] = {
         "novelty_span": 2_000,
         "session_steps": 5.0,
         "concurrent_sessions": 50,
+    },
+    # "ratings": a ratings log (MovieLens-like): ratings alone, in sessions of about 20, with
+    # whole-second timestamps that a session's ratings share; over 300,000 events about 150
+    # ratings per user on average (a median of about 120, a few users over 1,000), 3,500
+    # items with a long tail, tastes that drift. Every rating of 4 or 5 is a conversion of an
+    # item the user never met: about half the events are evaluation cases.
+    "ratings": {
+        "n_users": 2000,
+        "n_items": 3500,
+        "n_categories": 40,
+        "n_clusters": 20,
+        "popularity_spread": 1.5,
+        "taste_drift": 0.02,
+        "anonymous_fraction": 0.0,
+        "session_steps": 20.0,
+        "concurrent_sessions": 20,
+        "ratings_only": True,
+        "timestamp_step_ms": 1000,
     },
 }
 

@@ -62,6 +62,8 @@ class SessionStream:
             math.log(1.0 - 1.0 / self.cfg.session_steps) if (self.cfg.session_steps > 1) else None
         )
         self.sessions = self.recs = self.anons = 0
+        # Ratings profile: the items each user rated (a user rates an item once).
+        self._rated: dict[int, set[int]] = {}
         self._rebuild()
 
     def drift(self, events_so_far: int = 0) -> None:
@@ -103,8 +105,9 @@ class SessionStream:
         taste = np.cumsum(np.exp(taste - taste.max(axis=1, keepdims=True)), axis=1)
         self._taste = [(row, row[-1] * TOP) for row in taste.tolist()]
 
-    def session(self) -> list[dict]:
-        """All events of one new session, reversed (last event first), without ids/times."""
+    def session(self, tries: int = 0) -> list[dict]:
+        """All events of one new session, reversed (last event first), without ids/times.
+        Never empty (``tries``: sessions of a ratings log found empty so far)."""
         w, cfg, u = self.w, self.cfg, self.uniform
         user = bisect_right(w._user_cdf, u() * w._user_top)
         cluster, latent = self._taste_of(user)
@@ -124,8 +127,18 @@ class SessionStream:
         steps = 1
         if self._log_stay is not None:  # geometric number of steps with the configured mean
             steps += int(math.log(1.0 - u()) / self._log_stay)
-        login_at = int(u() * steps) if uid != known and u() < cfg.login_prob else -1
         taste = self._taste[cluster]
+        if cfg.ratings_only:
+            rated = self._ratings(user, uid, sid, steps, taste, rel)
+            if not rated and tries < 20:
+                # The user's draws were all rated already: another user has a session.
+                return self.session(tries + 1)
+            if not rated:
+                # A world so small that its users rated all they would: they start over.
+                self._rated[user].clear()
+                rated = self._ratings(user, uid, sid, steps, taste, rel)
+            return rated
+        login_at = int(u() * steps) if uid != known and u() < cfg.login_prob else -1
         out: list[dict] = []
         basket: list[int] = []
         for step in range(steps):
@@ -171,6 +184,31 @@ class SessionStream:
                     )
                 )
                 self._maybe_rate(out, uid, sid, item, rel[item])
+        out.reverse()
+        return out
+
+    def _ratings(
+        self,
+        user: int,
+        uid: str,
+        sid: str,
+        steps: int,
+        taste: tuple[list[float], float],
+        rel: list[float],
+    ) -> list[dict]:
+        """A session of a ratings log, reversed: ``steps`` items the user has not rated yet
+        (drawn by taste, a few retries each), each rated 1-5 stars by relevance."""
+        u, ids = self.uniform, self.w._item_ids
+        rated = self._rated.setdefault(user, set())
+        out: list[dict] = []
+        for _ in range(steps):
+            for _ in range(4):
+                item = bisect_right(taste[0], u() * taste[1])
+                if item not in rated:
+                    rated.add(item)
+                    stars = min(5, max(1, round(1.0 + 4.0 * rel[item] + 0.7 * self.normal())))
+                    out.append(event("rate", uid, item_id=ids[item], value=stars, session_id=sid))
+                    break
         out.reverse()
         return out
 

@@ -216,6 +216,7 @@ class SyntheticWorld:
         slots = [stream.session() for _ in range(cfg.concurrent_sessions)]
         ms_per_event = 1000.0 / cfg.events_per_second
         start, seed, n_slots, drift_every = cfg.start_ms, cfg.seed, len(slots), cfg.drift_every
+        step = cfg.timestamp_step_ms
         k = 0
         while n is None or k < n:
             if k and k % drift_every == 0:
@@ -226,6 +227,6 @@ class SyntheticWorld:
             if not session:
                 slots[j] = stream.session()
             event["event_id"] = f"{seed}-{k}"
-            event["timestamp"] = start + int(k * ms_per_event)
+            event["timestamp"] = (start + int(k * ms_per_event)) // step * step
             k += 1
             yield event

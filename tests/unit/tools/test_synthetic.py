@@ -293,6 +293,7 @@ def test_write_jsonl_to_path_binary_and_text(tmp_path, world: SyntheticWorld) ->
         {"session_steps": 0.5},
         {"novelty_boost": -1.0},
         {"novelty_span": 0},
+        {"timestamp_step_ms": 0},
     ],
 )
 def test_invalid_config_is_rejected(bad: dict) -> None:
@@ -385,3 +386,31 @@ def test_the_cli_offers_every_named_profile_and_each_builds() -> None:
     for name in PROFILES:
         world = SyntheticWorld(profile(name, n_users=20, n_items=60, release_span=500))
         assert len(list(world.events(200))) == 200
+
+
+def test_a_ratings_log_rates_each_item_once_per_user_in_bursts_of_whole_seconds() -> None:
+    """The ratings profile: rate events alone, 1-5 stars that follow the user's taste, a
+    user rates an item once, timestamps in whole seconds that a burst shares; a world too
+    small for its users' appetite still yields every event asked for."""
+    from pipeline.tools.synthetic import profile
+
+    world = SyntheticWorld(profile("ratings", n_users=200, n_items=600, release_span=500))
+    events = list(world.events(20_000))
+    for event in events[:2000]:
+        check_event(event)
+    assert {event["type"] for event in events} == {"rate"}
+    assert all(event["timestamp"] % 1000 == 0 for event in events)
+    pairs = [(event["user_id"], event["item_id"]) for event in events]
+    assert len(set(pairs)) == len(pairs)
+    shared = Counter((event["user_id"], event["timestamp"]) for event in events)
+    assert sum(count for count in shared.values() if count > 1) > len(events) / 4
+    per_user = sorted(Counter(user for user, _ in pairs).values())
+    assert per_user[-1] > 3 * per_user[len(per_user) // 2]  # a long tail of heavy users
+    own, other = [], []
+    for event in events:
+        same = world.user_cluster(event["user_id"]) == world.item_cluster(event["item_id"])
+        (own if same else other).append(event["value"])
+    assert {event["value"] for event in events} == {1, 2, 3, 4, 5}
+    assert sum(own) / len(own) > sum(other) / len(other) + 0.3
+    tiny = SyntheticWorld(profile("ratings", n_users=3, n_items=4, n_clusters=2, n_categories=2))
+    assert len(list(tiny.events(500))) == 500
