@@ -20,8 +20,9 @@ from pipeline.core.events import Event
 
 # Always conversions; a rating is one only from the positive threshold up.
 CONVERSION_TYPES = frozenset({"buy", "consume", "basket"})
-# Items a user bought, consumed or blacklisted are never recommended to that user again.
-EXCLUDING_TYPES = frozenset({"buy", "consume", "blacklist"})
+# Items a user bought, consumed, rated (a rating, good or bad, says the user had the item)
+# or blacklisted are never recommended to that user again.
+EXCLUDING_TYPES = frozenset({"buy", "consume", "rate", "blacklist"})
 # The two strengths of positive feedback (popularity counters are kept per signal).
 CLICK = "click"
 CONVERSION = "conversion"

@@ -59,7 +59,7 @@ async def read_foryou_of(
 class HistoryView:
     """What readers need of a user's stored history: recent (item_id, entry type,
     timestamp_ms) newest first, and the items never to recommend (bought, consumed,
-    blacklisted)."""
+    rated, blacklisted)."""
 
     recent: tuple[tuple[str, str, int], ...] = ()
     excluded: frozenset[str] = frozenset()

@@ -6,8 +6,8 @@ counts ``1 + new_item_weight`` times), plus the discounted neighbour
 scores of the user's recent items (``neighbour_weight / (1 + rank)`` per recent item), plus
 the cosine of the item's text with the user's content taste, fading as the item gathers
 events (``content_taste_weight``; :meth:`Recommender._content`, ``content.py``), plus recently viewed items (``recent_weight``), plus trending for users
-with fewer than ``cold_start_interactions`` interactions. Excluded items (bought, consumed, blacklisted)
-never appear.
+with fewer than ``cold_start_interactions`` interactions. Excluded items (bought, consumed, rated,
+blacklisted) never appear.
 """
 
 from __future__ import annotations
@@ -188,8 +188,8 @@ class Recommender:
     def recommend(
         self, user_id: str, n: int, exclude: set[str] | None = None
     ) -> list[Recommendation]:
-        """Top ``n`` items for a user; ``exclude`` defaults to what the user bought, consumed
-        or blacklisted."""
+        """Top ``n`` items for a user; ``exclude`` defaults to what the user bought, consumed,
+        rated or blacklisted."""
         return [
             Recommendation(entry["item_id"], entry["score"], dict(entry["source"]))
             for entry in self.entries(user_id, n, exclude, digits=None)
@@ -225,8 +225,8 @@ class Recommender:
     ) -> tuple[str, np.ndarray, np.ndarray, list[tuple[int, ...]], list[str]] | None:
         """What one list serves: (stage, model indexes, exact scores, for each item the ranks
         of the first anchors that led to it (-1 past the last), the anchors); None while no
-        item is known. ``exclude`` defaults to what the user bought, consumed or
-        blacklisted."""
+        item is known. ``exclude`` defaults to what the user bought, consumed,
+        rated or blacklisted."""
         parts = self.parts(user_id)
         if parts is None:
             return None

@@ -146,7 +146,7 @@ def personal_router(settings: Settings) -> APIRouter:
         description=(
             "Personalised items for one user: online latent factors blended with neighbours of "
             "the user's recent history (trending for users with little history). Excludes "
-            "items the user bought, consumed or blacklisted. Unknown users get trending items "
+            "items the user bought, consumed, rated or blacklisted. Unknown users get trending items "
             f"with `source.stage` = `fallback`. {limit.sentence} A request context "
             "(`context.device=mobile`, `context.page=...`, or `context={json}`) re-ranks the "
             f"list's first {CONTEXT_CANDIDATES} x n items with the click model in that context "

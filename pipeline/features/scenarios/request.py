@@ -151,7 +151,7 @@ def build_filter(
     request: ScenarioRequest, user_excluded: Collection[str], viewed: Collection[str]
 ) -> Filter:
     """The request's filter: the user's exclusions (``user_excluded``: bought, consumed,
-    blacklisted), the context items, ``exclude``, the scenario's filters and the request's
+    rated, blacklisted), the context items, ``exclude``, the scenario's filters and the request's
     own on top; ``viewed`` items too when ``exclude_viewed`` says so."""
     scenario = request.scenario
     spec = scenario.spec.filters

@@ -70,13 +70,17 @@ def test_engine_seed_changes_the_model():
     assert not np.allclose(first.model.score_all("user-1"), second.model.score_all("user-1"))
 
 
-def test_bought_consumed_blacklisted_are_never_recommended():
+def test_bought_consumed_rated_blacklisted_are_never_recommended():
+    """Whatever a user bought, consumed, rated (well or badly: a rating says the user has
+    had the item) or blacklisted stays out of their lists."""
     engine = warm_engine()
     user = "user-x"
     engine.learn(make_event("buy", user, ITEMS[0], 100_000, value=1))
     engine.learn(make_event("consume", user, ITEMS[1], 101_000, value=0.5))
     engine.learn(make_event("blacklist", user, ITEMS[2], 102_000))
-    excluded = set(ITEMS[:3])
+    engine.learn(make_event("rate", user, ITEMS[9], 102_300, value=5))
+    engine.learn(make_event("rate", user, ITEMS[10], 102_600, value=1))
+    excluded = {*ITEMS[:3], ITEMS[9], ITEMS[10]}
     recommended = {r.item_id for r in engine.recommend(user, len(ITEMS))}
     assert recommended and not recommended & excluded
     # The blacklist persists: later events, even a click on the item, do not lift it.
