@@ -25,6 +25,8 @@ from pipeline.core.feedback import CLICK, CONVERSION_TYPES, EXCLUDING_TYPES
 LOW_RATING = "rate_low"
 CLICK_ENTRIES = frozenset({CLICK})
 CONVERSION_ENTRIES = CONVERSION_TYPES | {"rate"}
+# Entries of items the user showed they like: every entry but a low rating.
+LIKED_ENTRIES = CLICK_ENTRIES | CONVERSION_ENTRIES
 # Anonymous ids a history remembers as merged into the user; when a login adds one more, the
 # oldest is dropped and the engine deletes its alias, so every alias pointing to a user is
 # listed in the user's history (what a forget relies on).

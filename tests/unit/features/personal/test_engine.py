@@ -268,6 +268,28 @@ def test_a_low_rating_never_counts_as_a_conversion_for_also_bought():
     assert engine.histories["u"].recent[0][1] == "rate_low"
 
 
+def test_an_item_rated_low_leads_the_users_list_to_nothing():
+    """A low rating is explicit negative feedback: the item is no anchor of the user's list,
+    so what others bought with it scores nothing for that user (a good rating of the same
+    item does lead to it)."""
+    engine = Engine(from_settings(mf_factors=4))
+    t = T0
+    for other in ("o1", "o2", "o3"):
+        for item in ("film", "sequel"):
+            t += 1000
+            engine.learn(event_at("buy", other, item, t, value=1))
+    for user, stars in (("hater", 1), ("fan", 5)):
+        t += 1000
+        engine.learn(event_at("rate", user, "film", t, value=stars))
+    engine.drain_changes()
+    sequel = engine.model.item_index["sequel"]
+    hater, fan = engine.recommender.parts("hater"), engine.recommender.parts("fan")
+    assert fan is not None and fan.neighbours is not None and fan.neighbours[sequel] > 0
+    assert hater is not None
+    assert hater.neighbours is None or hater.neighbours[sequel] == 0
+    assert engine.recommend("hater", 1)[0].source.get("source_items") is None
+
+
 def test_a_cold_users_list_follows_trending_between_two_lists_of_one_batch():
     """The trending part of a cold user's list is cached between lists: learning in between
     (the trending counts change, the item set does not) must give what a fresh recommender
