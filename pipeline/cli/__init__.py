@@ -1,6 +1,14 @@
 """The ``pipeline`` command line: one entry point for every role (``pipeline --help``)."""
 
-from pipeline.cli import bench, data, deadletters, fences, services, status  # noqa: F401 - registers the commands
+from pipeline.cli import (  # noqa: F401 - registers the commands
+    bench,
+    convert,
+    data,
+    deadletters,
+    fences,
+    services,
+    status,
+)
 from pipeline.cli.main import cli
 
 

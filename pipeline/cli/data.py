@@ -170,7 +170,7 @@ def generate(
     click.echo(f"wrote {written} events", err=True)
 
 
-def _report_invalid(invalid: list[tuple[int, str]], path: Path) -> None:
+def report_invalid(invalid: list[tuple[int, str]], path: Path) -> None:
     if not invalid:
         return
     for number, reason in invalid[:MAX_REPORTED]:
@@ -281,7 +281,7 @@ def evaluate_command(
     tune_garbage_collection()
     with path.open("rb") as handle:
         events, invalid = read_events(handle)
-    _report_invalid(invalid, path)
+    report_invalid(invalid, path)
     if not events:
         raise click.ClickException(f"no valid events in {path}")
     disable = as_json or not _stderr_is_tty(sys.stderr)
