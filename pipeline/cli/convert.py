@@ -37,6 +37,12 @@ from pipeline.cli.main import cli
     "view=click, addtocart=basket, transaction=buy.",
 )
 @click.option("--value", "value_column", default=None, help="The value column (a rating 1-5, ...).")
+@click.option(
+    "--rating-scale",
+    type=(float, float),
+    default=None,
+    help="LOWEST HIGHEST of the table's ratings, mapped linearly onto 1-5 (e.g. 0.5 5).",
+)
 @click.option("--delimiter", default=",", show_default=True, help="The field separator.")
 @click.option("--id-prefix", default="row-", show_default=True, help="Event ids: prefix + line.")
 def convert(
@@ -50,6 +56,7 @@ def convert(
     type_column: str | None,
     type_map: tuple[str, ...],
     value_column: str | None,
+    rating_scale: tuple[float, float] | None,
     delimiter: str,
     id_prefix: str,
 ) -> None:
@@ -76,6 +83,7 @@ def convert(
             type_map=parse_type_map(type_map),
             value=value_column,
             id_prefix=id_prefix,
+            rating_scale=rating_scale,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None

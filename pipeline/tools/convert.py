@@ -41,6 +41,9 @@ class CsvMapping:
     type_map: Mapping[str, str] = field(default_factory=dict)
     value: str | None = None
     id_prefix: str = "row-"
+    # (lowest, highest) rating of the table's scale, mapped linearly onto the contract's 1-5
+    # (MovieLens's newer tables rate 0.5-5 in half stars); None: the table rates 1-5.
+    rating_scale: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if (self.event_type is None) == (self.type_column is None):
@@ -52,6 +55,8 @@ class CsvMapping:
         )
         if unknown:
             raise ValueError(f"not event types: {', '.join(unknown)}")
+        if self.rating_scale is not None and not self.rating_scale[0] < self.rating_scale[1]:
+            raise ValueError("a rating scale is LOWEST HIGHEST, the lowest below the highest")
 
     def columns(self) -> list[str]:
         """The columns every row needs."""
@@ -102,7 +107,13 @@ def _event(row: Mapping[str, str | None], line: int, mapping: CsvMapping) -> dic
         "timestamp": _time(str(row[mapping.time]).strip(), mapping.time_unit),
     }
     if mapping.value is not None:
-        event["value"] = _number(str(row[mapping.value]).strip(), mapping.value)
+        value = _number(str(row[mapping.value]).strip(), mapping.value)
+        if event_type == "rate" and mapping.rating_scale is not None:
+            low, high = mapping.rating_scale
+            if not low <= value <= high:
+                raise InvalidInput(f"rating {value} lies outside the scale {low:g}-{high:g}")
+            value = round(1.0 + 4.0 * (value - low) / (high - low), 6)
+        event["value"] = value
     event_from_dict(event)
     return event
 

@@ -104,9 +104,29 @@ def test_iso_times_and_a_rating_out_of_range() -> None:
     assert second == "value of a rate must lie in 1-5"
 
 
+def test_a_half_star_scale_maps_onto_one_to_five() -> None:
+    """0.5-5 in half stars (MovieLens's newer tables) maps linearly onto 1-5: the ends stay
+    the ends, 4 stays a good rating (positive from 4) and 3.5 does not; a rating outside
+    the scale is a reported row; only ratings are rescaled."""
+    mapping = CsvMapping(event_type="rate", value="stars", rating_scale=(0.5, 5.0))
+    table = "user_id,item_id,timestamp,stars\n" + "".join(
+        f"u,i{n},1433221332117,{stars}\n" for n, stars in enumerate(["0.5", "5", "4", "3.5", "6"])
+    )
+    converted = [event for _, event in convert_rows(rows(table), mapping)]
+    values = [event["value"] for event in converted[:4]]  # type: ignore[index]
+    assert values == [1.0, 5.0, 4.111111, 3.666667]
+    assert converted[4] == "rating 6 lies outside the scale 0.5-5"
+    bought = CsvMapping(event_type="buy", value="stars", rating_scale=(0.5, 5.0))
+    ((_, buy),) = convert_rows(
+        rows("user_id,item_id,timestamp,stars\nu,i,1433221332117,7\n"), bought
+    )
+    assert buy["value"] == 7  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     "bad",
     [
+        {"event_type": "rate", "rating_scale": (5.0, 0.5)},
         {},
         {"event_type": "click", "type_column": "event"},
         {"event_type": "like"},
