@@ -41,7 +41,8 @@ def _numbers(text: str) -> list[int]:
     default="default",
     show_default=True,
     help="The synthetic traffic (`pipeline generate --profile`). dense: long histories "
-    "(with --events 300000, about 150 events per user), 3,000 items, ratings.",
+    "(with --events 300000, about 150 events per user), 3,000 items, ratings. ratings: "
+    "a ratings log (MovieLens-like), about 50 pairs per good rating.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def bench_ingest(
