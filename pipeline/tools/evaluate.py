@@ -202,11 +202,12 @@ def _component_tops(engine: Engine, user_id: str, k: int, seen: set[str]) -> dic
     popularity = popularity + engine.neighbours.popularity_vector("conversion")[: len(popularity)]
     tiebreak = 1e-9 * popularity / (popularity.max() + 1.0)
     cooccurrence = (parts.neighbours if parts.neighbours is not None else 0.0) + tiebreak
-    return {
-        "personal": [item for item, _ in top(parts.blend, k, seen)],
-        "factors": [item for item, _ in top(parts.factors, k, seen)],
-        "cooccurrence": [item for item, _ in top(cooccurrence, k, seen)],
-    }
+    # The seen items (a thousand for a heavy rater) looked up once for the three rankings.
+    blocked = engine.recommender.excluded_indexes(seen)
+    ranked = {"personal": parts.blend, "factors": parts.factors, "cooccurrence": cooccurrence}
+    for scores in ranked.values():
+        scores[blocked] = -math.inf
+    return {name: [item for item, _ in top(scores, k, set())] for name, scores in ranked.items()}
 
 
 def evaluate(
