@@ -182,6 +182,11 @@ class NeighbourIndex:
             dropped = amount < 0 and (slot is None or partners.counts[slot] + amount <= 0)
             if index is None or dropped:
                 self.forget(relation, anchor)
+            elif slot is None:
+                # A partner new to the arrays takes its count: the pairs counted while the
+                # model did not know it yet are in the counts, not in the arrays.
+                held = self.cooc.counts[relation][anchor].get(partner, amount)
+                partners.add(partner, index, held)
             else:
                 partners.add(partner, index, amount)
 

@@ -269,25 +269,33 @@ def test_a_low_rating_never_counts_as_a_conversion_for_also_bought():
 
 
 def test_an_item_rated_low_leads_the_users_list_to_nothing():
-    """A low rating is explicit negative feedback: the item is no anchor of the user's list,
-    so what others bought with it scores nothing for that user (a good rating of the same
-    item does lead to it)."""
+    """A low rating is explicit negative feedback: an item whose newest entry is one is no
+    anchor of the user's list, also when the user clicked it or rated it well before, so
+    what others bought with it scores nothing for that user; a good rating of the same item
+    does lead to it."""
     engine = Engine(from_settings(mf_factors=4))
     t = T0
     for other in ("o1", "o2", "o3"):
         for item in ("film", "sequel"):
             t += 1000
             engine.learn(event_at("buy", other, item, t, value=1))
-    for user, stars in (("hater", 1), ("fan", 5)):
-        t += 1000
-        engine.learn(event_at("rate", user, "film", t, value=stars))
+    haters = {"hater": ["1"], "viewer": ["click", "1"], "changed": ["5", "1"]}
+    for user, steps in {**haters, "fan": ["5"]}.items():
+        for step in steps:
+            t += 1000
+            if step == "click":
+                engine.learn(event_at("click", user, "film", t))
+            else:
+                engine.learn(event_at("rate", user, "film", t, value=int(step)))
     engine.drain_changes()
     sequel = engine.model.item_index["sequel"]
-    hater, fan = engine.recommender.parts("hater"), engine.recommender.parts("fan")
+    fan = engine.recommender.parts("fan")
     assert fan is not None and fan.neighbours is not None and fan.neighbours[sequel] > 0
-    assert hater is not None
-    assert hater.neighbours is None or hater.neighbours[sequel] == 0
-    assert engine.recommend("hater", 1)[0].source.get("source_items") is None
+    for user in haters:
+        parts = engine.recommender.parts(user)
+        assert parts is not None
+        assert parts.neighbours is None or parts.neighbours[sequel] == 0, user
+        assert engine.recommend(user, 1)[0].source.get("source_items") is None, user
 
 
 def test_a_cold_users_list_follows_trending_between_two_lists_of_one_batch():

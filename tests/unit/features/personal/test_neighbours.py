@@ -348,3 +348,25 @@ def test_arrays_catch_up_to_a_partner_dropped_and_counted_again_in_one_batch() -
     found = engine.neighbours.partners("also_clicked", "a")
     assert {p: found.counts[slot] for p, slot in found.position.items()} == {"b": 3.0, "c": 1.0}
     assert_mirrors_counts(engine)
+
+
+def test_a_partner_the_model_learns_late_joins_the_arrays_with_its_count() -> None:
+    """An anchor's arrays leave out a partner the model does not know (a stored history may
+    name an item this worker never learned); its pairs still count. When the model learns
+    the item and a pair names it again, the arrays take its count, not that pair's amount,
+    whether they follow pair by pair (an evaluation) or per batch (a worker)."""
+    for pair_writes in (False, True):
+        engine = Engine(personal_config(load_settings()), pair_writes=pair_writes)
+        engine.restore_user(
+            "u", {"recent": [["x", "click", T0 + 1000]], "excluded": {}}, None, None
+        )
+        engine.learn(click(2, "u", "y"))  # y <-> x: 1
+        engine.drain_changes()
+        built = engine.neighbours.partners("also_clicked", "y")
+        assert built is None or "x" not in built.position  # x is not in the model yet
+        engine.learn(click(3, "v", "x"))  # the model learns x (v has no history: no pair)
+        engine.learn(click(4, "w", "y"))
+        engine.learn(click(5, "w", "x"))  # y <-> x: 2
+        engine.drain_changes()
+        assert engine.cooc.counts["also_clicked"]["y"]["x"] == 2.0
+        assert_mirrors_counts(engine)
