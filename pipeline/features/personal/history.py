@@ -25,6 +25,11 @@ from pipeline.core.feedback import CLICK, CONVERSION_TYPES, EXCLUDING_TYPES
 LOW_RATING = "rate_low"
 CLICK_ENTRIES = frozenset({CLICK})
 CONVERSION_ENTRIES = CONVERSION_TYPES | {"rate"}
+# Entries of items the user showed they like: every entry but a low rating. An item rated
+# low but also clicked or bought still has one: what others bought with it still tells
+# (on the dense, default and 1995 logs, leaving out every item with a low rating scored
+# lower: 0.4096 against 0.4124, 0.5186 against 0.5200, 0.3600 against 0.3612).
+LIKED_ENTRIES = CLICK_ENTRIES | CONVERSION_ENTRIES
 # Anonymous ids a history remembers as merged into the user; when a login adds one more, the
 # oldest is dropped and the engine deletes its alias, so every alias pointing to a user is
 # listed in the user's history (what a forget relies on).
@@ -180,25 +185,6 @@ class UserHistory:
                 if len(seen) == limit:
                     break
         return list(seen)
-
-    def liked_since(self, since_ms: int, limit: int | None = None) -> list[str]:
-        """:meth:`items_since`, but not an item whose newest entry is a low rating: the
-        user's latest word on it is negative (a film watched, then rated 1; a rating of 5
-        changed to 1), whatever came before. A later click or purchase brings it back."""
-        seen: set[str] = set()
-        liked: list[str] = []
-        if limit is not None and limit <= 0:
-            return liked
-        for item_id, entry_type, timestamp_ms in reversed(self.recent):
-            if timestamp_ms < since_ms:
-                break
-            if item_id not in seen:
-                seen.add(item_id)
-                if entry_type != LOW_RATING:
-                    liked.append(item_id)
-                    if len(liked) == limit:
-                        break
-        return liked
 
     def clicked_since(self, since_ms: int, limit: int | None = None) -> list[str]:
         """Distinct clicked items at or after ``since_ms``, newest first (the first

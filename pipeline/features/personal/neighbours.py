@@ -3,8 +3,8 @@
 The for-you blend adds, for each recent item (an anchor), the popularity-discounted
 co-occurrence counts of its partners, scaled so that the anchor's best partner counts 1, to
 the score of every item. This index keeps each anchor's partners as numpy arrays aligned with
-the factor model's item indexes, updated in place as pairs are counted (never rebuilt by a
-Python sort per call), and the popularity counters (with their discounts) as vectors in the
+the factor model's item indexes, updated in place as pairs are counted (a worker's once per
+batch, from the batch's sums; never rebuilt by a Python sort per call), and the popularity counters (with their discounts) as vectors in the
 same order. Scoring all of a user's anchors, in every relation at once, is then one
 concatenation and one compiled pass: its cost grows with the partners of ten items, not with
 the user's history or the catalog. The evaluation's related items of one item come from the
@@ -36,9 +36,8 @@ class Partners:
         self.indexes[: len(ids)] = indexes
         self.counts[: len(ids)] = counts
         self.size = len(ids)
-        # (model indexes, counts) of the partners held: views of the arrays, kept as the
-        # arrays grow (counts change in place, which the views show), not sliced per list;
-        # None after a partner joins, until asked for (a list may gain many in one batch).
+        # (model indexes, counts) of the partners held: views of the arrays (counts change in
+        # place), not sliced per list; None after a partner joins, until asked for.
         self.held: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, partner: str, index: int, amount: float) -> None:
@@ -108,21 +107,18 @@ class NeighbourIndex:
     # --- keeping in step with the counts ------------------------------------------------------
     def defer(self, summed: PairCounts) -> None:
         """Leave the arrays behind the counts until the next read or :meth:`catch_up`:
-        ``summed`` is where ``CoOccurrence.apply`` sums every pair from now on (a batch's
-        ``Changes.pairs``), and :meth:`add_pairs` does nothing meanwhile. A batch's pairs then
-        cost one update per (anchor, partner), not one per pair: at real density, histories
-        of fifty items make six new pairs per event, on the same few anchors. A read catches
-        up first; once anything was summed, that ends the deferral (later pairs update the
-        arrays one by one again), so no read walks the sums twice."""
+        ``CoOccurrence.apply`` sums every pair in ``summed`` (a batch's ``Changes.pairs``)
+        and :meth:`add_pairs` does nothing, so a batch costs one update per (anchor,
+        partner), not per pair. A read catches up first, which ends the deferral once
+        anything was summed (later pairs update the arrays one by one again)."""
         self._behind = summed
 
     def catch_up(self) -> None:
         """Bring every built array up to the counts of the (anchor, partner) entries summed
-        since :meth:`defer`, and end the deferral (unless nothing was summed yet: the reads
-        that follow a drain leave the next batch deferred). Each entry takes the count itself
-        (not the sum added): a login's correction may have dropped a partner and a later pair
-        brought it back, which an added sum would miss. Whatever the counts dropped, or the
-        model does not know, drops the anchor's arrays, as :meth:`add` does."""
+        since :meth:`defer`, and end the deferral unless nothing was summed yet. Each entry
+        takes the count itself, not the sum added (a login's correction may drop a partner
+        that a later pair brings back). What the counts dropped, or the model does not know,
+        drops the anchor's arrays, as :meth:`add` does."""
         summed = self._behind
         if not summed:
             return
@@ -183,8 +179,7 @@ class NeighbourIndex:
             if index is None or dropped:
                 self.forget(relation, anchor)
             elif slot is None:
-                # A partner new to the arrays takes its count: the pairs counted while the
-                # model did not know it yet are in the counts, not in the arrays.
+                # New to the arrays: its count holds the pairs of when the model lacked it.
                 held = self.cooc.counts[relation][anchor].get(partner, amount)
                 partners.add(partner, index, held)
             else:

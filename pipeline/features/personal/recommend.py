@@ -4,7 +4,7 @@ items in memory (the evaluation's view of the related feature).
 The for-you score of every item is the factor model's logit (a new item's positive logit
 counts ``1 + new_item_weight`` times), plus the discounted neighbour
 scores of the user's recent items (``neighbour_weight / (1 + rank)`` per recent item; an
-item whose newest entry is a low rating, explicit negative feedback, is none of them), plus
+item only rated low, explicit negative feedback, is none of them), plus
 the cosine of the item's text with the user's content taste, fading as the item gathers
 events (``content_taste_weight``; :meth:`Recommender._content`, ``content.py``), plus recently viewed items (``recent_weight``), plus trending for users
 with fewer than ``cold_start_interactions`` interactions. Excluded items (bought, consumed, rated,
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.features.personal.history import LIKED_ENTRIES
 from pipeline.features.personal.kernels import top_indexes
 from pipeline.features.personal.neighbours import Attribution
 from pipeline.features.related.model import RELATIONS
@@ -113,7 +114,7 @@ class Recommender:
         attribution = None
         content = None
         if history and history.recent:
-            anchors = history.liked_since(0, limit=c.neighbour_items)
+            anchors = history.items_since(0, LIKED_ENTRIES, limit=c.neighbour_items)
             weights = [1.0 / (1.0 + rank) for rank in range(len(anchors))]
             if c.neighbour_weight > 0:
                 neighbours, attribution = engine.neighbours.scores(

@@ -90,28 +90,3 @@ def test_has_seen_answers_as_the_seen_items_do(seed: int) -> None:
             answers.add((item in seen, item in history.excluded))
     # Both answers came up, excluded items among the seen ones.
     assert {(True, False), (False, False), (True, True)} <= answers
-
-
-def test_liked_items_leave_out_those_whose_newest_entry_is_a_low_rating() -> None:
-    """``liked_since``: the items of ``items_since`` but those whose newest entry is a low
-    rating (whatever came before); a later click brings an item back; the limit counts the
-    items kept."""
-    history = UserHistory(LIMITS)
-    steps = [
-        ("click", "a", None),
-        ("rate", "a", LOW_RATING),  # watched, then rated low
-        ("rate", "b", None),  # rated well
-        ("rate", "c", LOW_RATING),
-        ("click", "c", None),  # rated low, then back for more
-        ("click", "d", None),
-        ("rate", "d", LOW_RATING),
-        ("click", "e", None),
-    ]
-    for n, (kind, item, entry_type) in enumerate(steps):
-        value = {"value": 1 if entry_type else 5} if kind == "rate" else {}
-        history.add(event_at(kind, "u", item, T0 + n * 1000, **value), entry_type)
-    assert history.items_since(0) == ["e", "d", "c", "b", "a"]
-    assert history.liked_since(0) == ["e", "c", "b"]
-    assert history.liked_since(0, limit=2) == ["e", "c"]
-    assert history.liked_since(T0 + 3500) == ["e", "c"]
-    assert history.liked_since(0, limit=0) == []
