@@ -43,8 +43,16 @@ from pipeline.cli.main import cli
     default=None,
     help="LOWEST HIGHEST of the table's ratings, mapped linearly onto 1-5 (e.g. 0.5 5).",
 )
-@click.option("--delimiter", default=",", show_default=True, help="The field separator.")
-@click.option("--id-prefix", default="row-", show_default=True, help="Event ids: prefix + line.")
+@click.option(
+    "--delimiter", default=",", show_default=True, help="The field separator (tab: '\\t')."
+)
+@click.option(
+    "--id-prefix",
+    default="row-",
+    show_default=True,
+    help="Event ids: prefix + line. Give each table its own when publishing several: "
+    "events with the same id are one event.",
+)
 def convert(
     path: Path,
     output: Path,
@@ -65,9 +73,10 @@ def convert(
     For example MovieLens's ratings.csv: `pipeline convert ratings.csv --output ml.jsonl
     --user userId --item movieId --time-unit s --type rate --value rating`. Invalid rows
     are reported with their line and reason and not written; the exit code is 1 when any
-    row was invalid.
+    row was invalid. A table that cannot be read (not UTF-8, malformed) writes nothing.
     """
     import csv
+    import os
 
     from pipeline.tools.convert import CsvMapping, convert_rows, parse_type_map
     from pipeline.tools.synthetic import write_jsonl
@@ -87,21 +96,38 @@ def convert(
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    delimiter = "\t" if delimiter in ("\\t", "tab") else delimiter
+    if len(delimiter) != 1:
+        raise click.UsageError(f"the delimiter is one character, got {delimiter!r}")
+    if output.exists() and output.resolve() == path.resolve():
+        raise click.UsageError("the output would overwrite the table: give another file")
     invalid: list[tuple[int, str]] = []
-    with path.open(newline="", encoding="utf-8") as table:
-        reader = csv.DictReader(table, delimiter=delimiter)
-        missing = [c for c in mapping.columns() if c not in (reader.fieldnames or [])]
-        if missing:
-            raise click.UsageError(f"{path} has no column {', '.join(map(repr, missing))}")
+    partial = output.with_name(output.name + ".partial")
+    reader: csv.DictReader[str] | None = None
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as table:  # a BOM is no column name
+            reader = csv.DictReader(table, delimiter=delimiter)
+            header = list(reader.fieldnames or [])
+            doubled = sorted({name for name in header if header.count(name) > 1})
+            if doubled:
+                raise click.UsageError(f"{path} names a column twice: {', '.join(doubled)}")
+            missing = [c for c in mapping.columns() if c not in header]
+            if missing:
+                raise click.UsageError(f"{path} has no column {', '.join(map(repr, missing))}")
 
-        def events() -> Iterator[dict[str, Any]]:
-            for line, converted in convert_rows(reader, mapping):
-                if isinstance(converted, str):
-                    invalid.append((line, converted))
-                else:
-                    yield converted
+            def events() -> Iterator[dict[str, Any]]:
+                for line, converted in convert_rows(reader, mapping):
+                    if isinstance(converted, str):
+                        invalid.append((line, converted))
+                    else:
+                        yield converted
 
-        written = write_jsonl(events(), output)
+            written = write_jsonl(events(), partial)
+    except (UnicodeDecodeError, csv.Error) as error:
+        partial.unlink(missing_ok=True)
+        where = f" (after line {reader.line_num})" if reader is not None else ""
+        raise click.ClickException(f"{path} cannot be read{where}: {error}") from None
+    os.replace(partial, output)
     report_invalid(invalid, path)
     click.echo(f"wrote {written} events", err=True)
     if invalid:

@@ -13,17 +13,24 @@ outside 1-5) is reported with its line and reason, and not written.
 
 from __future__ import annotations
 
+import csv
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.core.events import EVENT_TYPES, event_from_dict
+from pipeline.core.events import EVENT_TYPES, ITEMLESS_TYPES, event_from_dict
 from pipeline.core.ids import InvalidInput
 
 # How a time column counts: epoch milliseconds, epoch seconds (whole or not), or ISO-8601
 # text with a UTC offset.
 TIME_UNITS = ("ms", "s", "iso")
+# The event types a row can make: those of a user and an item (a login names two users, a
+# forget no item, an impression a list).
+ROW_TYPES = EVENT_TYPES - ITEMLESS_TYPES
+# A number as tables write it: digits, a point, an exponent (not Python's underscores).
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,12 @@ class CsvMapping:
             raise ValueError("give either an event type for every row or a type column")
         if self.time_unit not in TIME_UNITS:
             raise ValueError(f"time unit must be one of {', '.join(TIME_UNITS)}")
-        unknown = sorted(
-            {t for t in (self.event_type, *self.type_map.values()) if t is not None} - EVENT_TYPES
-        )
-        if unknown:
-            raise ValueError(f"not event types: {', '.join(unknown)}")
+        named = {t for t in (self.event_type, *self.type_map.values()) if t is not None}
+        if named - ROW_TYPES:
+            raise ValueError(
+                f"a row makes no {', '.join(sorted(named - ROW_TYPES))} event;"
+                f" types: {', '.join(sorted(ROW_TYPES))}"
+            )
         if self.rating_scale is not None and not self.rating_scale[0] < self.rating_scale[1]:
             raise ValueError("a rating scale is LOWEST HIGHEST, the lowest below the highest")
 
@@ -76,13 +84,19 @@ def parse_type_map(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def convert_rows(
-    rows: Iterable[Mapping[str, str | None]], mapping: CsvMapping, first_line: int = 2
+    reader: csv.DictReader[str], mapping: CsvMapping
 ) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """For each row (a ``csv.DictReader``'s, the header on line ``first_line - 1``), its
-    line number and either the event (a dict of the event contract, checked by
-    ``event_from_dict``) or the reason it makes none."""
-    for line, row in enumerate(rows, start=first_line):
+    """For each row of ``reader`` (its header read), the line it ends on (a quoted field may
+    span lines; blank lines count) and either the event (a dict of the event contract,
+    checked by ``event_from_dict``) or the reason it makes none. A malformed table
+    (``csv.Error``) or text that is not UTF-8 (``UnicodeDecodeError``) raises."""
+    width = len(reader.fieldnames or ())
+    for row in reader:
+        line = reader.line_num
         try:
+            extra = row.get(None)
+            if extra:  # fields past the header's (an unquoted separator in a cell?)
+                raise InvalidInput(f"{width + len(extra)} fields, the header has {width}")
             yield line, _event(row, line, mapping)
         except InvalidInput as error:
             yield line, str(error)
@@ -104,7 +118,7 @@ def _event(row: Mapping[str, str | None], line: int, mapping: CsvMapping) -> dic
         "type": event_type,
         "user_id": str(row[mapping.user]).strip(),
         "item_id": str(row[mapping.item]).strip(),
-        "timestamp": _time(str(row[mapping.time]).strip(), mapping.time_unit),
+        "timestamp": _time(str(row[mapping.time]).strip(), mapping.time_unit, mapping.time),
     }
     if mapping.value is not None:
         value = _number(str(row[mapping.value]).strip(), mapping.value)
@@ -118,18 +132,17 @@ def _event(row: Mapping[str, str | None], line: int, mapping: CsvMapping) -> dic
     return event
 
 
-def _time(text: str, unit: str) -> int | str:
+def _time(text: str, unit: str, column: str) -> int | str:
     if unit == "iso":
         return text
-    number = _number(text, "time")
+    number = _number(text, column)
     return round(number * 1000) if unit == "s" else round(number)
 
 
 def _number(text: str, column: str) -> float | int:
-    try:
-        number = float(text)
-    except ValueError:
-        raise InvalidInput(f"column {column!r} is not a number: {text[:40]!r}") from None
+    if not _NUMBER.fullmatch(text):
+        raise InvalidInput(f"column {column!r} is not a number: {text[:40]!r}")
+    number = float(text)
     if not math.isfinite(number):
         raise InvalidInput(f"column {column!r} is not a finite number")
     return int(number) if number.is_integer() else number

@@ -81,8 +81,11 @@ def test_a_shop_table_with_its_own_type_names() -> None:
         ("u1,i1,", "ms", "column 'timestamp' is empty or missing"),
         ("u1,,1433221332117", "ms", "column 'item_id' is empty or missing"),
         ("u1,i1", "ms", "column 'timestamp' is empty or missing"),
-        ("u1,i1,yesterday", "ms", "column 'time' is not a number: 'yesterday'"),
-        ("u1,i1,nan", "ms", "column 'time' is not a finite number"),
+        ("u1,i1,yesterday", "ms", "column 'timestamp' is not a number: 'yesterday'"),
+        ("u1,i1,nan", "ms", "column 'timestamp' is not a number: 'nan'"),
+        ("u1,i1,1e999", "ms", "column 'timestamp' is not a finite number"),
+        ("u1,i1,1_433_221_332_117", "ms", "column 'timestamp' is not a number"),
+        ("u1,i1,1433221332117,extra", "ms", "4 fields, the header has 3"),
         ("u1,i1,1433221332", "ms", "timestamp must lie between 1973 and 2100"),
         ("u1,i1,2015-06-02T05:02:12", "iso", "timestamp needs a UTC offset"),
         ("u 1,i1,1433221332117", "ms", "user_id"),
@@ -130,6 +133,8 @@ def test_a_half_star_scale_maps_onto_one_to_five() -> None:
         {},
         {"event_type": "click", "type_column": "event"},
         {"event_type": "like"},
+        {"event_type": "login"},
+        {"type_column": "event", "type_map": {"view": "impression"}},
         {"type_column": "event", "type_map": {"view": "look"}},
         {"event_type": "click", "time_unit": "minutes"},
     ],
@@ -179,3 +184,49 @@ def test_the_command_converts_a_ratings_log_that_evaluate_replays(tmp_path) -> N
     )
     assert missing.exit_code == 2 and "has no column 'user_id'" in missing.output
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_table_saved_with_a_byte_order_mark_converts(tmp_path) -> None:
+    """Spreadsheets save CSV with a UTF-8 byte order mark before the first column's name."""
+    table = tmp_path / "excel.csv"
+    table.write_bytes("\ufeffuser_id,item_id,timestamp\nu1,i1,1433221332117\n".encode())
+    output = tmp_path / "excel.jsonl"
+    result = CliRunner().invoke(convert, [str(table), "--output", str(output), "--type", "click"])
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(output.read_bytes())["user_id"] == "u1"
+
+
+def test_lines_are_the_tables_own_blank_lines_and_quoted_newlines_included() -> None:
+    """A row's line (and event id) is the line it ends on in the file: a blank line and a
+    field quoted over two lines count."""
+    table = 'user_id,item_id,timestamp,note\n\nu1,i1,1433221332117,"two\nlines"\nu2,i2,never,\n'
+    converted = list(convert_rows(rows(table), CsvMapping(event_type="click")))
+    assert [line for line, _ in converted] == [4, 5]
+    assert converted[0][1]["event_id"] == "row-4"  # type: ignore[index]
+    assert converted[1][1] == "column 'timestamp' is not a number: 'never'"
+
+
+def test_the_command_refuses_what_would_lose_or_garble_data(tmp_path) -> None:
+    """The output may not be the table; a table that is not UTF-8 or names a column twice is
+    refused, and nothing (not even the rows before the bad byte) is written; a tab is
+    given as \\t; another delimiter of more than one character is refused."""
+    table = tmp_path / "t.csv"
+    good = "user_id,item_id,timestamp\n" + "u1,i1,1433221332117\n" * 3
+    table.write_text(good)
+    same = CliRunner().invoke(convert, [str(table), "--output", str(table), "--type", "click"])
+    assert same.exit_code == 2 and "overwrite the table" in same.output
+    assert table.read_text() == good
+    output = tmp_path / "out.jsonl"
+    table.write_bytes(good.encode() + "u2,caf\u00e9,1433221332117\n".encode("latin-1"))
+    latin = CliRunner().invoke(convert, [str(table), "--output", str(output), "--type", "click"])
+    assert latin.exit_code == 1 and "cannot be read" in latin.output
+    assert not output.exists() and not list(tmp_path.glob("*.partial"))
+    table.write_text("user_id,item_id,user_id,timestamp\nu1,i1,u2,1433221332117\n")
+    doubled = CliRunner().invoke(convert, [str(table), "--output", str(output), "--type", "click"])
+    assert doubled.exit_code == 2 and "names a column twice: user_id" in doubled.output
+    table.write_text("user_id\titem_id\ttimestamp\nu1\ti1\t1433221332117\n")
+    args = [str(table), "--output", str(output), "--type", "click", "--delimiter"]
+    tabbed = CliRunner().invoke(convert, [*args, "\\t"])
+    assert tabbed.exit_code == 0, tabbed.output
+    assert orjson.loads(output.read_bytes())["item_id"] == "i1"
+    assert CliRunner().invoke(convert, [*args, ";;"]).exit_code == 2
