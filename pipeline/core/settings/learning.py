@@ -141,7 +141,8 @@ class LearningSettings(BaseSettings):
     history_max_excluded: int = Field(
         1000,
         ge=1,
-        description="Bought/blacklisted items remembered per user (oldest purchase first out).",
+        description="Bought, consumed, rated and blacklisted items remembered per user, never "
+        "recommended to them (the oldest, blacklists aside, goes first).",
     )
 
     # --- related items ------------------------------------------------------------------
