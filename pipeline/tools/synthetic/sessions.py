@@ -206,7 +206,7 @@ class SessionStream:
                 item = bisect_right(taste[0], u() * taste[1])
                 if item not in rated:
                     rated.add(item)
-                    stars = min(5, max(1, round(1.0 + 4.0 * rel[item] + 0.7 * self.normal())))
+                    stars = self._stars(rel[item])
                     out.append(event("rate", uid, item_id=ids[item], value=stars, session_id=sid))
                     break
         out.reverse()
@@ -327,7 +327,11 @@ class SessionStream:
 
     def _maybe_rate(self, out: list[dict], uid: str, sid: str, item: int, rel: float) -> None:
         if self.uniform() < self.cfg.rate_prob:
-            stars = min(5, max(1, round(1.0 + 4.0 * rel + 0.7 * self.normal())))
+            stars = self._stars(rel)
             out.append(
                 event("rate", uid, item_id=self.w._item_ids[item], value=stars, session_id=sid)
             )
+
+    def _stars(self, rel: float) -> int:
+        """1-5 stars for an item of relevance ``rel`` to the user, with some noise."""
+        return min(5, max(1, round(1.0 + 4.0 * rel + 0.7 * self.normal())))
