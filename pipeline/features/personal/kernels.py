@@ -88,9 +88,10 @@ def sgd_step(
 
 @compiled
 def neighbour_totals(
-    index: np.ndarray,
-    counts: np.ndarray,
-    lengths: np.ndarray,
+    partner: np.ndarray,
+    count: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
     scales: np.ndarray,
     signals: np.ndarray,
     rows: np.ndarray,
@@ -98,30 +99,34 @@ def neighbour_totals(
     n_items: int,
     n_rows: int,
 ) -> np.ndarray:
-    """The neighbour score of every item (``NeighbourIndex.scores``): the partner lists lie
-    one after the other in ``index`` (model indexes) and ``counts``, ``lengths[l]`` entries
-    each. A list's counts are divided by their item's discount (``discounts[signals[l]]``),
-    scaled so that its best counts ``scales[l]`` (a best of 0 or less counts as 1), and
-    added to its relation's row ``rows[l]``; the rows are then summed in order. Every sum
-    runs in the order numpy's bincount and row sum take, so the totals are the same."""
+    """The neighbour score of every item (``NeighbourIndex.scores``): list ``l`` is the
+    ``sizes[l]`` entries from ``starts[l]`` of ``partner`` (model indexes) and ``count``
+    (the lists of a :class:`~pipeline.features.personal.arena.PartnerArena`, read where
+    they lie). A list's counts are divided by their item's discount
+    (``discounts[signals[l]]``), scaled so that its best counts ``scales[l]`` (a best of 0
+    or less counts as 1), and added to its relation's row ``rows[l]``; the rows are then
+    summed in order. Every sum runs in the order numpy's bincount and row sum take over
+    the lists joined, so the totals are the same."""
     totals = np.zeros((n_rows, n_items))
-    values = np.empty(index.shape[0])
-    begin = 0
-    for number in range(lengths.shape[0]):
-        end = begin + lengths[number]
+    longest = 0
+    for number in range(sizes.shape[0]):
+        longest = max(longest, sizes[number])
+    values = np.empty(longest)
+    for number in range(sizes.shape[0]):
+        begin = starts[number]
+        length = sizes[number]
         discount = discounts[signals[number]]
         best = -np.inf
-        for j in range(begin, end):
-            value = counts[j] / discount[index[j]]
-            values[j] = value
+        for k in range(length):
+            value = count[begin + k] / discount[partner[begin + k]]
+            values[k] = value
             best = max(best, value)
         if best <= 0:
             best = 1.0
         factor = scales[number] / best
         row = rows[number]
-        for j in range(begin, end):
-            totals[row, index[j]] += values[j] * factor
-        begin = end
+        for k in range(length):
+            totals[row, partner[begin + k]] += values[k] * factor
     total = totals[0].copy()
     for row in range(1, n_rows):
         total += totals[row]
@@ -130,24 +135,33 @@ def neighbour_totals(
 
 @compiled
 def first_anchors(
-    index: np.ndarray, ranks: np.ndarray, served: np.ndarray, n_anchors: int, limit: int
+    partner: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    ranks: np.ndarray,
+    served: np.ndarray,
+    n_anchors: int,
+    limit: int,
 ) -> np.ndarray:
     """For each item of ``served``, the ranks (ascending) of the first ``limit`` anchors
-    among whose partners it is (entry ``j`` says: item ``index[j]`` is a partner of the
-    anchor ranked ``ranks[j]``), -1 past the last: row ``s`` belongs to ``served[s]``."""
+    among whose partners it is (the ``sizes[l]`` entries of ``partner`` from ``starts[l]``
+    are partners of the anchor ranked ``ranks[l]``), -1 past the last: row ``s`` belongs
+    to ``served[s]``."""
     size = 0
-    for j in range(index.shape[0]):
-        size = max(size, index[j] + 1)
     for s in range(served.shape[0]):
         size = max(size, served[s] + 1)
     position = np.full(size, -1, dtype=np.int64)
     for s in range(served.shape[0]):
         position[served[s]] = s
     met = np.zeros((served.shape[0], n_anchors), dtype=np.bool_)
-    for j in range(index.shape[0]):
-        slot = position[index[j]]
-        if slot >= 0:
-            met[slot, ranks[j]] = True
+    for number in range(sizes.shape[0]):
+        begin = starts[number]
+        for j in range(begin, begin + sizes[number]):
+            item = partner[j]
+            if item < size:
+                slot = position[item]
+                if slot >= 0:
+                    met[slot, ranks[number]] = True
     first = np.full((served.shape[0], limit), -1, dtype=np.int64)
     for s in range(served.shape[0]):
         found = 0

@@ -2,13 +2,14 @@
 
 The for-you blend adds, for each recent item (an anchor), the popularity-discounted
 co-occurrence counts of its partners, scaled so that the anchor's best partner counts 1, to
-the score of every item. This index keeps each anchor's partners as numpy arrays aligned with
-the factor model's item indexes, updated in place as pairs are counted (a worker's once per
-batch, from the batch's sums; never rebuilt by a Python sort per call), and the popularity counters (with their discounts) as vectors in the
-same order. Scoring all of a user's anchors, in every relation at once, is then one
-concatenation and one compiled pass: its cost grows with the partners of ten items, not with
-the user's history or the catalog. The evaluation's related items of one item come from the
-same arrays.
+the score of every item. This index keeps each anchor's partners as a list of model indexes
+and counts in one arena (``arena.py``), kept up with the counts as pairs are counted (a
+worker's once per batch, from the batch's sums) by one compiled call, never rebuilt by a
+Python sort per call; and the popularity counters (with their discounts) as vectors in the
+model's order. Scoring all of a user's anchors, in every relation at once, is then one
+compiled pass over the lists where they lie: its cost grows with the partners of ten items,
+not with the user's history or the catalog. The evaluation's related items of one item come
+from the same lists.
 """
 
 from __future__ import annotations
@@ -18,81 +19,56 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from pipeline.core.feedback import SIGNALS
+from pipeline.features.personal.arena import PartnerArena
 from pipeline.features.personal.kernels import first_anchors, neighbour_totals
 from pipeline.features.personal.mf import ImplicitMF
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence, Pair, PairCounts
 
 
-class Partners:
-    """One anchor's partners in one relation: ids, their model indexes and counts."""
-
-    __slots__ = ("counts", "held", "indexes", "position", "size")
-
-    def __init__(self, ids: list[str], indexes: list[int], counts: list[float]) -> None:
-        self.position = {partner: slot for slot, partner in enumerate(ids)}
-        capacity = max(16, 2 * len(ids))
-        self.indexes = np.zeros(capacity, dtype=np.int64)
-        self.counts = np.zeros(capacity, dtype=np.float64)
-        self.indexes[: len(ids)] = indexes
-        self.counts[: len(ids)] = counts
-        self.size = len(ids)
-        # (model indexes, counts) of the partners held: views of the arrays (counts change in
-        # place), not sliced per list; None after a partner joins, until asked for.
-        self.held: tuple[np.ndarray, np.ndarray] | None = None
-
-    def add(self, partner: str, index: int, amount: float) -> None:
-        slot = self.position.get(partner)
-        if slot is None:
-            slot = self.size
-            if slot == len(self.indexes):
-                self.indexes = np.resize(self.indexes, 2 * slot)
-                self.counts = np.resize(self.counts, 2 * slot)
-            self.position[partner] = slot
-            self.indexes[slot] = index
-            self.counts[slot] = 0.0
-            self.size += 1
-            self.held = None
-        self.counts[slot] += amount
-
-    def view(self) -> tuple[np.ndarray, np.ndarray]:
-        """(model indexes, counts) of the partners held."""
-        held = self.held
-        if held is None:
-            held = self.held = (self.indexes[: self.size], self.counts[: self.size])
-        return held
-
-
 class Attribution:
-    """Which anchors have which items as partners, for the few items a list shows: every
-    (partner index, anchor rank) pair the scoring went through, in one pair of arrays."""
+    """Which anchors have which items as partners, for the few items a list shows: the
+    partner lists the scoring went through (where they lie in the arena, with their
+    anchors' ranks). Ask before the engine learns more: learning changes the lists."""
 
-    __slots__ = ("anchors", "indexes", "ranks")
+    __slots__ = ("anchors", "partner", "ranks", "sizes", "starts")
 
-    def __init__(self, anchors: list[str], indexes: np.ndarray, ranks: np.ndarray) -> None:
+    def __init__(
+        self,
+        anchors: list[str],
+        partner: np.ndarray,
+        starts: np.ndarray,
+        sizes: np.ndarray,
+        ranks: np.ndarray,
+    ) -> None:
         self.anchors = anchors
-        self.indexes = indexes
+        self.partner = partner
+        self.starts = starts
+        self.sizes = sizes
         self.ranks = ranks
 
     def first_ranks(self, items: np.ndarray, limit: int) -> list[tuple[int, ...]]:
         """For each model index of ``items``, the ranks (ascending: most recent first) of
         the first ``limit`` anchors it is a partner of, -1 past the last."""
-        if not len(self.indexes) or not len(items):
+        if not len(self.sizes) or not len(items):
             return [(-1,) * limit] * len(items)
         served = np.asarray(items, dtype=np.int64)
-        first = first_anchors(self.indexes, self.ranks, served, len(self.anchors), limit)
+        first = first_anchors(
+            self.partner, self.starts, self.sizes, self.ranks, served, len(self.anchors), limit
+        )
         return list(map(tuple, first.tolist()))
 
 
 class NeighbourIndex:
-    """Partner arrays per (relation, anchor), built from the co-occurrence counts on first
-    use and then kept in step with them by :meth:`add`."""
+    """Partner lists per (relation, anchor), built from the co-occurrence counts on first
+    use and then kept in step with them by :meth:`add_pairs`."""
 
     def __init__(self, cooc: CoOccurrence, model: ImplicitMF, discount: float) -> None:
         self.cooc = cooc
         self.model = model
         self.discount = discount
-        # Relation -> anchor -> its arrays (built on first use).
-        self._partners: dict[str, dict[str, Partners]] = {r: {} for r in RELATIONS}
+        self.arena = PartnerArena()
+        # Relation -> anchor -> its list's row in the arena (built on first use).
+        self._rows: dict[str, dict[str, int]] = {r: {} for r in RELATIONS}
         self._popularity: dict[str, np.ndarray] = {signal: np.zeros(0) for signal in SIGNALS}
         # (popularity + 1) ** discount of the same entries, kept with them: the discount of
         # thousands of partners per list is then a gather, not thousands of powers. Each
@@ -101,110 +77,103 @@ class NeighbourIndex:
         # Model items whose popularity entries have been copied from the counts so far;
         # entries past it are filled when asked for (items join the model after their count).
         self._synced: dict[str, int] = dict.fromkeys(SIGNALS, 0)
-        # The batch's summed pairs while the arrays are behind them (see :meth:`defer`).
+        # The batch's summed pairs while the lists are behind them (see :meth:`defer`).
         self._behind: PairCounts | None = None
 
     # --- keeping in step with the counts ------------------------------------------------------
     def defer(self, summed: PairCounts) -> None:
-        """Leave the arrays behind the counts until the next read or :meth:`catch_up`:
+        """Leave the lists behind the counts until the next read or :meth:`catch_up`:
         ``CoOccurrence.apply`` sums every pair in ``summed`` (a batch's ``Changes.pairs``)
         and :meth:`add_pairs` does nothing, so a batch costs one update per (anchor,
         partner), not per pair. A read catches up first, which ends the deferral once
-        anything was summed (later pairs update the arrays one by one again)."""
+        anything was summed (later pairs update the lists as they come again)."""
         self._behind = summed
 
     def catch_up(self) -> None:
-        """Bring every built array up to the counts of the (anchor, partner) entries summed
-        since :meth:`defer`, and end the deferral unless nothing was summed yet. Each entry
-        takes the count itself, not the sum added (a login's correction may drop a partner
-        that a later pair brings back). What the counts dropped, or the model does not know,
-        drops the anchor's arrays, as :meth:`add` does."""
+        """Bring every built list up to the counts of the (anchor, partner) entries summed
+        since :meth:`defer`, and end the deferral unless nothing was summed yet."""
         summed = self._behind
         if not summed:
             return
         self._behind = None
-        index_of = self.model.item_index
-        for relation, anchors in summed.items():
-            built = self._partners[relation]
-            if not built:
-                continue
-            counts = self.cooc.counts[relation]
-            for anchor, partners in anchors.items():
-                arrays = built.get(anchor)
-                if arrays is None:
-                    continue
-                held, position = counts[anchor], arrays.position
-                slots: list[int] = []
-                values: list[float] = []
-                for partner in partners:
-                    value = held.get(partner)
-                    slot = position.get(partner)
-                    if slot is not None and value is not None:
-                        slots.append(slot)
-                        values.append(value)
-                    elif value is not None and (index := index_of.get(partner)) is not None:
-                        arrays.add(partner, index, value)
-                    else:
-                        del built[anchor]
-                        break
-                else:
-                    arrays.counts[slots] = values
+        self._follow(
+            (relation, anchor, partner)
+            for relation, anchors in summed.items()
+            if self._rows[relation]
+            for anchor, partners in anchors.items()
+            for partner in partners
+        )
 
     def add_pairs(self, pairs: Iterable[Pair]) -> None:
-        """:meth:`add` each pair: most anchors have no arrays yet, and cost one lookup.
-        Nothing while deferred (:meth:`defer`)."""
-        if self._behind is not None:
-            return
-        built = self._partners
-        for relation, anchor, partner, amount in pairs:
-            partners = built[relation].get(anchor)
-            if partners is None:
-                continue
-            slot = partners.position.get(partner)
-            if slot is not None and amount > 0:
-                # The usual case, inlined (most pairs): a partner the arrays hold, one more.
-                partners.counts[slot] += amount
-            else:
-                self.add(relation, anchor, partner, amount)
+        """Bring the built lists up to the counts of each pair's (anchor, partner), after
+        ``CoOccurrence.apply`` counted them: most anchors have no list yet, and cost one
+        lookup. Nothing while deferred (:meth:`defer`)."""
+        if self._behind is None:
+            self._follow([(relation, anchor, partner) for relation, anchor, partner, _ in pairs])
 
-    def add(self, relation: str, anchor: str, partner: str, amount: float) -> None:
-        """Count ``amount`` more for (anchor, partner); call after the co-occurrence counts."""
-        partners = self._partners[relation].get(anchor)
-        if partners is not None:
-            index = self.model.item_index.get(partner)
-            slot = partners.position.get(partner)
-            # The counts drop a partner that a login's correction takes to 0 or below (or
-            # never held, when a trim had dropped it): rebuilt from them, the arrays do too.
-            dropped = amount < 0 and (slot is None or partners.counts[slot] + amount <= 0)
-            if index is None or dropped:
+    def _follow(self, entries: Iterable[tuple[str, str, str]]) -> None:
+        """Each (relation, anchor, partner) entry of a built list takes the count the counts
+        hold, not an amount added: a partner new to the list joins with every pair counted
+        so far (also those of before the model knew it). A partner the counts dropped (a
+        login's correction), or the model does not know, drops the anchor's list: rebuilt
+        from the counts on use. One compiled call sets them all."""
+        built, counts = self._rows, self.cooc.counts
+        index_of = self.model.item_index
+        rows: list[int] = []
+        partners: list[int] = []
+        values: list[float] = []
+        dropped: set[int] = set()
+        for relation, anchor, partner in entries:
+            row = built[relation].get(anchor)
+            if row is None:
+                continue
+            value = counts[relation][anchor].get(partner)
+            index = index_of.get(partner)
+            if value is None or index is None:
+                dropped.add(row)
                 self.forget(relation, anchor)
-            elif slot is None:
-                # New to the arrays: its count holds the pairs of when the model lacked it.
-                held = self.cooc.counts[relation][anchor].get(partner, amount)
-                partners.add(partner, index, held)
-            else:
-                partners.add(partner, index, amount)
+                continue
+            rows.append(row)
+            partners.append(index)
+            values.append(value)
+        if dropped:
+            kept = [j for j, row in enumerate(rows) if row not in dropped]
+            rows = [rows[j] for j in kept]
+            partners = [partners[j] for j in kept]
+            values = [values[j] for j in kept]
+        if rows:
+            self.arena.set(rows, partners, values)
 
     def forget(self, relation: str, anchor: str) -> None:
-        """Drop an anchor's arrays (its list was trimmed, or lost a partner): rebuilt from the
-        counts on use."""
-        self._partners[relation].pop(anchor, None)
+        """Drop an anchor's list (it was trimmed, or lost a partner): rebuilt from the counts
+        on use."""
+        row = self._rows[relation].pop(anchor, None)
+        if row is not None:
+            self.arena.drop(row)
 
-    def partners(self, relation: str, anchor: str) -> Partners | None:
+    def partners(self, relation: str, anchor: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(model indexes, counts) of an anchor's partners the model knows, or None when it
+        has none: views of the arena (see ``arena.py``)."""
         if self._behind is not None:
             self.catch_up()
-        built = self._partners[relation]
-        found = built.get(anchor)
-        if found is None:
+        row = self._row(relation, anchor)
+        return None if row is None else self.arena.view(row)
+
+    def _row(self, relation: str, anchor: str) -> int | None:
+        """The row of an anchor's list (built from the counts when it has none), None when
+        the counts hold no partner the model knows."""
+        built = self._rows[relation]
+        row = built.get(anchor)
+        if row is None:
             counts = self.cooc.counts[relation].get(anchor)
             if not counts:
                 return None
             index_of = self.model.item_index
-            # Sorted ids: the arrays' order is the same however the counts were built.
+            # Sorted ids: the list's order is the same however the counts were built.
             ids = [partner for partner in sorted(counts) if partner in index_of]
-            found = Partners(ids, [index_of[p] for p in ids], [counts[p] for p in ids])
-            built[anchor] = found
-        return found if found.size else None
+            row = self.arena.new([index_of[p] for p in ids], [counts[p] for p in ids])
+            built[anchor] = row
+        return row if self.arena.size[row] else None
 
     # --- scoring ------------------------------------------------------------------------------
     def scores(
@@ -216,15 +185,13 @@ class NeighbourIndex:
     ) -> tuple[np.ndarray, Attribution]:
         """The neighbour score of every item: for each anchor and relation, the partners'
         discounted counts divided by the anchor's best, times the anchor's weight and the
-        relation's, summed; and what :meth:`Attribution.sources` needs to say which anchors
-        led to an item. The lists are joined and summed in one compiled pass
-        (``kernels.neighbour_totals``), so the cost grows with the partners of the user's
-        recent items, not with their history or the catalog."""
+        relation's, summed; and what :meth:`Attribution.first_ranks` needs to say which
+        anchors led to an item. The lists are read where they lie in the arena and summed
+        in one compiled pass (``kernels.neighbour_totals``), so the cost grows with the
+        partners of the user's recent items, not with their history or the catalog."""
         if self._behind is not None:
             self.catch_up()
-        indexes: list[np.ndarray] = []
-        counts: list[np.ndarray] = []
-        lengths: list[int] = []
+        lists: list[int] = []
         scale: list[float] = []
         ranks: list[int] = []
         signals: list[int] = []
@@ -234,27 +201,28 @@ class NeighbourIndex:
         for row, relation in enumerate(used):
             relation_weight = relation_weights[relation]
             signal = SIGNALS.index(DISCOUNT_BY[relation])  # its discount vector, below
-            built = self._partners[relation]
+            built = self._rows[relation]
             for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
-                found = built.get(anchor) or self.partners(relation, anchor)
-                if found is not None and found.size:
-                    held, count = found.view()
-                    indexes.append(held)
-                    counts.append(count)
-                    lengths.append(found.size)
-                    scale.append(weight * relation_weight)
-                    ranks.append(rank)
-                    signals.append(signal)
-                    rows.append(row)
-        if not indexes:
-            empty = np.zeros(0, dtype=np.int64)
-            return np.zeros(n_items), Attribution(anchors, empty, empty)
-        length = np.asarray(lengths, dtype=np.int64)
-        index = np.concatenate(indexes)
+                found = built.get(anchor)
+                if found is None and (found := self._row(relation, anchor)) is None:
+                    continue
+                lists.append(found)
+                scale.append(weight * relation_weight)
+                ranks.append(rank)
+                signals.append(signal)
+                rows.append(row)
+        arena = self.arena
+        # Where the lists lie now (a later move changes the arena's own entries).
+        starts = arena.start[lists]
+        sizes = arena.size[lists]
+        rank_array = np.asarray(ranks, dtype=np.int64)
+        if not lists:
+            return np.zeros(n_items), Attribution(anchors, arena.partner, starts, sizes, rank_array)
         total = neighbour_totals(
-            index,
-            np.concatenate(counts),
-            length,
+            arena.partner,
+            arena.count,
+            starts,
+            sizes,
             np.asarray(scale, dtype=np.float64),
             np.asarray(signals, dtype=np.int64),
             np.asarray(rows, dtype=np.int64),
@@ -262,7 +230,7 @@ class NeighbourIndex:
             n_items,
             len(used),
         )
-        return total, Attribution(anchors, index, np.repeat(np.asarray(ranks), length))
+        return total, Attribution(anchors, arena.partner, starts, sizes, rank_array)
 
     # --- related items of one item ------------------------------------------------------------
     def related(
@@ -288,7 +256,7 @@ class NeighbourIndex:
             found = self.partners(relation, anchor)
             if found is None:
                 continue
-            index, count = found.view()
+            index, count = found
             keep = ~excluded[index]
             index, count = index[keep], count[keep]
             score = count / self.discount_vector(DISCOUNT_BY[relation])[index]

@@ -119,10 +119,33 @@ def test_the_compiled_neighbour_totals_are_the_numpy_rule(seed: int) -> None:
     signals = rng.integers(0, 2, n_lists).astype(np.int64)
     rows = np.sort(rng.integers(0, n_rows, n_lists)).astype(np.int64)
     discounts = (rng.uniform(1, 9, n_items), rng.uniform(1, 9, n_items))
-    args = (index, counts, lengths, scales, signals, rows, discounts, n_items, n_rows)
-    expected = numpy_totals(*args)
+    expected = numpy_totals(
+        index, counts, lengths, scales, signals, rows, discounts, n_items, n_rows
+    )
     assert np.count_nonzero(expected) > 10
+    partner, count, starts = scattered(rng, index, counts, lengths)
+    args = (partner, count, starts, lengths, scales, signals, rows, discounts, n_items, n_rows)
     assert np.array_equal(neighbour_totals(*args), expected)
+
+
+def scattered(
+    rng: np.random.Generator, index: np.ndarray, counts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lists joined in ``index`` and ``counts`` laid out as an arena holds them: each in
+    a block of its own, the blocks in another order, with unused entries between them."""
+    joined_starts = np.cumsum(lengths) - lengths
+    order = rng.permutation(len(lengths))
+    partner = np.full(3 * len(index) + 10, 10**6, dtype=np.int64)  # no item: never read
+    count = np.full(len(partner), np.nan)
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    at = 1
+    for number in order.tolist():
+        length, begin = int(lengths[number]), int(joined_starts[number])
+        starts[number] = at
+        partner[at : at + length] = index[begin : begin + length]
+        count[at : at + length] = counts[begin : begin + length]
+        at += length + int(rng.integers(0, 3))
+    return partner, count, starts
 
 
 @pytest.mark.parametrize(("seed", "limit"), [(0, 3), (1, 1), (2, 5), (3, 3)])
@@ -131,10 +154,13 @@ def test_first_anchors_are_each_items_lowest_ranks(seed: int, limit: int) -> Non
     include ones no anchor holds and one beyond every index."""
     rng = np.random.default_rng(seed)
     n_anchors = 10
-    index = rng.integers(0, 60, 400).astype(np.int64)
-    ranks = rng.integers(0, n_anchors, 400).astype(np.int64)
+    lengths = rng.integers(0, 40, 20).astype(np.int64)
+    index = rng.integers(0, 60, int(lengths.sum())).astype(np.int64)
+    list_ranks = rng.integers(0, n_anchors, len(lengths)).astype(np.int64)
+    ranks = np.repeat(list_ranks, lengths)
     served = np.array([*rng.choice(60, 20, replace=False), 75], dtype=np.int64)
-    first = first_anchors(index, ranks, served, n_anchors, limit)
+    partner, _, starts = scattered(rng, index, np.zeros(len(index)), lengths)
+    first = first_anchors(partner, starts, lengths, list_ranks, served, n_anchors, limit)
     for row, item in zip(first.tolist(), served.tolist(), strict=True):
         held = sorted({r for i, r in zip(index.tolist(), ranks.tolist(), strict=True) if i == item})
         assert row == held[:limit] + [-1] * (limit - len(held[:limit]))
