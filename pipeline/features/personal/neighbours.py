@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.core.feedback import SIGNALS
 from pipeline.features.personal.arena import PartnerArena
-from pipeline.features.personal.kernels import first_anchors, neighbour_totals
+from pipeline.features.personal.kernels import first_anchors, neighbour_totals, summed_by_item
 from pipeline.features.personal.mf import ImplicitMF
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence, Pair, PairCounts
 
@@ -234,11 +234,11 @@ class NeighbourIndex:
 
     # --- related items of one item ------------------------------------------------------------
     def related(
-        self, anchor: str, relations: list[str], n: int, depth: int, exclude: set[str]
+        self, anchor: str, relations: list[str], n: int, depth: int, exclude: Iterable[str]
     ) -> list[tuple[str, float, str]]:
         """What ``blend_related`` makes of ``rank_related`` (``pipeline.core.blend``) over the
         anchor's partners, to the same items, scores and order: each relation's partners
-        outside ``exclude`` by discounted count, its best ``depth`` (ties by id), then one
+        outside ``exclude`` (and other than the anchor) by discounted count, its best ``depth`` (ties by id), then one
         relation's first ``n``, or several blended (each scaled by its best, summed in
         relation order; label "blend"). Vector steps over the arrays instead of a Python
         sort of every partner list: the evaluation asks this for every case. Asks
@@ -249,6 +249,8 @@ class NeighbourIndex:
         excluded = np.zeros(len(ids), dtype=bool)
         # A heavy rater's exclusions are a thousand items: looked up by map (a C loop).
         excluded[[index for index in map(index_of.get, exclude) if index is not None]] = True
+        if anchor in index_of:
+            excluded[index_of[anchor]] = True
         # One relation's first n are its ranking's first n: its depth cut changes nothing.
         cut = depth if len(relations) > 1 else None
         ranked: list[tuple[str, np.ndarray, np.ndarray]] = []
@@ -275,9 +277,7 @@ class NeighbourIndex:
                 [score / (best if (best := score.max()) > 0 else 1.0) for _, _, score in ranked]
             )
             # Summed in relation order, as the blend adds each list in turn.
-            total = np.bincount(every, scaled)
-            index = np.flatnonzero(np.bincount(every))
-            score = total[index]
+            index, score = summed_by_item(every, scaled)
         index, score = _best(index, score, n, ids)
         return [
             (ids[item], value, label)

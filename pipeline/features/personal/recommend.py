@@ -275,14 +275,15 @@ class Recommender:
     ) -> list[Recommendation]:
         """Related items of one relation, or of all relations blended (``relation=None``)."""
         engine = self.engine
-        exclude = (exclude or set()) | {item_id}
         relations = [relation] if relation else list(RELATIONS)
         depth = max(n, engine.config.related.max_neighbours)
         return [
             Recommendation(
                 partner, score, {"model": "related", "relation": label, "source_items": [item_id]}
             )
+            # The item itself is never its own related item (the index leaves it out):
+            # ``exclude`` (a heavy rater's thousand items) is not copied to add it.
             for partner, score, label in engine.neighbours.related(
-                item_id, relations, n, depth, exclude
+                item_id, relations, n, depth, exclude or ()
             )
         ]
