@@ -9,11 +9,12 @@ learning), and each read joined the lists into new arrays. Here every list is a 
 two shared arrays (``partner``, ``count``): a batch of changes is one compiled call, and a
 read hands the blocks' places to the scoring loop, which reads them where they lie.
 
-A list that outgrows its block moves to a block twice as large at the arena's end; blocks
-left behind are reclaimed by copying the live ones into new arrays when the arena would
-otherwise grow while most of it lies unused. Arrays handed out (:meth:`PartnerArena.view`,
-``arrays``) stay valid until the lists change: a move or a reclaim never writes into the
-arrays a reader holds, but a later :meth:`PartnerArena.set` writes into live blocks.
+A list that outgrows its block moves to a block twice as large at the arena's end. When a
+block no longer fits there, the live blocks are copied, one after the other, into new
+arrays at least twice as large as they are (so the blocks left behind are reclaimed, and a
+copy happens once per as many entries placed as are held). Arrays handed out
+(:meth:`PartnerArena.view`, and ``partner`` and ``count`` themselves) are never written by
+a move or a copy; a later :meth:`PartnerArena.set` writes into the live blocks.
 
 Compiled with :func:`pipeline.core.compiled.compiled`.
 """
@@ -44,8 +45,7 @@ def set_entries(
     to ``values[j]``, adding the partner at the list's end when it is not there. Stops at
     the first list whose block is full and returns that ``j`` (the caller moves the list
     and calls again from there); returns -1 when every entry is set. A list is scanned for
-    the partner: lists are capped at a few hundred entries, and a scan of them costs less
-    than a hash lookup from Python."""
+    the partner: the counts trim lists to a few hundred entries, so a scan is short."""
     for j in range(begin, rows.shape[0]):
         row = rows[j]
         first = start[row]
@@ -188,9 +188,9 @@ class PartnerArena:
         self._held += block
 
     def _place(self, block: int) -> int:
-        """The start of a free block of ``block`` entries at the arena's end: reclaims the
-        blocks left behind when the arena would grow while less than half of it is held,
-        and grows it otherwise. New arrays either way: arrays handed out stay as they were."""
+        """The start of a free block of ``block`` entries at the arena's end. When it does not
+        fit, the live blocks are first copied into new arrays at least twice the size of
+        what is held and the block (arrays handed out stay as they were)."""
         if self._end + block <= len(self.partner):
             first = self._end
             self._end += block

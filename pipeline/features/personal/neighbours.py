@@ -238,12 +238,12 @@ class NeighbourIndex:
     ) -> list[tuple[str, float, str]]:
         """What ``blend_related`` makes of ``rank_related`` (``pipeline.core.blend``) over the
         anchor's partners, to the same items, scores and order: each relation's partners
-        outside ``exclude`` (and other than the anchor) by discounted count, its best ``depth`` (ties by id), then one
-        relation's first ``n``, or several blended (each scaled by its best, summed in
-        relation order; label "blend"). Vector steps over the arrays instead of a Python
-        sort of every partner list: the evaluation asks this for every case. Asks
-        ``0 <= n <= depth``; partners the factor model does not know are not in the arrays
-        (in the evaluation, every item of a pair has been learned)."""
+        outside ``exclude`` (and other than the anchor) by discounted count, its best
+        ``depth`` (ties by id), then one relation's first ``n``, or several blended (each
+        scaled by its best, summed in relation order; label "blend"). Vector steps over the
+        lists instead of a Python sort of every partner list: the evaluation asks this for
+        every case. Asks ``0 <= n <= depth``; partners the factor model does not know are
+        not in the lists (in the evaluation, every item of a pair has been learned)."""
         ids = self.model.item_ids
         index_of = self.model.item_index
         excluded = np.zeros(len(ids), dtype=bool)
