@@ -196,7 +196,7 @@ class PartnerArena:
             self._end += block
             return first
         needed = self._held + block
-        size = len(self.partner)
+        size = max(len(self.partner), SMALLEST_BLOCK)  # an arena made empty still doubles
         while size < 2 * needed:
             size *= 2
         partner = np.zeros(size, dtype=np.int32)

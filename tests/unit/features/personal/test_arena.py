@@ -66,3 +66,12 @@ def test_a_view_handed_out_is_not_overwritten_by_moves_and_reclaims() -> None:
         arena.set([other] * 40, list(range(200, 240)), [2.0] * 40)
     assert np.array_equal(partners, before[0]) and np.array_equal(counts, before[1])
     assert held(arena, row) == {1: 1.0, 2: 2.0, 3: 3.0}
+
+
+def test_an_arena_made_empty_grows() -> None:
+    """No entries to start with: the first list still finds a block (the size doubles from
+    a block, not from nothing)."""
+    arena = PartnerArena(entries=0)
+    row = arena.new([4, 5], [1.0, 2.0])
+    arena.set([row] * 3, [6, 7, 8], [3.0, 4.0, 5.0])
+    assert held(arena, row) == {4: 1.0, 5: 2.0, 6: 3.0, 7: 4.0, 8: 5.0}
