@@ -42,18 +42,23 @@ def window_hours(text: str, retention_days: int) -> int:
 async def scenario_stats(
     store: Store, keys: Keys, scenario: str, hours: int, now_ms: int
 ) -> dict[str, Any]:
-    """Counts and rates of ``scenario`` over the last ``hours`` (the current hour included),
-    in total, per stage, and for the most clicked items."""
+    """Counts and rates of ``scenario`` over the last ``hours``, in total, per stage, and for
+    the most clicked items. Counts are kept per clock hour: the window reads every hour
+    that overlaps it, from the one that held ``now_ms`` minus ``hours`` to the current one,
+    so nothing of the last ``hours`` is left out (a minute after the hour, ``1h`` still
+    holds what came a minute before it), and up to an hour more may be in."""
     current = now_ms // HOUR_MS
+    first = (now_ms - hours * HOUR_MS) // HOUR_MS
+    buckets = current - first + 1
     reads = Reads()
-    for hour in range(current - hours + 1, current + 1):
+    for hour in range(first, current + 1):
         reads.hgetall(keys.stats(scenario, hour))
-    days = range((current - hours + 1) * HOUR_MS // DAY_MS, now_ms // DAY_MS + 1)
+    days = range(first * HOUR_MS // DAY_MS, now_ms // DAY_MS + 1)
     for day in days:
         reads.zrange(keys.stats_items(scenario, CLICKS, day), 0, TOP_ITEMS * 2, desc=True)
     answers = await store.read(reads)
     totals: dict[str, float] = defaultdict(float)
-    for fields in answers[:hours]:
+    for fields in answers[:buckets]:
         for name, value in fields.items():
             totals[name.decode()] += float(value)
     stages: dict[str, dict[str, float]] = defaultdict(dict)
@@ -62,7 +67,7 @@ async def scenario_stats(
             metric, stage = name.split(":", 1)
             stages[stage][metric] = value
     clicked: dict[str, float] = defaultdict(float)
-    for rows in answers[hours:]:
+    for rows in answers[buckets:]:
         for member, score in rows:
             item_id = decode_id(member)
             if item_id is not None:

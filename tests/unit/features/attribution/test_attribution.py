@@ -132,6 +132,39 @@ async def test_a_forget_event_drops_the_users_remembered_clicks() -> None:
     assert (await scenario_stats(store, KEYS, "home", 1, T0_MS + 4 * 60_000))["conversions"] == 0
 
 
+@pytest.mark.asyncio
+async def test_a_window_read_just_after_the_hour_holds_what_came_just_before_it() -> None:
+    """Counts are kept per clock hour. A click a minute before the hour, read a minute after
+    it over ``1h``, is in the window, in the totals as in the items (before, the window
+    read the current hour alone and left the click out of the totals; CI met it when a
+    test's click crossed 16:00)."""
+    store = store_at(T0_MS)
+    handler = AttributionHandler(settings(), KEYS)
+    hour = 60 - (T0_MS // 60_000) % 60  # minutes from T0 to the next hour
+    await run(
+        handler,
+        store,
+        [
+            ev(
+                1,
+                "impression",
+                item=None,
+                items=["a"],
+                recommendation_id=RID + ":related",
+                minutes=hour - 1,
+            ),
+            ev(2, "click", item="a", recommendation_id=RID + ":related", minutes=hour - 1),
+        ],
+    )
+    stats = await scenario_stats(store, KEYS, "home", 1, T0_MS + (hour + 1) * 60_000)
+    assert (stats["impressions"], stats["clicks"]) == (1, 1)
+    assert stats["stages"]["related"]["clicks"] == 1
+    assert stats["items"] == [{"item_id": "a", "impressions": 1, "clicks": 1, "conversions": 0}]
+    # Two hours on, the click has left a window of one hour.
+    later = await scenario_stats(store, KEYS, "home", 1, T0_MS + (hour + 121) * 60_000)
+    assert later["clicks"] == 0
+
+
 def test_windows_are_hours_or_days_within_retention() -> None:
     assert window_hours("6h", 31) == 6
     assert window_hours("7d", 31) == 168
