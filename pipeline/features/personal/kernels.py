@@ -173,22 +173,6 @@ def first_anchors(
 
 
 @compiled
-def summed_by_item(index: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct items of ``index`` (ascending) and, for each, the sum of its
-    ``values``, added in the order they come (as ``numpy.bincount`` adds them)."""
-    size = 0
-    for j in range(index.shape[0]):
-        size = max(size, index[j] + 1)
-    total = np.zeros(size)
-    held = np.zeros(size, dtype=np.bool_)
-    for j in range(index.shape[0]):
-        total[index[j]] += values[j]
-        held[index[j]] = True
-    items = np.flatnonzero(held)
-    return items, total[items]
-
-
-@compiled
 def top_indexes(scores: np.ndarray, n: int) -> np.ndarray:
     """Indexes of the ``n`` highest ``scores``, best first, ties by index; -inf scores
     (excluded items) never, so fewer when fewer are finite or above.

@@ -12,7 +12,6 @@ from pipeline.features.personal.kernels import (
     neighbour_totals,
     normal_from_words,
     sgd_step,
-    summed_by_item,
     top_indexes,
 )
 
@@ -223,16 +222,3 @@ def test_normal_from_words_is_box_muller_of_the_words(n: int) -> None:
     np.testing.assert_allclose(found, expected.astype(np.float32), rtol=1e-6)
     extreme = normal_from_words(np.array([0, 0, 2**32 - 1, 2**32 - 1], dtype="<u4"), 4, 1.0)
     assert np.isfinite(extreme).all()
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_sums_by_item_are_numpys_bincount_over_the_items_held(seed: int) -> None:
-    """Items repeat (a partner in several relations); the sums are bincount's, bit for bit,
-    and only the items that occur are listed."""
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, 300, int(rng.integers(1, 600))).astype(np.int32)
-    values = rng.random(len(index)) / rng.uniform(0.1, 7, len(index))
-    items, sums = summed_by_item(index, values)
-    expected_items = np.flatnonzero(np.bincount(index))
-    assert np.array_equal(items, expected_items)
-    assert np.array_equal(sums, np.bincount(index, values)[expected_items])
