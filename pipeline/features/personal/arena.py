@@ -142,8 +142,11 @@ class PartnerArena:
         self._free.append(row)
 
     def set(self, rows: list[int], partners: list[int], values: list[float]) -> None:
-        """Set each (list, partner) entry's count (see :func:`set_entries`)."""
+        """Set each (list, partner) entry's count (see :func:`set_entries`). A list dropped
+        has no block to set into: a ValueError (growing it would never end)."""
         row_array = np.asarray(rows, dtype=np.int64)
+        if not self.live[row_array].all():
+            raise ValueError("an entry names a list that was dropped")
         partner_array = np.asarray(partners, dtype=np.int32)
         value_array = np.asarray(values, dtype=np.float64)
         begin = 0

@@ -75,3 +75,13 @@ def test_an_arena_made_empty_grows() -> None:
     row = arena.new([4, 5], [1.0, 2.0])
     arena.set([row] * 3, [6, 7, 8], [3.0, 4.0, 5.0])
     assert held(arena, row) == {4: 1.0, 5: 2.0, 6: 3.0, 7: 4.0, 8: 5.0}
+
+
+def test_setting_into_a_dropped_list_is_an_error_not_an_endless_growth() -> None:
+    """A dropped list has no block (capacity 0): doubling it would never make room."""
+    arena = PartnerArena()
+    kept, dropped = arena.new([1], [1.0]), arena.new([2], [1.0])
+    arena.drop(dropped)
+    with pytest.raises(ValueError, match="dropped"):
+        arena.set([kept, dropped], [3, 4], [1.0, 1.0])
+    assert held(arena, kept) == {1: 1.0}  # nothing set
