@@ -25,6 +25,9 @@ from pipeline.features.personal.mf import ImplicitMF
 from pipeline.features.personal.ordered import IdOrder, related_best
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence, Pair, PairCounts
 
+# Entries followed that wait at most before they are set (:meth:`NeighbourIndex._follow`).
+MAX_PENDING = 65_536
+
 
 class Attribution:
     """Which anchors have which items as partners, for the few items a list shows: the
@@ -84,6 +87,11 @@ class NeighbourIndex:
         self._slots = np.full(0, -1, dtype=np.int64)
         # The batch's summed pairs while the lists are behind them (see :meth:`defer`).
         self._behind: PairCounts | None = None
+        # (rows, partners, counts) of the entries followed since the lists were last read
+        # or changed otherwise, in order (:meth:`_follow`): set by one compiled call for
+        # many events, not one per event (about 7 µs each, a twentieth of learning on the
+        # dense log).
+        self._pending: tuple[list[int], list[int], list[float]] = ([], [], [])
 
     # --- keeping in step with the counts ------------------------------------------------------
     def defer(self, summed: PairCounts) -> None:
@@ -121,7 +129,8 @@ class NeighbourIndex:
         hold, not an amount added: a partner new to the list joins with every pair counted
         so far (also those of before the model knew it). A partner the counts dropped (a
         login's correction), or the model does not know, drops the anchor's list: rebuilt
-        from the counts on use. One compiled call sets them all."""
+        from the counts on use. The entries wait in order, each the count then held, until
+        the lists are read or changed otherwise (:meth:`_flush`), or many wait."""
         built, counts = self._rows, self.cooc.counts
         index_of = self.model.item_index
         rows: list[int] = []
@@ -147,6 +156,19 @@ class NeighbourIndex:
             partners = [partners[j] for j in kept]
             values = [values[j] for j in kept]
         if rows:
+            pending_rows, pending_partners, pending_values = self._pending
+            pending_rows += rows
+            pending_partners += partners
+            pending_values += values
+            if len(pending_rows) >= MAX_PENDING:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Set the entries followed so far (one compiled call): before the lists are read,
+        and before one is dropped (its row may be handed out again)."""
+        rows, partners, values = self._pending
+        if rows:
+            self._pending = ([], [], [])
             self.arena.set(rows, partners, values)
 
     def forget(self, relation: str, anchor: str) -> None:
@@ -161,6 +183,7 @@ class NeighbourIndex:
         has none: views of the arena (see ``arena.py``)."""
         if self._behind is not None:
             self.catch_up()
+        self._flush()
         row = self._row(relation, anchor)
         return None if row is None else self.arena.view(row)
 
@@ -196,6 +219,7 @@ class NeighbourIndex:
         partners of the user's recent items, not with their history or the catalog."""
         if self._behind is not None:
             self.catch_up()
+        self._flush()
         lists: list[int] = []
         scale: list[float] = []
         ranks: list[int] = []
