@@ -176,6 +176,7 @@ class NeighbourIndex:
         on use."""
         row = self._rows[relation].pop(anchor, None)
         if row is not None:
+            self._flush()
             self.arena.drop(row)
 
     def partners(self, relation: str, anchor: str) -> tuple[np.ndarray, np.ndarray] | None:
