@@ -179,6 +179,9 @@ def related_best(
     Else each list's best ``cut`` are scaled by their best and summed per item, the lists
     added in their order (as ``numpy.bincount`` adds them). ``slot_of``: -1 for every item,
     as it is left (scratch space of the sums)."""
+    if cut == 0:
+        # Each list's best none: nothing to blend (a selection of none has no pivot).
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     total = 0
     for lst in range(starts.shape[0]):
         total += sizes[lst]

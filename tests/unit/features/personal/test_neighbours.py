@@ -293,6 +293,19 @@ def test_related_items_from_the_arrays_equal_the_rule_over_the_counts(max_neighb
     assert checked > 1000
 
 
+@pytest.mark.parametrize("partners", [2, 9])
+def test_related_items_of_a_depth_of_none_are_none(partners: int) -> None:
+    """Asked for several relations' best none, the rule blends nothing: the arrays too,
+    whatever the lists hold (a selection of none hung on nine partners, and a list of two
+    left an empty maximum)."""
+    engine = Engine(personal_config(load_settings()))
+    for n, item in enumerate("abcdefghij"[: partners + 1], start=1):
+        engine.learn(click(n, "u", item))
+    assert len(engine.cooc.counts["also_clicked"]["a"]) == partners
+    assert blend_related({r: engine.cooc.related("a", r, 0, ()) for r in RELATIONS}, 0) == []
+    assert engine.neighbours.related("a", list(RELATIONS), 0, 0, ()) == []
+
+
 def lists(engine: Engine, users: list[str]) -> list[list[tuple[str, float]]]:
     return [[(r.item_id, r.score) for r in engine.recommend(user, 20)] for user in users]
 
