@@ -282,11 +282,15 @@ class NeighbourIndex:
         excluded[[index for index in map(index_of.get, exclude) if index is not None]] = True
         if anchor in index_of:
             excluded[index_of[anchor]] = True
+        if self._behind is not None:
+            self.catch_up()
+        self._flush()
         lists: list[int] = []
         signals: list[int] = []
         for relation in relations:
-            if self.partners(relation, anchor) is not None:
-                lists.append(self._rows[relation][anchor])
+            row = self._row(relation, anchor)
+            if row is not None:
+                lists.append(row)
                 signals.append(SIGNALS.index(DISCOUNT_BY[relation]))
         if not lists:
             return []

@@ -127,7 +127,6 @@ def _keep_best(
     """Move the best ``cut`` entries of ``[first, end)`` (by value, ties by the lower rank
     of their items), in any order, to ``[first, first + cut)``: a selection (Wirth's),
     linear on average, where ordering them all would cost a sort."""
-    positions = np.arange(first, end)
     order = rank[items[first:end]]
     score = values[first:end]
     keys = np.arange(end - first)
@@ -151,7 +150,7 @@ def _keep_best(
             low = i
         if target < i:
             high = j
-    chosen = positions[keys[:cut]]
+    chosen = first + keys[:cut]
     chosen_items = items[chosen]
     chosen_values = values[chosen]
     items[first : first + cut] = chosen_items
