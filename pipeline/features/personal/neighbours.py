@@ -171,6 +171,13 @@ class NeighbourIndex:
             self._pending = ([], [], [])
             self.arena.set(rows, partners, values)
 
+    def _read_ready(self) -> None:
+        """What every read of the lists does first: catch up with a deferred batch's sums
+        and set the entries waiting."""
+        if self._behind is not None:
+            self.catch_up()
+        self._flush()
+
     def forget(self, relation: str, anchor: str) -> None:
         """Drop an anchor's list (it was trimmed, or lost a partner): rebuilt from the counts
         on use."""
@@ -182,9 +189,7 @@ class NeighbourIndex:
     def partners(self, relation: str, anchor: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(model indexes, counts) of an anchor's partners the model knows, or None when it
         has none: views of the arena (see ``arena.py``)."""
-        if self._behind is not None:
-            self.catch_up()
-        self._flush()
+        self._read_ready()
         row = self._row(relation, anchor)
         return None if row is None else self.arena.view(row)
 
@@ -218,9 +223,7 @@ class NeighbourIndex:
         anchors led to an item. The lists are read where they lie in the arena and summed
         in one compiled pass (``kernels.neighbour_totals``), so the cost grows with the
         partners of the user's recent items, not with their history or the catalog."""
-        if self._behind is not None:
-            self.catch_up()
-        self._flush()
+        self._read_ready()
         lists: list[int] = []
         scale: list[float] = []
         ranks: list[int] = []
@@ -282,9 +285,7 @@ class NeighbourIndex:
         excluded[[index for index in map(index_of.get, exclude) if index is not None]] = True
         if anchor in index_of:
             excluded[index_of[anchor]] = True
-        if self._behind is not None:
-            self.catch_up()
-        self._flush()
+        self._read_ready()
         lists: list[int] = []
         signals: list[int] = []
         for relation in relations:
