@@ -81,6 +81,8 @@ async def test_reloaded_worker_predicts_what_the_original_would(isolated: Settin
             compared += bool(before)
         assert compared > 100
         for relation in ("also_clicked", "also_bought", "viewed_then_bought"):
-            assert restored.engine.cooc.counts[relation] == original.engine.cooc.counts[relation]
+            assert (
+                restored.engine.cooc.counts()[relation] == original.engine.cooc.counts()[relation]
+            )
     finally:
         await store.close()

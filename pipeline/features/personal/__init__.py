@@ -1,7 +1,7 @@
 """Personal recommendations: the user's history, online latent factors, the for-you blend.
 
-- ``history.py``, ``mf.py``, ``neighbours.py`` (its partner lists in ``arena.py``): the pure
-  models;
+- ``history.py``, ``mf.py``, ``neighbours.py`` (the co-occurrence lists in the factor
+  model's item indexes): the pure models;
 - ``engine.py``: learning (one event into every model, what it changed);
 - ``recommend.py``: the for-you blend and its attribution;
 - ``config.py``: the configuration from settings;

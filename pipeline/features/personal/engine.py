@@ -91,7 +91,7 @@ class Engine:
                 self.created, self.model, c.freshness_rate, c.blend.max_future_skew_s
             )
         self.recommender = Recommender(self)
-        self.changes = self._new_changes()
+        self.changes = Changes()
         # The latest event time learned: the engine's "now" (what counts as a new item).
         self.now_ms = 0
 
@@ -154,8 +154,6 @@ class Engine:
         else:
             # A low rating is explicit negative feedback.
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
-        # After the item joined the model: partner arrays then take a new item's pairs as
-        # they come instead of being dropped and rebuilt from the counts for every anchor.
         self._add_pairs(pairs)
         history.add(event, LOW_RATING if feedback.is_low_rating(event) else None)
 
@@ -230,7 +228,6 @@ class Engine:
     def _add_pairs(self, pairs: list[Pair]) -> None:
         if pairs:
             self.cooc.apply(pairs, self.changes.pairs if self.pair_writes else None)
-            self.neighbours.add_pairs(pairs)
 
     def _merge_user(self, anonymous: str, user: str) -> None:
         if anonymous == user or self.aliases.get(user) == anonymous:
@@ -290,24 +287,14 @@ class Engine:
     def drain_changes(self) -> Changes:
         # Trim co-occurrence lists once per drain, as the agent's Redis script trims once per
         # batch: both keep exactly the same partners.
-        self.neighbours.catch_up()
-        for relation, anchor in self.cooc.trim_touched():
-            self.neighbours.forget(relation, anchor)
-        changes, self.changes = self.changes, self._new_changes()
+        self.cooc.trim_touched()
+        changes, self.changes = self.changes, Changes()
         changes.item_deltas = self.model.drain_deltas()
         changes.items |= changes.item_deltas.keys()
         if self.model.words is not None:
             changes.word_deltas = self.model.words.drain_deltas()
         if self.model.freshness is not None:
             changes.freshness_delta = self.model.freshness.drain_delta()
-        return changes
-
-    def _new_changes(self) -> Changes:
-        changes = Changes()
-        if self.pair_writes:
-            # The batch sums its pairs for the store anyway: the partner arrays catch up from
-            # those sums once, at the drain or at the first read before it.
-            self.neighbours.defer(changes.pairs)
         return changes
 
     # --- recommending (recommend.py) ----------------------------------------------------------

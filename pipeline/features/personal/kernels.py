@@ -90,6 +90,7 @@ def sgd_step(
 def neighbour_totals(
     partner: np.ndarray,
     count: np.ndarray,
+    model_of: np.ndarray,
     starts: np.ndarray,
     sizes: np.ndarray,
     scales: np.ndarray,
@@ -100,33 +101,40 @@ def neighbour_totals(
     n_rows: int,
 ) -> np.ndarray:
     """The neighbour score of every item (``NeighbourIndex.scores``): list ``l`` is the
-    ``sizes[l]`` entries from ``starts[l]`` of ``partner`` (model indexes) and ``count``
-    (the lists of a :class:`~pipeline.features.personal.arena.PartnerArena`, read where
-    they lie). A list's counts are divided by their item's discount
-    (``discounts[signals[l]]``), scaled so that its best counts ``scales[l]`` (a best of 0
-    or less counts as 1), and added to its relation's row ``rows[l]``; the rows are then
-    summed in order. Every sum runs in the order numpy's bincount and row sum take over
-    the lists joined, so the totals are the same."""
+    ``sizes[l]`` entries from ``starts[l]`` of ``partner`` (item numbers, which
+    ``model_of`` turns into model indexes; -1: not in the model, passed over) and
+    ``count`` (the lists of a co-occurrence arena, read where they lie). A list's counts
+    are divided by their item's discount (``discounts[signals[l]]``), scaled so that its
+    best counts ``scales[l]`` (a best of 0 or less counts as 1), and added to its
+    relation's row ``rows[l]``; the rows are then summed in order. Every sum runs in the
+    order numpy's bincount and row sum take over the lists joined, so the totals are the
+    same."""
     totals = np.zeros((n_rows, n_items))
     longest = 0
     for number in range(sizes.shape[0]):
         longest = max(longest, sizes[number])
     values = np.empty(longest)
+    items = np.empty(longest, dtype=np.int64)
     for number in range(sizes.shape[0]):
         begin = starts[number]
-        length = sizes[number]
         discount = discounts[signals[number]]
         best = -np.inf
-        for k in range(length):
-            value = count[begin + k] / discount[partner[begin + k]]
-            values[k] = value
+        length = 0
+        for k in range(sizes[number]):
+            item = model_of[partner[begin + k]]
+            if item < 0:
+                continue
+            value = count[begin + k] / discount[item]
+            items[length] = item
+            values[length] = value
+            length += 1
             best = max(best, value)
         if best <= 0:
             best = 1.0
         factor = scales[number] / best
         row = rows[number]
         for k in range(length):
-            totals[row, partner[begin + k]] += values[k] * factor
+            totals[row, items[k]] += values[k] * factor
     total = totals[0].copy()
     for row in range(1, n_rows):
         total += totals[row]
@@ -136,6 +144,7 @@ def neighbour_totals(
 @compiled
 def first_anchors(
     partner: np.ndarray,
+    model_of: np.ndarray,
     starts: np.ndarray,
     sizes: np.ndarray,
     ranks: np.ndarray,
@@ -143,10 +152,11 @@ def first_anchors(
     n_anchors: int,
     limit: int,
 ) -> np.ndarray:
-    """For each item of ``served``, the ranks (ascending) of the first ``limit`` anchors
-    among whose partners it is (the ``sizes[l]`` entries of ``partner`` from ``starts[l]``
-    are partners of the anchor ranked ``ranks[l]``), -1 past the last: row ``s`` belongs
-    to ``served[s]``."""
+    """For each item of ``served`` (model indexes), the ranks (ascending) of the first
+    ``limit`` anchors among whose partners it is (the ``sizes[l]`` entries of ``partner``
+    from ``starts[l]``, item numbers that ``model_of`` turns into model indexes, are
+    partners of the anchor ranked ``ranks[l]``), -1 past the last: row ``s`` belongs to
+    ``served[s]``."""
     size = 0
     for s in range(served.shape[0]):
         size = max(size, served[s] + 1)
@@ -157,8 +167,8 @@ def first_anchors(
     for number in range(sizes.shape[0]):
         begin = starts[number]
         for j in range(begin, begin + sizes[number]):
-            item = partner[j]
-            if item < size:
+            item = model_of[partner[j]]
+            if 0 <= item < size:
                 slot = position[item]
                 if slot >= 0:
                     met[slot, ranks[number]] = True

@@ -2,14 +2,14 @@
 
 The for-you blend adds, for each recent item (an anchor), the popularity-discounted
 co-occurrence counts of its partners, scaled so that the anchor's best partner counts 1, to
-the score of every item. This index keeps each anchor's partners as a list of model indexes
-and counts in one arena (``arena.py``), kept up with the counts as pairs are counted (a
-worker's once per batch, from the batch's sums) by one compiled call, never rebuilt by a
-Python sort per call; and the popularity counters (with their discounts) as vectors in the
-model's order. Scoring all of a user's anchors, in every relation at once, is then one
-compiled pass over the lists where they lie: its cost grows with the partners of ten items,
-not with the user's history or the catalog. The evaluation's related items of one item come
-from the same lists.
+the score of every item. The counts' own lists (``pipeline.features.related.counts``, one
+arena of item numbers) are read where they lie: this index keeps the translation from the
+counts' item numbers to the factor model's indexes (-1 for items the model does not know,
+which the kernels pass over), and the popularity counters (with their discounts) as vectors
+in the model's order. Scoring all of a user's anchors, in every relation at once, is then
+one compiled pass over the lists: its cost grows with the partners of ten items, not with
+the user's history or the catalog. The evaluation's related items of one item come from the
+same lists.
 """
 
 from __future__ import annotations
@@ -19,14 +19,10 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from pipeline.core.feedback import SIGNALS
-from pipeline.features.personal.arena import PartnerArena
 from pipeline.features.personal.kernels import first_anchors, neighbour_totals
 from pipeline.features.personal.mf import ImplicitMF
 from pipeline.features.personal.ordered import IdOrder, related_best
-from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence, Pair, PairCounts
-
-# Entries followed that wait at most before they are set (:meth:`NeighbourIndex._follow`).
-MAX_PENDING = 65_536
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, CoOccurrence
 
 
 class Attribution:
@@ -34,18 +30,20 @@ class Attribution:
     partner lists the scoring went through (where they lie in the arena, with their
     anchors' ranks). Ask before the engine learns more: learning changes the lists."""
 
-    __slots__ = ("anchors", "partner", "ranks", "sizes", "starts")
+    __slots__ = ("anchors", "model_of", "partner", "ranks", "sizes", "starts")
 
     def __init__(
         self,
         anchors: list[str],
         partner: np.ndarray,
+        model_of: np.ndarray,
         starts: np.ndarray,
         sizes: np.ndarray,
         ranks: np.ndarray,
     ) -> None:
         self.anchors = anchors
         self.partner = partner
+        self.model_of = model_of
         self.starts = starts
         self.sizes = sizes
         self.ranks = ranks
@@ -57,22 +55,26 @@ class Attribution:
             return [(-1,) * limit] * len(items)
         served = np.asarray(items, dtype=np.int64)
         first = first_anchors(
-            self.partner, self.starts, self.sizes, self.ranks, served, len(self.anchors), limit
+            self.partner,
+            self.model_of,
+            self.starts,
+            self.sizes,
+            self.ranks,
+            served,
+            len(self.anchors),
+            limit,
         )
         return list(map(tuple, first.tolist()))
 
 
 class NeighbourIndex:
-    """Partner lists per (relation, anchor), built from the co-occurrence counts on first
-    use and then kept in step with them by :meth:`add_pairs`."""
+    """The co-occurrence lists seen in the factor model's item indexes, and the popularity
+    vectors."""
 
     def __init__(self, cooc: CoOccurrence, model: ImplicitMF, discount: float) -> None:
         self.cooc = cooc
         self.model = model
         self.discount = discount
-        self.arena = PartnerArena()
-        # Relation -> anchor -> its list's row in the arena (built on first use).
-        self._rows: dict[str, dict[str, int]] = {r: {} for r in RELATIONS}
         self._popularity: dict[str, np.ndarray] = {signal: np.zeros(0) for signal in SIGNALS}
         # (popularity + 1) ** discount of the same entries, kept with them: the discount of
         # thousands of partners per list is then a gather, not thousands of powers. Each
@@ -85,129 +87,47 @@ class NeighbourIndex:
         self._id_order = IdOrder()
         # -1 per model item: the related items' scratch space (``ordered.related_best``).
         self._slots = np.full(0, -1, dtype=np.int64)
-        # The batch's summed pairs while the lists are behind them (see :meth:`defer`).
-        self._behind: PairCounts | None = None
-        # (rows, partners, counts) of the entries followed since the lists were last read
-        # or changed otherwise, in order (:meth:`_follow`): set by one compiled call for
-        # many events, not one per event (about 7 µs each, a twentieth of learning on the
-        # dense log).
-        self._pending: tuple[list[int], list[int], list[float]] = ([], [], [])
+        # The counts' item number -> model index (-1: not in the model), and how many item
+        # numbers and model items it has taken in (both only grow).
+        self._model_of = np.full(0, -1, dtype=np.int64)
+        self._numbered = 0
+        self._modelled = 0
 
-    # --- keeping in step with the counts ------------------------------------------------------
-    def defer(self, summed: PairCounts) -> None:
-        """Leave the lists behind the counts until the next read or :meth:`catch_up`:
-        ``CoOccurrence.apply`` sums every pair in ``summed`` (a batch's ``Changes.pairs``)
-        and :meth:`add_pairs` does nothing, so a batch costs one update per (anchor,
-        partner), not per pair. A read catches up first, which ends the deferral once
-        anything was summed (later pairs update the lists as they come again)."""
-        self._behind = summed
-
-    def catch_up(self) -> None:
-        """Bring every built list up to the counts of the (anchor, partner) entries summed
-        since :meth:`defer`, and end the deferral unless nothing was summed yet."""
-        summed = self._behind
-        if not summed:
-            return
-        self._behind = None
-        self._follow(
-            (relation, anchor, partner)
-            for relation, anchors in summed.items()
-            if self._rows[relation]
-            for anchor, partners in anchors.items()
-            for partner in partners
-        )
-
-    def add_pairs(self, pairs: Iterable[Pair]) -> None:
-        """Bring the built lists up to the counts of each pair's (anchor, partner), after
-        ``CoOccurrence.apply`` counted them: most anchors have no list yet, and cost one
-        lookup. Nothing while deferred (:meth:`defer`)."""
-        if self._behind is None:
-            self._follow([(relation, anchor, partner) for relation, anchor, partner, _ in pairs])
-
-    def _follow(self, entries: Iterable[tuple[str, str, str]]) -> None:
-        """Each (relation, anchor, partner) entry of a built list takes the count the counts
-        hold, not an amount added: a partner new to the list joins with every pair counted
-        so far (also those of before the model knew it). A partner the counts dropped (a
-        login's correction), or the model does not know, drops the anchor's list: rebuilt
-        from the counts on use. The entries wait in order, each the count then held, until
-        the lists are read or changed otherwise (:meth:`_flush`), or many wait."""
-        built, counts = self._rows, self.cooc.counts
-        index_of = self.model.item_index
-        rows: list[int] = []
-        partners: list[int] = []
-        values: list[float] = []
-        dropped: set[int] = set()
-        for relation, anchor, partner in entries:
-            row = built[relation].get(anchor)
-            if row is None:
-                continue
-            value = counts[relation][anchor].get(partner)
-            index = index_of.get(partner)
-            if value is None or index is None:
-                dropped.add(row)
-                self.forget(relation, anchor)
-                continue
-            rows.append(row)
-            partners.append(index)
-            values.append(value)
-        if dropped:
-            kept = [j for j, row in enumerate(rows) if row not in dropped]
-            rows = [rows[j] for j in kept]
-            partners = [partners[j] for j in kept]
-            values = [values[j] for j in kept]
-        if rows:
-            pending_rows, pending_partners, pending_values = self._pending
-            pending_rows += rows
-            pending_partners += partners
-            pending_values += values
-            if len(pending_rows) >= MAX_PENDING:
-                self._flush()
-
-    def _flush(self) -> None:
-        """Set the entries followed so far (one compiled call): before the lists are read,
-        and before one is dropped (its row may be handed out again)."""
-        rows, partners, values = self._pending
-        if rows:
-            self._pending = ([], [], [])
-            self.arena.set(rows, partners, values)
-
-    def _read_ready(self) -> None:
-        """What every read of the lists does first: catch up with a deferred batch's sums
-        and set the entries waiting."""
-        if self._behind is not None:
-            self.catch_up()
-        self._flush()
-
-    def forget(self, relation: str, anchor: str) -> None:
-        """Drop an anchor's list (it was trimmed, or lost a partner): rebuilt from the counts
-        on use."""
-        row = self._rows[relation].pop(anchor, None)
-        if row is not None:
-            self._flush()
-            self.arena.drop(row)
+    def model_indexes(self) -> np.ndarray:
+        """The counts' item number -> the model's index of the item (-1: not in the model),
+        brought up to the items numbered or modelled since the last call."""
+        lists = self.cooc.lists
+        lists.flush()  # numbers the items of the pairs waiting
+        numbered, modelled = len(lists.ids), len(self.model.item_ids)
+        if numbered == self._numbered and modelled == self._modelled:
+            return self._model_of
+        if len(self._model_of) < numbered:
+            grown = np.full(max(numbered, 2 * len(self._model_of)), -1, dtype=np.int64)
+            grown[: self._numbered] = self._model_of[: self._numbered]
+            self._model_of = grown
+        model_of = self._model_of
+        index_of, number_of = self.model.item_index, lists.number
+        for number in range(self._numbered, numbered):
+            model_of[number] = index_of.get(lists.ids[number], -1)
+        ids = self.model.item_ids
+        for index in range(self._modelled, modelled):
+            found = number_of.get(ids[index])
+            if found is not None:
+                model_of[found] = index
+        self._numbered, self._modelled = numbered, modelled
+        return model_of
 
     def partners(self, relation: str, anchor: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(model indexes, counts) of an anchor's partners the model knows, or None when it
-        has none: views of the arena (see ``arena.py``)."""
-        self._read_ready()
-        row = self._row(relation, anchor)
-        return None if row is None else self.arena.view(row)
-
-    def _row(self, relation: str, anchor: str) -> int | None:
-        """The row of an anchor's list (built from the counts when it has none), None when
-        the counts hold no partner the model knows."""
-        built = self._rows[relation]
-        row = built.get(anchor)
+        has none (copies)."""
+        lists = self.cooc.lists
+        row = lists.row(relation, anchor)
         if row is None:
-            counts = self.cooc.counts[relation].get(anchor)
-            if not counts:
-                return None
-            index_of = self.model.item_index
-            # Sorted ids: the list's order is the same however the counts were built.
-            ids = [partner for partner in sorted(counts) if partner in index_of]
-            row = self.arena.new([index_of[p] for p in ids], [counts[p] for p in ids])
-            built[anchor] = row
-        return row if self.arena.size[row] else None
+            return None
+        numbers, counts = lists.arena.view(row)
+        indexes = self.model_indexes()[numbers]
+        known = indexes >= 0
+        return (indexes[known], counts[known]) if known.any() else None
 
     # --- scoring ------------------------------------------------------------------------------
     def scores(
@@ -223,47 +143,32 @@ class NeighbourIndex:
         anchors led to an item. The lists are read where they lie in the arena and summed
         in one compiled pass (``kernels.neighbour_totals``), so the cost grows with the
         partners of the user's recent items, not with their history or the catalog."""
-        self._read_ready()
-        lists: list[int] = []
-        scale: list[float] = []
-        ranks: list[int] = []
-        signals: list[int] = []
-        rows: list[int] = []
+        lists = self.cooc.lists
+        arena = lists.arena
+        model_of = self.model_indexes()
         # The relations in use, each with its own row of the totals (summed in this order).
         used = [r for r in RELATIONS if relation_weights.get(r, 0.0) > 0]
-        for row, relation in enumerate(used):
-            relation_weight = relation_weights[relation]
-            signal = SIGNALS.index(DISCOUNT_BY[relation])  # its discount vector, below
-            built = self._rows[relation]
-            for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
-                found = built.get(anchor)
-                if found is None and (found := self._row(relation, anchor)) is None:
-                    continue
-                lists.append(found)
-                scale.append(weight * relation_weight)
-                ranks.append(rank)
-                signals.append(signal)
-                rows.append(row)
-        arena = self.arena
-        # Where the lists lie now (a later move changes the arena's own entries).
-        starts = arena.start[lists]
-        sizes = arena.size[lists]
-        rank_array = np.asarray(ranks, dtype=np.int64)
-        if not lists:
-            return np.zeros(n_items), Attribution(anchors, arena.partner, starts, sizes, rank_array)
+        starts, sizes, relation_rows, ranks = lists.held(used, anchors)
+        attribution = Attribution(anchors, arena.partner, model_of, starts, sizes, ranks)
+        if not len(starts):
+            return np.zeros(n_items), attribution
+        weight_of = np.asarray(weights, dtype=np.float64)
+        relation_weight = np.array([relation_weights[r] for r in used], dtype=np.float64)
+        signal_of = np.array([SIGNALS.index(DISCOUNT_BY[r]) for r in used], dtype=np.int64)
         total = neighbour_totals(
             arena.partner,
             arena.count,
+            model_of,
             starts,
             sizes,
-            np.asarray(scale, dtype=np.float64),
-            np.asarray(signals, dtype=np.int64),
-            np.asarray(rows, dtype=np.int64),
+            weight_of[ranks] * relation_weight[relation_rows],
+            signal_of[relation_rows],
+            relation_rows,
             tuple(self.discount_vector(signal) for signal in SIGNALS),
             n_items,
             len(used),
         )
-        return total, Attribution(anchors, arena.partner, starts, sizes, rank_array)
+        return total, attribution
 
     # --- related items of one item ------------------------------------------------------------
     def related(
@@ -276,8 +181,8 @@ class NeighbourIndex:
         scaled by its best, summed in relation order; label "blend"). One compiled pass
         over the lists (``ordered.related_best``) instead of a Python sort of every partner
         list: the evaluation asks this for every case. Asks ``0 <= n <= depth``; partners
-        the factor model does not know are not in the lists (in the evaluation, every item
-        of a pair has been learned)."""
+        the factor model does not know are passed over (in the evaluation, every item of a
+        pair has been learned)."""
         ids = self.model.item_ids
         index_of = self.model.item_index
         excluded = np.zeros(len(ids), dtype=bool)
@@ -285,17 +190,17 @@ class NeighbourIndex:
         excluded[[index for index in map(index_of.get, exclude) if index is not None]] = True
         if anchor in index_of:
             excluded[index_of[anchor]] = True
-        self._read_ready()
-        lists: list[int] = []
+        counts = self.cooc.lists
+        rows: list[int] = []
         signals: list[int] = []
         for relation in relations:
-            row = self._row(relation, anchor)
+            row = counts.row(relation, anchor)
             if row is not None:
-                lists.append(row)
+                rows.append(row)
                 signals.append(SIGNALS.index(DISCOUNT_BY[relation]))
-        if not lists:
+        if not rows:
             return []
-        arena = self.arena
+        arena = counts.arena
         # One relation's first n are its ranking's first n: no depth cut, no scaling.
         cut = depth if len(relations) > 1 else -1
         if len(self._slots) < len(ids):
@@ -303,8 +208,9 @@ class NeighbourIndex:
         index, score = related_best(
             arena.partner,
             arena.count,
-            arena.start[lists],
-            arena.size[lists],
+            self.model_indexes(),
+            arena.start[rows],
+            arena.size[rows],
             np.asarray(signals, dtype=np.int64),
             tuple(self.discount_vector(signal) for signal in SIGNALS),
             excluded,

@@ -161,6 +161,7 @@ def _keep_best(
 def related_best(
     partner: np.ndarray,
     count: np.ndarray,
+    model_of: np.ndarray,
     starts: np.ndarray,
     sizes: np.ndarray,
     signals: np.ndarray,
@@ -172,7 +173,8 @@ def related_best(
     n: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``blend_related`` of ``rank_related`` over partner lists (blocks ``starts``,
-    ``sizes`` of the arena's ``partner`` and ``count``; list ``l`` discounted by
+    ``sizes`` of the arena's ``partner``, item numbers that ``model_of`` turns into model
+    indexes, -1 passed over, and ``count``; list ``l`` discounted by
     ``discounts[signals[l]]``): (model indexes, scores) of the first ``n``, best first, ties
     by ``rank``; items ``excluded`` left out. ``cut < 0``: one list, its scores as they are.
     Else each list's best ``cut`` are scaled by their best and summed per item, the lists
@@ -191,8 +193,8 @@ def related_best(
         discount = discounts[signals[lst]]
         first = kept
         for slot in range(starts[lst], starts[lst] + sizes[lst]):
-            item = partner[slot]
-            if excluded[item]:
+            item = model_of[partner[slot]]
+            if item < 0 or excluded[item]:
                 continue
             items[kept] = item
             values[kept] = count[slot] / discount[item]

@@ -13,15 +13,17 @@ from dataclasses import replace
 import numpy as np
 
 from pipeline.core.events import event_from_dict
-from pipeline.features.personal.arena import SMALLEST_BLOCK, PartnerArena
 from pipeline.features.personal.engine import Engine, PersonalConfig
+from pipeline.features.related.arena import SMALLEST_BLOCK
+from pipeline.features.related.counts import CountLists
 
 
 def load_kernels(config: PersonalConfig) -> None:
     """Load the engine's compiled kernels by learning and ranking a few clicks on throwaway
     engines: one without and one with words and the freshness prior in its factor model
-    (``words.py``, ``freshness.py``), whatever ``config`` says, and by growing a tiny partner
-    arena (``arena.py``), so that every kernel is loaded."""
+    (``words.py``, ``freshness.py``), whatever ``config`` says, and by growing a tiny
+    co-occurrence arena (``pipeline.features.related.counts``), so that every kernel is
+    loaded."""
     text = np.zeros(config.content_dim, dtype=np.float32)
     text[0] = 1.0
     for rate in (0.0, 0.1):
@@ -30,8 +32,6 @@ def load_kernels(config: PersonalConfig) -> None:
         engine.set_created({"a": 1_700_000_000_000})
         clicks = (("u", "a"), ("u", "b"), ("v", "b"), ("v", "c"), ("u", "c"))
         for n, (user, item) in enumerate(clicks):
-            if n == len(clicks) - 1:
-                engine.recommend("u", 3)  # builds partner lists, which the last click sets
             engine.learn(
                 event_from_dict(
                     {
@@ -45,9 +45,7 @@ def load_kernels(config: PersonalConfig) -> None:
             )
         engine.recommend("u", 3)
         engine.related("a", 3)
-    # A block that outgrows a full arena: the arena's move and reclaim.
-    arena = PartnerArena(entries=SMALLEST_BLOCK)
-    row = arena.new([0], [1.0])
-    arena.set(
-        [row] * (SMALLEST_BLOCK + 1), list(range(SMALLEST_BLOCK + 1)), [1.0] * (SMALLEST_BLOCK + 1)
-    )
+    # A list that outgrows its block in a full arena: the arena's move and reclaim.
+    lists = CountLists(("r",), longest=SMALLEST_BLOCK, entries=SMALLEST_BLOCK)
+    lists.add(("r", "a", f"p{k}", 1.0) for k in range(SMALLEST_BLOCK + 1))
+    lists.take_long()

@@ -4,6 +4,7 @@ Learned by the ``personal`` agent group, because pairing an event with the same 
 recent history needs that history, which only the worker owning the user's partition has.
 
 - ``model.py``: pairing rules, co-occurrence counts, the popularity discount (pure);
+- ``counts.py``, ``arena.py``: the counts' lists, in item numbers, in one arena (pure);
 - ``config.py``: the configuration from settings;
 - ``state.py``: what the personal agent reads and writes of it in Redis;
 - ``read.py``: related items of one item, ranked now;

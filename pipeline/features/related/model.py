@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +33,7 @@ from pipeline.features.personal.history import (
     add_entry_time,
     entry_times,
 )
+from pipeline.features.related.counts import CountLists
 
 RELATIONS = ("also_clicked", "also_bought", "viewed_then_bought")
 # Which popularity signal discounts the partners of each relation.
@@ -264,63 +265,55 @@ def _directed(before: list[int], after: list[int], window: int) -> bool:
 
 
 class CoOccurrence:
-    """In-memory co-occurrence counts and popularity (the agent mirrors them in Redis)."""
+    """In-memory co-occurrence counts (``counts.py``) and popularity (the agent mirrors them
+    in Redis)."""
 
     def __init__(self, config: RelatedConfig) -> None:
         self.config = config
-        self.counts: dict[str, dict[str, dict[str, float]]] = {
-            r: defaultdict(dict) for r in RELATIONS
-        }
+        self.lists = CountLists(RELATIONS, longest=2 * config.max_neighbours)
         self.popularity: dict[str, dict[str, float]] = {
             signal: defaultdict(float) for signal in SIGNALS
         }
-        # Per relation, the anchors whose lists a pair left longer than twice the cap since
-        # the last trim (the only ones a trim changes).
-        self._touched: dict[str, set[str]] = {r: set() for r in RELATIONS}
 
-    def apply(self, pairs: Iterable[Pair], summed: PairCounts | None = None) -> None:
-        """Add pair counts, and with ``summed`` each amount there too (what a batch writes:
-        summed as they are counted, not in a second pass). Trimming waits for
-        :meth:`trim_touched`."""
-        counts, touched = self.counts, self._touched
-        longest = 2 * self.config.max_neighbours
-        for relation, a, b, amount in pairs:
-            partners = counts[relation][a]
-            held = partners.get(b)
-            if held is not None:
-                if amount < 0 and held + amount <= 0:
-                    # A login's correction took the pair back out (as the store's zincr_trim).
-                    del partners[b]
-                else:
-                    partners[b] = held + amount
-            elif amount >= 0:
-                partners[b] = amount
-            # (Else a correction of a pair not held, a trim dropped it: nothing to take.)
-            # Only lists longer than twice the cap are trimmed: a new partner makes one, and
-            # so can a list loaded from a store whose cap was higher, touched by any pair.
-            if len(partners) > longest:
-                touched[relation].add(a)
-            if summed is not None:
+    def apply(self, pairs: Sequence[Pair], summed: PairCounts | None = None) -> None:
+        """Add pair counts, and with ``summed`` each amount there too (what a batch writes).
+        A pair not held with a negative amount (a login's correction of a pair a trim
+        dropped) takes nothing; one that takes a count to 0 or below removes the partner
+        (as the store's zincr_trim). Trimming waits for :meth:`trim_touched`."""
+        self.lists.add(pairs)
+        if summed is not None:
+            for relation, a, b, amount in pairs:
                 moved = summed[relation][a]
                 moved[b] = moved.get(b, 0.0) + amount
+
+    def load(self, relation: str, anchor: str, partners: Mapping[str, float]) -> None:
+        """An anchor's list as a store holds it replaces the one in memory."""
+        self.lists.load(relation, anchor, partners)
+
+    def partners(self, relation: str, anchor: str) -> dict[str, float]:
+        """An anchor's partners with their counts ({} when it has none)."""
+        return self.lists.partners(relation, anchor)
+
+    def counts(self) -> dict[str, dict[str, dict[str, float]]]:
+        """relation -> anchor -> partner -> count of every list with a partner (a copy)."""
+        return self.lists.snapshot()
 
     def trim_touched(self) -> list[tuple[str, str]]:
         """Cap lists that grew past twice ``max_neighbours`` back to ``max_neighbours``;
         returns the (relation, anchor) lists trimmed.
 
         The bulk trim amortises the sort; the Redis copy trims with the same rule once per
-        batch (``Writes.zincr_trim(keep=cap, trim_above=2 * cap)``).
+        batch (``Writes.zincr_trim(keep=cap, trim_above=2 * cap)``). Only lists longer than
+        twice the cap are trimmed: a new partner makes one, and so can a list loaded from
+        a store whose cap was higher, touched by any pair.
         """
         cap = self.config.max_neighbours
         trimmed = []
-        for relation, anchors in self._touched.items():
-            counts = self.counts[relation]
-            for a in anchors:
-                partners = counts[a]
-                if len(partners) > 2 * cap:
-                    counts[a] = trim(partners, cap)
-                    trimmed.append((relation, a))
-            anchors.clear()
+        for relation, anchor in self.lists.take_long():
+            partners = self.lists.partners(relation, anchor)
+            if len(partners) > 2 * cap:
+                self.lists.load(relation, anchor, trim(partners, cap))
+                trimmed.append((relation, anchor))
         return trimmed
 
     def count_popularity(self, item_id: str, signal: str, amount: float = 1.0) -> None:
@@ -329,7 +322,7 @@ class CoOccurrence:
     def related(
         self, item_id: str, relation: str, n: int, exclude: Iterable[str] = ()
     ) -> list[tuple[str, float]]:
-        partners = self.counts[relation].get(item_id)
+        partners = self.lists.partners(relation, item_id)
         if not partners:
             return []
         return rank_related(

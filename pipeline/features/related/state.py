@@ -58,7 +58,7 @@ async def load_popularity(store: Store, keys: Keys) -> dict[str, dict[str, float
 
 
 async def load_counts(store: Store, keys: Keys, cooc: CoOccurrence) -> None:
-    """Every stored related list into ``cooc.counts``."""
+    """Every stored related list into ``cooc`` (replacing the lists it holds)."""
     anchors = sorted(member.decode() for member in await store.smembers(keys.related_anchors()))
     for start in range(0, len(anchors), LOAD_CHUNK):
         chunk = anchors[start : start + LOAD_CHUNK]
@@ -71,4 +71,4 @@ async def load_counts(store: Store, keys: Keys, cooc: CoOccurrence) -> None:
             for relation in RELATIONS:
                 members = next(rows)
                 if members:
-                    cooc.counts[relation][anchor] = {m.decode(): score for m, score in members}
+                    cooc.load(relation, anchor, {m.decode(): score for m, score in members})

@@ -244,12 +244,14 @@ def test_the_drained_pair_counts_sum_what_learning_counted_and_can_be_left_out()
     )
     for each in (engine, silent):
         each.learn_batch(events[:200])
-    before = {r: {a: dict(p) for a, p in lists.items()} for r, lists in engine.cooc.counts.items()}
+    before = {
+        r: {a: dict(p) for a, p in lists.items()} for r, lists in engine.cooc.counts().items()
+    }
     changes = engine.learn_batch(events[200:])
     assert silent.learn_batch(events[200:]).pairs == {}
-    assert silent.cooc.counts == engine.cooc.counts
+    assert silent.cooc.counts() == engine.cooc.counts()
     assert any(changes.pairs.values())
-    for relation, lists in engine.cooc.counts.items():
+    for relation, lists in engine.cooc.counts().items():
         for anchor, partners in lists.items():
             for partner, count in partners.items():
                 earlier = before[relation].get(anchor, {}).get(partner, 0.0)
@@ -264,7 +266,7 @@ def test_a_low_rating_never_counts_as_a_conversion_for_also_bought():
     engine = Engine(from_settings(mf_factors=4))
     engine.learn(event_at("rate", "u", "hated", T0, value=1))
     engine.learn(event_at("buy", "u", "liked", T0 + 1000, value=1))
-    assert engine.cooc.counts["also_bought"].get("liked", {}) == {}
+    assert engine.cooc.counts()["also_bought"].get("liked", {}) == {}
     assert engine.histories["u"].recent[0][1] == "rate_low"
 
 

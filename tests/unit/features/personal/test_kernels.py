@@ -1,5 +1,6 @@
 """The compiled kernels of the personal engine equal the same formulas in numpy: the factor
-model's SGD step, the neighbour scores' totals (bit for bit) the anchors that led to an item,
+model's SGD step, the neighbour scores' totals (bit for bit; lists in the co-occurrence
+arena's item numbers, some of items the model does not know) the anchors that led to an item,
 the best items of a list and the normal draws of new ids' vectors."""
 
 from __future__ import annotations
@@ -123,9 +124,51 @@ def test_the_compiled_neighbour_totals_are_the_numpy_rule(seed: int) -> None:
         index, counts, lengths, scales, signals, rows, discounts, n_items, n_rows
     )
     assert np.count_nonzero(expected) > 10
-    partner, count, starts = scattered(rng, index, counts, lengths)
-    args = (partner, count, starts, lengths, scales, signals, rows, discounts, n_items, n_rows)
-    assert np.array_equal(neighbour_totals(*args), expected)
+    numbers, held, sizes, model_of = numbered(rng, index, counts, lengths, n_items)
+    partner, count, starts = scattered(rng, numbers, held, sizes)
+    args = (partner, count, model_of, starts, sizes, scales, signals, rows, discounts)
+    assert np.array_equal(neighbour_totals(*args, n_items, n_rows), expected)
+
+
+def numbered(
+    rng: np.random.Generator,
+    index: np.ndarray,
+    counts: np.ndarray,
+    lengths: np.ndarray,
+    n_items: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The lists of model indexes ``index`` as the co-occurrence arena holds them: in item
+    numbers (a shuffle of the indexes), with entries of items the model does not know
+    mixed in (number -> -1), their counts larger than any (they would lead their lists if
+    read). Returns (numbers, counts, lengths, model_of)."""
+    n_unknown = 7
+    order = rng.permutation(n_items + n_unknown)
+    model_of = np.full(n_items + n_unknown, -1, dtype=np.int64)
+    model_of[order[:n_items]] = np.arange(n_items)
+    unknown = order[n_items:].tolist()
+    numbers: list[int] = []
+    held: list[float] = []
+    sizes: list[int] = []
+    begin = 0
+    for length in lengths.tolist():
+        entries = [
+            (int(order[i]), float(c))
+            for i, c in zip(
+                index[begin : begin + length], counts[begin : begin + length], strict=True
+            )
+        ]
+        begin += length
+        for _ in range(int(rng.integers(0, 3))):
+            entries.insert(int(rng.integers(0, len(entries) + 1)), (rng.choice(unknown), 1000.0))
+        numbers += [number for number, _ in entries]
+        held += [count for _, count in entries]
+        sizes.append(len(entries))
+    return (
+        np.array(numbers, dtype=np.int64),
+        np.array(held),
+        np.array(sizes, dtype=np.int64),
+        model_of,
+    )
 
 
 def scattered(
@@ -159,8 +202,9 @@ def test_first_anchors_are_each_items_lowest_ranks(seed: int, limit: int) -> Non
     list_ranks = rng.integers(0, n_anchors, len(lengths)).astype(np.int64)
     ranks = np.repeat(list_ranks, lengths)
     served = np.array([*rng.choice(60, 20, replace=False), 75], dtype=np.int64)
-    partner, _, starts = scattered(rng, index, np.zeros(len(index)), lengths)
-    first = first_anchors(partner, starts, lengths, list_ranks, served, n_anchors, limit)
+    numbers, held, sizes, model_of = numbered(rng, index, np.zeros(len(index)), lengths, 60)
+    partner, _, starts = scattered(rng, numbers, held, sizes)
+    first = first_anchors(partner, model_of, starts, sizes, list_ranks, served, n_anchors, limit)
     for row, item in zip(first.tolist(), served.tolist(), strict=True):
         held = sorted({r for i, r in zip(index.tolist(), ranks.tolist(), strict=True) if i == item})
         assert row == held[:limit] + [-1] * (limit - len(held[:limit]))

@@ -65,7 +65,7 @@ def counts(order: list[Event]) -> dict[tuple[str, str], dict[str, float]]:
     return {
         (relation, anchor): dict(partners)
         for relation in RELATIONS
-        for anchor, partners in engine.cooc.counts[relation].items()
+        for anchor, partners in engine.cooc.counts()[relation].items()
         if partners
     }
 

@@ -53,7 +53,7 @@ def assert_mirrors_counts(engine: Engine) -> None:
             (counts.get(item, 0.0) + 1.0) ** index.discount for item in ids
         ]
     for relation in RELATIONS:
-        for anchor, counts in engine.cooc.counts[relation].items():
+        for anchor, counts in engine.cooc.counts()[relation].items():
             assert mirrored(engine, relation, anchor) == {
                 p: c for p, c in counts.items() if p in engine.model.item_index
             }
@@ -98,20 +98,16 @@ def test_partner_arrays_follow_the_counts_as_pairs_arrive() -> None:
         assert_mirrors_counts(engine)
 
 
-def test_a_new_items_pairs_join_the_arrays_already_built() -> None:
-    """A click of an item nobody clicked before pairs it with the user's recent items: their
-    arrays take the new partner as it comes (the item joins the factor model first), not
-    dropped and rebuilt from the counts at the next list, anchor by anchor."""
+def test_a_new_items_pairs_are_in_the_lists_at_once() -> None:
+    """A click of an item nobody clicked before pairs it with the user's recent items: the
+    next read of their lists holds it, whether or not the lists were read before."""
     engine = Engine(personal_config(load_settings()))
     for n, item in enumerate(("a", "b", "c"), start=1):
         engine.learn(click(n, "u1", item))
-    engine.recommend("u1", 10)  # builds the lists of a, b and c
-    rows = dict(engine.neighbours._rows["also_clicked"])
+    engine.recommend("u1", 10)
     engine.learn(click(4, "u1", "brand-new"))
-    assert engine.neighbours.arena._free == []  # no list was dropped
     for item in "abc":
-        assert "brand-new" in mirrored(engine, "also_clicked", item)
-        assert engine.neighbours._rows["also_clicked"][item] == rows[item]
+        assert mirrored(engine, "also_clicked", item)["brand-new"] == 1.0
     assert_mirrors_counts(engine)
 
 
@@ -129,7 +125,7 @@ def reference_scores(
         for rank, (anchor, weight) in enumerate(zip(anchors, weights, strict=True)):
             counts = {
                 p: c
-                for p, c in engine.cooc.counts[relation].get(anchor, {}).items()
+                for p, c in engine.cooc.counts()[relation].get(anchor, {}).items()
                 if p in engine.model.item_index
             }
             discounted = {
@@ -263,19 +259,19 @@ def test_related_items_from_the_arrays_equal_the_rule_over_the_counts(max_neighb
     # counts drop them (nothing to take back, or down to 0), and so must the arrays, also
     # when the pair is counted again afterwards (then once, not less).
     engine.neighbours.partners("also_clicked", "i0")
-    counts = engine.cooc.counts["also_clicked"]["i0"]
+    counts = engine.cooc.counts()["also_clicked"]["i0"]
     absent = next(i for i in engine.model.item_ids if i not in counts and i != "i0")
     once = next(p for p, c in counts.items() if c == 1.0)
     for amount in (-1.0, -1.0, 1.0):
         for partner in (absent, once):
             pair = [("also_clicked", "i0", partner, amount)]
             engine.cooc.apply(pair)
-            engine.neighbours.add_pairs(pair)
-            engine.neighbours.partners("also_clicked", "i0")  # arrays rebuilt, then updated
+            engine.neighbours.partners("also_clicked", "i0")
+    counts = engine.cooc.partners("also_clicked", "i0")
     assert counts[absent] == counts[once] == 1.0
     assert_mirrors_counts(engine)
     config = engine.config.related
-    longest = max(len(p) for counts in engine.cooc.counts.values() for p in counts.values())
+    longest = max(len(p) for counts in engine.cooc.counts().values() for p in counts.values())
     if max_neighbours == 10:
         assert longest > 10  # some lists are deeper than the depth asked
     checked = 0
@@ -301,7 +297,7 @@ def test_related_items_of_a_depth_of_none_are_none(partners: int) -> None:
     engine = Engine(personal_config(load_settings()))
     for n, item in enumerate("abcdefghij"[: partners + 1], start=1):
         engine.learn(click(n, "u", item))
-    assert len(engine.cooc.counts["also_clicked"]["a"]) == partners
+    assert len(engine.cooc.counts()["also_clicked"]["a"]) == partners
     assert blend_related({r: engine.cooc.related("a", r, 0, ()) for r in RELATIONS}, 0) == []
     assert engine.neighbours.related("a", list(RELATIONS), 0, 0, ()) == []
 
@@ -310,12 +306,11 @@ def lists(engine: Engine, users: list[str]) -> list[list[tuple[str, float]]]:
     return [[(r.item_id, r.score) for r in engine.recommend(user, 20)] for user in users]
 
 
-def test_arrays_caught_up_per_batch_equal_arrays_updated_pair_by_pair() -> None:
-    """A worker's engine sums each batch's pairs for the store and brings the partner arrays
-    up to date from those sums (at the drain, or at a read before it); an evaluation's
-    engine updates them pair by pair. Through logins (whose corrections drop partners),
-    trims, reads in the middle of batches and after drains, both serve the same lists and
-    related items, and both arrays mirror the counts."""
+def test_an_engine_that_sums_pairs_for_the_store_serves_what_one_that_does_not_serves() -> None:
+    """A worker's engine sums each batch's pairs for the store; an evaluation's engine does
+    not. Through logins (whose corrections drop partners), trims, reads in the middle of
+    batches and after drains, both serve the same lists and related items, and both
+    lists mirror the counts."""
     config = personal_config(load_settings(related_max_neighbours=10))
     batched, per_pair = Engine(config), Engine(config, pair_writes=False)
     rng = random.Random(5)
@@ -346,30 +341,27 @@ def test_arrays_caught_up_per_batch_equal_arrays_updated_pair_by_pair() -> None:
     assert_mirrors_counts(per_pair)
 
 
-def test_arrays_catch_up_to_a_partner_dropped_and_counted_again_in_one_batch() -> None:
+def test_a_partner_dropped_and_counted_again_in_one_batch_ends_with_its_count() -> None:
     """A login's correction that drops a partner, then new pairs that count it again, in
-    one deferred batch: the arrays take the count the partner ends with (3), not the held
-    count plus the batch's sum (1 - 2 + 3 = 2)."""
+    one batch: the list holds the count the partner ends with (3), not the held count plus
+    the batch's sum (1 - 2 + 3 = 2), which is what the batch writes to the store."""
     engine = Engine(personal_config(load_settings()))
     for n, item in enumerate(("a", "b", "c"), start=1):
         engine.learn(click(n, "u1", item))
     engine.drain_changes()
-    engine.recommend("u1", 10)  # builds the arrays of a, b and c
     assert mirrored(engine, "also_clicked", "a") == {"b": 1.0, "c": 1.0}
     summed = pair_counts()
-    engine.neighbours.defer(summed)
-    pairs = [("also_clicked", "a", "b", -2.0), ("also_clicked", "a", "b", 3.0)]
-    engine.cooc.apply(pairs, summed)
-    engine.neighbours.add_pairs(pairs)
+    engine.cooc.apply([("also_clicked", "a", "b", -2.0), ("also_clicked", "a", "b", 3.0)], summed)
     assert mirrored(engine, "also_clicked", "a") == {"b": 3.0, "c": 1.0}
+    assert summed["also_clicked"]["a"] == {"b": 1.0}
     assert_mirrors_counts(engine)
 
 
 def test_a_partner_the_model_learns_late_joins_the_arrays_with_its_count() -> None:
-    """An anchor's arrays leave out a partner the model does not know (a stored history may
-    name an item this worker never learned); its pairs still count. When the model learns
-    the item and a pair names it again, the arrays take its count, not that pair's amount,
-    whether they follow pair by pair (an evaluation) or per batch (a worker)."""
+    """An anchor's lists, as scored, leave out a partner the model does not know (a stored
+    history may name an item this worker never learned); its pairs still count. When the
+    model learns the item, the lists hold it with its count, whether the engine sums its
+    pairs for the store (a worker) or not (an evaluation)."""
     for pair_writes in (False, True):
         engine = Engine(personal_config(load_settings()), pair_writes=pair_writes)
         engine.restore_user(
@@ -382,5 +374,5 @@ def test_a_partner_the_model_learns_late_joins_the_arrays_with_its_count() -> No
         engine.learn(click(4, "w", "y"))
         engine.learn(click(5, "w", "x"))  # y <-> x: 2
         engine.drain_changes()
-        assert engine.cooc.counts["also_clicked"]["y"]["x"] == 2.0
+        assert engine.cooc.counts()["also_clicked"]["y"]["x"] == 2.0
         assert_mirrors_counts(engine)
