@@ -67,14 +67,14 @@ class Engine:
 
     def __init__(self, config: PersonalConfig, pair_writes: bool = True) -> None:
         """``pair_writes=False``: the drained changes leave out the pair counts (nothing
-        writes them: an evaluation), which are then not summed per list as learned."""
+        writes them: an evaluation), which are then not summed."""
         self.config = c = config
         self.pair_writes = pair_writes
         self.model = c.mf.model()
         self.histories: dict[str, UserHistory] = {}
         # Anonymous ids that logged in -> the user they became.
         self.aliases: dict[str, str] = {}
-        self.cooc = CoOccurrence(c.related)
+        self.cooc = CoOccurrence(c.related, summing=pair_writes)
         self.trending = DecayedCounts(c.blend.cold_start_half_life_s)
         self.neighbours = NeighbourIndex(self.cooc, self.model, c.related.discount)
         self.taste = ContentTaste(c.content_dim)
@@ -227,7 +227,7 @@ class Engine:
 
     def _add_pairs(self, pairs: list[Pair]) -> None:
         if pairs:
-            self.cooc.apply(pairs, self.changes.pairs if self.pair_writes else None)
+            self.cooc.apply(pairs)
 
     def _merge_user(self, anonymous: str, user: str) -> None:
         if anonymous == user or self.aliases.get(user) == anonymous:
@@ -289,6 +289,8 @@ class Engine:
         # batch: both keep exactly the same partners.
         self.cooc.trim_touched()
         changes, self.changes = self.changes, Changes()
+        if self.pair_writes:
+            changes.pairs = self.cooc.take_sums()
         changes.item_deltas = self.model.drain_deltas()
         changes.items |= changes.item_deltas.keys()
         if self.model.words is not None:

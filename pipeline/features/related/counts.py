@@ -12,6 +12,7 @@ Text ids appear only where lists are read out (:meth:`CountLists.partners`) or l
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import pairwise
 from operator import itemgetter
 
 import numpy as np
@@ -54,7 +55,9 @@ class CountLists:
     """Per (relation, anchor) partner counts for the ``relations`` named (their codes are
     their positions)."""
 
-    def __init__(self, relations: Sequence[str], longest: int, entries: int = 4096) -> None:
+    def __init__(
+        self, relations: Sequence[str], longest: int, entries: int = 4096, summing: bool = False
+    ) -> None:
         self.relations = tuple(relations)
         # Lists left longer than this are marked for :meth:`take_long`.
         self.longest = longest
@@ -66,6 +69,10 @@ class CountLists:
         self.row_of = np.full((len(self.relations), 256), -1, dtype=np.int64)
         # (relation, anchor, partner, amount) added and not yet counted (see :meth:`add`).
         self._waiting: list[tuple[str, str, str, float]] = []
+        # Summing (what a batch writes to the store): the (codes, anchors, partners, amounts)
+        # counted since the last :meth:`take_sums`, one group of arrays per flush.
+        self.summing = summing
+        self._counted: list[tuple[np.ndarray, ...]] = []
 
     # --- numbering ----------------------------------------------------------------------------
     def numbers(self, items: Collection[str], dtype: type = np.int64) -> np.ndarray:
@@ -144,6 +151,8 @@ class CountLists:
         anchor_numbers = self.numbers(list(map(itemgetter(1), waiting)))
         partner_numbers = self.numbers(list(map(itemgetter(2), waiting)), np.int32)
         amount_array = np.fromiter(map(itemgetter(3), waiting), np.float64, size)
+        if self.summing:
+            self._counted.append((codes, anchor_numbers, partner_numbers, amount_array))
         arena = self.arena
         begin = 0
         while True:
@@ -169,6 +178,33 @@ class CountLists:
                 return
             row = self.row_of[codes[begin], anchor_numbers[begin]]
             arena.make_room(SMALLEST_BLOCK if row < 0 else 2 * int(arena.capacity[row]))
+
+    def take_sums(self) -> dict[str, dict[str, dict[str, float]]]:
+        """relation -> anchor -> partner -> the sum of the amounts added since the last call
+        (summing on; sums of 0 too: a login's correction and a new pair cancel out), in the
+        order they were added (as a dictionary adds them one by one). Summed with numpy at
+        the batch's end, not in a Python update per pair as they come."""
+        self.flush()
+        counted, self._counted = self._counted, []
+        sums: dict[str, dict[str, dict[str, float]]] = {}
+        if not counted:
+            return sums
+        codes, anchors, partners, amounts = (
+            np.concatenate(part) for part in zip(*counted, strict=True)
+        )
+        n = len(self.ids)
+        keys, inverse = np.unique((codes * n + anchors) * n + partners, return_inverse=True)
+        totals = np.bincount(inverse, weights=amounts, minlength=len(keys)).tolist()
+        ids = self.ids
+        partner_ids = [ids[number] for number in (keys % n).tolist()]
+        lists = keys // n
+        bounds = [*np.flatnonzero(np.diff(lists, prepend=-1)).tolist(), len(keys)]
+        for begin, end in pairwise(bounds):
+            code, anchor = divmod(int(lists[begin]), n)
+            sums.setdefault(self.relations[code], {})[ids[anchor]] = dict(
+                zip(partner_ids[begin:end], totals[begin:end], strict=True)
+            )
+        return sums
 
     def take_long(self) -> list[tuple[str, str]]:
         """The (relation, anchor) lists marked long since the last call, unmarked."""

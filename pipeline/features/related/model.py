@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -268,23 +268,26 @@ class CoOccurrence:
     """In-memory co-occurrence counts (``counts.py``) and popularity (the agent mirrors them
     in Redis)."""
 
-    def __init__(self, config: RelatedConfig) -> None:
+    def __init__(self, config: RelatedConfig, summing: bool = False) -> None:
+        """``summing``: the amounts added are also summed for :meth:`take_sums` (what a
+        batch writes to the store)."""
         self.config = config
-        self.lists = CountLists(RELATIONS, longest=2 * config.max_neighbours)
+        self.lists = CountLists(RELATIONS, 2 * config.max_neighbours, summing=summing)
         self.popularity: dict[str, dict[str, float]] = {
             signal: defaultdict(float) for signal in SIGNALS
         }
 
-    def apply(self, pairs: Sequence[Pair], summed: PairCounts | None = None) -> None:
-        """Add pair counts, and with ``summed`` each amount there too (what a batch writes).
-        A pair not held with a negative amount (a login's correction of a pair a trim
-        dropped) takes nothing; one that takes a count to 0 or below removes the partner
-        (as the store's zincr_trim). Trimming waits for :meth:`trim_touched`."""
+    def apply(self, pairs: Iterable[Pair]) -> None:
+        """Add pair counts. A pair not held with a negative amount (a login's correction of a
+        pair a trim dropped) takes nothing; one that takes a count to 0 or below removes
+        the partner (as the store's zincr_trim). Trimming waits for :meth:`trim_touched`."""
         self.lists.add(pairs)
-        if summed is not None:
-            for relation, a, b, amount in pairs:
-                moved = summed[relation][a]
-                moved[b] = moved.get(b, 0.0) + amount
+
+    def take_sums(self) -> PairCounts:
+        """What the pairs applied since the last call add, per list (summing on): what a
+        batch writes to the store, also the amounts the counts could not take (a
+        correction of a pair not held)."""
+        return self.lists.take_sums()
 
     def load(self, relation: str, anchor: str, partners: Mapping[str, float]) -> None:
         """An anchor's list as a store holds it replaces the one in memory."""

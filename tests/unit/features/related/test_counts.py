@@ -49,11 +49,12 @@ def test_lists_hold_what_dictionaries_hold(
     amounts that remove partners or find none, one list many times in a call), lists
     loaded in place of what they held, from an arena small enough to move and reclaim
     blocks many times, with pairs counted at the next read or as a few wait; lists left
-    longer than ``longest`` are marked."""
+    longer than ``longest`` are marked; the sums of a batch are what it added."""
     monkeypatch.setattr(counts, "MAX_WAITING", most_waiting)
     rng = random.Random(seed)
-    lists = CountLists(RELATIONS, longest=30, entries=64)
+    lists = CountLists(RELATIONS, longest=30, entries=64, summing=True)
     expected: dict[tuple[str, str], dict[str, float]] = {}
+    sums: dict[str, dict[str, dict[str, float]]] = {}
     items = [f"i{k}" for k in range(300)] + ["ünïcode", "a:b", ""]
     for _ in range(300):
         if rng.random() < 0.1:
@@ -72,6 +73,12 @@ def test_lists_hold_what_dictionaries_hold(
             batch.append((relation, anchor, partner, amount))
             counted(expected.setdefault((relation, anchor), {}), partner, amount)
         lists.add(batch)
+        for relation, anchor, partner, amount in batch:
+            summed = sums.setdefault(relation, {}).setdefault(anchor, {})
+            summed[partner] = summed.get(partner, 0.0) + amount
+        if rng.random() < 0.5:  # the sums since the last taken (also while pairs wait)
+            assert lists.take_sums() == sums
+            sums = {}
         long = set(lists.take_long())
         assert long >= {(r, a) for r, a, _, _ in batch if len(expected[(r, a)]) > 30}
         assert long <= {(r, a) for r, a, _, _ in batch}  # only lists the batch touched

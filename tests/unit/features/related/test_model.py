@@ -22,7 +22,6 @@ from pipeline.features.related.model import (
     PairCounts,
     blend_related,
     co_occurrences,
-    pair_counts,
     rank_related,
     trim,
 )
@@ -227,15 +226,15 @@ def test_a_list_loaded_longer_than_the_cap_allows_is_trimmed_by_any_pair(pair):
 
 def counted(pairs: list[Pair]) -> tuple[CoOccurrence, PairCounts]:
     """Counts of the default configuration after ``pairs``, and what they summed."""
-    cooc = CoOccurrence(related_config(load_settings()))
-    summed = pair_counts()
-    cooc.apply(pairs, summed)
-    return cooc, summed
+    cooc = CoOccurrence(related_config(load_settings()), summing=True)
+    cooc.apply(pairs)
+    return cooc, cooc.take_sums()
 
 
 def test_apply_sums_what_it_counts_per_list():
-    """``summed`` gets every amount, per (relation, anchor, partner), also those the counts
-    cannot take (a correction of a pair never held): the store adds the same increments."""
+    """The sums get every amount, per (relation, anchor, partner), also those the counts
+    cannot take (a correction of a pair never held): the store adds the same increments.
+    Each call takes the sums since the last."""
     cooc, summed = counted(
         [
             ("also_clicked", "x", "a", 1.0),
@@ -245,13 +244,22 @@ def test_apply_sums_what_it_counts_per_list():
             ("also_clicked", "x", "b", -1.0),
         ]
     )
-    cooc.apply([("also_clicked", "x", "a", -1.0)], summed)
-    assert {r: {a: dict(p) for a, p in lists.items()} for r, lists in summed.items()} == {
-        "also_clicked": {"x": {"a": 1.0, "b": -1.0}, "a": {"x": 1.0}},
+    assert summed == {
+        "also_clicked": {"x": {"a": 2.0, "b": -1.0}, "a": {"x": 1.0}},
         "also_bought": {"x": {"a": 1.0}},
     }
+    cooc.apply([("also_clicked", "x", "a", -1.0)])
+    assert cooc.take_sums() == {"also_clicked": {"x": {"a": -1.0}}}
+    assert cooc.take_sums() == {}
     assert cooc.counts()["also_clicked"]["x"] == {"a": 1.0}
     assert cooc.counts()["also_bought"]["x"] == {"a": 1.0}
+
+
+def test_sums_are_left_out_when_nothing_writes_them():
+    cooc = CoOccurrence(related_config(load_settings()))
+    cooc.apply([("also_clicked", "x", "a", 1.0)])
+    assert cooc.take_sums() == {}
+    assert cooc.counts()["also_clicked"]["x"] == {"a": 1.0}
 
 
 def test_queue_pairs_writes_each_lists_sum_once_and_names_every_anchor():
