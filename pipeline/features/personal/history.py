@@ -16,6 +16,7 @@ from bisect import insort
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from pipeline.core.events import Event
@@ -196,7 +197,7 @@ class UserHistory:
         return self.items_since(since_ms, CONVERSION_ENTRIES)
 
     def seen_items(self) -> set[str]:
-        return {entry[0] for entry in self.recent} | set(self.excluded)
+        return set(map(itemgetter(0), self.recent)).union(self.excluded)
 
     def has_seen(self, item_id: str) -> bool:
         """Whether ``item_id`` is one of :meth:`seen_items`, without building the set: most
@@ -206,7 +207,9 @@ class UserHistory:
         clicks, conversions = self.entry_times()
         if item_id in clicks or item_id in conversions:
             return True
-        return any(entry[0] == item_id for entry in self.recent)
+        # A C loop (``in`` over a map), not a generator: a case is an item not seen, so the
+        # whole history is looked through.
+        return item_id in map(itemgetter(0), self.recent)
 
     def merge_from(self, other: UserHistory) -> None:
         """Fold an anonymous history into this one (login), keeping time order. The ids
