@@ -29,7 +29,7 @@ class Changes:
     forgotten: set[str] = field(default_factory=set)
     # Ids whose alias key goes (before the batch's new aliases are written).
     unaliased: set[str] = field(default_factory=set)
-    # relation -> item -> partner -> amount: the pair counts to add (``CoOccurrence.apply``).
+    # relation -> item -> partner -> amount: the pair counts to add (``CoOccurrence.take_sums``).
     pairs: PairCounts = field(default_factory=pair_counts)
     # (signal, item_id) -> count of positive events.
     popularity: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))

@@ -47,5 +47,5 @@ def load_kernels(config: PersonalConfig) -> None:
         engine.related("a", 3)
     # A list that outgrows its block in a full arena: the arena's move and reclaim.
     lists = CountLists(("r",), longest=SMALLEST_BLOCK, entries=SMALLEST_BLOCK)
-    lists.add(("r", "a", f"p{k}", 1.0) for k in range(SMALLEST_BLOCK + 1))
+    lists.add([("r", "a", f"p{k}", 1.0) for k in range(SMALLEST_BLOCK + 1)])
     lists.take_long()

@@ -11,7 +11,7 @@ Text ids appear only where lists are read out (:meth:`CountLists.partners`) or l
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from itertools import pairwise
 from operator import itemgetter
 
@@ -67,8 +67,10 @@ class CountLists:
         self.arena = PartnerArena(entries)
         # Relation code x anchor number -> the anchor's row (-1: none yet).
         self.row_of = np.full((len(self.relations), 256), -1, dtype=np.int64)
-        # (relation, anchor, partner, amount) added and not yet counted (see :meth:`add`).
+        # (relation, anchor, partner, amount) added and not yet counted (see :meth:`add`),
+        # and their relations' codes.
         self._waiting: list[tuple[str, str, str, float]] = []
+        self._codes: list[int] = []
         # Summing (what a batch writes to the store): the (codes, anchors, partners, amounts)
         # counted since the last :meth:`take_sums`, one group of arrays per flush.
         self.summing = summing
@@ -129,28 +131,35 @@ class CountLists:
         )
 
     # --- changes ------------------------------------------------------------------------------
-    def add(self, pairs: Iterable[tuple[str, str, str, float]]) -> None:
+    def add(self, pairs: Sequence[tuple[str, str, str, float]]) -> None:
         """Add each (relation, anchor, partner, amount) to its count, in order, with the rule
         of :func:`~pipeline.features.related.arena.add_amounts`. They wait, and are counted
         by one compiled call when anything is read (or many wait): an event's few pairs
         cost a list extension, not a call each (about 5 µs, more than the dictionaries'
-        updates cost on a log of 4 pairs an event)."""
-        self._waiting.extend(pairs)
+        updates cost on a log of 4 pairs an event). A relation not named at construction is
+        a ValueError here, with none of the call's pairs taken."""
+        try:
+            codes = list(map(self.code.__getitem__, map(itemgetter(0), pairs)))
+        except KeyError as exc:
+            raise ValueError(f"unknown relation {exc}; known: {self.relations}") from None
+        self._codes += codes
+        self._waiting += pairs
         if len(self._waiting) >= MAX_WAITING:
             self.flush()
 
     def flush(self) -> None:
         """Count the pairs waiting (every read does first)."""
-        if not self._waiting:
+        waiting = self._waiting
+        if not waiting:
             return
-        waiting, self._waiting = self._waiting, []
         # Field by field with C loops (``map``): unpacking tens of thousands of pairs with
         # zip(*...) took three times as long.
         size = len(waiting)
-        codes = np.fromiter(map(self.code.__getitem__, map(itemgetter(0), waiting)), np.int64, size)
+        codes = np.array(self._codes, dtype=np.int64)
         anchor_numbers = self.numbers(list(map(itemgetter(1), waiting)))
         partner_numbers = self.numbers(list(map(itemgetter(2), waiting)), np.int32)
         amount_array = np.fromiter(map(itemgetter(3), waiting), np.float64, size)
+        self._waiting, self._codes = [], []
         if self.summing:
             self._counted.append((codes, anchor_numbers, partner_numbers, amount_array))
         arena = self.arena
@@ -181,9 +190,10 @@ class CountLists:
 
     def take_sums(self) -> dict[str, dict[str, dict[str, float]]]:
         """relation -> anchor -> partner -> the sum of the amounts added since the last call
-        (summing on; sums of 0 too: a login's correction and a new pair cancel out), in the
-        order they were added (as a dictionary adds them one by one). Summed with numpy at
-        the batch's end, not in a Python update per pair as they come."""
+        (summing on; sums of 0 too: a login's correction and a new pair cancel out). Each sum
+        adds its amounts in the order they came, as a dictionary updated pair by pair would;
+        the lists and their partners come in item-number order, not in that order. Summed
+        with numpy at the batch's end, not in a Python update per pair as they come."""
         self.flush()
         counted, self._counted = self._counted, []
         sums: dict[str, dict[str, dict[str, float]]] = {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -277,10 +277,11 @@ class CoOccurrence:
             signal: defaultdict(float) for signal in SIGNALS
         }
 
-    def apply(self, pairs: Iterable[Pair]) -> None:
+    def apply(self, pairs: Sequence[Pair]) -> None:
         """Add pair counts. A pair not held with a negative amount (a login's correction of a
         pair a trim dropped) takes nothing; one that takes a count to 0 or below removes
-        the partner (as the store's zincr_trim). Trimming waits for :meth:`trim_touched`."""
+        the partner (as the store's zincr_trim). Trimming waits for :meth:`trim_touched`.
+        A relation not in :data:`RELATIONS` is a ValueError, with none of the pairs taken."""
         self.lists.add(pairs)
 
     def take_sums(self) -> PairCounts:

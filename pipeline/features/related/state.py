@@ -20,8 +20,8 @@ LOAD_CHUNK = 500
 
 
 def queue_pairs(writes: Writes, keys: Keys, pairs: PairCounts, max_neighbours: int) -> None:
-    """Add a batch's pair counts (summed per list by :meth:`CoOccurrence.apply`), capped as
-    :meth:`CoOccurrence.trim_touched` caps them."""
+    """Add a batch's pair counts (summed per list: :meth:`CoOccurrence.take_sums`), capped
+    as :meth:`CoOccurrence.trim_touched` caps them."""
     anchors: set[str] = set()
     for relation, lists in pairs.items():
         for item_id, partners in lists.items():

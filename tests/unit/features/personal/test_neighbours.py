@@ -1,5 +1,7 @@
-"""The neighbour index: partner arrays and popularity vectors stay equal to the counts they
-mirror, however the counts were built (incrementally, or loaded by a restarted worker)."""
+"""The neighbour index: the co-occurrence lists as scored (in the factor model's indexes) and
+the popularity vectors stay equal to the counts, however the counts were built
+(incrementally, or loaded by a restarted worker), and the counts are the rule over the pairs
+the engine made."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pipeline.core.events import event_from_dict
 from pipeline.core.settings import load_settings
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
-from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, blend_related
+from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, Pair, blend_related, trim
 
 T0 = 1_767_225_600_000
 
@@ -375,3 +377,88 @@ def test_a_partner_the_model_learns_late_joins_the_arrays_with_its_count() -> No
         engine.drain_changes()
         assert engine.cooc.counts()["also_clicked"]["y"]["x"] == 2.0
         assert_mirrors_counts(engine)
+
+
+class DictCounts:
+    """The counts' rule with plain dictionaries (as ``CoOccurrence`` held them before its
+    arena): an independent reference for what the engine counts."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.lists: dict[tuple[str, str], dict[str, float]] = {}
+        self.touched: set[tuple[str, str]] = set()
+
+    def apply(self, pairs: list[Pair]) -> None:
+        for relation, anchor, partner, amount in pairs:
+            partners = self.lists.setdefault((relation, anchor), {})
+            held = partners.get(partner)
+            if held is not None:
+                if amount < 0 and held + amount <= 0:
+                    del partners[partner]
+                else:
+                    partners[partner] = held + amount
+            elif amount >= 0:
+                partners[partner] = amount
+            if len(partners) > 2 * self.cap:
+                self.touched.add((relation, anchor))
+
+    def trim(self) -> None:
+        for key in self.touched:
+            if len(self.lists[key]) > 2 * self.cap:
+                self.lists[key] = trim(self.lists[key], self.cap)
+        self.touched.clear()
+
+    def counts(self) -> dict[str, dict[str, dict[str, float]]]:
+        return {
+            relation: {a: dict(p) for (r, a), p in self.lists.items() if r == relation and p}
+            for relation in RELATIONS
+        }
+
+
+def test_the_engines_counts_are_the_rule_over_the_pairs_it_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every pair the engine counts (events, logins' corrections) goes to a dictionary
+    reference too: after each drain (which trims) both hold the same lists, and the lists
+    as scored mirror them."""
+    engine = Engine(personal_config(load_settings(related_max_neighbours=10)))
+    reference = DictCounts(10)
+    count = engine.cooc.apply
+
+    def both(pairs: list[Pair]) -> None:
+        reference.apply(list(pairs))
+        count(pairs)
+
+    monkeypatch.setattr(engine.cooc, "apply", both)
+    rng = random.Random(3)
+    users = [f"u{k}" for k in range(25)] + [f"anon{k}" for k in range(5)]
+    n = 0
+    for _ in range(30):
+        for _ in range(rng.randrange(1, 150)):
+            n += 1
+            if rng.random() < 0.03:
+                engine.learn(login(n, f"anon{rng.randrange(5)}", f"u{rng.randrange(25)}"))
+                continue
+            item = f"i{int(rng.paretovariate(0.8)) % 70}"
+            kind = rng.choice(["click", "click", "buy", "basket"])
+            engine.learn(click(n, rng.choice(users), item, kind))
+        engine.drain_changes()
+        reference.trim()
+        assert engine.cooc.counts() == reference.counts()
+    assert sum(len(lists) for lists in reference.counts().values()) > 100
+    assert_mirrors_counts(engine)
+
+
+def test_lists_scored_before_the_model_knew_a_partner_hold_it_once_it_does() -> None:
+    """A worker's restored history names x, an item its model does not know: the pair
+    y <-> x counts, and y's list as scored leaves x out. Once the model learns x, from an
+    event that makes no pair with y, y's list as scored holds x with its count, as the
+    counts do. (The neighbour index's own copy of the lists, before they were read from
+    the counts, kept x out until a new pair named it.)"""
+    engine = Engine(personal_config(load_settings()))
+    engine.restore_user("u", {"recent": [["x", "click", T0 + 1000]], "excluded": {}}, None, None)
+    engine.learn(click(2, "u", "y"))  # y <-> x: 1
+    assert mirrored(engine, "also_clicked", "y") == {}  # x is not in the model
+    engine.learn(click(3, "v", "x"))  # v has no history: no pair
+    assert mirrored(engine, "also_clicked", "y") == {"x": 1.0}
+    assert_mirrors_counts(engine)
