@@ -83,7 +83,7 @@ class NeighbourIndex:
         # Model items whose popularity entries have been copied from the counts so far;
         # entries past it are filled when asked for (items join the model after their count).
         self._synced: dict[str, int] = dict.fromkeys(SIGNALS, 0)
-        # Each model item's rank in id order: ties of related items go by id.
+        # Each model item's key in id order: ties of related items go by id.
         self._id_order = IdOrder()
         # -1 per model item: the related items' scratch space (``ordered.related_best``).
         self._slots = np.full(0, -1, dtype=np.int64)
@@ -214,7 +214,7 @@ class NeighbourIndex:
             np.asarray(signals, dtype=np.int64),
             tuple(self.discount_vector(signal) for signal in SIGNALS),
             excluded,
-            self._id_order.ranks(ids),
+            self._id_order.keys(ids),
             self._slots,
             cut,
             n,

@@ -63,3 +63,20 @@ def test_top_leaves_out_excluded_keys_and_stops_at_n() -> None:
     assert ranked.top(1) == [("a", 3.5)]
     ranked.add("a", -3.0)
     assert ranked.top(5) == [("b", 3.0), ("c", 3.0), ("d", 2.0), ("a", 0.5)]
+
+
+def test_a_long_tail_of_ties_keeps_the_rank_order_whichever_way_an_entry_moves() -> None:
+    """Thousands of keys sharing a score (a wide catalog's long tail): a tail key moving up
+    past them (moved by a delete and an insert) and a head key moving a few places (moved
+    by a slice) both keep the order of a full sort."""
+    rng = random.Random(7)
+    scores = {f"k{i:05d}": 1.0 for i in range(3000)}
+    ranked = RankedScores(scores)
+    for step in range(1500):
+        key = f"k{rng.randrange(3000) if step % 3 else rng.randrange(20):05d}"
+        amount = rng.choice([1.0, 1.0, -1.0, 2.0])
+        scores[key] += amount
+        ranked.add(key, amount)
+        if step % 100 == 0:
+            assert ranked.top(len(scores)) == ranking(scores)
+    assert ranked.top(len(scores)) == ranking(scores)
