@@ -80,3 +80,16 @@ def count_zrange_rows(store: MemoryStore) -> list[int]:
 
     store.read = counted  # type: ignore[method-assign]
     return pages
+
+
+def count_pair(partners: dict[str, float], partner: str, amount: float) -> None:
+    """The co-occurrence counts' rule for one pair, on a dictionary of an anchor's partners
+    (as ``CoOccurrence.apply`` held them before its arena): an independent reference."""
+    held = partners.get(partner)
+    if held is not None:
+        if amount < 0 and held + amount <= 0:
+            del partners[partner]
+        else:
+            partners[partner] = held + amount
+    elif amount >= 0:
+        partners[partner] = amount

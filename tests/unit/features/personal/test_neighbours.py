@@ -6,6 +6,7 @@ the engine made."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from pipeline.core.settings import load_settings
 from pipeline.features.personal.config import personal_config
 from pipeline.features.personal.engine import Engine
 from pipeline.features.related.model import DISCOUNT_BY, RELATIONS, Pair, blend_related, trim
+from tests.unit.features.helpers import count_pair
 
 T0 = 1_767_225_600_000
 
@@ -240,6 +242,24 @@ def login(n: int, anonymous: str, user: str) -> object:
     )
 
 
+def random_events(
+    rng: random.Random, users: int, anonymous: int, items: int, logins: float
+) -> Iterator[object]:
+    """Endless events: clicks, buys and baskets of long-tailed items by ``users`` known
+    users and ``anonymous`` anonymous ids, and a share ``logins`` of logins (whose
+    corrections drop partners)."""
+    ids = [f"u{k}" for k in range(users)] + [f"anon{k}" for k in range(anonymous)]
+    n = 0
+    while True:
+        n += 1
+        if rng.random() < logins:
+            yield login(n, f"anon{rng.randrange(anonymous)}", f"u{rng.randrange(users)}")
+        else:
+            item = f"i{int(rng.paretovariate(0.8)) % items}"
+            kind = rng.choice(["click", "click", "buy", "basket"])
+            yield click(n, rng.choice(ids), item, kind)
+
+
 @pytest.mark.parametrize("max_neighbours", [10, 200])  # lists past the depth, and within it
 def test_related_items_from_the_arrays_equal_the_rule_over_the_counts(max_neighbours: int) -> None:
     """The evaluation's related items come from the partner arrays: the same items, scores,
@@ -317,16 +337,10 @@ def test_an_engine_that_sums_pairs_for_the_store_serves_what_one_that_does_not_s
     batched, per_pair = Engine(config), Engine(config, pair_writes=False)
     rng = random.Random(5)
     users = [f"u{k}" for k in range(30)] + [f"anon{k}" for k in range(6)]
-    n = 0
+    events = random_events(rng, users=30, anonymous=6, items=60, logins=0.02)
     for _ in range(40):
         for _ in range(rng.randrange(1, 120)):
-            n += 1
-            if rng.random() < 0.02:
-                event = login(n, f"anon{rng.randrange(6)}", f"u{rng.randrange(30)}")
-            else:
-                item = f"i{int(rng.paretovariate(0.8)) % 60}"
-                kind = rng.choice(["click", "click", "buy", "basket"])
-                event = click(n, rng.choice(users), item, kind)
+            event = next(events)
             batched.learn(event)
             per_pair.learn(event)
             if rng.random() < 0.01:  # a read in the middle of a batch
@@ -391,14 +405,7 @@ class DictCounts:
     def apply(self, pairs: list[Pair]) -> None:
         for relation, anchor, partner, amount in pairs:
             partners = self.lists.setdefault((relation, anchor), {})
-            held = partners.get(partner)
-            if held is not None:
-                if amount < 0 and held + amount <= 0:
-                    del partners[partner]
-                else:
-                    partners[partner] = held + amount
-            elif amount >= 0:
-                partners[partner] = amount
+            count_pair(partners, partner, amount)
             if len(partners) > 2 * self.cap:
                 self.touched.add((relation, anchor))
 
@@ -431,17 +438,10 @@ def test_the_engines_counts_are_the_rule_over_the_pairs_it_made(
 
     monkeypatch.setattr(engine.cooc, "apply", both)
     rng = random.Random(3)
-    users = [f"u{k}" for k in range(25)] + [f"anon{k}" for k in range(5)]
-    n = 0
+    events = random_events(rng, users=25, anonymous=5, items=70, logins=0.03)
     for _ in range(30):
         for _ in range(rng.randrange(1, 150)):
-            n += 1
-            if rng.random() < 0.03:
-                engine.learn(login(n, f"anon{rng.randrange(5)}", f"u{rng.randrange(25)}"))
-                continue
-            item = f"i{int(rng.paretovariate(0.8)) % 70}"
-            kind = rng.choice(["click", "click", "buy", "basket"])
-            engine.learn(click(n, rng.choice(users), item, kind))
+            engine.learn(next(events))
         engine.drain_changes()
         reference.trim()
         assert engine.cooc.counts() == reference.counts()

@@ -11,20 +11,9 @@ import pytest
 
 from pipeline.features.related import counts
 from pipeline.features.related.counts import CountLists
+from tests.unit.features.helpers import count_pair
 
 RELATIONS = ("near", "after")
-
-
-def counted(partners: dict[str, float], partner: str, amount: float) -> None:
-    """The counts' rule on a dictionary (``CoOccurrence.apply`` before the arena)."""
-    count = partners.get(partner)
-    if count is not None:
-        if amount < 0 and count + amount <= 0:
-            del partners[partner]
-        else:
-            partners[partner] = count + amount
-    elif amount >= 0:
-        partners[partner] = amount
 
 
 def assert_holds(lists: CountLists, expected: dict[tuple[str, str], dict[str, float]]) -> None:
@@ -71,7 +60,7 @@ def test_lists_hold_what_dictionaries_hold(
             partner = rng.choice(held) if held and rng.random() < 0.5 else rng.choice(items)
             amount = float(rng.choice([-3, -1, 0, 1, 1, 2, 5]))
             batch.append((relation, anchor, partner, amount))
-            counted(expected.setdefault((relation, anchor), {}), partner, amount)
+            count_pair(expected.setdefault((relation, anchor), {}), partner, amount)
         lists.add(batch)
         for relation, anchor, partner, amount in batch:
             summed = sums.setdefault(relation, {}).setdefault(anchor, {})
