@@ -183,6 +183,8 @@ class NeighbourIndex:
         list: the evaluation asks this for every case. Asks ``0 <= n <= depth``; partners
         the factor model does not know are passed over (in the evaluation, every item of a
         pair has been learned)."""
+        # First: it counts the pairs waiting, which may move the arena's arrays.
+        model_of = self.model_indexes()
         ids = self.model.item_ids
         index_of = self.model.item_index
         excluded = np.zeros(len(ids), dtype=bool)
@@ -208,7 +210,7 @@ class NeighbourIndex:
         index, score = related_best(
             arena.partner,
             arena.count,
-            self.model_indexes(),
+            model_of,
             arena.start[rows],
             arena.size[rows],
             np.asarray(signals, dtype=np.int64),

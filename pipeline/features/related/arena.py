@@ -23,6 +23,7 @@ Compiled with :func:`pipeline.core.compiled.compiled`.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from pipeline.core.compiled import compiled
 
@@ -181,7 +182,7 @@ class PartnerArena:
         """Rows handed out so far."""
         return int(self.meta[ROWS])
 
-    def new(self, owner: tuple[int, int], partners: list[int], counts: list[float]) -> int:
+    def new(self, owner: tuple[int, int], partners: ArrayLike, counts: ArrayLike) -> int:
         """A new list of ``owner`` holding ``partners`` (distinct, in any order) with
         ``counts``; returns its row."""
         row = self.rows
@@ -194,7 +195,7 @@ class PartnerArena:
         self._fill(row, *_ascending(partners, counts))
         return row
 
-    def replace(self, row: int, partners: list[int], counts: list[float]) -> None:
+    def replace(self, row: int, partners: ArrayLike, counts: ArrayLike) -> None:
         """The list of ``row`` holds ``partners`` (distinct, in any order) with ``counts``
         instead (in a new block when they do not fit its own)."""
         ordered, held = _ascending(partners, counts)
@@ -272,7 +273,7 @@ class PartnerArena:
         return self.partner[first:end], self.count[first:end]
 
 
-def _ascending(partners: list[int], counts: list[float]) -> tuple[np.ndarray, np.ndarray]:
+def _ascending(partners: ArrayLike, counts: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``partners`` in ascending order (a list's order in the arena), with their counts."""
     ordered = np.asarray(partners, dtype=np.int32)
     order = np.argsort(ordered, kind="stable")

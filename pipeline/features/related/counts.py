@@ -230,17 +230,13 @@ class CountLists:
         """The anchor's list holds ``partners`` (read from a store) instead."""
         self.flush()
         row = self._row(self.code[relation], int(self.numbers([anchor])[0]))
-        self.arena.replace(row, self.numbers(partners).tolist(), list(partners.values()))
+        self.arena.replace(row, self.numbers(partners, np.int32), list(partners.values()))
 
     # --- reading ------------------------------------------------------------------------------
     def partners(self, relation: str, anchor: str) -> dict[str, float]:
         """The anchor's partners with their counts ({} when it has none)."""
         row = self.row(relation, anchor)
-        if row is None:
-            return {}
-        numbers, counts = self.arena.view(row)
-        ids = self.ids
-        return {ids[n]: c for n, c in zip(numbers.tolist(), counts.tolist(), strict=True)}
+        return {} if row is None else self._partners_of(row)
 
     def snapshot(self) -> dict[str, dict[str, dict[str, float]]]:
         """relation -> anchor -> partner -> count, every list with a partner (a copy)."""
@@ -249,5 +245,10 @@ class CountLists:
         for row in range(self.arena.rows):
             if self.arena.size[row]:
                 relation, anchor = self.owner(row)
-                out[relation][anchor] = self.partners(relation, anchor)
+                out[relation][anchor] = self._partners_of(row)
         return out
+
+    def _partners_of(self, row: int) -> dict[str, float]:
+        numbers, counts = self.arena.view(row)
+        ids = self.ids
+        return {ids[n]: c for n, c in zip(numbers.tolist(), counts.tolist(), strict=True)}
