@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.core.decay import DecayedCounts
 from pipeline.core.events import FORGET, Event
-from pipeline.core.feedback import Feedback
+from pipeline.core.feedback import CLICK, Feedback
 from pipeline.core.items import new_item_window
 from pipeline.features.personal.changes import Changes
 from pipeline.features.personal.content import ContentTaste
@@ -32,7 +32,6 @@ from pipeline.features.related.model import (
     CoOccurrence,
     Pair,
     RelatedConfig,
-    co_occurrences,
     merge_pairs,
 )
 
@@ -142,7 +141,14 @@ class Engine:
             return
         feedback = self.config.feedback
         conversion = feedback.is_conversion(event)
-        pairs = co_occurrences(history, event, conversion, self.config.related)
+        lists = self.cooc.lists
+        number = lists.number_of(item)
+        is_click = event_type == CLICK
+        if is_click or conversion:
+            # The pairs of co_occurrences, written to the counts' waiting room.
+            self.cooc.pairing.pair(
+                history.paired_entries(lists.number_of), number, not is_click, event.timestamp_ms
+            )
         signal = feedback.signal(event)
         if signal is not None:
             self.neighbours.count_popularity(item, signal)
@@ -154,8 +160,7 @@ class Engine:
         else:
             # A low rating is explicit negative feedback.
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
-        self._add_pairs(pairs)
-        history.add(event, LOW_RATING if feedback.is_low_rating(event) else None)
+        history.add(event, LOW_RATING if feedback.is_low_rating(event) else None, number)
 
     def set_created(self, created: Mapping[str, int | None]) -> None:
         """The catalog's creation times of items (None: the record has none, never new);

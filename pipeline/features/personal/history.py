@@ -12,9 +12,10 @@ deletes them too (docs/privacy.md).
 
 from __future__ import annotations
 
+from array import array
 from bisect import insort
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -73,15 +74,14 @@ def add_entry_time(times: EntryTimes, entry: tuple[str, str, int]) -> None:
         insort(found, timestamp_ms)
 
 
-def _drop_entry_time(times: EntryTimes, entry: tuple[str, str, int]) -> None:
-    item_id, entry_type, timestamp_ms = entry
-    times_of = _times_of(times, entry_type)
-    if times_of is None:
-        return
-    found = times_of[item_id]
-    found.remove(timestamp_ms)
-    if not found:
-        del times_of[item_id]
+def paired_kind(entry_type: str) -> int | None:
+    """An entry's kind in :meth:`UserHistory.paired_entries`: 0 a click, 1 a conversion,
+    None for entries not paired."""
+    if entry_type in CLICK_ENTRIES:
+        return 0
+    if entry_type in CONVERSION_ENTRIES:
+        return 1
+    return None
 
 
 def entry_order(entry: tuple[str, str, int]) -> tuple[int, str, str]:
@@ -113,19 +113,21 @@ class UserHistory:
     interactions: int = 0
     # Anonymous ids merged into this user at login, oldest first.
     merged: dict[str, None] = field(default_factory=dict)
-    # :meth:`entry_times` kept in step with ``recent`` as entries come and go (None: built
-    # from ``recent`` when next asked, after a blacklist or a merge rewrote it).
-    _times: EntryTimes | None = field(default=None, repr=False, compare=False)
+    # :meth:`paired_entries` kept in step with ``recent`` as entries come and go (None: built
+    # from ``recent`` when next asked, after a late entry, a blacklist or a merge).
+    _paired: array | None = field(default=None, repr=False, compare=False)
 
-    def add(self, event: Event, entry_type: str | None = None) -> None:
-        """Record an event. ``entry_type`` overrides the type stored (:data:`LOW_RATING`)."""
+    def add(self, event: Event, entry_type: str | None = None, number: int = -1) -> None:
+        """Record an event. ``entry_type`` overrides the type stored (:data:`LOW_RATING`).
+        ``number``: the item's number in the numbering of :meth:`paired_entries` (-1: not
+        known, they are built again when next asked)."""
         if event.item_id is None:
             return
         if event.event_type == "blacklist":
             self.blacklisted.add(event.item_id)
             self._exclude(event.item_id, event.timestamp_ms)
             self.recent = deque(entry for entry in self.recent if entry[0] != event.item_id)
-            self._times = None
+            self._paired = None
             return
         if event.event_type in EXCLUDING_TYPES:
             self._exclude(event.item_id, event.timestamp_ms)
@@ -134,6 +136,12 @@ class UserHistory:
         key = entry_order(entry)
         if not recent or entry_order(recent[-1]) <= key:
             recent.append(entry)
+            paired, kind = self._paired, paired_kind(entry[1])
+            if paired is not None and kind is not None:
+                if number < 0:
+                    self._paired = None
+                else:
+                    paired.extend((2 * number + kind, entry[2]))
         else:
             # A late event (topics are not ordered against each other): keep time order,
             # which items_since and the age trim rely on. Late events land near the end.
@@ -141,8 +149,7 @@ class UserHistory:
             while position > 0 and entry_order(recent[position - 1]) > key:
                 position -= 1
             recent.insert(position, entry)
-        if self._times is not None:
-            add_entry_time(self._times, entry)
+            self._paired = None
         self.interactions += 1
         self._trim(recent[-1][2])
 
@@ -156,18 +163,31 @@ class UserHistory:
                 del self.excluded[min(evictable, key=self.excluded.__getitem__)]
 
     def _trim(self, now_ms: int) -> None:
-        recent, times = self.recent, self._times
+        recent, paired = self.recent, self._paired
         max_age_ms = self.limits.max_age_s * 1000
         while recent and (len(recent) > self.limits.length or now_ms - recent[0][2] > max_age_ms):
             dropped = recent.popleft()
-            if times is not None:
-                _drop_entry_time(times, dropped)
+            if paired is not None and paired_kind(dropped[1]) is not None:
+                # The oldest entry, so the first paired one.
+                del paired[:2]
 
     def entry_times(self) -> EntryTimes:
-        """(clicks, conversions): each item's entry times, ascending (read-only)."""
-        if self._times is None:
-            self._times = entry_times(self.recent)
-        return self._times
+        """(clicks, conversions): each item's entry times, ascending."""
+        return entry_times(self.recent)
+
+    def paired_entries(self, number: Callable[[str], int]) -> array:
+        """The click and conversion entries as one flat array of (item number * 2 + kind,
+        timestamp_ms) (kinds: :func:`paired_kind`), in time order: what compiled pairing
+        reads (``pipeline.features.related.pairing``). ``number`` numbers items; the array
+        is kept in step with the entries while :meth:`add` is given each item's number in
+        the same numbering (read-only)."""
+        if self._paired is None:
+            paired = self._paired = array("q")
+            for item_id, entry_type, timestamp_ms in self.recent:
+                kind = paired_kind(entry_type)
+                if kind is not None:
+                    paired.extend((2 * number(item_id) + kind, timestamp_ms))
+        return self._paired
 
     def items_since(
         self, since_ms: int, types: frozenset[str] | None = None, limit: int | None = None
@@ -200,12 +220,8 @@ class UserHistory:
         return set(map(itemgetter(0), self.recent)).union(self.excluded)
 
     def has_seen(self, item_id: str) -> bool:
-        """Whether ``item_id`` is one of :meth:`seen_items`, without building the set: most
-        items a user converts were clicked first, which the entry times answer at once."""
+        """Whether ``item_id`` is one of :meth:`seen_items`, without building the set."""
         if item_id in self.excluded:
-            return True
-        clicks, conversions = self.entry_times()
-        if item_id in clicks or item_id in conversions:
             return True
         # A C loop (``in`` over a map), not a generator: a case is an item not seen, so the
         # whole history is looked through.
@@ -216,7 +232,7 @@ class UserHistory:
         merged into ``other`` are not carried over: :meth:`add_merged` them."""
         merged = sorted([*other.recent, *self.recent], key=entry_order)
         self.recent = deque(merged)
-        self._times = None
+        self._paired = None
         for item_id, timestamp_ms in other.excluded.items():
             self._exclude(item_id, timestamp_ms)
         self.blacklisted |= other.blacklisted

@@ -1,9 +1,10 @@
 """The co-occurrence counts: per relation and anchor, the partners' counts, in item numbers.
 
-Items are numbered as they are first paired (``ids`` and ``number``); each (relation,
-anchor) list is a row of a :class:`~pipeline.features.related.arena.PartnerArena`, found
-through ``row_of[relation code, anchor number]`` (-1: no list yet). A batch of pairs is
-three lookups per pair done by ``map`` and one compiled call, where a dictionary of
+Items are numbered as they are first met (``ids`` and ``number``; an engine numbers each
+event's item, and its users' histories keep the numbers for pairing, ``pairing.py``); each
+(relation, anchor) list is a row of a :class:`~pipeline.features.related.arena.PartnerArena`,
+found through ``row_of[relation code, anchor number]`` (-1: no list yet). Pairs wait in
+numbers and a batch of them is counted by one compiled call, where a dictionary of
 dictionaries cost a Python update per pair, and the scoring kernels read the lists where
 they lie (``NeighbourIndex`` translates item numbers to the factor model's indexes).
 Text ids appear only where lists are read out (:meth:`CountLists.partners`) or loaded.
@@ -67,10 +68,13 @@ class CountLists:
         self.arena = PartnerArena(entries)
         # Relation code x anchor number -> the anchor's row (-1: none yet).
         self.row_of = np.full((len(self.relations), 256), -1, dtype=np.int64)
-        # (relation, anchor, partner, amount) added and not yet counted (see :meth:`add`),
-        # and their relations' codes.
-        self._waiting: list[tuple[str, str, str, float]] = []
-        self._codes: list[int] = []
+        # Pairs added and not yet counted (see :meth:`add`), in numbers: the first
+        # ``waiting_count`` columns of ``waiting`` (relation code, anchor, partner) and of
+        # ``waiting_amounts``. Pairing (``pairing.py``) writes here directly.
+        room = max(MAX_WAITING, 1)
+        self.waiting = np.empty((3, room), dtype=np.int64)
+        self.waiting_amounts = np.empty(room, dtype=np.float64)
+        self.waiting_count = 0
         # Summing (what a batch writes to the store): the (codes, anchors, partners, amounts)
         # counted since the last :meth:`take_sums`, one group of arrays per flush.
         self.summing = summing
@@ -87,6 +91,11 @@ class CountLists:
                 if item not in number:
                     self._numbered(item)
             return np.fromiter(map(number.__getitem__, items), dtype=dtype, count=len(items))
+
+    def number_of(self, item: str) -> int:
+        """The number of ``item`` (numbered now when new)."""
+        number = self.number.get(item)
+        return self._numbered(item) if number is None else number
 
     def _numbered(self, item: str) -> int:
         number = self.number[item] = len(self.ids)
@@ -133,35 +142,53 @@ class CountLists:
     # --- changes ------------------------------------------------------------------------------
     def add(self, pairs: Sequence[tuple[str, str, str, float]]) -> None:
         """Add each (relation, anchor, partner, amount) to its count, in order, with the rule
-        of :func:`~pipeline.features.related.arena.add_amounts`. They wait, and are counted
-        by one compiled call when anything is read (or many wait): an event's few pairs
-        cost a list extension, not a call each (about 5 µs, more than the dictionaries'
-        updates cost on a log of 4 pairs an event). A relation not named at construction is
-        a ValueError here, with none of the call's pairs taken."""
+        of :func:`~pipeline.features.related.arena.add_amounts`. They wait, numbered, and
+        are counted by one compiled call when anything is read (or the room for waiting
+        pairs is full). A relation not named at construction is a ValueError here, with
+        none of the call's pairs taken."""
         try:
             codes = list(map(self.code.__getitem__, map(itemgetter(0), pairs)))
         except KeyError as exc:
             raise ValueError(f"unknown relation {exc}; known: {self.relations}") from None
-        self._codes += codes
-        self._waiting += pairs
-        if len(self._waiting) >= MAX_WAITING:
+        anchors = self.numbers(list(map(itemgetter(1), pairs)))
+        partners = self.numbers(list(map(itemgetter(2), pairs)))
+        amounts = list(map(itemgetter(3), pairs))
+        room = self.waiting.shape[1]
+        begin = 0
+        while begin < len(pairs):
+            if self.waiting_count == room:
+                self.flush()
+            at = self.waiting_count
+            end = min(len(pairs), begin + room - at)
+            taken = slice(at, at + end - begin)
+            self.waiting[0, taken] = codes[begin:end]
+            self.waiting[1, taken] = anchors[begin:end]
+            self.waiting[2, taken] = partners[begin:end]
+            self.waiting_amounts[taken] = amounts[begin:end]
+            self.waiting_count += end - begin
+            begin = end
+
+    def make_room(self, pairs: int) -> None:
+        """Count what waits unless ``pairs`` more fit in the room for waiting pairs (what
+        pairing asks before it writes them)."""
+        if self.waiting_count + pairs > self.waiting.shape[1]:
             self.flush()
+            if pairs > self.waiting.shape[1]:
+                self.waiting = np.empty((3, pairs), dtype=np.int64)
+                self.waiting_amounts = np.empty(pairs, dtype=np.float64)
 
     def flush(self) -> None:
         """Count the pairs waiting (every read does first)."""
-        waiting = self._waiting
-        if not waiting:
+        size = self.waiting_count
+        if not size:
             return
-        # Field by field with C loops (``map``): unpacking tens of thousands of pairs with
-        # zip(*...) took three times as long.
-        size = len(waiting)
-        codes = np.array(self._codes, dtype=np.int64)
-        anchor_numbers = self.numbers(list(map(itemgetter(1), waiting)))
-        partner_numbers = self.numbers(list(map(itemgetter(2), waiting)), np.int32)
-        amount_array = np.fromiter(map(itemgetter(3), waiting), np.float64, size)
-        self._waiting, self._codes = [], []
+        self.waiting_count = 0
+        codes, anchor_numbers, partner_numbers = self.waiting[:, :size]
+        amount_array = self.waiting_amounts[:size]
         if self.summing:
-            self._counted.append((codes, anchor_numbers, partner_numbers, amount_array))
+            self._counted.append(
+                (codes.copy(), anchor_numbers.copy(), partner_numbers.copy(), amount_array.copy())
+            )
         arena = self.arena
         begin = 0
         while True:

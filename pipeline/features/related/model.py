@@ -34,6 +34,7 @@ from pipeline.features.personal.history import (
     entry_times,
 )
 from pipeline.features.related.counts import CountLists
+from pipeline.features.related.pairing import Pairing
 
 RELATIONS = ("also_clicked", "also_bought", "viewed_then_bought")
 # Which popularity signal discounts the partners of each relation.
@@ -68,7 +69,7 @@ class RelatedConfig:
 
 class HistoryTimes(Protocol):
     """What pairing an event needs of a user's history: each item's click and conversion
-    times (``UserHistory.entry_times``, kept in step as entries come and go)."""
+    times (``UserHistory.entry_times``)."""
 
     def entry_times(self) -> EntryTimes: ...
 
@@ -127,9 +128,10 @@ def co_occurrences(
 
     The event adds exactly the pairs that hold with it and did not hold without it, so a
     pair counts once whichever of its events arrives first, and ten views of one item are
-    one co-occurrence, not ten. Call it before the event joins the history. The cost is
-    linear in the number of distinct items of the history (capped by ``history_length``):
-    their times are kept by the history, not gathered from its entries per event.
+    one co-occurrence, not ten. Call it before the event joins the history.
+
+    This is the rule; an engine's events are paired by its compiled form
+    (``pairing.py``), and logins' corrections (:func:`merge_pairs`) by this one.
     """
     item = event.item_id
     if item is None:
@@ -273,6 +275,10 @@ class CoOccurrence:
         batch writes to the store)."""
         self.config = config
         self.lists = CountLists(RELATIONS, 2 * config.max_neighbours, summing=summing)
+        # The rule of co_occurrences, compiled, for an engine's events.
+        self.pairing = Pairing(
+            self.lists, config.click_window_s, config.buy_window_s, config.view_window_s
+        )
         self.popularity: dict[str, dict[str, float]] = {
             signal: defaultdict(float) for signal in SIGNALS
         }

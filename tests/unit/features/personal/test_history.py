@@ -37,13 +37,19 @@ def test_a_limit_gives_the_first_distinct_items_of_the_whole_walk(seed: int) -> 
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_entry_times_kept_in_step_equal_those_gathered_from_the_entries(seed: int) -> None:
-    """The items' click and conversion times a history keeps as entries come (late ones
-    too), leave (trimmed by length and by age), are blacklisted and merged equal what
-    gathering them from the entries gives, after every step."""
+def test_paired_entries_kept_in_step_equal_those_built_from_the_entries(seed: int) -> None:
+    """The click and conversion entries a history keeps for pairing, in item numbers, as
+    entries come (late ones too, some without their number), leave (trimmed by length and
+    by age), are blacklisted and merged equal what building them from the entries gives,
+    after every step."""
     rng = random.Random(seed)
     limits = HistoryLimits(length=12, max_age_s=600, max_excluded=1000)
     history, other = UserHistory(limits), UserHistory(limits)
+    numbers: dict[str, int] = {}
+
+    def number(item: str) -> int:
+        return numbers.setdefault(item, len(numbers))
+
     now = T0
     for step in range(400):
         now += rng.randrange(0, 90_000)
@@ -53,15 +59,22 @@ def test_entry_times_kept_in_step_equal_those_gathered_from_the_entries(seed: in
         event = event_at(kind, "u", f"i{rng.randrange(6)}", late, **extra)
         target = other if rng.random() < 0.15 else history
         low = kind == "rate" and extra["value"] < 4
-        target.add(event, LOW_RATING if low else None)
+        told = number(str(event.item_id)) if rng.random() < 0.9 else -1
+        target.paired_entries(number)
+        target.add(event, LOW_RATING if low else None, told)
         if rng.random() < 0.03:
             history.add(event_at("blacklist", "u", f"i{rng.randrange(6)}", now))
         if rng.random() < 0.03:
             history.merge_from(other)
             other = UserHistory(limits)
         for each in (history, other):
-            assert each.entry_times() == entry_times(each.recent), step
-    assert sum(len(times) for times in history.entry_times()[0].values()) > 0
+            built = UserHistory(limits, recent=each.recent).paired_entries(number)
+            assert each.paired_entries(number) == built, step
+            times = entry_times(each.recent)
+            assert sorted(built[1::2]) == sorted(
+                t for kind in times for ts in kind.values() for t in ts
+            )
+    assert len(history.paired_entries(number)) > 0
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -425,18 +425,29 @@ class DictCounts:
 def test_the_engines_counts_are_the_rule_over_the_pairs_it_made(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every pair the engine counts (events, logins' corrections) goes to a dictionary
-    reference too: after each drain (which trims) both hold the same lists, and the lists
+    """Every pair the engine counts (events', logins' corrections), as it is counted, goes
+    to a dictionary reference too: after each drain (which trims) both hold the same lists, and the lists
     as scored mirror them."""
     engine = Engine(personal_config(load_settings(related_max_neighbours=10)))
     reference = DictCounts(10)
-    count = engine.cooc.apply
+    lists = engine.cooc.lists
+    count = lists.flush
 
-    def both(pairs: list[Pair]) -> None:
-        reference.apply(list(pairs))
-        count(pairs)
+    def both() -> None:
+        size = lists.waiting_count
+        codes, anchors, partners = lists.waiting[:, :size].tolist()
+        amounts = lists.waiting_amounts[:size].tolist()
+        reference.apply(
+            [
+                (RELATIONS[code], lists.ids[anchor], lists.ids[partner], amount)
+                for code, anchor, partner, amount in zip(
+                    codes, anchors, partners, amounts, strict=True
+                )
+            ]
+        )
+        count()
 
-    monkeypatch.setattr(engine.cooc, "apply", both)
+    monkeypatch.setattr(lists, "flush", both)
     rng = random.Random(3)
     events = random_events(rng, users=25, anonymous=5, items=70, logins=0.03)
     for _ in range(30):
