@@ -134,14 +134,10 @@ class UserHistory:
         entry = (event.item_id, entry_type or event.event_type, event.timestamp_ms)
         recent = self.recent
         key = entry_order(entry)
+        # Entries after the new one: none but for a late event.
+        after = 0
         if not recent or entry_order(recent[-1]) <= key:
             recent.append(entry)
-            paired, kind = self._paired, paired_kind(entry[1])
-            if paired is not None and kind is not None:
-                if number < 0:
-                    self._paired = None
-                else:
-                    paired.extend((2 * number + kind, entry[2]))
         else:
             # A late event (topics are not ordered against each other): keep time order,
             # which items_since and the age trim rely on. Late events land near the end.
@@ -149,7 +145,17 @@ class UserHistory:
             while position > 0 and entry_order(recent[position - 1]) > key:
                 position -= 1
             recent.insert(position, entry)
-            self._paired = None
+            after = len(recent) - 1 - position
+        paired, kind = self._paired, paired_kind(entry[1])
+        if paired is not None and kind is not None:
+            if number < 0:
+                self._paired = None
+            elif not after:
+                paired.extend((2 * number + kind, entry[2]))
+            else:
+                later = sum(paired_kind(recent[-1 - k][1]) is not None for k in range(after))
+                at = len(paired) - 2 * later
+                paired[at:at] = array("q", (2 * number + kind, entry[2]))
         self.interactions += 1
         self._trim(recent[-1][2])
 
