@@ -2,7 +2,9 @@
 
 Popularity and trending counters change by one key at a time: moving that key within a
 sorted list (a binary search and a memmove) is far cheaper than sorting every key whenever
-the top is asked for.
+the top is asked for. The order is brought up to date when the top is next asked for, not
+at every change: a worker adds thousands of events between two reads (one sort then costs
+less than moving each key as it changes), an evaluation a few (each key is moved).
 """
 
 from __future__ import annotations
@@ -14,37 +16,54 @@ from collections.abc import Collection, Iterator, Mapping
 class RankedScores:
     """Key -> score, ranked by descending score, ties by key (ascending)."""
 
-    __slots__ = ("_order", "_score")
+    __slots__ = ("_moved", "_order", "_score")
 
     def __init__(self, scores: Mapping[str, float] | None = None) -> None:
         self._score: dict[str, float] = dict(scores or {})
         self._order = sorted((-score, key) for key, score in self._score.items())
+        # Keys whose score changed since ``_order`` was last brought up to date, with
+        # their score in it (None: not in it yet).
+        self._moved: dict[str, float | None] = {}
 
     def add(self, key: str, amount: float) -> float:
         """Add ``amount`` to ``key``'s score (0 when new); returns the new score."""
-        old = self._score.get(key)
-        if old is None:
-            self._score[key] = amount
-            insort(self._order, (-amount, key))
-            return amount
-        new = self._score[key] = old + amount
-        order = self._order
-        entry = (-new, key)
-        at = bisect_left(order, (-old, key))
-        if new >= old:
-            to = bisect_left(order, entry, 0, at)
-        else:
-            to = bisect_left(order, entry, at + 1) - 1
-        if to != at:
-            _move(order, at, to)
-        order[to] = entry
+        score = self._score
+        old = score.get(key)
+        if key not in self._moved:
+            self._moved[key] = old
+        new = score[key] = amount if old is None else old + amount
         return new
+
+    def _settle(self) -> None:
+        """Bring the order up to date: sorted again when many keys changed, else each
+        changed key moved from its old place to its new one."""
+        moved, self._moved = self._moved, {}
+        order = self._order
+        if 8 * len(moved) > len(order):
+            self._order = sorted((-score, key) for key, score in self._score.items())
+            return
+        for key, old in moved.items():
+            new = self._score[key]
+            entry = (-new, key)
+            if old is None:
+                insort(order, entry)
+                continue
+            at = bisect_left(order, (-old, key))
+            if new >= old:
+                to = bisect_left(order, entry, 0, at)
+            else:
+                to = bisect_left(order, entry, at + 1) - 1
+            if to != at:
+                _move(order, at, to)
+            order[to] = entry
 
     def top(self, n: int, exclude: Collection[str] = ()) -> list[tuple[str, float]]:
         """The ``n`` best (key, score) pairs not in ``exclude``."""
         out: list[tuple[str, float]] = []
         if n <= 0:
             return out
+        if self._moved:
+            self._settle()
         for negative, key in self._order:
             if key not in exclude:
                 out.append((key, -negative))
