@@ -61,3 +61,19 @@ class Feedback:
         if not self.is_positive(event):
             return 0.0
         return max(float(self.weights.get(event.event_type, 0.0)), 0.0)
+
+    def judged(self, event: Event) -> tuple[str | None, float]:
+        """(:meth:`signal`, :meth:`weight`) in one call: what learning asks of every event."""
+        event_type = event.event_type
+        if event_type == "rate":
+            value = event.value
+            if value is None or value < self.positive_rating:
+                return None, 0.0
+            signal = CONVERSION
+        elif event_type in CONVERSION_TYPES:
+            signal = CONVERSION
+        elif event_type == CLICK:
+            signal = CLICK
+        else:
+            return None, 0.0
+        return signal, max(float(self.weights.get(event_type, 0.0)), 0.0)

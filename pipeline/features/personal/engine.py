@@ -139,28 +139,28 @@ class Engine:
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
             history.add(event)
             return
-        feedback = self.config.feedback
-        conversion = feedback.is_conversion(event)
+        signal, weight = self.config.feedback.judged(event)
         lists = self.cooc.lists
         number = lists.number_of(item)
-        is_click = event_type == CLICK
-        if is_click or conversion:
+        if signal is not None:
             # The pairs of co_occurrences, written to the counts' waiting room.
             self.cooc.pairing.pair(
-                history.paired_entries(lists.number_of), number, not is_click, event.timestamp_ms
+                history.paired_entries(lists.number_of),
+                number,
+                event_type != CLICK,
+                event.timestamp_ms,
             )
-        signal = feedback.signal(event)
-        if signal is not None:
             self.neighbours.count_popularity(item, signal)
             changes.popularity[(signal, item)] += 1.0
-            weight = feedback.weight(event)
             for gen, amount in self.trending.add(item, weight, event.timestamp_ms):
                 changes.trending[(gen, item)] += amount
             self.model.learn_one(user, item, 1.0, weight, key=event.event_id)
         else:
             # A low rating is explicit negative feedback.
             self.model.learn_one(user, item, 0.0, 1.0, key=event.event_id)
-        history.add(event, LOW_RATING if feedback.is_low_rating(event) else None, number)
+        # A rating that is no positive signal is a low one.
+        low = signal is None and event_type == "rate"
+        history.add(event, LOW_RATING if low else None, number)
 
     def set_created(self, created: Mapping[str, int | None]) -> None:
         """The catalog's creation times of items (None: the record has none, never new);

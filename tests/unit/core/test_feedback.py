@@ -38,3 +38,7 @@ def test_is_positive(event_type: str, value: float | None, positive: bool) -> No
     # The threshold is a setting (positive_rating), not a constant.
     if event_type == "rate":
         assert feedback(positive_rating=3.0).is_positive(event) is (value >= 3.0)
+    # What learning asks in one call is what the rule's parts answer.
+    for rule in (feedback(), feedback(positive_rating=3.0)):
+        assert rule.judged(event) == (rule.signal(event), rule.weight(event))
+    assert (feedback().judged(event)[0] is None) is (not positive)
