@@ -40,7 +40,7 @@ from pipeline.store.base import (
     Writes,
 )
 from pipeline.store.redis_scripts import READ_SCRIPTS, SCRIPTED, WRITE_CHUNK
-from pipeline.store.redis_writes import queue_eval, queue_plain, script_args
+from pipeline.store.redis_writes import queue_eval, queue_plain, run_args
 
 # The pipeline of the transaction whose ``build`` is running in this task (Store.watch).
 _WATCHING: ContextVar[Any] = ContextVar("watching", default=None)
@@ -156,8 +156,7 @@ class RedisStore(Store):
         source = SCRIPTED[run[0][0]]
         keys: list[str] = []
         args: list[Scalar] = []
-        for op in run:
-            op_args = script_args(op)
+        for op, op_args in zip(run, run_args(run), strict=True):
             if keys and len(args) + len(op_args) > WRITE_CHUNK:
                 queue_eval(pipe, source, keys, args)
                 keys, args = [], []
