@@ -122,27 +122,22 @@ def pair_event(
     conversion and its time, the stamp counter (``mark[n]`` below it: nothing this call),
     the three windows in milliseconds and the relations' codes (the indexes above).
     ``mark``: one slot per item number. There must be room for two pairs an entry."""
-    if params[CONVERSION] == 0:
-        click, view = params[CLICK_WINDOW], params[VIEW_WINDOW]
-        length = _pass(
-            entries, params, mark, waiting, amounts, length,
-            CLICK_KIND, CLICK_KIND, -click, click, params[ALSO_CLICKED], BOTH,
-        )  # fmt: skip
-        # This click, then a conversion of the partner within the window.
-        return _pass(
-            entries, params, mark, waiting, amounts, length,
-            CLICK_KIND, CONVERSION_KIND, 0, view, params[VIEWED_THEN_BOUGHT], FROM_ITEM,
-        )  # fmt: skip
-    buy, view = params[BUY_WINDOW], params[VIEW_WINDOW]
+    conversion = params[CONVERSION] != 0
+    own = CONVERSION_KIND if conversion else CLICK_KIND
+    near = params[BUY_WINDOW] if conversion else params[CLICK_WINDOW]
+    code = params[ALSO_BOUGHT] if conversion else params[ALSO_CLICKED]
+    # Entries of the event's kind within the window, either way round: both directions.
     length = _pass(
-        entries, params, mark, waiting, amounts, length,
-        CONVERSION_KIND, CONVERSION_KIND, -buy, buy, params[ALSO_BOUGHT], BOTH,
-    )  # fmt: skip
-    # A click of the partner, then this conversion within the window.
+        entries, params, mark, waiting, amounts, length, own, own, -near, near, code, BOTH
+    )
+    # A click, then a conversion within the view window: from this click to the partner,
+    # or from the partner to this conversion.
+    view = params[VIEW_WINDOW]
+    low, high, direction = (-view, 0, TO_ITEM) if conversion else (0, view, FROM_ITEM)
+    code = params[VIEWED_THEN_BOUGHT]
     return _pass(
-        entries, params, mark, waiting, amounts, length,
-        CONVERSION_KIND, CLICK_KIND, -view, 0, params[VIEWED_THEN_BOUGHT], TO_ITEM,
-    )  # fmt: skip
+        entries, params, mark, waiting, amounts, length, own, 1 - own, low, high, code, direction
+    )
 
 
 class Pairing:
