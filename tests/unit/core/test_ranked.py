@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from pipeline.core import ranked as ranked_scores
 from pipeline.core.ranked import RankedScores
 
 
@@ -15,12 +16,19 @@ def ranking(scores: dict[str, float]) -> list[tuple[str, float]]:
     return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
-@pytest.mark.parametrize(("seed", "every"), [(0, 1), (1, 1), (2, 3), (3, 7), (4, 200)])
-def test_random_changes_keep_the_rank_order_of_a_full_sort(seed: int, every: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "every", "eager"),
+    [(0, 1, 256), (1, 1, 0), (2, 3, 0), (3, 7, 0), (4, 200, 0), (5, 7, 3), (6, 200, 256)],
+)
+def test_random_changes_keep_the_rank_order_of_a_full_sort(
+    seed: int, every: int, eager: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Increases, decreases (to below zero), zero changes and new keys, with many ties
-    (small integer amounts over few keys): read after every change or after several (the
-    changed keys moved one by one, or sorted again when many changed), the order is what
-    sorting every score gives, and ``add`` answers the new score."""
+    (small integer amounts over few keys): read after every change or after several, with
+    keys moved as they change, noted from the first change on (moved one by one at the
+    read, or sorted again when many changed) or noted past a few, the order is what sorting
+    every score gives, and ``add`` answers the new score."""
+    monkeypatch.setattr(ranked_scores, "EAGER_ADDS", eager)
     rng = random.Random(seed)
     ranked = RankedScores({f"k{i}": float(rng.randint(0, 3)) for i in range(20)})
     scores = ranked.as_dict()
