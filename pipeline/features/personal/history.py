@@ -273,7 +273,11 @@ class UserHistory:
     @classmethod
     def from_state(cls, state: dict[str, Any], limits: HistoryLimits) -> UserHistory:
         history = cls(limits)
-        history.recent = deque((str(i), str(t), int(ts)) for i, t, ts in state.get("recent", []))
+        # In time order whatever order the stored entries are in (Redis is a public contract
+        # that others may write): pairing and the trims rely on it. A sorted list (what
+        # this class stores) is checked in one pass.
+        entries = [(str(i), str(t), int(ts)) for i, t, ts in state.get("recent", [])]
+        history.recent = deque(sorted(entries, key=entry_order))
         history.excluded = {str(k): int(v) for k, v in state.get("excluded", {}).items()}
         history.blacklisted = set(state.get("blacklisted", []))
         history.interactions = int(state.get("interactions", 0))

@@ -85,3 +85,20 @@ def test_pairs_that_do_not_fit_count_what_waits_first(monkeypatch: pytest.Monkey
     assert lists.partners("also_clicked", "i0") == {f"i{k}": 1.0 for k in range(1, 20)}
     assert lists.partners("also_clicked", "i19") == {f"i{k}": 1.0 for k in range(19)}
     assert lists.waiting_count == 0
+
+
+def test_a_stored_history_out_of_time_order_pairs_as_the_rule() -> None:
+    """A history read from the store with its entries out of time order (written by another
+    program) is put in order: compiled pairing, which relies on it, pairs as the rule."""
+    limits = HistoryLimits(length=50, max_age_s=86_400, max_excluded=10)
+    stored = {"recent": [["a", "click", T0 + 50_000], ["b", "click", T0], ["c", "buy", T0 + 70]]}
+    history = UserHistory.from_state(stored, limits)
+    assert [entry[2] for entry in history.recent] == [T0, T0 + 70, T0 + 50_000]
+    lists = CountLists(RELATIONS, longest=400)
+    pairing = Pairing(lists, CONFIG.click_window_s, CONFIG.buy_window_s, CONFIG.view_window_s)
+    event = event_at("click", "u", "d", T0 + 100_000)
+    number = lists.number_of("d")
+    pairing.pair(history.paired_entries(lists.number_of), number, False, T0 + 100_000)
+    expected = Counter(co_occurrences(history, event, False, CONFIG))
+    assert written(lists, 0) == expected
+    assert ("also_clicked", "d", "a", 1.0) in expected
