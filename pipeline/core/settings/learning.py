@@ -14,6 +14,8 @@ from pipeline.core.events import EVENT_TYPES
 from pipeline.core.ids import valid_id
 
 DEFAULT_WINDOWS = {"1h": 3600.0, "1d": 86400.0, "7d": 604800.0}
+# The longest pairing window (settings related_*_window_s): a century, in seconds.
+MAX_WINDOW_S = 100 * 365 * 86400
 DEFAULT_EVENT_WEIGHTS = {
     "click": 1.0,
     "basket": 2.0,
@@ -163,16 +165,25 @@ class LearningSettings(BaseSettings):
         le=2,
         description="Popularity discount exponent of related items: count / (popularity + 1) ** discount.",
     )
+    # The pairing windows are at most a century (MAX_WINDOW_S): compiled pairing adds them
+    # to times as 64-bit milliseconds, where a larger one would overflow.
     related_click_window_s: int = Field(
-        2 * 3600, ge=1, description="Clicks of one user this close together are 'also clicked'."
+        2 * 3600,
+        ge=1,
+        le=MAX_WINDOW_S,
+        description="Clicks of one user this close together are 'also clicked'.",
     )
     related_buy_window_s: int = Field(
         30 * 86400,
         ge=1,
+        le=MAX_WINDOW_S,
         description="Conversions of one user this close together are 'also bought'.",
     )
     related_view_window_s: int = Field(
-        86400, ge=1, description="A click this long before a conversion is 'viewed then bought'."
+        86400,
+        ge=1,
+        le=MAX_WINDOW_S,
+        description="A click this long before a conversion is 'viewed then bought'.",
     )
 
     # --- new items (the catalog's created_at) -------------------------------------------------

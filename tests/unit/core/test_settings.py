@@ -103,6 +103,10 @@ INVALID_ENV = [
     ("PIPELINE_DEAD_LETTER_MAX_VALUE_BYTES", "1"),
     ("PIPELINE_WORKER_STOP_TIMEOUT_S", "0"),
     ("PIPELINE_HTTP_BODY_TIMEOUT_S", "-1"),
+    # Pairing adds windows to times as 64-bit milliseconds: at most a century.
+    ("PIPELINE_RELATED_BUY_WINDOW_S", "9300000000000000"),
+    ("PIPELINE_RELATED_CLICK_WINDOW_S", "3153600001"),
+    ("PIPELINE_RELATED_VIEW_WINDOW_S", "0"),
 ]
 
 
