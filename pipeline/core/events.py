@@ -129,7 +129,9 @@ class Event(NamedTuple):
     Immutable; a named tuple, not a frozen dataclass: every event a worker reads is built
     once, and a frozen dataclass sets each of its thirteen fields through
     ``object.__setattr__`` (1.4 µs an event against 0.4). The default ``context`` and
-    ``extra`` are one shared empty dictionary: never change an event's.
+    ``extra`` are one shared empty dictionary: never change an event's. An event is not
+    hashable (those two are dictionaries) and not JSON by itself (:meth:`to_dict` is its
+    JSON form).
     """
 
     event_id: str
