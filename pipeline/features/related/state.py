@@ -26,8 +26,11 @@ def queue_pairs(writes: Writes, keys: Keys, pairs: PairCounts, max_neighbours: i
     for relation, lists in pairs.items():
         for item_id, partners in lists.items():
             anchors.add(item_id)
-            # A login's correction and a new pair may cancel out within a batch.
-            changed = {partner: amount for partner, amount in partners.items() if amount}
+            # A login's correction and a new pair may cancel out within a batch (rarely: the
+            # test is a C loop, the filter a Python one).
+            changed = partners
+            if 0.0 in partners.values():
+                changed = {partner: amount for partner, amount in partners.items() if amount}
             if changed:
                 writes.zincr_trim(
                     keys.related(relation, item_id), changed, max_neighbours, 2 * max_neighbours

@@ -273,6 +273,9 @@ def test_queue_pairs_writes_each_lists_sum_once_and_names_every_anchor():
             ("also_clicked", "x", "a", 1.0),
             ("also_bought", "y", "b", 1.0),
             ("also_bought", "y", "b", -1.0),
+            ("viewed_then_bought", "z", "b", 1.0),
+            ("viewed_then_bought", "z", "b", -1.0),
+            ("viewed_then_bought", "z", "c", 1.0),
         ]
     )
     writes = Writes()
@@ -281,7 +284,9 @@ def test_queue_pairs_writes_each_lists_sum_once_and_names_every_anchor():
         [
             ("zincr_trim", "t:related:also_clicked:x", {"a": 2.0}, 50, 100, 0),
             ("zincr_trim", "t:related:also_clicked:a", {"x": 1.0}, 50, 100, 0),
-            ("sadd", "t:related:anchors", ["a", "x", "y"]),
+            # Of a list, only the partners whose pairs did not cancel out.
+            ("zincr_trim", "t:related:viewed_then_bought:z", {"c": 1.0}, 50, 100, 0),
+            ("sadd", "t:related:anchors", ["a", "x", "y", "z"]),
         ],
         key=repr,
     )
