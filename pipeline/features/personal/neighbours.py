@@ -97,7 +97,8 @@ class NeighbourIndex:
         """The counts' item number -> the model's index of the item (-1: not in the model),
         brought up to the items numbered or modelled since the last call."""
         lists = self.cooc.lists
-        lists.flush()  # numbers the items of the pairs waiting
+        # The pairs waiting counted first: callers read the lists (a count may move them).
+        lists.flush()
         numbered, modelled = len(lists.ids), len(self.model.item_ids)
         if numbered == self._numbered and modelled == self._modelled:
             return self._model_of
