@@ -30,7 +30,6 @@ from pipeline.features.personal.recommend import BlendConfig, Recommendation, Re
 from pipeline.features.personal.words import WordFactors
 from pipeline.features.related.model import (
     CoOccurrence,
-    Pair,
     RelatedConfig,
     merge_pairs,
 )
@@ -140,9 +139,11 @@ class Engine:
             history.add(event)
             return
         signal, weight = self.config.feedback.judged(event)
-        lists = self.cooc.lists
-        number = lists.number_of(item)
+        # The item's number in the counts (-1: none needed, the entry is not paired).
+        number = -1
         if signal is not None:
+            lists = self.cooc.lists
+            number = lists.number_of(item)
             # The pairs of co_occurrences, written to the counts' waiting room.
             self.cooc.pairing.pair(
                 history.paired_entries(lists.number_of),
@@ -230,10 +231,6 @@ class Engine:
             self.learn(event)
         return self.drain_changes()
 
-    def _add_pairs(self, pairs: list[Pair]) -> None:
-        if pairs:
-            self.cooc.apply(pairs)
-
     def _merge_user(self, anonymous: str, user: str) -> None:
         if anonymous == user or self.aliases.get(user) == anonymous:
             return
@@ -244,7 +241,7 @@ class Engine:
         history = self.history(user)
         old = self.histories.pop(anonymous, None)
         if old is not None:
-            self._add_pairs(merge_pairs(history, old, self.config.related))
+            self.cooc.apply(merge_pairs(history, old, self.config.related))
             history.merge_from(old)
         # The user's history lists every id whose alias points to the user (or to an id
         # merged into the user): a forget of the user deletes them all.

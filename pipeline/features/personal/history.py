@@ -120,7 +120,8 @@ class UserHistory:
     def add(self, event: Event, entry_type: str | None = None, number: int = -1) -> None:
         """Record an event. ``entry_type`` overrides the type stored (:data:`LOW_RATING`).
         ``number``: the item's number in the numbering of :meth:`paired_entries` (-1: not
-        known, they are built again when next asked)."""
+        known; a click or conversion entry then has them built again when next asked,
+        other entries need none)."""
         if event.item_id is None:
             return
         if event.event_type == "blacklist":
