@@ -89,17 +89,8 @@ def script_args(op: Op) -> list[Scalar]:
         members[0::2] = numbers(scores.values())
         members[1::2] = scores
         return [expire_at_s, len(scores), *members]
-    if name == "zincr_trim":
-        _, _, increments, keep, trim_above, expire_at_s = op
-        args: list[Scalar] = [keep, trim_above, expire_at_s, len(increments)]
-    else:  # hincr_float
-        increments = op[2]
-        args = [len(increments)]
-    pairs: list[Scalar] = [0] * (2 * len(increments))
-    pairs[0::2] = increments
-    pairs[1::2] = numbers(increments.values())
-    args += pairs
-    return args
+    # zincr_trim, hincr_float: a run of one.
+    return run_args([op])[0]
 
 
 def queue_plain(pipe: Any, op: Op) -> None:

@@ -1,5 +1,5 @@
 """The arguments of scripted writes: a run's amounts converted together are those each write
-converts alone."""
+converts alone (a run of one)."""
 
 from __future__ import annotations
 
