@@ -74,14 +74,23 @@ def add_entry_time(times: EntryTimes, entry: tuple[str, str, int]) -> None:
         insort(found, timestamp_ms)
 
 
+# The kinds of paired entries (:meth:`UserHistory.paired_entries`).
+CLICK_KIND, CONVERSION_KIND = 0, 1
+
+
 def paired_kind(entry_type: str) -> int | None:
-    """An entry's kind in :meth:`UserHistory.paired_entries`: 0 a click, 1 a conversion,
-    None for entries not paired."""
+    """An entry's kind in :meth:`UserHistory.paired_entries`, None for entries not paired."""
     if entry_type in CLICK_ENTRIES:
-        return 0
+        return CLICK_KIND
     if entry_type in CONVERSION_ENTRIES:
-        return 1
+        return CONVERSION_KIND
     return None
+
+
+def paired_code(number: int, kind: int) -> int:
+    """An entry's code in :meth:`UserHistory.paired_entries`: its item's number and its kind
+    in one integer (``code >> 1`` and ``code & 1``)."""
+    return 2 * number + kind
 
 
 def entry_order(entry: tuple[str, str, int]) -> tuple[int, str, str]:
@@ -152,11 +161,11 @@ class UserHistory:
             if number < 0:
                 self._paired = None
             elif not after:
-                paired.extend((2 * number + kind, entry[2]))
+                paired.extend((paired_code(number, kind), entry[2]))
             else:
                 later = sum(paired_kind(recent[-1 - k][1]) is not None for k in range(after))
                 at = len(paired) - 2 * later
-                paired[at:at] = array("q", (2 * number + kind, entry[2]))
+                paired[at:at] = array("q", (paired_code(number, kind), entry[2]))
         self.interactions += 1
         self._trim(recent[-1][2])
 
@@ -183,8 +192,8 @@ class UserHistory:
         return entry_times(self.recent)
 
     def paired_entries(self, number: Callable[[str], int]) -> array:
-        """The click and conversion entries as one flat array of (item number * 2 + kind,
-        timestamp_ms) (kinds: :func:`paired_kind`), in time order: what compiled pairing
+        """The click and conversion entries as one flat array of (:func:`paired_code`,
+        timestamp_ms), in time order: what compiled pairing
         reads (``pipeline.features.related.pairing``). ``number`` numbers items; the array
         is kept in step with the entries while :meth:`add` is given each item's number in
         the same numbering (read-only)."""
@@ -193,7 +202,7 @@ class UserHistory:
             for item_id, entry_type, timestamp_ms in self.recent:
                 kind = paired_kind(entry_type)
                 if kind is not None:
-                    paired.extend((2 * number(item_id) + kind, timestamp_ms))
+                    paired.extend((paired_code(number(item_id), kind), timestamp_ms))
         return self._paired
 
     def items_since(

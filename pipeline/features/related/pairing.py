@@ -1,8 +1,8 @@
 """Pairing an event with its user's history, compiled: the rule of
 :func:`~pipeline.features.related.model.co_occurrences` on item numbers.
 
-A history's click and conversion entries are kept as one flat array of (item number * 2 +
-kind, time) in time order (``UserHistory.paired_entries``), and an event's pairs are written
+A history's click and conversion entries are kept as one flat array of (``paired_code``:
+item number and kind, time) in time order (``UserHistory.paired_entries``), and an event's pairs are written
 as numbers straight into the counts' waiting room (``CountLists.waiting``). Per event this
 is one compiled call, where the rule in Python walked every distinct item of the history
 twice and the counts then numbered each pair's text ids: the cost that grew with the
@@ -16,10 +16,9 @@ from array import array
 import numpy as np
 
 from pipeline.core.compiled import compiled
+from pipeline.features.personal.history import CLICK_KIND, CONVERSION_KIND
 from pipeline.features.related.counts import CountLists
 
-# An entry's kind (the low bit of its code): a click, or a conversion.
-CLICK_KIND, CONVERSION_KIND = 0, 1
 # Pairs one pass writes: both directions of each partner (a symmetric relation), the event's
 # item to the partner (a click, then a conversion), or the partner to the event's item.
 BOTH, FROM_ITEM, TO_ITEM = 0, 1, 2
@@ -117,7 +116,7 @@ def pair_event(
     ``co_occurrences``) to ``waiting`` and ``amounts`` from column ``length``; returns the
     count after them.
 
-    ``entries``: the history's click and conversion entries, (item number * 2 + kind, time)
+    ``entries``: the history's click and conversion entries, (``paired_code``, time)
     flattened, times ascending. ``params``: the event's item number, whether it is a
     conversion and its time, the stamp counter (``mark[n]`` below it: nothing this call),
     the three windows in milliseconds and the relations' codes (the indexes above).
